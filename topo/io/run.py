@@ -1,0 +1,131 @@
+"""Run directories: where topo keeps the files of one training run.
+
+::
+
+    RUN/
+      run.json                          manifest: config, seed, versions, status
+      metrics.jsonl                     one JSON object per epoch
+      snapshots/epoch_0000.safetensors  epoch 0 = initialisation, zero-padded so that
+      snapshots/epoch_0001.safetensors  sorting the paths sorts time
+      snapshots/level_01/epoch_0000...  iterative pruning: one folder per level
+
+Every file name lives here, so readers and the training loop agree on them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from topo.errors import UnreadableFileError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas
+
+__all__ = [
+    "MANIFEST_NAME", "METRICS_NAME", "SNAPSHOT_DIR", "SNAPSHOT_SUFFIX",
+    "snapshot_name", "is_run_dir", "read_manifest", "read_metrics", "snapshot_paths",
+    "snapshot_epoch",
+]
+
+MANIFEST_NAME = "run.json"
+METRICS_NAME = "metrics.jsonl"
+SNAPSHOT_DIR = "snapshots"
+SNAPSHOT_SUFFIX = ".safetensors"
+_EPOCH_RE = re.compile(r"epoch_(\d+)")
+_LEVEL_RE = re.compile(r"level_(\d+)")
+
+
+def snapshot_name(epoch: int, level: int | None = None) -> str:
+    """Relative path of a snapshot inside a run directory."""
+    name = f"epoch_{epoch:04d}{SNAPSHOT_SUFFIX}"
+    if level is None:
+        return f"{SNAPSHOT_DIR}/{name}"
+    return f"{SNAPSHOT_DIR}/level_{level:02d}/{name}"
+
+
+def is_run_dir(path: Path) -> bool:
+    """True when ``path`` is a folder with a run manifest."""
+    return path.is_dir() and (path / MANIFEST_NAME).is_file()
+
+
+def read_manifest(run: str | Path) -> dict[str, Any]:
+    """The parsed ``run.json`` of a run directory."""
+    path = Path(run) / MANIFEST_NAME
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UnreadableFileError(f"{run}: not a topo run (no {MANIFEST_NAME})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UnreadableFileError(f"{path}: damaged run manifest ({exc})") from None
+
+
+def read_metrics(run: str | Path) -> pandas.DataFrame:
+    """Per-epoch metrics of a run as a DataFrame (empty when none were written yet).
+
+    Nested per-layer lists (e.g. ``density``) become columns ``density_0``, ``density_1``...
+    """
+    import pandas as pd
+
+    path = Path(run) / METRICS_NAME
+    if not path.is_file():
+        return pd.DataFrame()
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            raise UnreadableFileError(f"{path}: line {n} is not valid JSON") from None
+        flat = {}
+        for key, value in row.items():
+            if isinstance(value, list):
+                flat.update({f"{key}_{i}": v for i, v in enumerate(value)})
+            else:
+                flat[key] = value
+        rows.append(flat)
+    return pd.DataFrame(rows)
+
+
+def snapshot_epoch(path: str | Path) -> int | None:
+    """The epoch encoded in a snapshot's name (``epoch_0012...`` gives 12), else None."""
+    m = _EPOCH_RE.search(Path(path).name)
+    return int(m.group(1)) if m else None
+
+
+def snapshot_level(path: str | Path) -> int | None:
+    """The pruning level of a snapshot inside ``level_XX/``, else None."""
+    m = _LEVEL_RE.fullmatch(Path(path).parent.name)
+    return int(m.group(1)) if m else None
+
+
+def snapshot_paths(path: str | Path) -> list[Path]:
+    """The snapshots of a run or a folder, in time order.
+
+    - a run directory: every ``*.safetensors`` below ``snapshots/`` (levels in order);
+    - a folder of ``*.safetensors`` files: those files, sorted by name;
+    - a folder of NNSTD folders (``epoch_XXX/weight_l0.npz``): those folders, sorted.
+
+    Raises
+    ------
+    UnreadableFileError
+        The path is missing or holds no snapshots.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UnreadableFileError(f"{path}: no such file or folder")
+    if not path.is_dir():
+        raise UnreadableFileError(f"{path}: expected a run directory or a folder of snapshots")
+    if is_run_dir(path):
+        found = sorted((path / SNAPSHOT_DIR).rglob(f"*{SNAPSHOT_SUFFIX}"))
+    else:
+        found = sorted(p for p in path.glob(f"*{SNAPSHOT_SUFFIX}") if not p.name.startswith("."))
+        if not found:
+            found = sorted(p for p in path.iterdir() if (p / "weight_l0.npz").is_file())
+    found = [p for p in found if not p.name.startswith(".")]
+    if not found:
+        raise UnreadableFileError(f"{path}: holds no snapshots")
+    return found
