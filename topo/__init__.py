@@ -32,6 +32,16 @@ _LAZY = {
     "save_snapshot": "topo.io",
     "snapshot_paths": "topo.io",
     "detect_format": "topo.io",
+    "nnstd": "topo.distance",
+    "NNSTDResult": "topo.distance",
+    "distance_matrix": "topo.distance",
+    "mask_overlap": "topo.overlap",
+    "ever_active_rate": "topo.overlap",
+    "neural_persistence": "topo.persistence",
+    "persistence_diagrams": "topo.persistence",
+    "interaction_strengths": "topo.interactions",
+    "topology_evolution": "topo.evolution",
+    "input_connectivity": "topo.evolution",
 }
 
 __all__ = [
