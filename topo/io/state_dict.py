@@ -156,13 +156,8 @@ def _to_numpy(t: Any) -> np.ndarray:
 
 
 def _unsafe_detail(message: str) -> str:
-    m = re.search(r"GLOBAL ([\w.]+(?: [\w.]+)?)", message)
-    if m:
-        return f"the global {m.group(1).replace(' ', '.')!r}"
-    m = re.search(r"Unsupported global: GLOBAL ([^\s]+)", message)
-    if m:
-        return f"the global {m.group(1)!r}"
-    return "objects"
+    m = re.search(r"GLOBAL ([\w.]+)", message)
+    return f"the global {m.group(1)!r}" if m else "objects"
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,0 +1,88 @@
+"""`topo info` and `topo export`: output conventions and error behaviour."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+import topo
+from topo.cli import main
+from topo.graph import LayeredGraph
+
+
+@pytest.fixture
+def snapshot(tmp_path) -> Path:
+    g = LayeredGraph([np.array([[1.0, 0.0, 2.0], [0.0, 0.0, -1.0]]), np.array([[0.5, 0.5]])],
+                     names=["fc1", "fc2"], metadata={"epoch": 3})
+    return topo.save_snapshot(g, tmp_path / "snap.safetensors")
+
+
+def test_info_json_schema(snapshot, capsys):
+    assert main(["info", str(snapshot), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["format"] == "topo.snapshot"
+    assert [layer["name"] for layer in out["layers"]] == ["fc1", "fc2"]
+    first = out["layers"][0]
+    assert (first["n_in"], first["n_out"], first["connections"]) == (3, 2, 3)
+    assert isinstance(first["connections"], int)
+    assert first["density"] == pytest.approx(0.5)
+    assert out["totals"]["connections"] == 5
+
+
+def test_info_table(snapshot, capsys):
+    assert main(["info", str(snapshot)]) == 0
+    out = capsys.readouterr().out
+    assert "topo.snapshot" in out and "fc1" in out and "5 connections" in out
+
+
+def test_info_reports_nonfinite_weights(tmp_path, capsys):
+    save_file({"fc.weight": np.array([[np.nan, 1.0]], dtype=np.float32)},
+              str(tmp_path / "nan.safetensors"))
+    assert main(["info", str(tmp_path / "nan.safetensors")]) == 0
+    assert "NaN or infinite" in capsys.readouterr().out
+
+
+def test_export_edgelist(snapshot, tmp_path, capsys):
+    out = tmp_path / "edges.txt"
+    assert main(["export", str(snapshot), "--format", "edgelist", "-o", str(out)]) == 0
+    rows = [ln.split() for ln in out.read_text().splitlines() if not ln.startswith("#")]
+    assert len(rows) == 5
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_errors_are_one_line_without_traceback(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x05\x00\x00\x00\x00\x00\x00\x00{oops")
+    proc = subprocess.run([sys.executable, "-m", "topo", "info", str(bad)],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(bad) in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_export_to_bad_format_writes_nothing(snapshot, tmp_path):
+    with pytest.raises(SystemExit):
+        main(["export", str(snapshot), "--format", "dot", "-o", str(tmp_path / "x.dot")])
+    assert not (tmp_path / "x.dot").exists()
+
+
+def test_info_on_safetensors_does_not_import_torch(snapshot):
+    code = ("import sys; from topo.cli import main; main(['info', sys.argv[1]]); "
+            "print('torch imported' if 'torch' in sys.modules else 'no torch')")
+    proc = subprocess.run([sys.executable, "-c", code, str(snapshot)],
+                          capture_output=True, text=True, check=True)
+    assert proc.stdout.strip().splitlines()[-1] == "no torch"
+
+
+def test_help_lists_commands():
+    proc = subprocess.run([sys.executable, "-m", "topo", "--help"], capture_output=True,
+                          text=True, check=True)
+    assert "info" in proc.stdout and "export" in proc.stdout

@@ -1,0 +1,169 @@
+"""LayeredGraph: construction rules, summary, conversions and exports."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from topo.errors import GraphStructureError, NonFiniteWeightsError, TopoError
+from topo.graph import LayeredGraph
+
+
+def small_graph() -> LayeredGraph:
+    # 3 inputs -> 2 hidden -> 1 output.
+    # layer 0 (2x3): h0 <- x0 (0.5), x2 (-1.0); h1 <- x2 (kept at exactly 0 by the mask)
+    w0 = np.array([[0.5, 0.0, -1.0], [0.0, 0.0, 0.0]])
+    m0 = np.array([[1, 0, 1], [0, 0, 1]])
+    w1 = np.array([[2.0, 0.0]])
+    return LayeredGraph([w0, w1], masks=[m0, w1 != 0],
+                        biases=[np.zeros(2), np.array([0.1])], names=["fc1", "fc2"])
+
+
+def test_mask_defines_connections_even_for_zero_weights():
+    g = small_graph()
+    assert g.n_connections == [3, 1]
+    layer = g.layers[0]
+    stored = set(zip(np.repeat(np.arange(2), np.diff(layer.indptr)).tolist(),
+                     layer.indices.tolist()))
+    assert stored == {(0, 0), (0, 2), (1, 2)}
+    assert layer[1, 2] == 0.0
+
+
+def test_dense_array_without_mask_uses_nonzeros():
+    g = LayeredGraph([np.array([[0.0, 3.0], [0.0, 0.0]])])
+    assert g.n_connections == [1]
+
+
+def test_sparse_input_keeps_explicit_zeros():
+    w = sp.csr_matrix((np.array([0.0, 1.5]), (np.array([0, 1]), np.array([1, 0]))), shape=(2, 2))
+    g = LayeredGraph([w])
+    assert g.n_connections == [2]
+
+
+def test_widths_and_offsets():
+    g = small_graph()
+    assert g.widths == [3, 2, 1]
+    assert g.n_in == [3, 2] and g.n_out == [2, 1]
+    assert g.offsets().tolist() == [0, 3, 5]
+    assert g.n_units == 6
+
+
+def test_consecutive_widths_must_agree():
+    with pytest.raises(GraphStructureError, match="takes 3 inputs"):
+        LayeredGraph([np.ones((2, 4)), np.ones((1, 3))], names=["a", "b"])
+
+
+def test_layers_must_be_2d():
+    with pytest.raises(GraphStructureError, match="2-D"):
+        LayeredGraph([np.ones((2, 3, 3))])
+
+
+def test_mask_shape_must_match():
+    with pytest.raises(GraphStructureError, match="mask shape"):
+        LayeredGraph([np.ones((2, 3))], masks=[np.ones((3, 2))])
+
+
+def test_bias_length_checked():
+    with pytest.raises(GraphStructureError, match="bias"):
+        LayeredGraph([np.ones((2, 3))], biases=[np.ones(3)])
+
+
+def test_input_shape_must_hold_inputs():
+    with pytest.raises(GraphStructureError, match="input shape"):
+        LayeredGraph([np.ones((2, 6))], input_shape=(2, 2))
+    assert LayeredGraph([np.ones((2, 6))], input_shape=(2, 3)).input_shape == (2, 3)
+
+
+def test_empty_layer_list_rejected():
+    with pytest.raises(GraphStructureError):
+        LayeredGraph([])
+
+
+def test_summary_hand_computed():
+    s = small_graph().summary()
+    assert s["name"].tolist() == ["fc1", "fc2"]
+    assert s["connections"].tolist() == [3, 1]
+    assert s["density"].tolist() == pytest.approx([3 / 6, 1 / 2])
+    # x1 has no outgoing connection in layer 0; h1 has no outgoing one in layer 1
+    assert s["inputs_without_outgoing"].tolist() == [1, 1]
+    assert s["outputs_without_incoming"].tolist() == [0, 0]
+    assert s.loc[0, "weight_min"] == -1.0
+    assert s.loc[0, "weight_max"] == 0.5
+    assert s.loc[0, "weight_mean"] == pytest.approx((0.5 - 1.0 + 0.0) / 3)
+
+
+def test_nonfinite_reported_and_refused_on_demand():
+    g = LayeredGraph([np.array([[np.nan, 1.0]]), np.array([[1.0]])], names=["a", "b"])
+    assert g.nonfinite_layers() == ["a"]
+    assert g.summary()["nonfinite"].tolist() == [1, 0]
+    with pytest.raises(NonFiniteWeightsError, match="'a'"):
+        g.require_finite("neural persistence")
+
+
+def test_edges_use_global_ids():
+    src, dst, w = small_graph().edges()
+    triples = sorted(zip(src.tolist(), dst.tolist(), w.tolist()))
+    assert triples == [(0, 3, 0.5), (2, 3, -1.0), (2, 4, 0.0), (3, 5, 2.0)]
+
+
+def test_to_networkx_keeps_counts_and_weights():
+    g = small_graph()
+    nxg = g.to_networkx()
+    assert nxg.number_of_nodes() == 6
+    assert nxg.number_of_edges() == 4
+    assert nxg[2][4]["weight"] == 0.0
+    assert nxg.nodes[5] == {"layer": 2, "unit": 0}
+
+
+def test_to_igraph_keeps_zero_weight_connections():
+    g = small_graph()
+    ig = g.to_igraph()
+    assert ig.vcount() == 6 and ig.ecount() == 4
+    eid = ig.get_eid(2, 4)
+    assert ig.es[eid]["weight"] == 0.0
+    assert sorted(ig.es["weight"]) == [-1.0, 0.0, 0.5, 2.0]
+
+
+def test_graphml_roundtrip(tmp_path):
+    g = small_graph()
+    out = g.export(tmp_path / "g.graphml", "graphml")
+    back = nx.read_graphml(out)
+    assert back.number_of_nodes() == 6 and back.number_of_edges() == 4
+    assert back["0"]["3"]["weight"] == 0.5
+    assert back["2"]["4"]["weight"] == 0.0
+
+
+def test_gexf_roundtrip(tmp_path):
+    g = small_graph()
+    back = nx.read_gexf(g.export(tmp_path / "g.gexf", "gexf"))
+    assert back.number_of_nodes() == 6 and back.number_of_edges() == 4
+    assert float(back["3"]["5"]["weight"]) == 2.0
+
+
+def test_edgelist_format(tmp_path):
+    path = small_graph().export(tmp_path / "g.txt", "edgelist")
+    lines = path.read_text().splitlines()
+    comments = [ln for ln in lines if ln.startswith("#")]
+    body = [ln.split() for ln in lines if not ln.startswith("#")]
+    assert comments, "the edge list describes the layers in comments"
+    assert len(body) == 4
+    triples = sorted((int(a), int(b), float(c)) for a, b, c in body)
+    assert triples == [(0, 3, 0.5), (2, 3, -1.0), (2, 4, 0.0), (3, 5, 2.0)]
+
+
+def test_export_rejects_unknown_format(tmp_path):
+    with pytest.raises(TopoError, match="unknown export format"):
+        small_graph().export(tmp_path / "g.x", "dot")
+    assert not any(tmp_path.iterdir())
+
+
+def test_copy_and_same_structure():
+    g = small_graph()
+    h = g.copy()
+    h.layers[0].data[:] = 7.0
+    assert g.same_structure(h)
+    assert g.layers[0].data[0] == 0.5
+    other = LayeredGraph([np.array([[1.0, 0, 0], [0, 1.0, 0]]), np.array([[1.0, 1.0]])])
+    assert not g.same_structure(other)
