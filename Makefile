@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --progress-bar off -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/topo demo --out demo-output
 
 lint: $(STAMP)
-	$(BIN)/ruff check topo tests analysis notebooks
+	$(BIN)/ruff check .
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -n 2 -q
