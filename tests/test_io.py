@@ -316,3 +316,12 @@ def test_nan_weights_load_and_are_flagged(tmp_path):
     save_numpy_safetensors({"fc.weight": w}, str(tmp_path / "nan.safetensors"))
     g = topo.load(tmp_path / "nan.safetensors")
     assert g.nonfinite_layers() == ["fc"]
+
+
+def test_written_files_get_normal_permissions(tmp_path):
+    import stat
+
+    path = topo.save_snapshot(LayeredGraph([np.eye(2)]), tmp_path / "s.safetensors")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask

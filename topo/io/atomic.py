@@ -15,6 +15,16 @@ from pathlib import Path
 __all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes"]
 
 
+def _read_umask() -> int:
+    # Read once at import: changing the umask to look at it is not thread-safe.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` when the block succeeds.
@@ -29,6 +39,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp creates the file private (0600), and some writers replace the file we
+        # made: give the result the permissions of a normally created file.
+        os.chmod(tmp, 0o666 & ~_UMASK)
         _fsync_file(tmp)
         os.replace(tmp, path)
         _fsync_dir(path.parent)
