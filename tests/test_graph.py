@@ -167,3 +167,11 @@ def test_copy_and_same_structure():
     assert g.layers[0].data[0] == 0.5
     other = LayeredGraph([np.array([[1.0, 0, 0], [0, 1.0, 0]]), np.array([[1.0, 1.0]])])
     assert not g.same_structure(other)
+
+
+def test_empty_layers_are_allowed_and_copy():
+    empty = sp.csr_matrix((3, 4))
+    g = LayeredGraph([empty, np.ones((2, 3))], masks=[np.zeros((3, 4)), np.ones((2, 3))])
+    assert g.n_connections == [0, 6]
+    assert g.copy().n_connections == [0, 6]
+    assert LayeredGraph([sp.csr_matrix((3, 4))], masks=[sp.csr_matrix((3, 4))]).n_connections == [0]

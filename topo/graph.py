@@ -188,8 +188,7 @@ class LayeredGraph:
     def copy(self) -> LayeredGraph:
         """A deep copy (matrices, biases and metadata)."""
         return LayeredGraph(
-            [w.copy() for w in self.layers],
-            masks=self.masks(),
+            [w.copy() for w in self.layers],  # sparse input keeps every stored entry
             biases=[None if b is None else b.copy() for b in self.biases],
             names=list(self.names),
             input_shape=self.input_shape,
@@ -361,7 +360,9 @@ def _as_connection_matrix(weight: Any, mask: Any, name: str) -> sp.csr_matrix:
         m.eliminate_zeros()
         m.sort_indices()
         rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
-        if sp.issparse(weight):
+        if m.nnz == 0:
+            values = np.zeros(0)
+        elif sp.issparse(weight):
             values = np.asarray(sp.csr_matrix(weight)[rows, m.indices]).ravel()
         else:
             values = np.asarray(weight)[rows, m.indices]
