@@ -1,0 +1,192 @@
+"""Benchmark: NNSTD distance matrices (the 45 published pairs, and 200 snapshots of one run).
+
+Run from the repository root::
+
+    .venv/bin/python analysis/benchmarks/nnstd_matrix.py [--snapshots 200] [--n-jobs 2]
+
+Writes ``analysis/results/nnstd_matrix.json``, ``analysis/results/nnstd_matrix.md`` and the
+published-networks matrix ``analysis/results/nnstd_matrix_published_epoch190.csv``.
+
+1. The ten SET networks published with Liu et al. (2020), 784-784-784-784-10, at epoch 190
+   (``../shared/external/nnstd-set-topologies``; skipped when absent): all 45 pairs, every
+   layer, with ``reference=True`` (the published algorithm), through
+   :func:`topo.distance.distance_matrix` in this process and with two worker processes. The
+   published implementation needs about 45 CPU s per pair (README of the data), 2025 CPU s
+   for the 45 pairs.
+2. A 200-snapshot matrix (19,900 pairs): one 784-300-100-10 network (density about 5%) whose
+   topology evolves as SET rewires it (every epoch 30% of each sparse layer's connections are
+   removed at random and as many are grown at random empty positions; no training, the
+   topology process only), written as topo snapshots to a temporary folder and compared from
+   the files. Time and peak memory (this process, and the largest worker process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy
+import scipy.sparse as sp
+
+import topo
+from topo.distance import distance_matrix
+from topo.graph import LayeredGraph
+from topo.io.atomic import atomic_write_text
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "analysis" / "results"
+PUBLISHED = ROOT.parent / "shared" / "external" / "nnstd-set-topologies"
+PUBLISHED_CPU_S_PER_PAIR = 45.0
+SERIES_WIDTHS = [784, 300, 100, 10]
+SERIES_DENSITY = 0.05
+SERIES_ZETA = 0.3
+
+
+def rewired_series(n: int, rng: np.random.Generator) -> list[LayeredGraph]:
+    """``n`` snapshots of SET's prune-and-regrow process on random masks (no training)."""
+    masks = []
+    for n_in, n_out in zip(SERIES_WIDTHS[:-1], SERIES_WIDTHS[1:]):
+        dense_out = n_out == SERIES_WIDTHS[-1]
+        masks.append(np.ones((n_out, n_in), bool) if dense_out
+                     else rng.random((n_out, n_in)) < SERIES_DENSITY)
+    series = []
+    for _ in range(n):
+        series.append(LayeredGraph([sp.csr_matrix(m.astype(np.float32)) for m in masks],
+                                   names=[f"fc{k}" for k in range(len(masks))]))
+        for k, m in enumerate(masks[:-1]):
+            on = np.flatnonzero(m)
+            off = np.flatnonzero(~m.ravel())
+            drop = rng.choice(on, size=int(SERIES_ZETA * on.size), replace=False)
+            grow = rng.choice(off, size=drop.size, replace=False)
+            flat = m.ravel()
+            flat[drop] = False
+            flat[grow] = True
+            masks[k] = flat.reshape(m.shape)
+    return series
+
+
+def peak_rss_mib() -> dict[str, float]:
+    """Peak resident memory of this process and of its largest worker process (Linux)."""
+    import psutil
+
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    workers = [_vm_hwm_mib(p.pid) for p in psutil.Process().children(recursive=True)]
+    return {"self": own, "largest_worker": max(workers, default=float("nan"))}
+
+
+def _vm_hwm_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def time_matrix(paths, **kwargs) -> tuple[float, tuple]:
+    t = time.perf_counter()
+    out = distance_matrix(paths, **kwargs)
+    return time.perf_counter() - t, out
+
+
+# other work on the machine slows every timing: recorded beside the results
+LOAD = os.getloadavg()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--snapshots", type=int, default=200)
+    parser.add_argument("--n-jobs", type=int, default=2)
+    args = parser.parse_args()
+    record: dict = {"benchmark": "nnstd_matrix", "n_jobs": args.n_jobs,
+                    "machine": {"cpus": os.cpu_count(), "load_average_at_start": LOAD,
+                                "python": platform.python_version(),
+                                "numpy": np.__version__, "scipy": scipy.__version__}}
+    md = ["# NNSTD distance matrices", "",
+          f"Made by `analysis/benchmarks/nnstd_matrix.py` (wall time, {os.cpu_count()} CPUs, "
+          f"numpy {np.__version__}, scipy {scipy.__version__}; load average "
+          f"{LOAD[0]:.1f} when started: other work shared the machine).", ""]
+
+    if PUBLISHED.is_dir():
+        paths = sorted(PUBLISHED.glob("e5_s0_w*/epoch_190"))
+        labels = [p.parent.name[-2:] for p in paths]
+        distance_matrix(paths[:2], reference=True)  # warm-up
+        t_serial, (dist, over) = time_matrix(paths, reference=True, labels=labels)
+        # first call with workers: includes starting them (each imports topo and scipy)
+        t_cold, _ = time_matrix(paths, reference=True, labels=labels, n_jobs=args.n_jobs)
+        t_jobs, (dist_jobs, _) = time_matrix(paths, reference=True, labels=labels,
+                                             n_jobs=args.n_jobs)
+        assert np.array_equal(dist.to_numpy(), dist_jobs.to_numpy())
+        frame = dist.copy()
+        frame.insert(0, "label", frame.index)
+        atomic_write_text(RESULTS / "nnstd_matrix_published_epoch190.csv",
+                          frame.to_csv(index=False))
+        n_pairs = len(paths) * (len(paths) - 1) // 2
+        record["published_epoch190"] = {
+            "networks": len(paths), "pairs": n_pairs, "layers": 4, "reference": True,
+            "seconds_in_process": t_serial, f"seconds_{args.n_jobs}_jobs": t_jobs,
+            f"seconds_{args.n_jobs}_jobs_cold": t_cold,
+            "published_cpu_s": PUBLISHED_CPU_S_PER_PAIR * n_pairs,
+            "w0_w9": float(dist.loc["w0", "w9"]),
+            "mean_distance": float(dist.to_numpy()[np.triu_indices(len(paths), 1)].mean()),
+            "mean_pooled_jaccard": float(over.to_numpy()[np.triu_indices(len(paths), 1)].mean()),
+            "peak_rss_mib": peak_rss_mib(),
+        }
+        rss = record["published_epoch190"]["peak_rss_mib"]
+        md += ["## The ten published SET networks, epoch 190, 45 pairs, all 4 layers", "",
+               "| what | seconds |", "|---|---|",
+               f"| `distance_matrix(..., reference=True)`, in process | {t_serial:.2f} |",
+               f"| same, `n_jobs={args.n_jobs}`, workers already started | {t_jobs:.2f} |",
+               f"| same, `n_jobs={args.n_jobs}`, first call (starts the workers) | "
+               f"{t_cold:.2f} |",
+               f"| published implementation (45 CPU s per pair) | "
+               f"{PUBLISHED_CPU_S_PER_PAIR * n_pairs:.0f} CPU s |", "",
+               f"- NNSTD w0 vs w9: {dist.loc['w0', 'w9']:.4f} (mean over layers); matrix in "
+               "`nnstd_matrix_published_epoch190.csv`",
+               f"- peak resident memory so far: {rss['self']:.0f} MiB (this process), "
+               f"{rss['largest_worker']:.0f} MiB (largest worker)", ""]
+    else:
+        md += ["(published networks not available: section skipped)", ""]
+
+    rng = np.random.default_rng(7)
+    series = rewired_series(args.snapshots, rng)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [topo.save_snapshot(g, Path(tmp) / f"epoch_{i:04d}.safetensors")
+                 for i, g in enumerate(series)]
+        del series
+        t_series, (dist, over) = time_matrix(paths, n_jobs=args.n_jobs)
+    n_pairs = args.snapshots * (args.snapshots - 1) // 2
+    values = dist.to_numpy()
+    record["rewired_series"] = {
+        "snapshots": args.snapshots, "pairs": n_pairs, "widths": SERIES_WIDTHS,
+        "density": SERIES_DENSITY, "zeta": SERIES_ZETA, "seconds": t_series,
+        "ms_per_pair": 1000 * t_series / n_pairs,
+        "nnstd_to_first_last": float(values[0, -1]),
+        "nnstd_consecutive_mean": float(np.diag(values, 1).mean()),
+        "peak_rss_mib": peak_rss_mib(),
+    }
+    rss = record["rewired_series"]["peak_rss_mib"]
+    md += [f"## {args.snapshots} snapshots of one rewired 784-300-100-10 network "
+           f"({n_pairs} pairs)", "",
+           f"- `distance_matrix(paths, n_jobs={args.n_jobs})`: {t_series:.1f} s "
+           f"({1000 * t_series / n_pairs:.2f} ms per pair)",
+           f"- peak resident memory: {rss['self']:.0f} MiB (this process), "
+           f"{rss['largest_worker']:.0f} MiB (largest worker)",
+           f"- NNSTD between consecutive snapshots (mean): "
+           f"{record['rewired_series']['nnstd_consecutive_mean']:.4f}; first to last: "
+           f"{record['rewired_series']['nnstd_to_first_last']:.4f}", ""]
+    atomic_write_text(RESULTS / "nnstd_matrix.json", json.dumps(record, indent=2) + "\n")
+    atomic_write_text(RESULTS / "nnstd_matrix.md", "\n".join(md))
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,250 @@
+"""`topo compare` and `topo distances` on every reader's files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+import topo
+from topo.cli import main
+from topo.cli.compare import short_labels
+from topo.graph import LayeredGraph
+
+WIDTHS = [12, 8, 3]
+
+
+def weights(seed: int, widths=WIDTHS) -> list[np.ndarray]:
+    """Dense (n_out, n_in) weights with random non-zero values on a random mask."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for n_in, n_out in zip(widths[:-1], widths[1:]):
+        mask = rng.random((n_out, n_in)) < 0.4
+        out.append(np.where(mask, rng.uniform(0.5, 1.5, mask.shape), 0.0).astype(np.float32))
+    return out
+
+
+def write_topo(ws, path: Path) -> Path:
+    return topo.save_snapshot(LayeredGraph(ws), path)
+
+
+def write_torch(ws, path: Path) -> Path:
+    import torch
+
+    state = {}
+    for k, w in enumerate(ws):
+        state[f"fc{k}.weight"] = torch.from_numpy(w)
+        state[f"fc{k}.bias"] = torch.zeros(w.shape[0])
+    torch.save(state, path)
+    return path
+
+
+def write_safetensors(ws, path: Path) -> Path:
+    from safetensors.numpy import save_file
+
+    tensors = {}
+    for k, w in enumerate(ws):
+        tensors[f"fc{k}.weight"] = w
+        tensors[f"fc{k}.bias"] = np.zeros(w.shape[0], dtype=np.float32)
+    save_file(tensors, str(path))
+    return path
+
+
+def write_nnstd_folder(ws, path: Path) -> Path:
+    path.mkdir()
+    for k, w in enumerate(ws):
+        keras = np.vstack([w.T, np.full((1, w.shape[0]), 0.1, dtype=np.float32)])
+        sp.save_npz(path / f"weight_l{k}.npz", sp.csr_matrix(keras))
+    return path
+
+
+WRITERS = {
+    "topo.snapshot": (write_topo, "a.safetensors"),
+    "pytorch": (write_torch, "a.pt"),
+    "safetensors": (write_safetensors, "a_st.safetensors"),
+    "nnstd-npz": (write_nnstd_folder, "a_npz"),
+}
+
+
+def independent_layer_nnstd(wa: np.ndarray, wb: np.ndarray) -> float:
+    """Output layer in place: mean Jaccard distance of unit i of A and unit i of B."""
+    sa, sb = wa != 0, wb != 0
+    inter = (sa & sb).sum(1)
+    union = (sa | sb).sum(1)
+    return float(np.mean(np.where(union > 0, 1 - inter / np.maximum(union, 1), 0.0)))
+
+
+@pytest.mark.parametrize("fmt", list(WRITERS))
+def test_compare_reads_every_format(fmt, tmp_path, capsys):
+    writer, name = WRITERS[fmt]
+    a = writer(weights(0), tmp_path / name)
+    b = write_topo(weights(0), tmp_path / "same.safetensors")
+    assert main(["compare", str(a), str(b), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["nnstd"]["per_layer"] == [0.0, 0.0]
+    assert out["nnstd"]["distance"] == 0.0
+    assert [row["jaccard"] for row in out["layers"]] == [1.0, 1.0]
+    assert topo.detect_format(a) == fmt
+
+
+def test_compare_json_layout(tmp_path, capsys):
+    wa, wb = weights(1), weights(2)
+    a = write_topo(wa, tmp_path / "a.safetensors")
+    b = write_torch(wb, tmp_path / "b.pt")
+    assert main(["compare", str(a), str(b), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) >= {"nnstd", "overlap", "layers"}
+    per_layer = out["nnstd"]["per_layer"]
+    assert len(per_layer) == 2 and len(out["layers"]) == 2
+    assert out["nnstd"]["distance"] == pytest.approx(np.mean(per_layer))
+    assert [row["layer"] for row in out["layers"]] == ["0", "1"]
+    first = out["layers"][0]
+    assert {"nnstd", "jaccard", "jaccard_aligned", "jaccard_chance", "density_a",
+            "density_b"} <= set(first)
+    sa, sb = wa[0] != 0, wb[0] != 0
+    assert first["jaccard"] == pytest.approx((sa & sb).sum() / (sa | sb).sum())
+    assert first["density_a"] == pytest.approx(sa.mean())
+    assert out["overlap"]["all"]["connections_a"] == sum(int((w != 0).sum()) for w in wa)
+
+
+def test_compare_keeps_output_units_in_place_unless_reference(tmp_path, capsys):
+    # B = A with its two last output units swapped: only --reference matches them back
+    wa = weights(3)
+    wb = [wa[0].copy(), wa[1][[0, 2, 1]]]
+    a = write_topo(wa, tmp_path / "a.safetensors")
+    b = write_topo(wb, tmp_path / "b.safetensors")
+    assert main(["compare", str(a), str(b), "--json"]) == 0
+    default = json.loads(capsys.readouterr().out)["nnstd"]["per_layer"]
+    assert default[1] == pytest.approx(independent_layer_nnstd(wa[1], wb[1]))
+    assert default[1] > 0
+    assert main(["compare", str(a), str(b), "--json", "--reference"]) == 0
+    assert json.loads(capsys.readouterr().out)["nnstd"]["per_layer"] == [0.0, 0.0]
+
+
+def test_compare_table_and_plot(tmp_path, capsys):
+    a = write_topo(weights(4), tmp_path / "a.safetensors")
+    b = write_topo(weights(5), tmp_path / "b.safetensors")
+    fig = tmp_path / "cmp.png"
+    assert main(["compare", str(a), str(b), "--plot", str(fig)]) == 0
+    out = capsys.readouterr().out
+    assert "jaccard_aligned" in out and "NNSTD distance" in out and "all" in out
+    assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_incompatible_inputs_is_one_line_error(tmp_path):
+    a = write_topo(weights(6), tmp_path / "a.safetensors")
+    b = write_topo(weights(7, widths=[10, 8, 3]), tmp_path / "b.safetensors")
+    proc = subprocess.run([sys.executable, "-m", "topo", "compare", str(a), str(b)],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "inputs" in proc.stderr and "a.safetensors" in proc.stderr
+
+
+def test_compare_imports_neither_torch_nor_pandas_before_it_runs(tmp_path):
+    a = write_topo(weights(0), tmp_path / "a.safetensors")
+    b = write_nnstd_folder(weights(1), tmp_path / "b_npz")
+    code = ("import sys, topo.cli.compare; assert 'pandas' not in sys.modules; "
+            "from topo.cli import main; "
+            f"main(['compare', {str(a)!r}, {str(b)!r}, '--json']); "
+            "print('torch' in sys.modules, file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert proc.stderr.split() == ["False"]
+
+
+def make_run(path: Path, seeds) -> Path:
+    (path / "snapshots").mkdir(parents=True)
+    (path / "run.json").write_text(json.dumps({"status": "done"}))
+    for epoch, seed in enumerate(seeds):
+        write_topo(weights(seed), path / "snapshots" / f"epoch_{epoch:04d}.safetensors")
+    return path
+
+
+def test_distances_over_runs_and_mixed_files(tmp_path, capsys):
+    run = make_run(tmp_path / "run_a", [10, 11, 12])
+    extra = write_nnstd_folder(weights(13), tmp_path / "npz_net")
+    out_csv = tmp_path / "matrix.csv"
+    assert main(["distances", str(run), str(extra), "--out", str(out_csv),
+                 "--json", "--no-progress"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["labels"] == ["epoch_0000", "epoch_0001", "epoch_0002", "npz_net"]
+    matrix = np.array(out["nnstd"])
+    assert matrix.shape == (4, 4) and np.array_equal(matrix, matrix.T)
+    assert np.array_equal(np.diag(matrix), np.zeros(4))
+    csv = pd.read_csv(out_csv)
+    assert list(csv["label"]) == out["labels"]
+    assert np.allclose(csv[out["labels"]].to_numpy(), matrix)
+    overlap = pd.read_csv(tmp_path / "matrix_overlap.csv")
+    assert np.allclose(overlap[out["labels"]].to_numpy(), np.array(out["overlap"]))
+    # one entry, independently: output layer kept in place, hidden layer matched
+    g0 = topo.load(run / "snapshots" / "epoch_0000.safetensors")
+    g1 = topo.load(run / "snapshots" / "epoch_0001.safetensors")
+    assert matrix[0, 1] == pytest.approx(topo.nnstd(g0, g1).distance)
+
+
+def test_distances_table_plot_and_jobs(tmp_path, capsys):
+    folder = tmp_path / "snaps"
+    folder.mkdir()
+    for i in range(4):
+        write_topo(weights(20 + i), folder / f"epoch_{i:04d}.safetensors")
+    fig = tmp_path / "heat.svg"
+    assert main(["distances", str(folder), "--n-jobs", "2", "--plot", str(fig)]) == 0
+    out = capsys.readouterr().out
+    assert "NNSTD distance (4 networks, 6 pairs)" in out and "epoch_0003" in out
+    assert fig.read_text().lstrip().startswith("<?xml")
+
+
+def test_distances_needs_two_networks(tmp_path, capsys):
+    a = write_topo(weights(0), tmp_path / "a.safetensors")
+    assert main(["distances", str(a)]) == 1
+    assert "at least two" in capsys.readouterr().err
+
+
+def test_distances_missing_path_is_a_clear_error(tmp_path, capsys):
+    a = write_topo(weights(0), tmp_path / "a.safetensors")
+    assert main(["distances", str(a), str(tmp_path / "nope.pt")]) == 1
+    assert "nope.pt: no such file" in capsys.readouterr().err
+
+
+def test_short_labels_are_unique_suffixes():
+    paths = [Path("runs/set_1/snapshots/epoch_0001.safetensors"),
+             Path("runs/set_2/snapshots/epoch_0001.safetensors"),
+             Path("runs/set_2/snapshots/epoch_0002.safetensors")]
+    assert short_labels(paths) == ["set_1/epoch_0001", "set_2/epoch_0001", "set_2/epoch_0002"]
+    assert short_labels([Path("a/x.pt"), Path("b/y.pt")]) == ["x", "y"]
+    assert short_labels([Path("x.pt"), Path("x.pt")]) == ["x", "x#2"]
+
+
+def test_compare_different_hidden_widths_and_single_layer(tmp_path, capsys):
+    a = write_topo(weights(8, widths=[12, 8, 3]), tmp_path / "a.safetensors")
+    b = write_topo(weights(9, widths=[12, 5, 3]), tmp_path / "b.safetensors")
+    assert main(["compare", str(a), str(b), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [row["jaccard_chance"] for row in out["layers"]] == [None, None]  # shapes differ
+    assert 0 < out["nnstd"]["per_layer"][0] <= 1
+    one_a = write_topo(weights(10, widths=[6, 2]), tmp_path / "one_a.safetensors")
+    one_b = write_topo(weights(11, widths=[6, 2]), tmp_path / "one_b.safetensors")
+    assert main(["compare", str(one_a), str(one_b), "--json"]) == 0
+    single = json.loads(capsys.readouterr().out)
+    wa, wb = weights(10, widths=[6, 2])[0], weights(11, widths=[6, 2])[0]
+    assert single["nnstd"]["per_layer"] == [pytest.approx(independent_layer_nnstd(wa, wb))]
+
+
+def test_distances_incompatible_networks_in_workers_is_one_line_error(tmp_path):
+    a = write_topo(weights(0), tmp_path / "a.safetensors")
+    b = write_topo(weights(1), tmp_path / "b.safetensors")
+    c = write_topo(weights(2, widths=[10, 8, 3]), tmp_path / "c.safetensors")
+    proc = subprocess.run([sys.executable, "-m", "topo", "distances", str(a), str(b), str(c),
+                           "--n-jobs", "2", "--no-progress"], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "c.safetensors" in proc.stderr and "inputs" in proc.stderr

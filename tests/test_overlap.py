@@ -1,0 +1,159 @@
+"""Mask overlap, its chance level, aligned overlap and the ever-active (ITOP) rate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from topo.distance import nnstd
+from topo.errors import IncompatibleGraphsError, TopoError
+from topo.graph import LayeredGraph
+from topo.overlap import ever_active_rate, expected_random_jaccard, mask_overlap
+
+
+def net(*masks) -> LayeredGraph:
+    return LayeredGraph([np.asarray(m, dtype=float) for m in masks])
+
+
+def random_masks(n_positions: int, count: int, trials: int, rng) -> np.ndarray:
+    """``trials`` boolean masks, each with ``count`` of ``n_positions`` set uniformly."""
+    order = np.argsort(rng.random((trials, n_positions)), axis=1)
+    out = np.zeros((trials, n_positions), dtype=bool)
+    np.put_along_axis(out, order[:, :count], True, axis=1)
+    return out
+
+
+def test_hand_computed_overlap_of_one_layer():
+    a = net([[1, 1, 0], [0, 1, 0]])
+    b = net([[1, 0, 1], [0, 1, 0]])
+    row = mask_overlap(a, b).iloc[0]
+    # A = {(0,0),(0,1),(1,1)}, B = {(0,0),(0,2),(1,1)}: 2 shared, 4 in the union
+    assert (row.connections_a, row.connections_b) == (3, 3)
+    assert (row.intersection, row.union, row.hamming) == (2, 4, 2)
+    assert row.jaccard == pytest.approx(0.5)
+    assert row.hamming_fraction == pytest.approx(2 / 6)
+    assert row.density_a == pytest.approx(0.5) and row.density_b == pytest.approx(0.5)
+    assert row.expected_intersection_random == pytest.approx(3 * 3 / 6)
+
+
+def test_pooled_row_sums_the_layers():
+    a = net([[1, 1, 0], [0, 1, 0]], [[1, 0]])
+    b = net([[1, 0, 1], [0, 1, 0]], [[1, 1]])
+    frame = mask_overlap(a, b)
+    assert list(frame["layer"]) == ["0", "1", "all"]
+    pooled = frame.iloc[-1]
+    assert (pooled.intersection, pooled.union) == (3, 6)
+    assert pooled.jaccard == pytest.approx(0.5)
+    assert pooled.possible == 8
+    assert pooled.density_a == pytest.approx(4 / 8)
+
+
+def test_expected_jaccard_matches_monte_carlo_and_is_not_the_ratio_of_expectations():
+    n, k_a, k_b = 12, 4, 5
+    rng = np.random.default_rng(0)
+    trials = 200_000
+    x = random_masks(n, k_a, trials, rng)
+    y = random_masks(n, k_b, trials, rng)
+    inter = (x & y).sum(1)
+    jaccard = inter / (k_a + k_b - inter)
+    standard_error = jaccard.std() / np.sqrt(trials)
+    exact = expected_random_jaccard(n, k_a, k_b)
+    assert abs(exact - jaccard.mean()) < 4 * standard_error
+    ratio = (k_a * k_b / n) / (k_a + k_b - k_a * k_b / n)  # E|A∩B| / E|A∪B|
+    assert abs(exact - ratio) > 20 * standard_error
+
+
+def test_pooled_chance_level_matches_monte_carlo():
+    a = net(np.eye(4)[:, :3].T, [[1, 0, 1]])  # layer 0: 3 of 12, layer 1: 2 of 3
+    b = net(np.arange(12).reshape(3, 4) % 3 == 0, [[1, 1, 0]])
+    frame = mask_overlap(a, b)
+    counts = [(int(frame.connections_a[k]), int(frame.connections_b[k])) for k in (0, 1)]
+    rng = np.random.default_rng(1)
+    trials = 200_000
+    inter = np.zeros(trials)
+    for (k_a, k_b), size in zip(counts, (12, 3)):
+        inter += (random_masks(size, k_a, trials, rng)
+                  & random_masks(size, k_b, trials, rng)).sum(1)
+    total = sum(k_a + k_b for k_a, k_b in counts)
+    jaccard = inter / (total - inter)
+    standard_error = jaccard.std() / np.sqrt(trials)
+    assert abs(frame.expected_jaccard_random.iloc[-1] - jaccard.mean()) < 4 * standard_error
+    for k, ((k_a, k_b), size) in enumerate(zip(counts, (12, 3))):
+        assert frame.expected_jaccard_random[k] == pytest.approx(
+            expected_random_jaccard(size, k_a, k_b))
+
+
+def test_aligned_overlap_undoes_a_relabelling_of_hidden_units():
+    rng = np.random.default_rng(2)
+    w0 = rng.random((8, 10)) < 0.4
+    w1 = rng.random((3, 8)) < 0.5
+    perm = rng.permutation(8)
+    a = net(w0, w1)
+    b = net(w0[perm], w1[:, perm])
+    result = nnstd(a, b)
+    frame = mask_overlap(a, b, result.matchings)
+    assert (frame["aligned_jaccard"] == 1.0).all()
+    assert (frame["aligned_hamming"] == 0).all()
+    assert frame["jaccard"].iloc[0] < 1.0
+
+
+def test_aligned_overlap_with_different_hidden_widths():
+    # A hidden {0}, {1}; B hidden {0}, {1}, {2}: matching [0, 1], B's unit 2 has no partner
+    a = net([[1, 0, 0], [0, 1, 0]], [[1, 1]])
+    b = net(np.eye(3), [[1, 1, 1]])
+    frame = mask_overlap(a, b, nnstd(a, b).matchings)
+    assert list(frame["aligned_intersection"]) == [2, 2, 4]
+    assert list(frame["aligned_union"]) == [3, 3, 6]
+    assert np.isnan(frame["expected_jaccard_random"]).all()  # shapes differ
+    assert list(frame["possible"]) == [9, 3, 12]
+
+
+def test_empty_masks_overlap_completely():
+    empty = LayeredGraph([sp.csr_matrix((2, 3))])
+    row = mask_overlap(empty, LayeredGraph([sp.csr_matrix((2, 3))])).iloc[0]
+    assert row.jaccard == 1.0 and row.hamming == 0 and row.expected_jaccard_random == 1.0
+
+
+def test_bad_matchings_are_rejected():
+    a = net(np.eye(3), [[1, 1, 1]])
+    with pytest.raises(TopoError, match="matching"):
+        mask_overlap(a, a, [np.array([0, 0, 1]), None])
+    with pytest.raises(TopoError, match="matchings"):
+        mask_overlap(a, a, [None])
+
+
+def test_ever_active_rate_counts_the_union_over_time():
+    snapshots = [
+        net([[1, 0, 0], [0, 0, 0]], [[1, 0]]),
+        net([[0, 1, 0], [0, 0, 0]], [[1, 0]]),
+        net([[1, 0, 0], [0, 0, 1]], [[0, 1]]),
+    ]
+    rate = ever_active_rate(iter(snapshots))
+    expected = np.array([[1 / 6, 1 / 2], [2 / 6, 1 / 2], [3 / 6, 2 / 2]])
+    assert rate.shape == (3, 2)
+    assert np.allclose(rate, expected)
+
+
+def test_ever_active_rate_is_non_decreasing_and_starts_at_the_density():
+    rng = np.random.default_rng(3)
+    snaps = [net(rng.random((20, 30)) < 0.1) for _ in range(6)]
+    rate = ever_active_rate(snaps)
+    assert rate[0, 0] == pytest.approx(snaps[0].densities[0])
+    assert (np.diff(rate[:, 0]) >= 0).all()
+    union = np.zeros((20, 30), dtype=bool)
+    for g in snaps:
+        union |= g.layers[0].toarray() != 0
+    assert rate[-1, 0] == pytest.approx(union.mean())
+
+
+def test_ever_active_rate_needs_one_architecture():
+    with pytest.raises(IncompatibleGraphsError, match="shapes"):
+        ever_active_rate([net(np.eye(3)), net(np.ones((2, 3)))])
+    with pytest.raises(TopoError, match="no snapshot"):
+        ever_active_rate([])
+
+
+def test_different_layer_counts_are_an_error():
+    with pytest.raises(IncompatibleGraphsError):
+        mask_overlap(net(np.eye(2)), net(np.eye(2), np.eye(2)))

@@ -1,0 +1,353 @@
+"""How much two sparse networks share their connections, and how much a run ever used.
+
+- :func:`mask_overlap`: per layer and pooled, the Jaccard index and Hamming distance of two
+  connection sets, raw and after aligning hidden units with the NNSTD matchings, beside the
+  value two independent random masks of the same counts would give (hypergeometric).
+- :func:`ever_active_rate`: over a sequence of snapshots, the fraction of possible
+  connections that have been active at least once so far, the in-time over-parameterisation
+  rate of Liu et al. (2021).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import scipy.sparse as sp
+
+from topo.errors import IncompatibleGraphsError, TopoError
+from topo.graph import LayeredGraph
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas
+
+__all__ = ["mask_overlap", "ever_active_rate", "pooled_jaccard", "expected_random_jaccard"]
+
+# hypergeometric probabilities below this fraction of the largest one are dropped before
+# convolving layers: they change E[J] by less than 1e-20 relative.
+_PMF_FLOOR = 1e-20
+
+
+def mask_overlap(
+    a: LayeredGraph,
+    b: LayeredGraph,
+    matchings: Sequence[np.ndarray | None] | None = None,
+) -> pandas.DataFrame:
+    """Overlap of the connection sets of two networks, per layer and pooled.
+
+    Parameters
+    ----------
+    a, b
+        Two networks with the same number of layers. Layers whose shapes differ are compared
+        on their own indices (a position outside the common shape cannot be shared).
+    matchings
+        Optional NNSTD matchings (:attr:`topo.distance.NNSTDResult.matchings` of
+        ``nnstd(a, b)``): one entry per layer, ``perm[i]`` = B's unit matched to A's unit
+        ``i`` (``-1`` for none), or ``None`` for a layer whose units stay in place. When
+        given, B's hidden units are re-indexed by them (rows of layer ``k`` by matching
+        ``k``, columns by matching ``k - 1``) and the ``aligned_*`` columns are added.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per layer (``layer`` = its index, ``name``) and a last pooled row
+        (``layer = "all"``). Columns: ``possible`` (positions of either grid),
+        ``connections_a``, ``connections_b``, ``intersection``, ``union``, ``jaccard``
+        (``|A ∩ B| / |A ∪ B|``, 1 when both are empty), ``hamming`` (``|A △ B|``, the number
+        of positions where the masks differ), ``hamming_fraction`` (``hamming / possible``),
+        ``density_a``, ``density_b``, ``expected_intersection_random``
+        (``E[|A ∩ B|]``) and ``expected_jaccard_random`` (``E[J]``) for two independent
+        uniformly random masks with the same counts per layer, and with ``matchings``:
+        ``aligned_intersection``, ``aligned_union``, ``aligned_jaccard``,
+        ``aligned_hamming``.
+
+    Raises
+    ------
+    IncompatibleGraphsError
+        Different numbers of layers.
+    TopoError
+        Matchings whose count or lengths do not fit the layers.
+
+    Notes
+    -----
+    The chance level is the exact expectation of the Jaccard index, ``E[J]``, not the ratio
+    ``E[|A ∩ B|] / E[|A ∪ B|]``. With ``N`` positions and counts ``K_a``, ``K_b``, the
+    intersection ``X`` of two independent uniformly random masks is hypergeometric,
+    ``P(X = x) = C(K_a, x) C(N - K_a, K_b - x) / C(N, K_b)``, so
+    ``E[J] = Σ_x P(X = x) · x / (K_a + K_b - x)``. For the pooled row every layer is drawn
+    independently with its own counts and ``X`` is the sum of the layers' intersections, whose
+    law is the convolution of their hypergeometric laws. The chance level is ``NaN`` for a
+    layer whose two shapes differ (and then for the pooled row). It is the chance level of the
+    raw overlap; the aligned overlap of random masks is higher, because the matching is chosen
+    to make the connection sets agree.
+
+    Complexity: ``O(nnz)`` per layer for the overlaps; ``O(s log s)`` for the chance level,
+    ``s`` the support of the hypergeometric law.
+
+    References
+    ----------
+    S. Liu et al., "Topological Insights into Sparse Neural Networks", ECML-PKDD 2020
+    (overlap of sparse topologies found by SET); N. L. Johnson, A. W. Kemp, S. Kotz,
+    "Univariate Discrete Distributions", 3rd ed., Wiley 2005, ch. 6 (hypergeometric law).
+    """
+    import pandas as pd
+
+    if a.n_layers != b.n_layers:
+        raise IncompatibleGraphsError(
+            f"{a.source} vs {b.source}: {a.n_layers} layers against {b.n_layers}")
+    masks_a, masks_b = a.masks(), b.masks()
+    if matchings is not None:
+        row_maps = _row_maps(a, b, matchings)
+    rows = []
+    pmfs: list[tuple[int, np.ndarray] | None] = []
+    for k, (ma, mb) in enumerate(zip(masks_a, masks_b)):
+        inter = _raw_intersection(ma, mb)
+        possible = _possible(ma.shape, mb.shape)
+        row = _overlap_row(ma.nnz, mb.nnz, inter, possible)
+        row = {"layer": str(k), "name": a.names[k], **row,
+               "density_a": ma.nnz / _size(ma.shape) if _size(ma.shape) else 0.0,
+               "density_b": mb.nnz / _size(mb.shape) if _size(mb.shape) else 0.0}
+        if ma.shape == mb.shape:
+            n = _size(ma.shape)
+            lo, pmf = _hypergeom_pmf(n, ma.nnz, mb.nnz)
+            pmfs.append((lo, pmf))
+            row["expected_intersection_random"] = ma.nnz * mb.nnz / n if n else 0.0
+            row["expected_jaccard_random"] = _expected_jaccard(lo, pmf, ma.nnz + mb.nnz)
+        else:
+            pmfs.append(None)
+            row["expected_intersection_random"] = float("nan")
+            row["expected_jaccard_random"] = float("nan")
+        if matchings is not None:
+            col_map = row_maps[k - 1] if k > 0 else np.arange(mb.shape[1])
+            aligned = _aligned_intersection(ma, mb, row_maps[k], col_map)
+            row.update(_aligned_columns(ma.nnz, mb.nnz, aligned))
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    pooled = {"layer": "all", "name": "all"}
+    totals = {c: int(frame[c].sum()) for c in
+              ("possible", "connections_a", "connections_b", "intersection")}
+    pooled.update(_overlap_row(totals["connections_a"], totals["connections_b"],
+                               totals["intersection"], totals["possible"]))
+    size_a = sum(_size(m.shape) for m in masks_a)
+    size_b = sum(_size(m.shape) for m in masks_b)
+    pooled["density_a"] = totals["connections_a"] / size_a if size_a else 0.0
+    pooled["density_b"] = totals["connections_b"] / size_b if size_b else 0.0
+    if all(p is not None for p in pmfs):
+        pooled["expected_intersection_random"] = float(
+            frame["expected_intersection_random"].sum())
+        lo, pmf = _convolve_all(pmfs)
+        pooled["expected_jaccard_random"] = _expected_jaccard(
+            lo, pmf, totals["connections_a"] + totals["connections_b"])
+    else:
+        pooled["expected_intersection_random"] = float("nan")
+        pooled["expected_jaccard_random"] = float("nan")
+    if matchings is not None:
+        pooled.update(_aligned_columns(totals["connections_a"], totals["connections_b"],
+                                       int(frame["aligned_intersection"].sum())))
+    return pd.concat([frame, pd.DataFrame([pooled])], ignore_index=True)
+
+
+def ever_active_rate(graphs: Iterable[LayeredGraph]) -> np.ndarray:
+    """In-time over-parameterisation rate: connections ever active, per snapshot and layer.
+
+    Parameters
+    ----------
+    graphs
+        Snapshots of one network in time order (any iterable, read once), all with the same
+        layer shapes.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(n_snapshots, n_layers)``: entry ``[t, k]`` is the number of positions of
+        layer ``k`` that hold a connection in at least one of the snapshots ``0 .. t``,
+        divided by the layer's possible connections ``n_in · n_out``. Non-decreasing along
+        axis 0; the first row is the density of the first snapshot.
+
+    Raises
+    ------
+    TopoError
+        No snapshot given.
+    IncompatibleGraphsError
+        A snapshot whose layer count or shapes differ from the first one's.
+
+    Notes
+    -----
+    The union over time is kept as one sparse structure per layer and grown by sparse
+    structure addition, ``O(nnz)`` per snapshot and layer.
+
+    References
+    ----------
+    S. Liu, L. Yin, D. C. Mocanu, M. Pechenizkiy, "Do We Actually Need Dense
+    Over-Parameterization? In-Time Over-Parameterization in Sparse Training", ICML 2021
+    (the rate ``R_s`` of Section 3).
+    """
+    union: list[sp.csr_matrix] | None = None
+    first: LayeredGraph | None = None
+    out: list[np.ndarray] = []
+    for g in graphs:
+        masks = g.masks()
+        if union is None:
+            first = g
+            union = masks
+            sizes = np.array([_size(m.shape) for m in masks], dtype=np.float64)
+        else:
+            shapes = [m.shape for m in masks]
+            expected = [m.shape for m in union]
+            if shapes != expected:
+                raise IncompatibleGraphsError(
+                    f"{g.source}: layer shapes {shapes} differ from those of "
+                    f"{first.source} ({expected}); the union over time needs one architecture")
+            union = [_or(u, m) for u, m in zip(union, masks)]
+        counts = np.array([u.nnz for u in union], dtype=np.float64)
+        out.append(np.divide(counts, sizes, out=np.zeros_like(counts), where=sizes > 0))
+    if union is None:
+        raise TopoError("ever-active rate: no snapshot given")
+    return np.vstack(out)
+
+
+def pooled_jaccard(a: LayeredGraph, b: LayeredGraph) -> float:
+    """Jaccard index of the two networks' connection sets, all layers pooled (1 if both empty).
+
+    Positions are compared on each layer's own indices, as in :func:`mask_overlap`.
+    """
+    if a.n_layers != b.n_layers:
+        raise IncompatibleGraphsError(
+            f"{a.source} vs {b.source}: {a.n_layers} layers against {b.n_layers}")
+    inter = union = 0
+    for ma, mb in zip(a.masks(), b.masks()):
+        i = _raw_intersection(ma, mb)
+        inter += i
+        union += ma.nnz + mb.nnz - i
+    return inter / union if union else 1.0
+
+
+def expected_random_jaccard(n: int, k_a: int, k_b: int) -> float:
+    """``E[J]`` of two independent uniformly random masks with ``k_a``, ``k_b`` of ``n`` positions.
+
+    The exact expectation over the hypergeometric law of the intersection (see
+    :func:`mask_overlap`); 1 when both counts are 0.
+    """
+    if not (0 <= k_a <= n and 0 <= k_b <= n):
+        raise TopoError(f"counts {k_a}, {k_b} do not fit {n} positions")
+    lo, pmf = _hypergeom_pmf(n, k_a, k_b)
+    return _expected_jaccard(lo, pmf, k_a + k_b)
+
+
+# --------------------------------------------------------------------------- helpers
+def _size(shape: tuple[int, int]) -> int:
+    return int(shape[0]) * int(shape[1])
+
+
+def _possible(shape_a: tuple[int, int], shape_b: tuple[int, int]) -> int:
+    common = min(shape_a[0], shape_b[0]) * min(shape_a[1], shape_b[1])
+    return _size(shape_a) + _size(shape_b) - common
+
+
+def _raw_intersection(ma: sp.csr_matrix, mb: sp.csr_matrix) -> int:
+    if ma.shape != mb.shape:
+        r, c = min(ma.shape[0], mb.shape[0]), min(ma.shape[1], mb.shape[1])
+        ma, mb = ma[:r, :c], mb[:r, :c]
+    return int(ma.multiply(mb).nnz)
+
+
+def _overlap_row(n_a: int, n_b: int, inter: int, possible: int) -> dict:
+    union = n_a + n_b - inter
+    hamming = union - inter
+    return {
+        "possible": int(possible),
+        "connections_a": int(n_a),
+        "connections_b": int(n_b),
+        "intersection": int(inter),
+        "union": int(union),
+        "jaccard": inter / union if union else 1.0,
+        "hamming": int(hamming),
+        "hamming_fraction": hamming / possible if possible else 0.0,
+    }
+
+
+def _aligned_columns(n_a: int, n_b: int, inter: int) -> dict:
+    union = n_a + n_b - inter
+    return {
+        "aligned_intersection": int(inter),
+        "aligned_union": int(union),
+        "aligned_jaccard": inter / union if union else 1.0,
+        "aligned_hamming": int(union - inter),
+    }
+
+
+def _row_maps(a: LayeredGraph, b: LayeredGraph,
+              matchings: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+    """Index in A's frame of every output unit of B, per layer, from the matchings."""
+    from topo.distance import _next_column_map
+
+    if len(matchings) != a.n_layers:
+        raise TopoError(f"{len(matchings)} matchings for {a.n_layers} layers")
+    maps = []
+    for k, perm in enumerate(matchings):
+        n_a, n_b = a.n_out[k], b.n_out[k]
+        if perm is None:
+            maps.append(np.arange(n_b))
+            continue
+        perm = np.asarray(perm, dtype=np.int64)
+        matched = perm[perm >= 0]
+        if (perm.shape != (n_a,) or matched.size and matched.max() >= n_b
+                or np.unique(matched).size != matched.size):
+            raise TopoError(
+                f"layer {a.names[k]!r}: matching of length {perm.size} is not a matching of "
+                f"{n_a} units of A to {n_b} units of B")
+        maps.append(_next_column_map(perm, n_a, n_b)[0])
+    return maps
+
+
+def _aligned_intersection(ma: sp.csr_matrix, mb: sp.csr_matrix, row_map: np.ndarray,
+                          col_map: np.ndarray) -> int:
+    coo = mb.tocoo()
+    rows, cols = row_map[coo.row], col_map[coo.col]
+    shape = (max(ma.shape[0], int(rows.max(initial=-1)) + 1),
+             max(ma.shape[1], int(cols.max(initial=-1)) + 1))
+    moved = sp.csr_matrix((np.ones(rows.size, dtype=np.int8), (rows, cols)), shape=shape)
+    wide_a = sp.csr_matrix((np.ones(ma.nnz, dtype=np.int8), ma.indices, ma.indptr),
+                           shape=(ma.shape[0], shape[1]))
+    wide_a.resize(shape)
+    return int(wide_a.multiply(moved).nnz)
+
+
+def _hypergeom_pmf(n: int, k_a: int, k_b: int) -> tuple[int, np.ndarray]:
+    """Law of the intersection of two random masks: (smallest value, probabilities)."""
+    from scipy.stats import hypergeom
+
+    lo, hi = max(0, k_a + k_b - n), min(k_a, k_b)
+    x = np.arange(lo, hi + 1)
+    pmf = hypergeom.pmf(x, n, k_a, k_b) if n else np.ones(1)
+    keep = np.flatnonzero(pmf > _PMF_FLOOR * pmf.max())
+    return lo + int(keep[0]), pmf[keep[0]:keep[-1] + 1]
+
+
+def _convolve_all(pmfs: list[tuple[int, np.ndarray]]) -> tuple[int, np.ndarray]:
+    """Law of a sum of independent variables given as (offset, probabilities)."""
+    from scipy.signal import fftconvolve
+
+    lo, out = 0, np.ones(1)
+    for off, pmf in pmfs:
+        lo += off
+        if out.size * pmf.size <= 1_000_000:
+            out = np.convolve(out, pmf)
+        else:
+            out = np.clip(fftconvolve(out, pmf), 0.0, None)
+    return lo, out / out.sum()
+
+
+def _expected_jaccard(lo: int, pmf: np.ndarray, total: int) -> float:
+    """``Σ P(X = x) x / (total - x)`` over the support starting at ``lo``."""
+    if total == 0:
+        return 1.0
+    x = np.arange(lo, lo + pmf.size, dtype=np.float64)
+    return float(np.sum(pmf * x / (total - x)))
+
+
+def _or(u: sp.csr_matrix, m: sp.csr_matrix) -> sp.csr_matrix:
+    s = (u + m).tocsr()
+    s.data[:] = 1
+    return s
