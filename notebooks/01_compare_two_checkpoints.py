@@ -1,0 +1,94 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Compare two checkpoints
+#
+# How different are the topologies of two sparse networks? This notebook reads two snapshots
+# of the example SET run in `data/` (its initialisation and its last epoch), and compares them
+# layer by layer with
+#
+# - **NNSTD** (Liu et al., 2020): hidden units are matched by their incoming connections,
+#   so two networks that differ only by a permutation of hidden units are at distance 0;
+# - the **Jaccard index** of the connection sets, raw and after that matching, against the
+#   Jaccard index two random masks with the same densities would have by chance.
+#
+# The same table comes from the command line:
+#
+#     topo compare data/example-run/snapshots/epoch_0000.safetensors data/example-run \
+#         --plot compare.png
+
+# %%
+from pathlib import Path
+
+import topo
+from topo.io.run import snapshot_paths
+from topo.plot import plot_comparison
+
+ROOT = next(p for p in [Path.cwd(), *Path.cwd().parents] if (p / "data" / "example-run").is_dir())
+RUN = ROOT / "data" / "example-run"
+snapshots = snapshot_paths(RUN)
+first, last = topo.load(snapshots[0]), topo.load(snapshots[-1])
+print(first)
+print(last)
+
+# %% [markdown]
+# Each network is a `LayeredGraph`: one sparse matrix per layer whose stored entries are the
+# connections. `summary()` gives one row per layer.
+
+# %%
+last.summary()
+
+# %% [markdown]
+# ## NNSTD, layer by layer
+
+# %%
+result = topo.nnstd(first, last)
+result.to_frame()
+
+# %% [markdown]
+# ## Overlap of the connection sets
+#
+# `mask_overlap` with the NNSTD matchings also gives the Jaccard index after aligning the
+# hidden units (`aligned_jaccard`) and the chance level (`expected_jaccard_random`).
+
+# %%
+overlap = topo.mask_overlap(first, last, result.matchings)
+overlap
+
+# %%
+import pandas as pd
+
+table = pd.DataFrame({
+    "layer": overlap["layer"],
+    "name": overlap["name"],
+    "nnstd": [*result.per_layer, result.distance],
+    "jaccard": overlap["jaccard"],
+    "jaccard_aligned": overlap["aligned_jaccard"],
+    "jaccard_chance": overlap["expected_jaccard_random"],
+})
+ax = plot_comparison(table)
+
+# %% [markdown]
+# ## Many checkpoints at once
+#
+# `distance_matrix` computes every pair (in parallel with `n_jobs`); the clustered heatmap
+# puts similar topologies next to each other (every third snapshot here).
+
+# %%
+from topo.plot import plot_distance_matrix
+
+every_third = snapshots[::3]
+labels = [p.stem for p in every_third]
+nnstd_matrix, overlap_matrix = topo.distance_matrix(every_third, labels=labels)
+ax = plot_distance_matrix(nnstd_matrix)

@@ -1,0 +1,76 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Persistence and interactions
+#
+# Two readings of a trained network's weights through persistent homology:
+#
+# - **neural persistence** (Rieck et al., 2019): the 0-dimensional persistence of each layer's
+#   weight filtration, normalised to [0, 1]; in this run it grows in the hidden layers as
+#   training makes a few strong connections stand out;
+# - **feature interactions** (Tsang et al., 2018; Liu et al., 2020): pairs of inputs whose
+#   strong weights meet in the same hidden units.
+
+# %%
+from pathlib import Path
+
+import topo
+from topo.plot import plot_interactions
+
+ROOT = next(p for p in [Path.cwd(), *Path.cwd().parents] if (p / "data" / "example-run").is_dir())
+RUN = ROOT / "data" / "example-run"
+snapshots = topo.snapshot_paths(RUN)
+last = topo.load(snapshots[-1])
+
+# %% [markdown]
+# ## Neural persistence per layer, and over training
+
+# %%
+topo.neural_persistence(last).to_frame()
+
+# %%
+frame = topo.topology_evolution(RUN, nnstd=False)
+curve = frame.pivot(index="epoch", columns="name", values="neural_persistence")
+ax = curve.plot(marker="o", title="normalised neural persistence")
+ax.set_ylabel("neural persistence")
+curve
+
+# %% [markdown]
+# ## Persistence diagrams
+#
+# One 0-dimensional diagram per layer: every point is a connected component born at
+# filtration value 1 and dying at the normalised weight of the edge that merged it.
+
+# %%
+diagrams = topo.persistence_diagrams(last)
+[d.shape for d in diagrams]
+
+# %%
+from topo.plot import plot_barcode, plot_persistence_diagrams
+
+axes = plot_persistence_diagrams(diagrams, names=last.names)
+
+# %%
+ax = plot_barcode(diagrams[0], title=last.names[0])
+
+# %% [markdown]
+# ## The strongest pixel-pair interactions
+
+# %%
+pairs = topo.interaction_strengths(last, method="ph", order="pairwise", top=15)
+pairs["pixels"] = [f"({i // 8},{i % 8})-({j // 8},{j % 8})" for i, j in pairs["features"]]
+pairs
+
+# %%
+ax = plot_interactions(pairs[["pixels", "strength"]].rename(columns={"pixels": "pair"}))

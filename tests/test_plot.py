@@ -1,0 +1,183 @@
+"""Figures: each function draws what its data says, into a given Axes or a new figure."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from topo.plot import (  # noqa: E402
+    plot_comparison,
+    plot_distance_matrix,
+    plot_embedding,
+    plot_evolution,
+    plot_input_connectivity,
+    plot_interactions,
+)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _two_cluster_matrix():
+    """Six snapshots: a0, b0, a1, b1, a2, b2 interleaved; a's and b's far apart."""
+    labels = ["a0", "b0", "a1", "b1", "a2", "b2"]
+    group = np.array([0, 1, 0, 1, 0, 1])
+    rng = np.random.default_rng(0)
+    d = np.where(group[:, None] == group[None, :], 0.1, 0.9) + rng.uniform(0, 0.05, (6, 6))
+    d = (d + d.T) / 2
+    np.fill_diagonal(d, 0)
+    return pd.DataFrame(d, index=labels, columns=labels)
+
+
+def test_distance_matrix_clusters_similar_snapshots_together():
+    ax = plot_distance_matrix(_two_cluster_matrix())
+    order = [t.get_text() for t in ax.get_xticklabels()]
+    assert sorted(order) == ["a0", "a1", "a2", "b0", "b1", "b2"]
+    groups = [label[0] for label in order]
+    assert groups in (["a"] * 3 + ["b"] * 3, ["b"] * 3 + ["a"] * 3)
+    assert [t.get_text() for t in ax.get_yticklabels()] == order
+    shown = ax.images[0].get_array()
+    m = _two_cluster_matrix()
+    np.testing.assert_allclose(shown, m.loc[order, order].to_numpy())
+    assert len(ax.figure.axes) == 2  # the heatmap and its colorbar
+
+
+def test_distance_matrix_keeps_the_given_order_on_request():
+    m = _two_cluster_matrix()
+    ax = plot_distance_matrix(m, order=None)
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(m.index)
+
+
+def test_distance_matrix_refuses_a_non_square_table():
+    with pytest.raises(ValueError, match="square"):
+        plot_distance_matrix(pd.DataFrame(np.zeros((2, 3))))
+
+
+def test_comparison_draws_one_bar_series_per_available_column():
+    frame = pd.DataFrame({"layer": [0, 1, "all"], "name": ["fc0", "fc1", "all"],
+                          "nnstd": [0.2, 0.4, 0.3], "jaccard": [0.1, 0.3, 0.2],
+                          "jaccard_chance": [0.05, 0.05, 0.05]})
+    fig, ax = plt.subplots()
+    assert plot_comparison(frame, ax=ax) is ax
+    assert len(ax.containers) == 3
+    heights = [[bar.get_height() for bar in c] for c in ax.containers]
+    assert heights == [[0.2, 0.4, 0.3], [0.1, 0.3, 0.2], [0.05, 0.05, 0.05]]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["fc0", "fc1", "all"]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["NNSTD", "Jaccard (raw)", "Jaccard (chance)"]
+
+
+def test_comparison_without_any_known_column_is_an_error():
+    with pytest.raises(ValueError):
+        plot_comparison(pd.DataFrame({"layer": [0], "other": [1.0]}))
+
+
+def _evolution_frame():
+    rows = []
+    for snapshot in range(4):
+        for layer in range(2):
+            rows.append({"snapshot": snapshot, "epoch": 2 * snapshot, "layer": layer,
+                         "name": f"fc{layer}", "nnstd_to_first": 0.1 * snapshot * (layer + 1),
+                         "nnstd_to_previous": np.nan if snapshot == 0 else 0.1,
+                         "churn": np.nan if snapshot == 0 else 0.3 * layer,
+                         "ever_active_rate": 0.2 + 0.1 * snapshot,
+                         "jaccard_to_first": 1 - 0.2 * snapshot,
+                         "test_accuracy": 0.2 * snapshot})
+    return pd.DataFrame(rows)
+
+
+def test_evolution_panel_has_one_line_per_layer_against_epoch():
+    axes = plot_evolution(_evolution_frame())
+    assert len(axes) == 6
+    first = axes[0]
+    assert first.get_xlabel() == "epoch"
+    assert len(first.lines) == 2
+    x, y = first.lines[1].get_data()
+    np.testing.assert_allclose(x, [0, 2, 4, 6])
+    np.testing.assert_allclose(y, [0.0, 0.2, 0.4, 0.6])
+    legend = first.figure.legends[0]
+    assert [t.get_text() for t in legend.get_texts()] == ["0: fc0", "1: fc1"]
+    accuracy = axes[5]
+    assert [line.get_label() for line in accuracy.lines] == ["test accuracy"]
+
+
+def test_evolution_panel_says_when_a_column_is_missing():
+    axes = plot_evolution(_evolution_frame().drop(columns=["nnstd_to_previous"]))
+    assert len(axes[1].lines) == 0
+    assert "not available" in axes[1].texts[0].get_text()
+
+
+def test_embedding_reproduces_planar_distances_and_draws_each_run():
+    rng = np.random.default_rng(3)
+    points = np.cumsum(rng.normal(size=(8, 2)), axis=0)
+    d = np.linalg.norm(points[:, None] - points[None], axis=-1)
+    labels = [f"run{i // 4}/e{i % 4}" for i in range(8)]
+    ax = plot_embedding(pd.DataFrame(d, index=labels, columns=labels))
+    coords = ax.embedding_
+    recovered = np.linalg.norm(coords[:, None] - coords[None], axis=-1)
+    np.testing.assert_allclose(recovered, d, atol=1e-3 * d.max())
+    trajectories = [line for line in ax.lines if len(line.get_xdata()) > 1]
+    assert len(trajectories) == 2
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend[:2] == ["run0", "run1"] and "start" in legend and "end" in legend
+
+
+def test_embedding_rejects_run_names_of_the_wrong_length():
+    with pytest.raises(ValueError, match="run names"):
+        plot_embedding(pd.DataFrame(np.zeros((3, 3))), runs=["a", "b"])
+
+
+def test_input_connectivity_maps_are_the_counts_in_the_input_shape():
+    counts = np.arange(5 * 6).reshape(5, 6)
+    axes = plot_input_connectivity(counts, input_shape=(2, 3), epochs=[0, 1, 2, 3, 4],
+                                   n_panels=3)
+    assert [a.get_title() for a in axes] == ["epoch 0", "epoch 2", "epoch 4"]
+    np.testing.assert_array_equal(axes[1].images[0].get_array(), counts[2].reshape(2, 3))
+    assert axes[0].images[0].get_clim() == (0, counts.max())
+
+
+def test_input_connectivity_refuses_a_shape_that_does_not_fit():
+    with pytest.raises(ValueError, match="does not hold"):
+        plot_input_connectivity(np.ones((2, 6)), input_shape=(4, 4))
+
+
+def test_interactions_bars_are_sorted_strongest_first_with_planted_ones_marked():
+    frame = pd.DataFrame({"interaction": [(0, 1), (2, 3), (1, 4)],
+                          "strength": [0.5, 2.0, 1.0]})
+    ax = plot_interactions(frame, truth=["{2, 3}"])
+    bars = ax.containers[0]
+    top_to_bottom = sorted(bars, key=lambda b: -b.get_y())
+    assert [b.get_width() for b in top_to_bottom] == [2.0, 1.0, 0.5]
+    labels = {t.get_position()[1]: t.get_text() for t in ax.get_yticklabels()}
+    assert labels[top_to_bottom[0].get_y() + top_to_bottom[0].get_height() / 2] == "{2, 3}"
+    assert top_to_bottom[0].get_facecolor() != top_to_bottom[1].get_facecolor()
+
+
+def test_figures_save_in_the_format_of_the_suffix(tmp_path):
+    from topo.cli._output import save_figure
+
+    ax = plot_distance_matrix(_two_cluster_matrix())
+    for suffix, magic in ((".png", b"\x89PNG"), (".pdf", b"%PDF")):
+        path = save_figure(ax.figure, tmp_path / f"m{suffix}")
+        assert path.read_bytes()[:4] == magic
+        ax = plot_distance_matrix(_two_cluster_matrix())
+    assert b"<svg" in save_figure(ax.figure, tmp_path / "m.svg").read_bytes()[:500]
+
+
+def test_input_connectivity_sums_the_channels_of_a_colour_picture():
+    counts = np.arange(2 * 3 * 5 * 4).reshape(2, 60)  # two snapshots of 3 x 5 x 4 inputs
+    axes = plot_input_connectivity(counts, input_shape=(3, 5, 4), n_panels=2)
+    expected = counts[1].reshape(3, 5, 4).sum(axis=0)
+    np.testing.assert_array_equal(axes[1].images[0].get_array(), expected)
+    channels_last = plot_input_connectivity(counts, input_shape=(5, 4, 3), n_panels=2)
+    np.testing.assert_array_equal(channels_last[1].images[0].get_array(),
+                                  counts[1].reshape(5, 4, 3).sum(axis=-1))
