@@ -1,0 +1,207 @@
+"""`topo persistence` and `topo interactions`: output schema, every reader's files, errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from safetensors.numpy import save_file as save_numpy_safetensors
+from safetensors.torch import save_file as save_torch_safetensors
+
+import topo
+from topo.cli import main
+from topo.graph import LayeredGraph
+
+# The hand example of test_interactions: 3 features -> 2 -> 2 -> 1, largest |w| = 1.
+W1 = np.array([[0.8, 0.4, 0.0], [0.0, 0.2, 0.6]])
+W2 = np.array([[0.5, 0.0], [0.3, 0.9]])
+W3 = np.array([[1.0, 0.2]])
+# pairwise persistence scores worked out by hand (see test_interactions.py)
+PH_PAIRS = [([0, 1], 0.2), ([1, 2], 0.06), ([0, 2], 0.0)]
+
+
+def _hand_np() -> dict[str, float]:
+    """Neural persistence of the hand network, layer by layer (all weights already in [0,1])."""
+    # layer 1: edges 0.8, 0.4, 0.6, 0.2 on 5 units form a tree: persistences .2 .6 .4 .8 + 1
+    l1 = math.sqrt(0.2 ** 2 + 0.6 ** 2 + 0.4 ** 2 + 0.8 ** 2 + 1.0)
+    # layer 2: edges 0.9, 0.5, 0.3 on 4 units form a tree: .1 .5 .7 + 1
+    l2 = math.sqrt(0.1 ** 2 + 0.5 ** 2 + 0.7 ** 2 + 1.0)
+    # layer 3: edges 1.0, 0.2 on 3 units: 0 .8 + 1
+    l3 = math.sqrt(0.8 ** 2 + 1.0)
+    return {"fc1": l1 / 2.0, "fc2": l2 / math.sqrt(3), "fc3": l3 / math.sqrt(2)}
+
+
+def _write_snapshot(folder: Path) -> Path:
+    g = LayeredGraph([W1, W2, W3], names=["fc1", "fc2", "fc3"])
+    return topo.save_snapshot(g, folder / "net.safetensors")
+
+
+def _write_run(folder: Path) -> Path:
+    run = folder / "run"
+    (run / "snapshots").mkdir(parents=True)
+    (run / "run.json").write_text("{}")
+    topo.save_snapshot(LayeredGraph([np.ones((2, 3)), np.ones((2, 2)), np.ones((1, 2))]),
+                       run / "snapshots" / "epoch_0000.safetensors")
+    topo.save_snapshot(LayeredGraph([W1, W2, W3]), run / "snapshots" / "epoch_0001.safetensors")
+    return run
+
+
+def _torch_model() -> torch.nn.Sequential:
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.ReLU(), torch.nn.Linear(2, 2),
+                                torch.nn.ReLU(), torch.nn.Linear(2, 1))
+    with torch.no_grad():
+        for layer, w in zip(model[::2], (W1, W2, W3)):
+            layer.weight.copy_(torch.tensor(w, dtype=torch.float32))
+    return model
+
+
+def _write_torch(folder: Path) -> Path:
+    torch.save(_torch_model().state_dict(), folder / "net.pt")
+    return folder / "net.pt"
+
+
+def _write_torch_safetensors(folder: Path) -> Path:
+    save_torch_safetensors(_torch_model().state_dict(), str(folder / "model.safetensors"))
+    return folder / "model.safetensors"
+
+
+def _write_nnstd(folder: Path) -> Path:
+    net = folder / "nnstd"
+    net.mkdir()
+    for k, w in enumerate((W1, W2, W3)):
+        keras = np.vstack([w.T, np.zeros((1, w.shape[0]))])  # (n_in + 1, n_out), bias row
+        sp.save_npz(net / f"weight_l{k}.npz", sp.csr_matrix(keras))
+    return net
+
+
+WRITERS = {
+    "topo.snapshot": _write_snapshot,
+    "topo.run": _write_run,
+    "pytorch": _write_torch,
+    "safetensors": _write_torch_safetensors,
+    "nnstd-npz": _write_nnstd,
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(WRITERS))
+def test_persistence_json_on_every_reader(fmt, tmp_path, capsys):
+    path = WRITERS[fmt](tmp_path)
+    assert main(["persistence", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"layers", "mean_normalized"}
+    expected = list(_hand_np().values())
+    assert [set(layer) for layer in out["layers"]] == \
+        [{"name", "total_persistence", "normalized"}] * 3
+    # float32 storage in some formats: compare to single precision
+    np.testing.assert_allclose([layer["normalized"] for layer in out["layers"]], expected,
+                               rtol=1e-6)
+    assert out["mean_normalized"] == pytest.approx(np.mean(expected), rel=1e-6)
+
+
+@pytest.mark.parametrize("fmt", sorted(WRITERS))
+def test_interactions_json_on_every_reader(fmt, tmp_path, capsys):
+    path = WRITERS[fmt](tmp_path)
+    assert main(["interactions", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    got = [(row["features"], row["strength"]) for row in out["interactions"]]
+    assert [f for f, _ in got] == [f for f, _ in PH_PAIRS]
+    np.testing.assert_allclose([s for _, s in got], [s for _, s in PH_PAIRS], atol=1e-7)
+
+
+def test_persistence_table_names_layers_and_mean(tmp_path, capsys):
+    path = _write_snapshot(tmp_path)
+    assert main(["persistence", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "fc1" in out and "fc3" in out and "total_persistence" in out
+    assert f"{np.mean(list(_hand_np().values())):.4g}" in out
+
+
+def test_persistence_writes_csv_and_figure(tmp_path, capsys):
+    path = _write_snapshot(tmp_path)
+    csv, png = tmp_path / "np.csv", tmp_path / "diagrams.png"
+    assert main(["persistence", str(path), "--csv", str(csv), "--plot", str(png)]) == 0
+    header = csv.read_text().splitlines()[0]
+    assert header == "name,n_in,n_out,components,total_persistence,normalized"
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_interactions_nid_any_order_with_top(tmp_path, capsys):
+    path = _write_snapshot(tmp_path)
+    assert main(["interactions", str(path), "--method", "nid", "--order", "any", "--top", "1",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    # NID any order: {0,1} at h0 with z0 * 0.4 = 0.56 * 0.4 beats {1,2} at h1 (0.18 * 0.2)
+    assert out == {"interactions": [{"features": [0, 1], "strength": pytest.approx(0.224)}]}
+
+
+def test_interactions_ph2_squares_the_hand_scores(tmp_path, capsys):
+    path = _write_snapshot(tmp_path)
+    assert main(["interactions", str(path), "--method", "ph2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    # min(0.8, 0.4)^2 * 0.5^2 and min(0.2, 0.6)^2 * 0.3^2
+    np.testing.assert_allclose([row["strength"] for row in out["interactions"]],
+                               [0.16 * 0.25, 0.04 * 0.09, 0.0], atol=1e-7)
+
+
+def test_interactions_table_and_csv(tmp_path, capsys):
+    path = _write_snapshot(tmp_path)
+    csv = tmp_path / "pairs.csv"
+    assert main(["interactions", str(path), "--csv", str(csv), "--top", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "0,1" in out and "1,2" in out and "0,2" not in out
+    lines = csv.read_text().splitlines()
+    assert lines[0] == "features,strength" and lines[1].startswith("0 1,")
+
+
+def test_interactions_plot(tmp_path, capsys):
+    path = _write_snapshot(tmp_path)
+    svg = tmp_path / "bars.svg"
+    assert main(["interactions", str(path), "--plot", str(svg)]) == 0
+    assert svg.read_text().lstrip().startswith("<?xml")
+
+
+def test_single_layer_network_is_an_error(tmp_path, capsys):
+    path = topo.save_snapshot(LayeredGraph([np.ones((1, 3))], names=["only"]),
+                              tmp_path / "one.safetensors")
+    assert main(["interactions", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "first hidden layer" in err and len(err.strip().splitlines()) == 1
+
+
+def test_nan_weights_are_an_error_for_both_commands(tmp_path, capsys):
+    save_numpy_safetensors({"fc1.weight": np.array([[np.nan, 1.0]], dtype=np.float32),
+                            "fc2.weight": np.array([[1.0]], dtype=np.float32)},
+                           str(tmp_path / "nan.safetensors"))
+    for command in ("persistence", "interactions"):
+        assert main([command, str(tmp_path / "nan.safetensors")]) == 1
+        err = capsys.readouterr().err
+        assert "NaN" in err and "fc1" in err and "Traceback" not in err
+
+
+def test_bad_figure_suffix_fails_before_work(tmp_path, capsys):
+    path = _write_snapshot(tmp_path)
+    assert main(["persistence", str(path), "--plot", str(tmp_path / "x.jpg")]) == 1
+    assert "figure files must end in" in capsys.readouterr().err
+
+
+def test_errors_are_one_line_without_traceback_in_a_real_process(tmp_path):
+    missing = tmp_path / "missing.safetensors"
+    proc = subprocess.run([sys.executable, "-m", "topo", "persistence", str(missing)],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "missing.safetensors" in proc.stderr
+
+
+def test_top_must_be_positive(tmp_path, capsys):
+    path = _write_snapshot(tmp_path)
+    with pytest.raises(SystemExit):
+        main(["interactions", str(path), "--top", "0"])
+    assert "positive integer" in capsys.readouterr().err

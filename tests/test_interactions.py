@@ -1,0 +1,370 @@
+"""Specification of topo.interactions: NID and the persistence score, pairwise and any order."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from topo.errors import ConfigError, GraphStructureError, NonFiniteWeightsError
+from topo.graph import LayeredGraph
+from topo.interactions import interaction_matrix, interaction_strengths, unit_importance
+
+
+# ------------------------------------------------------------------ independent references
+def _random_network(seed: int, widths=(6, 8, 5, 2), density=0.6) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    layers = []
+    for k in range(len(widths) - 1):
+        w = rng.normal(size=(widths[k + 1], widths[k]))
+        w[rng.random(w.shape) > density] = 0.0
+        layers.append(w)
+    return layers
+
+
+def _nid_z(layers: list[np.ndarray]) -> np.ndarray:
+    """z_h by brute force: sum over every path from h to every output of |weight| products."""
+    n_hidden = layers[0].shape[0]
+    z = np.zeros(n_hidden)
+    widths = [w.shape[0] for w in layers]
+    for h in range(n_hidden):
+        for path in itertools.product(*[range(n) for n in widths[1:]]):
+            prod, prev = 1.0, h
+            for w, node in zip(layers[1:], path):
+                prod *= abs(w[node, prev])
+                prev = node
+            z[h] += prod
+    return z
+
+
+def _reach(layers: list[np.ndarray]) -> np.ndarray:
+    """reach_h by replaying the filtration: edges of layers 2..L in decreasing normalised |w|,
+    union-find, and the level at which h's component first holds an output unit."""
+    scale = max(np.abs(w).max() for w in layers)
+    widths = [layers[1].shape[1]] + [w.shape[0] for w in layers[1:]]
+    offsets = np.cumsum([0] + widths)
+    n = int(offsets[-1])
+    outputs = set(range(int(offsets[-2]), n))
+    edges = []
+    for k, w in enumerate(layers[1:]):
+        for o, i in zip(*np.nonzero(w)):
+            edges.append((abs(w[o, i]) / scale, int(offsets[k] + i), int(offsets[k + 1] + o)))
+    parent = list(range(n))
+
+    def find(x):
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    reach = np.zeros(widths[0])
+    done = np.zeros(widths[0], dtype=bool)
+    for level, u, v in sorted(edges, reverse=True):
+        parent[find(u)] = find(v)
+        for h in range(widths[0]):
+            if not done[h] and any(find(h) == find(o) for o in outputs):
+                reach[h], done[h] = level, True
+    return reach
+
+
+def _top_sets(a_row: np.ndarray):
+    """(S_k, a_(k), a_(k+1)) for k >= 1 at one unit, connected features only."""
+    order = [i for i in np.argsort(-a_row, kind="stable") if a_row[i] > 0]
+    vals = [a_row[i] for i in order] + [0.0]
+    return [(frozenset(order[:k]), vals[k - 1], vals[k]) for k in range(1, len(order) + 1)]
+
+
+def _direct_ph(layers):
+    """Pairwise and any-order persistence scores straight from the definition."""
+    scale = max(np.abs(w).max() for w in layers)
+    a = np.abs(layers[0]) / scale
+    reach = _reach(layers)
+    p = a.shape[1]
+    pair = np.zeros((p, p))
+    sets: dict[frozenset, float] = {}
+    for h in range(a.shape[0]):
+        for s, level, nxt in _top_sets(a[h]):
+            persistence = level - nxt
+            for i, j in itertools.combinations(sorted(s), 2):
+                pair[i, j] += persistence * reach[h]
+                pair[j, i] += persistence * reach[h]
+            if len(s) >= 2:
+                sets[s] = sets.get(s, 0.0) + persistence * reach[h]
+    return pair, sets
+
+
+def _direct_nid_sets(layers):
+    z = _nid_z(layers)
+    a = np.abs(layers[0])
+    sets: dict[frozenset, float] = {}
+    for h in range(a.shape[0]):
+        for s, level, _ in _top_sets(a[h]):
+            if len(s) >= 2:
+                sets[s] = sets.get(s, 0.0) + z[h] * level
+    return sets
+
+
+def _ranked_and_pruned(sets: dict[frozenset, float]) -> list[tuple[tuple[int, ...], float]]:
+    ranked = sorted(((s, v) for s, v in sets.items() if v > 0), key=lambda sv: -sv[1])
+    kept = []
+    for r, (s, v) in enumerate(ranked):
+        if not any(s < t for t, _ in ranked[:r]):
+            kept.append((tuple(sorted(s)), v))
+    return kept
+
+
+# ------------------------------------------------------------------ NID
+@pytest.mark.parametrize("seed", range(5))
+def test_nid_pairwise_matches_brute_force(seed):
+    layers = _random_network(seed)
+    z = _nid_z(layers)
+    a = np.abs(layers[0])
+    p = a.shape[1]
+    g = LayeredGraph(layers)
+    table = interaction_strengths(g, method="nid")
+    assert len(table) == p * (p - 1) // 2
+    for features, strength in zip(table["features"], table["strength"]):
+        i, j = features
+        expected = sum(z[h] * min(a[h, i], a[h, j]) for h in range(a.shape[0]))
+        assert strength == pytest.approx(expected, abs=1e-12)
+    np.testing.assert_allclose(unit_importance(g, method="nid"), z)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_nid_any_order_matches_brute_force(seed):
+    layers = _random_network(seed, widths=(7, 6, 4, 1), density=0.7)
+    expected = _ranked_and_pruned(_direct_nid_sets(layers))
+    table = interaction_strengths(LayeredGraph(layers), method="nid", order="any")
+    assert list(table["features"]) == [s for s, _ in expected]
+    np.testing.assert_allclose(table["strength"], [v for _, v in expected])
+
+
+def test_any_order_with_more_than_64_features():
+    # set identity is kept in 64-bit words: 150 features need three of them
+    layers = _random_network(7, widths=(150, 12, 3, 1), density=0.06)
+    layers[0][0, [3, 70, 140]] = [2.0, 1.5, 1.2]
+    layers[0][1, [3, 70, 140]] = [1.9, 1.6, 1.1]  # the same top-3 set at a second unit
+    expected = _ranked_and_pruned(_direct_nid_sets(layers))
+    table = interaction_strengths(LayeredGraph(layers), method="nid", order="any")
+    assert list(table["features"]) == [s for s, _ in expected]
+    np.testing.assert_allclose(table["strength"], [v for _, v in expected])
+
+
+def test_network_without_first_layer_connections_has_only_zero_pairs():
+    g = LayeredGraph([np.zeros((2, 3)), np.ones((1, 2))])
+    pairs = interaction_strengths(g, method="ph")
+    assert list(pairs["features"]) == [(0, 1), (0, 2), (1, 2)]
+    assert (pairs["strength"] == 0).all()
+    assert len(interaction_strengths(g, method="nid", order="any")) == 0
+
+
+# ------------------------------------------------------------------ persistence score
+@pytest.mark.parametrize("seed", range(5))
+def test_reach_matches_the_filtration(seed):
+    layers = _random_network(seed, widths=(5, 7, 6, 4, 2), density=0.5)
+    np.testing.assert_allclose(unit_importance(LayeredGraph(layers), method="ph"),
+                               _reach(layers), atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_ph_pairwise_matches_direct_definition(seed):
+    layers = _random_network(seed, widths=(6, 9, 5, 2), density=0.6)
+    pair, _ = _direct_ph(layers)
+    g = LayeredGraph(layers)
+    np.testing.assert_allclose(interaction_matrix(g, method="ph"), pair, atol=1e-12)
+    table = interaction_strengths(g, method="ph")
+    for (i, j), strength in zip(table["features"], table["strength"]):
+        assert strength == pytest.approx(pair[i, j], abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_ph_any_order_matches_direct_definition(seed):
+    layers = _random_network(seed, widths=(7, 6, 4, 1), density=0.7)
+    _, sets = _direct_ph(layers)
+    expected = _ranked_and_pruned(sets)
+    table = interaction_strengths(LayeredGraph(layers), method="ph", order="any")
+    assert list(table["features"]) == [s for s, _ in expected]
+    np.testing.assert_allclose(table["strength"], [v for _, v in expected])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_ph2_is_the_persistence_score_of_the_squared_weights(seed):
+    layers = _random_network(seed, widths=(7, 6, 4, 1), density=0.7)
+    squared = [w ** 2 for w in layers]  # the filtration of w^2 (signs do not matter)
+    pair, sets = _direct_ph(squared)
+    g = LayeredGraph(layers)
+    np.testing.assert_allclose(interaction_matrix(g, method="ph2"), pair, atol=1e-12)
+    np.testing.assert_allclose(unit_importance(g, method="ph2"), _reach(layers) ** 2,
+                               atol=1e-12)
+    expected = _ranked_and_pruned(sets)
+    table = interaction_strengths(g, method="ph2", order="any")
+    assert list(table["features"]) == [s for s, _ in expected]
+    np.testing.assert_allclose(table["strength"], [v for _, v in expected])
+
+
+def _hand_network() -> LayeredGraph:
+    # 3 features -> 2 hidden -> 2 hidden -> 1 output; the largest |w| is 1, so the
+    # normalised weights are the raw ones
+    w1 = np.array([[0.8, 0.4, 0.0],
+                   [0.0, 0.2, 0.6]])
+    w2 = np.array([[0.5, 0.0],
+                   [0.3, 0.9]])
+    w3 = np.array([[1.0, 0.2]])
+    return LayeredGraph([w1, w2, w3])
+
+
+def test_hand_example_reach_uses_the_undirected_filtration():
+    # edges above layer 1 by level: 1.0 (h2_0-out), 0.9 (h1_1-h2_1), 0.5 (h1_0-h2_0: h1_0
+    # reaches the output), 0.3 (h1_0-h2_1: h1_1's component joins it), 0.2 closes a cycle.
+    # The forward path alone would give h1_1 only min(0.9, 0.2) = 0.2.
+    np.testing.assert_allclose(unit_importance(_hand_network(), method="ph"), [0.5, 0.3])
+    # NID: z = |w3| |w2| = [1*0.5 + 0.2*0.3, 0.2*0.9]
+    np.testing.assert_allclose(unit_importance(_hand_network(), method="nid"), [0.56, 0.18])
+
+
+def test_hand_example_pairwise_strengths():
+    ph = interaction_strengths(_hand_network(), method="ph")
+    # (0,1): min(0.8, 0.4) * 0.5 ; (1,2): min(0.2, 0.6) * 0.3 ; (0,2): never together
+    assert list(ph["features"]) == [(0, 1), (1, 2), (0, 2)]
+    np.testing.assert_allclose(ph["strength"], [0.2, 0.06, 0.0])
+    nid = interaction_strengths(_hand_network(), method="nid")
+    np.testing.assert_allclose(nid["strength"], [0.4 * 0.56, 0.2 * 0.18, 0.0])
+
+
+def test_hand_example_any_order():
+    # each unit has two connected features: S_2 = {0,1} at h0 (persistence 0.4 - 0) and
+    # S_2 = {1,2} at h1 (persistence 0.2 - 0)
+    table = interaction_strengths(_hand_network(), method="ph", order="any")
+    assert list(table["features"]) == [(0, 1), (1, 2)]
+    np.testing.assert_allclose(table["strength"], [0.4 * 0.5, 0.2 * 0.3])
+
+
+def test_top_k_set_persistence_is_the_gap_to_the_next_feature():
+    # one hidden unit straight to the output (reach = 1 after normalisation by |w| = 1):
+    # features join at 0.9, 0.6, 0.5, 0.1 -> S_2 lives 0.6-0.5, S_3 0.5-0.1, S_4 0.1-0
+    w1 = np.array([[0.9, 0.1, 0.6, 0.5]])
+    g = LayeredGraph([w1, np.array([[1.0]])])
+    table = interaction_strengths(g, method="ph", order="any")
+    got = dict(zip(table["features"], table["strength"]))
+    # ranked by strength: {0,2,3} = 0.4 first; {0,2} = 0.1 (the smaller of two tied sets comes
+    # first) is a strict subset of {0,2,3} and is dropped; {0,1,2,3} = 0.1 is a subset of
+    # nothing ranked above it
+    assert got == pytest.approx({(0, 2, 3): 0.4, (0, 1, 2, 3): 0.1})
+    assert list(table["features"]) == [(0, 2, 3), (0, 1, 2, 3)]
+
+
+# ------------------------------------------------------------------ planted interactions
+@pytest.mark.parametrize("method", ["ph", "nid", "ph2"])
+def test_planted_pair_ranks_first(method):
+    rng = np.random.default_rng(0)
+    w1 = 0.05 * rng.normal(size=(12, 8))
+    w1[np.arange(8), np.arange(8)] = 0.7  # main effects: one unit per feature
+    w1[10, :] = 0.0
+    w1[10, [2, 5]] = [0.9, 0.8]  # the planted pair
+    w2 = 0.3 + 0.1 * rng.random(size=(6, 12))
+    w3 = 0.5 + 0.1 * rng.random(size=(1, 6))
+    table = interaction_strengths(LayeredGraph([w1, w2, w3]), method=method, top=3)
+    assert table["features"].iloc[0] == (2, 5)
+    assert table["strength"].iloc[0] > 2 * table["strength"].iloc[1]
+
+
+@pytest.mark.parametrize("method", ["ph", "nid", "ph2"])
+def test_planted_triple_ranks_first_in_any_order(method):
+    rng = np.random.default_rng(1)
+    w1 = 0.05 * rng.normal(size=(10, 7))
+    w1[[0, 1], :] = 0.0
+    w1[0, [1, 3, 6]] = [0.9, 0.85, 0.8]
+    w1[1, [1, 3, 6]] = [0.8, 0.9, 0.85]
+    w2 = 0.3 + 0.1 * rng.random(size=(4, 10))
+    w3 = 0.5 + 0.1 * rng.random(size=(1, 4))
+    table = interaction_strengths(LayeredGraph([w1, w2, w3]), method=method, order="any")
+    assert table["features"].iloc[0] == (1, 3, 6)
+
+
+# ------------------------------------------------------------------ table contract
+def test_pairwise_lists_every_pair_including_zeros_in_a_fixed_order():
+    w1 = np.array([[1.0, 0.5, 0.0, 0.0, 0.0]])
+    table = interaction_strengths(LayeredGraph([w1, np.array([[1.0]])]), method="ph")
+    assert list(table.columns) == ["features", "strength"]
+    assert len(table) == 10
+    assert table["features"].iloc[0] == (0, 1)
+    # zero-strength pairs follow in lexicographic order
+    assert list(table["features"].iloc[1:4]) == [(0, 2), (0, 3), (0, 4)]
+    assert (table["strength"].iloc[1:] == 0).all()
+
+
+def test_top_cuts_after_pruning():
+    layers = _random_network(3, widths=(7, 6, 4, 1), density=0.7)
+    g = LayeredGraph(layers)
+    full = interaction_strengths(g, method="ph", order="any")
+    top = interaction_strengths(g, method="ph", order="any", top=3)
+    assert list(top["features"]) == list(full["features"].iloc[:3])
+    pairs = interaction_strengths(g, method="nid", top=4)
+    assert len(pairs) == 4
+
+
+def test_ph_is_invariant_to_scaling_and_nid_scales_with_depth():
+    layers = _random_network(2)
+    g, g3 = LayeredGraph(layers), LayeredGraph([3.0 * w for w in layers])
+    np.testing.assert_allclose(interaction_matrix(g3, method="ph"),
+                               interaction_matrix(g, method="ph"))
+    # NID: the first layer's min is scaled once and z once per layer above
+    np.testing.assert_allclose(interaction_matrix(g3, method="nid"),
+                               3.0 ** len(layers) * interaction_matrix(g, method="nid"))
+
+
+def test_explicit_zero_connections_behave_as_absent():
+    layers = _random_network(4)
+    masks = [np.ones_like(w) for w in layers]
+    sparse, dense = LayeredGraph(layers), LayeredGraph(layers, masks=masks)
+    for method in ("ph", "nid"):
+        np.testing.assert_allclose(interaction_matrix(sparse, method=method),
+                                   interaction_matrix(dense, method=method))
+
+
+# ------------------------------------------------------------------ errors
+def test_any_order_refuses_work_beyond_its_budget(monkeypatch):
+    import topo.interactions
+
+    # 2 distinct candidates, {0,1} and {0,1,2} (each at both units): features 0, 1, 2 lie in
+    # 2, 2 and 1 of them -> work 2^2 + 2^2 + 1^2 = 9
+    w1 = np.array([[0.9, 0.5, 0.1], [0.8, 0.6, 0.2]])
+    g = LayeredGraph([w1, np.array([[1.0, 1.0]])])
+    monkeypatch.setattr(topo.interactions, "_MAX_PRUNE_WORK", 8)
+    with pytest.raises(ConfigError, match="order='pairwise'"):
+        interaction_strengths(g, order="any")
+    monkeypatch.setattr(topo.interactions, "_MAX_PRUNE_WORK", 9)
+    assert len(interaction_strengths(g, order="any")) >= 1
+
+
+def test_single_layer_network_is_a_clear_error():
+    with pytest.raises(GraphStructureError, match="first hidden layer"):
+        interaction_strengths(LayeredGraph([np.ones((1, 4))], names=["fc"]))
+
+
+def test_nan_weights_are_a_clear_error():
+    w1 = np.array([[np.nan, 1.0], [0.5, 0.2]])
+    g = LayeredGraph([w1, np.array([[1.0, 1.0]])], names=["fc1", "fc2"])
+    for method in ("ph", "nid"):
+        with pytest.raises(NonFiniteWeightsError, match="fc1"):
+            interaction_strengths(g, method=method)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"method": "shap"}, "unknown interaction method"),
+    ({"order": 3}, "unknown interaction order"),
+    ({"top": 0}, "top must be a positive integer"),
+    ({"top": 2.5}, "top must be a positive integer"),
+])
+def test_bad_options_are_config_errors(kwargs, message):
+    g = LayeredGraph([np.ones((2, 3)), np.ones((1, 2))])
+    with pytest.raises(ConfigError, match=message):
+        interaction_strengths(g, **kwargs)
+
+
+def test_docstring_examples_hold():
+    import doctest
+
+    import topo.interactions
+
+    assert doctest.testmod(topo.interactions).failed == 0

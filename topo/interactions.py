@@ -1,0 +1,430 @@
+"""Feature-interaction detection from the weights of a trained network: NID and a persistence score.
+
+Both methods read only the weights. Write ``a[h, i] = |W1[h, i]|`` for the first layer (hidden
+unit ``h``, input feature ``i``) and give every first-layer unit ``h`` an importance ``u_h``:
+
+``nid``
+    Neural Interaction Detection (Tsang et al., 2018): ``u = z = 1^T |W_L| ... |W_2|``, the
+    summed influence of ``h`` on the outputs through all paths, on the raw weights.
+``ph``
+    The persistence score (topo's definition, after Liu et al., 2020): on the weights
+    normalised by the largest ``|w|`` of the network, ``u_h = reach_h``, the level of the
+    super-level filtration of the layers above at which ``h`` first joins an output unit, and a
+    set of features that is the top-``k`` set ``S_k`` at ``h`` lives, at ``h``, from the level
+    ``a_(k)`` of its ``k``-th strongest feature until the next one joins at ``a_(k+1)``.
+``ph2``
+    The same persistence score on the filtration of the squared normalised weights
+    ``w^2 / max w^2`` (persistence measured in units of squared weight, the weight's "energy"):
+    ``a`` becomes ``a^2`` and the reach becomes ``reach^2``. Added because it detects the
+    interactions of the synthetic benchmark better (``analysis/interaction_benchmark.py``).
+
+Pairwise, all three methods reduce to the same sum,
+``omega(i, j) = sum_h u_h min(a[h, i], a[h, j])``: for the persistence score, summing the
+persistences ``a_(k) - a_(k+1)`` of all top-``k`` sets at ``h`` that contain both ``i`` and
+``j`` telescopes to ``min(a[h, i], a[h, j])``. The methods differ in ``u`` (a sum over paths
+of weight products against the bottleneck of the best path), in the scale of ``a`` and, for
+higher orders, in how a set is scored (see :func:`interaction_strengths`).
+
+References
+----------
+Tsang, M., Cheng, D., Liu, Y. (2018). Detecting Statistical Interactions from Neural Network
+Weights. ICLR 2018.
+Liu, Z., Song, Q., Zhou, K., Wang, T.-H., Shan, Y., Hu, X. (2020). Detecting Interactions from
+Neural Networks via Topological Analysis. NeurIPS 2020.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import breadth_first_order, minimum_spanning_tree
+
+from topo.errors import ConfigError, GraphStructureError
+from topo.graph import LayeredGraph
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas
+
+__all__ = [
+    "METHODS",
+    "ORDERS",
+    "interaction_strengths",
+    "interaction_matrix",
+    "unit_importance",
+]
+
+METHODS = ("ph", "nid", "ph2")
+ORDERS = ("pairwise", "any")
+
+# Largest number of (unit, pair) terms handled at once by the pairwise kernel.
+_CHUNK_TERMS = 4_000_000
+# Largest pruning work (sum over features of squared candidate counts) for one any-order call:
+# about half a minute on one core; a dense 784-300 first layer would need ~1e13.
+_MAX_PRUNE_WORK = 2e9
+# Transformed weight 2 - w in [1, 2] for w in [0, 1]; the links that tie the outputs together
+# get a smaller value so that a maximum spanning forest always keeps them.
+_SHIFT = 2.0
+_OUTPUT_LINK = 0.5
+
+
+def interaction_strengths(
+    graph: LayeredGraph,
+    *,
+    method: str = "ph",
+    order: str = "pairwise",
+    top: int | None = None,
+) -> pandas.DataFrame:
+    """Rank feature interactions of a trained network, strongest first.
+
+    Parameters
+    ----------
+    graph
+        A network with at least one hidden layer (two weight layers or more); its first layer
+        reads the features.
+    method
+        ``"ph"`` (persistence score), ``"nid"`` (Neural Interaction Detection) or ``"ph2"``
+        (the persistence score of the squared weights).
+    order
+        ``"pairwise"``: every pair ``i < j`` of features, zero strengths included.
+        ``"any"``: candidate sets of any size >= 2, after pruning (see Notes).
+    top
+        Keep only the ``top`` strongest rows (after pruning for ``order="any"``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``features`` (a sorted tuple of 0-based feature indices) and ``strength``,
+        sorted by decreasing strength; ties keep a fixed order (smaller sets first, then
+        lexicographic).
+
+    Raises
+    ------
+    GraphStructureError
+        The network has a single layer, so no first hidden layer.
+    NonFiniteWeightsError
+        A weight is NaN or infinite.
+    ConfigError
+        Unknown ``method`` or ``order``, or ``top`` not a positive integer; or, for
+        ``order="any"``, a first layer so dense that pruning the candidates would take more
+        than about half a minute (see Notes).
+
+    Notes
+    -----
+    Let ``a[h, i]`` be the first-layer weights in absolute value (NID: raw; ph: divided by the
+    largest ``|w|`` of the network; ph2: the square of ph's) and ``u_h`` the unit importance of
+    :func:`unit_importance`. For each first-layer unit ``h`` order its features by decreasing
+    ``a[h, i]``: ``a_(1) >= a_(2) >= ... >= a_(m)`` (``m`` connected features; ``a_(m+1) = 0``;
+    an absent connection or a weight of 0 counts as not connected) and let ``S_k`` be the
+    top-``k`` set.
+
+    The persistence score, exactly. In the super-level filtration of the normalised ``|w|``
+    the features attached to ``h`` join ``h`` in decreasing order of ``a[h, i]``; the set
+    ``S_k`` exists as a cluster of its own (``h`` with exactly these features) from level
+    ``a_(k)`` until the next feature joins at ``a_(k+1)``, so its persistence at ``h`` is
+    ``a_(k) - a_(k+1)``. Unit ``h`` reaches the output at ``reach_h`` (see
+    :func:`unit_importance`). The strength of a feature set ``S`` is
+    ``sum_h (a_(k) - a_(k+1)) reach_h`` over the units ``h`` where ``S = S_k``, and the
+    pairwise strength of ``(i, j)`` is ``sum_h sum_{k: i, j in S_k} (a_(k) - a_(k+1)) reach_h``.
+
+    *Pairwise* (both methods): ``omega(i, j) = sum_h u_h min(a[h, i], a[h, j])``. For NID this
+    is Tsang et al.'s pairwise strength with ``min`` as the averaging function; for ph the
+    inner sum over ``k`` telescopes to ``min(a[h, i], a[h, j])``. Computed as a sum over units
+    of ``u_h a[h, j]`` for every feature ``i`` ranked above ``j`` at ``h``:
+    ``O(sum_h m_h^2)`` time, vectorised (``numpy.bincount``), in chunks of bounded memory.
+
+    *Any order*: every ``S_k``, ``k = 2 .. m``, at every unit is a candidate; a candidate's
+    strength is summed over the units where it is a top-``k`` set, with the contribution
+    ``z_h a_(k)`` (NID, Tsang et al., 2018, Algorithm 1) or ``(a_(k) - a_(k+1)) reach_h``
+    (ph). Candidates of strength 0 are not listed. Candidates are ranked and a candidate that
+    is a strict subset of a higher-ranked candidate is dropped (the redundancy pruning of
+    Tsang et al., 2018). Identical sets are recognised exactly by their bit sets (one 64-bit word
+    per 64 features). Pruning compares candidates with a sparse product, ``O(sum_f c_f^2)``
+    for ``c_f`` candidates holding feature ``f``; above ``2e9`` (a dense first layer on
+    hundreds of features) a ConfigError says so instead of running for hours.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo.graph import LayeredGraph
+    >>> g = LayeredGraph([np.array([[0.8, 0.4, 0.0], [0.0, 0.2, 0.6]]), np.array([[1.0, 0.5]])])
+    >>> interaction_strengths(g, method="ph")
+      features  strength
+    0   (0, 1)       0.4
+    1   (1, 2)       0.1
+    2   (0, 2)       0.0
+
+    References
+    ----------
+    Tsang, M., Cheng, D., Liu, Y. (2018). Detecting Statistical Interactions from Neural
+    Network Weights. ICLR 2018.
+    Liu, Z. et al. (2020). Detecting Interactions from Neural Networks via Topological Analysis.
+    NeurIPS 2020.
+    """
+    _check_options(method, order, top)
+    a1, u = _first_layer_and_importance(graph, method)
+    p = a1.shape[1]
+    if order == "pairwise":
+        matrix = _pairwise_min_sum(a1, u)
+        i, j = np.triu_indices(p, k=1)
+        strength = np.abs(matrix[i, j])  # all >= 0; abs turns a -0.0 into 0.0
+        # (i, j) come in lexicographic order, which a stable sort keeps among ties; the bits of
+        # a non-negative float sort like the float itself, and integers sort faster
+        rank = np.argsort(-strength.view(np.int64), kind="stable")
+        if top is not None:
+            rank = rank[:top]
+        features = list(zip(i[rank].tolist(), j[rank].tolist()))
+        return _frame(features, strength[rank])
+    sets, strength = _any_order_candidates(a1, u, method)
+    work = float(np.sum(sets.sum(axis=0, dtype=np.float64) ** 2))
+    if work > _MAX_PRUNE_WORK:
+        raise ConfigError(
+            f"{graph.source}: any-order interaction detection would compare {len(sets)} "
+            f"candidate sets (about {work:.2g} feature overlaps, more than {_MAX_PRUNE_WORK:.0g}); "
+            "use order='pairwise' or a sparser first layer")
+    sets, strength = _prune_subsets(sets, strength)
+    if top is not None:
+        sets, strength = sets[:top], strength[:top]
+    features = [tuple(np.flatnonzero(row).tolist()) for row in sets]
+    return _frame(features, strength)
+
+
+def interaction_matrix(graph: LayeredGraph, *, method: str = "ph") -> np.ndarray:
+    """Pairwise strengths as a symmetric ``(p, p)`` matrix with a zero diagonal.
+
+    Same values as ``interaction_strengths(graph, method=method)`` without building the
+    ranked table; see there for the definition, errors and complexity.
+    """
+    _check_options(method, "pairwise", None)
+    a1, u = _first_layer_and_importance(graph, method)
+    return _pairwise_min_sum(a1, u)
+
+
+def unit_importance(graph: LayeredGraph, *, method: str = "ph") -> np.ndarray:
+    """Importance ``u_h`` of every first-layer unit: NID's ``z`` or the persistence reach.
+
+    Parameters
+    ----------
+    graph
+        A network with at least two weight layers.
+    method
+        ``"nid"``: ``z = 1^T |W_L| ... |W_2|`` (raw weights; Tsang et al., 2018, summed
+        over outputs). ``"ph"``: ``reach_h``, the largest level ``t`` of the super-level
+        filtration of the normalised ``|w|`` of layers ``2 .. L`` (taken as one undirected
+        graph) at which ``h`` lies in the same component as some output unit; equivalently
+        the maximum over (undirected) paths from ``h`` to an output of the smallest normalised
+        weight on the path, 0 when no path exists. ``"ph2"``: ``reach_h ** 2``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(n_out[0],)``.
+
+    Raises
+    ------
+    GraphStructureError, NonFiniteWeightsError, ConfigError
+        As for :func:`interaction_strengths`.
+
+    Notes
+    -----
+    NID: ``L - 1`` sparse matrix-vector products, ``O(E)``. Reach: a maximum spanning forest of
+    layers ``2 .. L`` with all outputs tied together (a path between two units in a maximum
+    spanning tree is a widest path, Hu 1961), a breadth-first order from the outputs and the
+    minimum along the tree paths by pointer doubling: ``O(E log E + n log n)``.
+
+    References
+    ----------
+    Hu, T. C. (1961). The maximum capacity route problem. Operations Research 9(6).
+    """
+    _check_options(method, "pairwise", None)
+    return _first_layer_and_importance(graph, method)[1]
+
+
+# ---------------------------------------------------------------------------- helpers
+def _check_options(method: str, order: str, top: int | None) -> None:
+    if method not in METHODS:
+        raise ConfigError(f"unknown interaction method {method!r}; choose one of "
+                          f"{', '.join(METHODS)}")
+    if order not in ORDERS:
+        raise ConfigError(f"unknown interaction order {order!r}; choose one of "
+                          f"{', '.join(ORDERS)}")
+    if top is not None and (isinstance(top, bool) or not isinstance(top, (int, np.integer))
+                            or top < 1):
+        raise ConfigError(f"top must be a positive integer, got {top!r}")
+
+
+def _first_layer_and_importance(
+    graph: LayeredGraph, method: str
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """``|W1|`` (raw for NID, normalised for ph, squared for ph2) and the importance ``u``."""
+    if graph.n_layers < 2:
+        raise GraphStructureError(
+            f"{graph.source}: interaction detection needs a first hidden layer, but the network "
+            f"has a single layer ({graph.names[0]!r}, {graph.n_in[0]} -> {graph.n_out[0]})")
+    what = f"interaction detection ({method})"
+    graph.require_finite(what)
+    if method == "nid":
+        layers = [abs(w) for w in graph.layers]
+        z = np.ones(graph.n_out[-1])
+        for w in reversed(layers[1:]):
+            z = w.T @ z
+        return layers[0], np.asarray(z, dtype=np.float64)
+    from topo.persistence import normalized_abs_weights
+
+    layers, _ = normalized_abs_weights(graph, what=what)
+    if method == "ph2":
+        # the filtration of w^2 / max w^2: same order of edges, levels squared
+        layers = [w.power(2) for w in layers]
+    return layers[0], _reach(layers[1:])
+
+
+def _reach(upper: list[sp.csr_matrix]) -> np.ndarray:
+    """Widest-path level from each input unit of ``upper[0]`` to any output of ``upper[-1]``."""
+    widths = [upper[0].shape[1], *(w.shape[0] for w in upper)]
+    offsets = np.concatenate([[0], np.cumsum(widths)])
+    n = int(offsets[-1])
+    root = n  # an extra node tied to every output unit
+    rows, cols, data = [], [], []
+    for k, w in enumerate(upper):
+        coo = w.tocoo()
+        rows.append(coo.col.astype(np.int64) + offsets[k])
+        cols.append(coo.row.astype(np.int64) + offsets[k + 1])
+        data.append(_SHIFT - coo.data)
+    outputs = np.arange(offsets[-2], offsets[-1])
+    rows.append(outputs)
+    cols.append(np.full(outputs.size, root))
+    data.append(np.full(outputs.size, _OUTPUT_LINK))
+    graph = sp.csr_matrix(
+        (np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(n + 1, n + 1))
+    tree = minimum_spanning_tree(graph)
+    tree = (tree + tree.T).tocsr()
+    order, pred = breadth_first_order(tree, root, directed=False, return_predecessors=True)
+    # level of the tree edge from each reached node to its parent (outputs: tied, +inf)
+    level = np.full(n + 1, np.inf)
+    child = order[1:]
+    edge_t = np.asarray(tree[child, pred[child]]).ravel()
+    level[child] = np.where(edge_t == _OUTPUT_LINK, np.inf, _SHIFT - edge_t)
+    # minimum along the path to the root by pointer doubling
+    anc = np.where(pred >= 0, pred, root)
+    anc[root] = root
+    reach = level.copy()
+    for _ in range(int(np.ceil(np.log2(n + 2))) + 1):
+        reach = np.minimum(reach, reach[anc])
+        anc = anc[anc]
+    first = reach[: widths[0]]
+    reached = np.zeros(n + 1, dtype=bool)
+    reached[order] = True
+    return np.where(reached[: widths[0]], first, 0.0)
+
+
+def _sorted_rows(a1: sp.csr_matrix, u: np.ndarray):
+    """Entries with ``u_h > 0`` and ``a > 0``, each row sorted by decreasing weight.
+
+    Returns row ids, feature ids, weights (all in that order), each entry's rank in its row and
+    the start of its row in the arrays.
+    """
+    coo = a1.tocoo()
+    keep = (coo.data > 0) & (u[coo.row] > 0)
+    row, col, val = coo.row[keep].astype(np.int64), coo.col[keep].astype(np.int64), coo.data[keep]
+    order = np.lexsort((col, -val, row))
+    row, col, val = row[order], col[order], val[order]
+    counts = np.bincount(row, minlength=a1.shape[0])
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.arange(row.size) - starts[row]
+    return row, col, val, rank, starts[row]
+
+
+def _pairwise_min_sum(a1: sp.csr_matrix, u: np.ndarray) -> np.ndarray:
+    """``M[i, j] = sum_h u_h min(a1[h, i], a1[h, j])`` for ``i != j``; ``M[i, i] = 0``."""
+    p = a1.shape[1]
+    row, col, val, rank, start = _sorted_rows(a1, u)
+    out = np.zeros(p * p)
+    contribution = u[row] * val  # the weaker of the two decides the min
+    # chunks of entries holding about _CHUNK_TERMS pairs each, to bound the memory
+    cum = np.cumsum(rank)
+    n_chunks = int(cum[-1] // _CHUNK_TERMS) + 1 if cum.size else 0
+    cuts = np.searchsorted(cum, np.arange(1, n_chunks) * _CHUNK_TERMS)
+    edges = np.unique(np.concatenate([[0], cuts, [row.size]])).astype(np.int64)
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        r = rank[lo:hi]
+        total = int(r.sum())
+        if total == 0:
+            continue
+        lower = np.repeat(np.arange(lo, hi), r)  # the weaker entry of each pair
+        first = np.repeat(np.cumsum(r) - r, r)
+        upper = np.repeat(start[lo:hi], r) + (np.arange(total) - first)
+        out += np.bincount(col[upper] * p + col[lower], weights=contribution[lower],
+                           minlength=p * p)
+    m = out.reshape(p, p)
+    return m + m.T
+
+
+def _any_order_candidates(
+    a1: sp.csr_matrix, u: np.ndarray, method: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct top-k sets (k >= 2) as a boolean ``(n, p)`` matrix and their summed strengths."""
+    p = a1.shape[1]
+    row, col, val, rank, _ = _sorted_rows(a1, u)
+    if method == "nid":
+        score = u[row] * val
+    else:
+        nxt = np.zeros_like(val)
+        same = np.zeros(val.size, dtype=bool)
+        same[:-1] = row[1:] == row[:-1]
+        nxt[:-1] = np.where(same[:-1], val[1:], 0.0)
+        score = u[row] * (val - nxt)
+    # exact set keys: for every 64-feature word, the OR (= sum of distinct bits) of the prefix
+    n_words = (p + 63) // 64
+    keys = np.zeros((row.size, n_words), dtype=np.uint64)
+    row_start = np.concatenate([[True], row[1:] != row[:-1]]) if row.size else np.array([], bool)
+    base = np.maximum.accumulate(np.where(row_start, np.arange(row.size), 0))
+    for w in range(n_words):
+        bits = np.where(col // 64 == w, np.left_shift(np.uint64(1), (col % 64).astype(np.uint64)),
+                        np.uint64(0)).astype(np.uint64)
+        cs = np.cumsum(bits, dtype=np.uint64)
+        before = np.concatenate([[np.uint64(0)], cs[:-1]]).astype(np.uint64)
+        keys[:, w] = cs - before[base]
+    cand = rank >= 1
+    keys, score = keys[cand], score[cand]
+    if keys.shape[0] == 0:
+        return np.zeros((0, p), dtype=bool), np.zeros(0)
+    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+    strength = np.bincount(inverse.ravel(), weights=score, minlength=uniq.shape[0])
+    sets = np.unpackbits(uniq.astype("<u8").view(np.uint8), axis=1, bitorder="little")[:, :p]
+    sets = sets.astype(bool)
+    keep = strength > 0
+    return sets[keep], strength[keep]
+
+
+def _prune_subsets(sets: np.ndarray, strength: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rank candidates and drop every strict subset of a higher-ranked candidate."""
+    if sets.shape[0] == 0:
+        return sets, strength
+    size = sets.sum(axis=1)
+    # tie order: smaller sets first, then lexicographic by their sorted features
+    lex = np.lexsort(sets.T[::-1].astype(np.int8) * -1)
+    lex_rank = np.empty(sets.shape[0], dtype=np.int64)
+    lex_rank[lex] = np.arange(sets.shape[0])
+    order = np.lexsort((lex_rank, size, -strength))
+    sets, strength, size = sets[order], strength[order], size[order]
+    b = sp.csr_matrix(sets.astype(np.int32))
+    dropped = np.zeros(sets.shape[0], dtype=bool)
+    step = max(1, _CHUNK_TERMS // max(1, sets.shape[0]))
+    for lo in range(0, sets.shape[0], step):
+        hi = min(lo + step, sets.shape[0])
+        # overlaps of candidates lo..hi-1 (columns) with every candidate ranked above (rows)
+        overlap = (b[:hi] @ b[lo:hi].T).tocsr()
+        c = np.repeat(np.arange(hi), np.diff(overlap.indptr))
+        r = overlap.indices + lo
+        hit = (c < r) & (overlap.data == size[r]) & (size[c] > size[r])
+        dropped[r[hit]] = True
+    return sets[~dropped], strength[~dropped]
+
+
+def _frame(features: list[tuple[int, ...]], strength: np.ndarray) -> pandas.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame({"features": pd.Series(features, dtype=object),
+                         "strength": np.asarray(strength, dtype=np.float64)})
