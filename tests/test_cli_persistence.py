@@ -150,6 +150,26 @@ def test_interactions_ph2_squares_the_hand_scores(tmp_path, capsys):
                                [0.16 * 0.25, 0.04 * 0.09, 0.0], atol=1e-7)
 
 
+def test_interactions_ph2n_normalises_the_ph2_scores(tmp_path, capsys):
+    path = _write_snapshot(tmp_path)
+    assert main(["interactions", str(path), "--method", "ph2n", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    # worked out by hand in test_interactions.test_hand_example_ph2n
+    m = 0.236 / 3
+    assert [row["features"] for row in out["interactions"]] == [[0, 1], [1, 2], [0, 2]]
+    np.testing.assert_allclose([row["strength"] for row in out["interactions"]],
+                               [0.04 / math.sqrt((0.16 + m) * (0.04 + m)),
+                                0.0036 / math.sqrt((0.0036 + m) * (0.0324 + m)), 0.0],
+                               rtol=1e-6)
+
+
+def test_interactions_ph2n_any_order_is_a_one_line_error(tmp_path, capsys):
+    path = _write_snapshot(tmp_path)
+    assert main(["interactions", str(path), "--method", "ph2n", "--order", "any"]) == 1
+    err = capsys.readouterr().err
+    assert "pairs only" in err and len(err.strip().splitlines()) == 1
+
+
 def test_interactions_table_and_csv(tmp_path, capsys):
     path = _write_snapshot(tmp_path)
     csv = tmp_path / "pairs.csv"

@@ -202,6 +202,52 @@ def test_ph2_is_the_persistence_score_of_the_squared_weights(seed):
     np.testing.assert_allclose(table["strength"], [v for _, v in expected])
 
 
+def _direct_ph2n(layers):
+    """ph2n straight from its definition: persistences of top-k sets, summed unit by unit."""
+    scale = max(np.abs(w).max() for w in layers)
+    a = (np.abs(layers[0]) / scale) ** 2
+    u = _reach(layers) ** 2
+    p = a.shape[1]
+    together = np.zeros((p, p))  # omega(i, j): persistence of the sets holding both i and j
+    alone = np.zeros((p, p))  # D(i | j): persistence of the sets holding i, where j is attached
+    for h in range(a.shape[0]):
+        attached = [j for j in range(p) if a[h, j] > 0]
+        for s, level, nxt in _top_sets(a[h]):
+            for i in s:
+                for j in attached:
+                    alone[i, j] += (level - nxt) * u[h]
+                    if j in s and j != i:
+                        together[i, j] += (level - nxt) * u[h]
+    m = np.mean(np.diag(alone))
+    expected = np.zeros((p, p))
+    for i, j in itertools.permutations(range(p), 2):
+        d = np.sqrt((alone[i, j] + m) * (alone[j, i] + m))
+        expected[i, j] = together[i, j] / d if d > 0 else 0.0
+    return expected
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_ph2n_matches_direct_definition(seed):
+    layers = _random_network(seed, widths=(7, 6, 4, 1), density=0.6)
+    expected = _direct_ph2n(layers)
+    g = LayeredGraph(layers)
+    np.testing.assert_allclose(interaction_matrix(g, method="ph2n"), expected, atol=1e-12)
+    table = interaction_strengths(g, method="ph2n")
+    got = {f: v for f, v in zip(table["features"], table["strength"])}
+    assert got == pytest.approx({(i, j): expected[i, j]
+                                 for i, j in itertools.combinations(range(7), 2)})
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_ph2n_is_a_share_below_one(seed):
+    # min(a_i, a_j) <= a_i at every unit where both are attached, and m > 0 adds to the
+    # denominator
+    g = LayeredGraph(_random_network(seed, widths=(8, 10, 3, 2), density=0.8))
+    m = interaction_matrix(g, method="ph2n")
+    assert (m >= 0).all() and (m < 1).all()
+    np.testing.assert_allclose(m, m.T)
+
+
 def _hand_network() -> LayeredGraph:
     # 3 features -> 2 hidden -> 2 hidden -> 1 output; the largest |w| is 1, so the
     # normalised weights are the raw ones
@@ -239,6 +285,21 @@ def test_hand_example_any_order():
     np.testing.assert_allclose(table["strength"], [0.4 * 0.5, 0.2 * 0.3])
 
 
+def test_hand_example_ph2n():
+    # ph2: a = squared weights, h0: (0.64, 0.16, 0), h1: (0, 0.04, 0.36); u = reach^2 =
+    # (0.25, 0.09). omega(0,1) = 0.25 * 0.16 = 0.04, omega(1,2) = 0.09 * 0.04 = 0.0036.
+    # Totals: T0 = 0.25 * 0.64 = 0.16, T1 = 0.04 + 0.0036 = 0.0436, T2 = 0.09 * 0.36 = 0.0324,
+    # m = 0.236 / 3. Feature 1 is attached at both units, so D(0|1) = T0 and D(2|1) = T2;
+    # features 0 and 2 only at one unit each: D(1|0) = 0.04 (h0), D(1|2) = 0.0036 (h1).
+    m = 0.236 / 3
+    table = interaction_strengths(_hand_network(), method="ph2n")
+    assert list(table["features"]) == [(0, 1), (1, 2), (0, 2)]
+    np.testing.assert_allclose(table["strength"], [
+        0.04 / np.sqrt((0.16 + m) * (0.04 + m)),
+        0.0036 / np.sqrt((0.0036 + m) * (0.0324 + m)),
+        0.0])
+
+
 def test_top_k_set_persistence_is_the_gap_to_the_next_feature():
     # one hidden unit straight to the output (reach = 1 after normalisation by |w| = 1):
     # features join at 0.9, 0.6, 0.5, 0.1 -> S_2 lives 0.6-0.5, S_3 0.5-0.1, S_4 0.1-0
@@ -254,7 +315,7 @@ def test_top_k_set_persistence_is_the_gap_to_the_next_feature():
 
 
 # ------------------------------------------------------------------ planted interactions
-@pytest.mark.parametrize("method", ["ph", "nid", "ph2"])
+@pytest.mark.parametrize("method", ["ph", "nid", "ph2", "ph2n"])
 def test_planted_pair_ranks_first(method):
     rng = np.random.default_rng(0)
     w1 = 0.05 * rng.normal(size=(12, 8))
@@ -264,6 +325,28 @@ def test_planted_pair_ranks_first(method):
     w2 = 0.3 + 0.1 * rng.random(size=(6, 12))
     w3 = 0.5 + 0.1 * rng.random(size=(1, 6))
     table = interaction_strengths(LayeredGraph([w1, w2, w3]), method=method, top=3)
+    assert table["features"].iloc[0] == (2, 5)
+    assert table["strength"].iloc[0] > 2 * table["strength"].iloc[1]
+
+
+def test_ph2n_puts_a_planted_pair_above_two_main_effects_that_meet_by_chance():
+    # features 0 and 1 each drive six units alone (strong main effects) and meet, both at 0.5,
+    # at two more; the planted pair (2, 5) sits at two units with 0.5 and 0.45
+    rng = np.random.default_rng(3)
+    w1 = 0.02 * rng.random(size=(20, 8))
+    w1[0:6, 0] = 1.0
+    w1[6:12, 1] = 1.0
+    w1[12:14, [0, 1]] = 0.5
+    w1[14:16, 2] = 0.5
+    w1[14:16, 5] = 0.45
+    w2 = 0.3 + 0.01 * rng.random(size=(4, 20))
+    w3 = np.full((1, 4), 0.5)
+    g = LayeredGraph([w1, w2, w3])
+    # ph2: min^2 summed, 2 * 0.25 for (0, 1) against 2 * 0.2025 for (2, 5)
+    assert interaction_strengths(g, method="ph2")["features"].iloc[0] == (0, 1)
+    # ph2n: (0, 1) is a small share of features 0 and 1's persistence, (2, 5) almost all of
+    # theirs
+    table = interaction_strengths(g, method="ph2n", top=2)
     assert table["features"].iloc[0] == (2, 5)
     assert table["strength"].iloc[0] > 2 * table["strength"].iloc[1]
 
@@ -317,7 +400,7 @@ def test_explicit_zero_connections_behave_as_absent():
     layers = _random_network(4)
     masks = [np.ones_like(w) for w in layers]
     sparse, dense = LayeredGraph(layers), LayeredGraph(layers, masks=masks)
-    for method in ("ph", "nid"):
+    for method in ("ph", "nid", "ph2n"):
         np.testing.assert_allclose(interaction_matrix(sparse, method=method),
                                    interaction_matrix(dense, method=method))
 
@@ -355,6 +438,7 @@ def test_nan_weights_are_a_clear_error():
     ({"order": 3}, "unknown interaction order"),
     ({"top": 0}, "top must be a positive integer"),
     ({"top": 2.5}, "top must be a positive integer"),
+    ({"method": "ph2n", "order": "any"}, "scores pairs only"),
 ])
 def test_bad_options_are_config_errors(kwargs, message):
     g = LayeredGraph([np.ones((2, 3)), np.ones((1, 2))])

@@ -9,9 +9,10 @@ density 0.04, standard normal weights, seed 0) directly as a LayeredGraph, and t
 warm-up call and then ``--repeats`` calls (median and minimum reported):
 
 - ``neural_persistence`` (all four layers; target <= 0.03 s),
-- ``interaction_matrix`` for ``nid`` and ``ph`` (the p x p pairwise scores; target <= 0.1 s),
-- ``interaction_strengths`` pairwise for ``nid`` and ``ph`` (the same plus the ranked table of
-  all 306,936 pairs as Python tuples),
+- ``interaction_matrix`` for ``nid``, ``ph``, ``ph2`` and ``ph2n`` (the p x p pairwise scores;
+  target <= 0.1 s),
+- ``interaction_strengths`` pairwise for ``nid``, ``ph`` and ``ph2n`` (the same plus the ranked
+  table of all 306,936 pairs as Python tuples),
 - ``interaction_strengths`` any order for ``ph`` (no target; reported for information),
 
 and two straightforward baselines, measured once each and checked to give the same numbers:
@@ -74,10 +75,16 @@ def main(argv: list[str] | None = None) -> int:
          args.repeats),
         ("interaction_matrix ph", lambda: interaction_matrix(graph, method="ph"), 0.1,
          args.repeats),
+        ("interaction_matrix ph2", lambda: interaction_matrix(graph, method="ph2"), 0.1,
+         args.repeats),
+        ("interaction_matrix ph2n", lambda: interaction_matrix(graph, method="ph2n"), 0.1,
+         args.repeats),
         ("interaction_strengths pairwise nid (table)",
          lambda: interaction_strengths(graph, method="nid"), None, args.repeats),
         ("interaction_strengths pairwise ph (table)",
          lambda: interaction_strengths(graph, method="ph"), None, args.repeats),
+        ("interaction_strengths pairwise ph2n (table)",
+         lambda: interaction_strengths(graph, method="ph2n"), None, args.repeats),
         ("interaction_strengths any-order ph",
          lambda: interaction_strengths(graph, method="ph", order="any"), None,
          args.any_repeats),

@@ -25,13 +25,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "interactions", help="rank feature interactions read from a network's weights",
         description="Feature interactions from the weights of a trained network: 'ph' is "
                     "topo's persistence score, 'nid' Neural Interaction Detection (Tsang et "
-                    "al., ICLR 2018), 'ph2' the persistence score of the squared weights. "
+                    "al., ICLR 2018), 'ph2' the persistence score of the squared weights, "
+                    "'ph2n' ph2's pairwise strength as a share of the two features' own "
+                    "persistence (pairwise only). "
                     "Features are 0-based input indices, strongest first. "
                     "Pairwise lists every pair (zero strengths included) unless --top cuts "
                     "it; --top applies after the pruning of any-order candidates.")
     p.add_argument("path", help="checkpoint file, NNSTD folder or run directory")
-    p.add_argument("--method", choices=["ph", "nid", "ph2"], default="ph",
-                   help="scoring method (default: ph; ph2: ph on the squared weights)")
+    p.add_argument("--method", choices=["ph", "nid", "ph2", "ph2n"], default="ph",
+                   help="scoring method (default: ph; ph2: ph on the squared weights; ph2n: "
+                        "ph2 normalised by the features' own persistence, pairwise only)")
     p.add_argument("--order", choices=["pairwise", "any"], default="pairwise",
                    help="pairs only, or sets of any size (default: pairwise)")
     p.add_argument("--top", type=_positive_int, metavar="K",
