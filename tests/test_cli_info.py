@@ -86,3 +86,9 @@ def test_help_lists_commands():
     proc = subprocess.run([sys.executable, "-m", "topo", "--help"], capture_output=True,
                           text=True, check=True)
     assert "info" in proc.stdout and "export" in proc.stdout
+
+
+def test_export_to_a_folder_is_one_line_error(snapshot, tmp_path, capsys):
+    assert main(["export", str(snapshot), "--format", "edgelist", "-o", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "it is a folder" in err[0]

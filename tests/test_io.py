@@ -15,7 +15,13 @@ from safetensors.numpy import save_file as save_numpy_safetensors
 from safetensors.torch import save_file as save_torch_safetensors
 
 import topo
-from topo.errors import GraphStructureError, UnreadableFileError, UnsafeFileError
+from topo.errors import (
+    ConfigError,
+    GraphStructureError,
+    OutputError,
+    UnreadableFileError,
+    UnsafeFileError,
+)
 from topo.graph import LayeredGraph
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "external" / "nnstd-set-topologies"
@@ -64,7 +70,7 @@ def test_failed_snapshot_write_leaves_old_file(tmp_path):
     path = topo.save_snapshot(LayeredGraph([np.eye(2)]), tmp_path / "s.safetensors")
     before = path.read_bytes()
     bad = LayeredGraph([np.eye(2)], metadata={"not_json": object()})
-    with pytest.raises(TypeError):
+    with pytest.raises(ConfigError, match="JSON"):
         topo.save_snapshot(bad, path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["s.safetensors"]
@@ -325,3 +331,94 @@ def test_written_files_get_normal_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+
+
+# ------------------------------------------------------------------ layer order, folders
+def test_safetensors_layers_chained_by_shape_when_names_mislead(tmp_path):
+    # natural name order would be head, net.0, net.2; only one order chains the widths
+    state = {"net.0.weight": np.ones((6, 4), np.float32),
+             "net.2.weight": np.ones((5, 6), np.float32),
+             "head.weight": np.ones((2, 5), np.float32)}
+    save_numpy_safetensors(state, str(tmp_path / "m.safetensors"))
+    g = topo.load(tmp_path / "m.safetensors")
+    assert g.names == ["net.0", "net.2", "head"]
+    assert g.widths == [4, 6, 5, 2]
+
+
+def test_safetensors_ambiguous_order_is_refused(tmp_path):
+    state = {"input.weight": np.ones((8, 8), np.float32),
+             "hidden.weight": np.full((8, 8), 2.0, np.float32),
+             "output.weight": np.ones((2, 8), np.float32)}
+    save_numpy_safetensors(state, str(tmp_path / "words.safetensors"))
+    with pytest.raises(GraphStructureError, match="order cannot be recovered"):
+        topo.load(tmp_path / "words.safetensors")
+
+
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+def test_torch_sparse_tensors_keep_their_entries(tmp_path):
+    dense = torch.tensor([[0.0, 1.5, 0.0], [2.0, 0.0, 0.0]])
+    # an explicitly stored zero (at row 1, column 2) is a connection
+    coo = torch.sparse_coo_tensor(torch.tensor([[0, 1, 1], [1, 0, 2]]),
+                                  torch.tensor([1.5, 2.0, 0.0]), (2, 3), check_invariants=True)
+    torch.save({"a.weight": coo, "b.weight": torch.ones(1, 2).to_sparse_csr()},
+               tmp_path / "sparse.pt")
+    g = topo.load(tmp_path / "sparse.pt")
+    assert g.widths == [3, 2, 1]
+    assert g.n_connections == [3, 2]
+    np.testing.assert_array_equal(g.layers[0].toarray(), dense.numpy())
+
+
+def test_folder_of_checkpoints_in_natural_order(tmp_path):
+    for epoch in (1, 2, 10, 9):
+        torch.save({"fc.weight": torch.full((2, 2), float(epoch))},
+                   tmp_path / f"model_epoch_{epoch}.pt")
+    paths = topo.snapshot_paths(tmp_path)
+    assert [p.name for p in paths] == [f"model_epoch_{e}.pt" for e in (1, 2, 9, 10)]
+
+
+def test_training_checkpoint_is_not_taken_for_a_snapshot(tmp_path):
+    path = tmp_path / "state.ckpt"
+    save_numpy_safetensors({"x": np.ones(2, np.float32)}, str(path),
+                           metadata={"format": "topo.train-checkpoint"})
+    with pytest.raises(UnreadableFileError, match="training checkpoint"):
+        topo.load(path)
+
+
+def test_run_directory_reports_run_format(tmp_path):
+    run = tmp_path / "run"
+    (run / "snapshots").mkdir(parents=True)
+    (run / "run.json").write_text("{}")
+    topo.save_snapshot(LayeredGraph([np.eye(2)]), run / "snapshots" / "epoch_0000.safetensors")
+    g = topo.load(run)
+    assert g.metadata["format"] == "topo.run"
+    assert g.metadata["snapshot"].endswith("epoch_0000.safetensors")
+
+
+def test_metrics_with_incomplete_last_line(tmp_path):
+    from topo.io.run import read_metrics
+
+    (tmp_path / "metrics.jsonl").write_text('{"epoch": 1, "loss": 0.5}\n{"epoch": 2, "lo')
+    with pytest.warns(UserWarning, match="incomplete last line"):
+        frame = read_metrics(tmp_path)
+    assert frame["epoch"].tolist() == [1]
+    (tmp_path / "metrics.jsonl").write_text('{"epoch": 1\n{"epoch": 2}\n')
+    with pytest.raises(UnreadableFileError, match="line 1"):
+        read_metrics(tmp_path)
+
+
+def test_nnstd_folder_without_bias_row_explains_the_layout(tmp_path):
+    folder = tmp_path / "net"
+    folder.mkdir()
+    sp.save_npz(folder / "weight_l0.npz", sp.csr_matrix(np.ones((3, 2))))  # no bias row
+    sp.save_npz(folder / "weight_l1.npz", sp.csr_matrix(np.ones((2, 1))))
+    with pytest.raises(GraphStructureError, match="last row being the bias"):
+        topo.load(folder)
+
+
+# ------------------------------------------------------------------ writing
+def test_unwritable_snapshot_path_is_a_topo_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputError, match="cannot write"):
+        topo.save_snapshot(LayeredGraph([np.eye(2)]), tmp_path / "file" / "s.safetensors")
+    with pytest.raises(OutputError, match="folder"):
+        topo.save_snapshot(LayeredGraph([np.eye(2)]), tmp_path)

@@ -16,6 +16,7 @@ __all__ = [
     "NonFiniteWeightsError",
     "IncompatibleGraphsError",
     "ConfigError",
+    "OutputError",
 ]
 
 
@@ -45,3 +46,7 @@ class IncompatibleGraphsError(TopoError):
 
 class ConfigError(TopoError):
     """An option or configuration value is invalid (unknown method, bad architecture, ...)."""
+
+
+class OutputError(TopoError):
+    """An output file or folder cannot be written (missing parent, no permission, a folder)."""

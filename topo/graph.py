@@ -98,6 +98,11 @@ class LayeredGraph:
                         f"{self.layers[k].shape[0]} outputs"
                     )
             self.biases.append(b)
+        for name, w in zip(self.names, self.layers):
+            if 0 in w.shape:
+                raise GraphStructureError(
+                    f"layer {name!r} has shape {w.shape}: a layer needs at least one input "
+                    "and one output")
         for k in range(1, len(self.layers)):
             if self.layers[k].shape[1] != self.layers[k - 1].shape[0]:
                 raise GraphStructureError(

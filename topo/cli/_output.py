@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from topo.errors import TopoError
+from topo.errors import OutputError, TopoError
 
 FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
 
@@ -48,13 +49,33 @@ def format_table(df: Any, digits: int = 4) -> str:
     return df.to_string(index=False, float_format=lambda x: f"{x:.{digits}g}")
 
 
+def check_output_path(path: str | Path) -> Path:
+    """Fail early, before any work, when ``path`` cannot be written as a file.
+
+    The path must not be a folder, and its nearest existing ancestor must be a folder this
+    process may write in (missing folders below it are created when writing).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: cannot write a file here, it is a folder")
+    ancestor = path.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise OutputError(f"{path}: cannot write, {ancestor} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise OutputError(f"{path}: cannot write, no permission in {ancestor}")
+    return path
+
+
 def check_figure_path(path: str | Path) -> Path:
-    """Fail early, before any work, when a figure path has an unsupported suffix."""
+    """Fail early, before any work, when a figure path has an unsupported suffix or cannot
+    be written."""
     path = Path(path)
     if path.suffix.lower() not in FIGURE_SUFFIXES:
         raise TopoError(
             f"{path}: figure files must end in {', '.join(FIGURE_SUFFIXES)}")
-    return path
+    return check_output_path(path)
 
 
 def save_figure(fig: Any, path: str | Path) -> Path:

@@ -19,7 +19,6 @@ plain arrays, and PyTorch pickles are opened with ``weights_only=True`` only.
 from __future__ import annotations
 
 import json
-import re
 import struct
 import zipfile
 from pathlib import Path
@@ -27,7 +26,7 @@ from pathlib import Path
 from topo.errors import UnreadableFileError
 from topo.graph import LayeredGraph
 from topo.io.nnstd_folder import is_nnstd_folder, read_nnstd_folder
-from topo.io.run import is_run_dir, snapshot_paths
+from topo.io.run import is_run_dir, natural_key, snapshot_paths
 from topo.io.snapshot import is_topo_snapshot_header, read_snapshot, save_snapshot
 
 __all__ = ["load", "save_snapshot", "detect_format", "snapshot_paths"]
@@ -63,7 +62,7 @@ def load(path: str | Path) -> LayeredGraph:
     if fmt == "topo.run":
         snaps = snapshot_paths(path)
         graph = load(snaps[-1])
-        graph.metadata["run"] = str(path)
+        graph.metadata.update(format="topo.run", run=str(path), snapshot=str(snaps[-1]))
         return graph
     if fmt == "nnstd-npz":
         return read_nnstd_folder(path)
@@ -100,6 +99,10 @@ def detect_format(path: str | Path) -> str:
         raise UnreadableFileError(f"{path}: cannot read ({exc.strerror})") from None
     if len(head) >= 9 and head[8:9] == b"{":
         header = _safetensors_header(path)
+        if header and header.get("format") == "topo.train-checkpoint":
+            raise UnreadableFileError(
+                f"{path}: a topo training checkpoint (what --resume reads), not a snapshot; "
+                "read the run folder or a file in its snapshots/ instead")
         return "topo.snapshot" if is_topo_snapshot_header(header) else "safetensors"
     if head.startswith(_ZIP_MAGIC):
         try:
@@ -163,13 +166,8 @@ def _read_safetensors(path: Path) -> LayeredGraph:
 
     # safetensors does not keep the order in which tensors were saved: order the keys
     # naturally (layers.2 before layers.10), which is the module order of common models.
-    ordered = {k: tensors[k] for k in sorted(tensors, key=_natural_key)}
-    return graph_from_state_dict(ordered, path, "safetensors")
-
-
-def _natural_key(name: str) -> list:
-    return [(0, int(part), "") if part.isdigit() else (1, 0, part)
-            for part in re.split(r"(\d+)", name)]
+    ordered = {k: tensors[k] for k in sorted(tensors, key=natural_key)}
+    return graph_from_state_dict(ordered, path, "safetensors", order_known=False)
 
 
 def _read_safetensors_with_torch(path: Path):

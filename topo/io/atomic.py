@@ -12,6 +12,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from topo.errors import OutputError, TopoError
+
 __all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes"]
 
 
@@ -30,11 +32,18 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` when the block succeeds.
 
     The temporary name starts with ``.`` and ends with ``.tmp`` so that listings of snapshot
-    files never pick it up. On error the temporary file is removed and ``path`` is untouched.
+    files never pick it up. On error the temporary file is removed and ``path`` is untouched;
+    an ``OSError`` (missing permission, a folder in the way, a full disk) becomes
+    :class:`~topo.errors.OutputError` naming ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise OutputError(f"{path}: cannot write a file here, it is a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -45,9 +54,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         _fsync_file(tmp)
         os.replace(tmp, path)
         _fsync_dir(path.parent)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if isinstance(exc, OSError) and not isinstance(exc, TopoError):
+            raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
         raise
 
 

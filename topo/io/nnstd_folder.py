@@ -63,4 +63,6 @@ def read_nnstd_folder(path: Path) -> LayeredGraph:
         return LayeredGraph(layers, biases=biases, names=[f"l{k}" for k in range(count)],
                             metadata={"format": NNSTD_FORMAT, "source": str(path)})
     except GraphStructureError as exc:
-        raise GraphStructureError(f"{path}: {exc}") from None
+        raise GraphStructureError(
+            f"{path}: {exc} (each weight_l{{k}}.npz must have shape (n_in + 1, n_out), its "
+            "last row being the bias)") from None

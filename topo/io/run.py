@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,13 +28,15 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "MANIFEST_NAME", "METRICS_NAME", "SNAPSHOT_DIR", "SNAPSHOT_SUFFIX",
     "snapshot_name", "is_run_dir", "read_manifest", "read_metrics", "snapshot_paths",
-    "snapshot_epoch",
+    "snapshot_epoch", "snapshot_level", "natural_key", "CHECKPOINT_SUFFIXES",
 ]
 
 MANIFEST_NAME = "run.json"
 METRICS_NAME = "metrics.jsonl"
 SNAPSHOT_DIR = "snapshots"
 SNAPSHOT_SUFFIX = ".safetensors"
+# files a folder of checkpoints may hold (anything topo.load reads by content)
+CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 _EPOCH_RE = re.compile(r"epoch_(\d+)")
 _LEVEL_RE = re.compile(r"level_(\d+)")
 
@@ -73,12 +76,17 @@ def read_metrics(run: str | Path) -> pandas.DataFrame:
     if not path.is_file():
         return pd.DataFrame()
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
+            if n == len(lines):
+                # a writer killed mid-line leaves at most its last line incomplete
+                warnings.warn(f"{path}: ignoring incomplete last line {n}", stacklevel=2)
+                break
             raise UnreadableFileError(f"{path}: line {n} is not valid JSON") from None
         flat = {}
         for key, value in row.items():
@@ -106,8 +114,9 @@ def snapshot_paths(path: str | Path) -> list[Path]:
     """The snapshots of a run or a folder, in time order.
 
     - a run directory: every ``*.safetensors`` below ``snapshots/`` (levels in order);
-    - a folder of ``*.safetensors`` files: those files, sorted by name;
-    - a folder of NNSTD folders (``epoch_XXX/weight_l0.npz``): those folders, sorted.
+    - a folder of checkpoint files (``.safetensors``, ``.pt``, ``.pth``, ``.bin``): those
+      files, in natural order of their names (``ckpt_2`` before ``ckpt_10``);
+    - a folder of NNSTD folders (``epoch_XXX/weight_l0.npz``): those folders, same order.
 
     Raises
     ------
@@ -120,12 +129,22 @@ def snapshot_paths(path: str | Path) -> list[Path]:
     if not path.is_dir():
         raise UnreadableFileError(f"{path}: expected a run directory or a folder of snapshots")
     if is_run_dir(path):
-        found = sorted((path / SNAPSHOT_DIR).rglob(f"*{SNAPSHOT_SUFFIX}"))
+        found = sorted((path / SNAPSHOT_DIR).rglob(f"*{SNAPSHOT_SUFFIX}"), key=natural_key)
     else:
-        found = sorted(p for p in path.glob(f"*{SNAPSHOT_SUFFIX}") if not p.name.startswith("."))
+        found = [p for p in path.iterdir()
+                 if p.is_file() and p.suffix.lower() in CHECKPOINT_SUFFIXES]
         if not found:
-            found = sorted(p for p in path.iterdir() if (p / "weight_l0.npz").is_file())
+            found = [p for p in path.iterdir() if (p / "weight_l0.npz").is_file()]
+        found = sorted(found, key=natural_key)
     found = [p for p in found if not p.name.startswith(".")]
     if not found:
-        raise UnreadableFileError(f"{path}: holds no snapshots")
+        raise UnreadableFileError(
+            f"{path}: holds no snapshots (expected a topo run, checkpoint files "
+            f"({', '.join(CHECKPOINT_SUFFIXES)}) or NNSTD folders)")
     return found
+
+
+def natural_key(path: str | Path) -> list[tuple[int, int, str]]:
+    """Sort key that orders the numbers inside names by value (``epoch_2`` < ``epoch_10``)."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part)
+            for part in re.split(r"(\d+)", str(path))]

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from topo.errors import GraphStructureError, UnreadableFileError
+from topo.errors import ConfigError, GraphStructureError, UnreadableFileError
 from topo.graph import LayeredGraph
 from topo.io.atomic import atomic_path
 
@@ -77,7 +77,7 @@ def save_snapshot(graph: LayeredGraph, path: str | Path) -> Path:
         "shapes": json.dumps([list(w.shape) for w in graph.layers]),
         "names": json.dumps(graph.names),
         "input_shape": json.dumps(list(graph.input_shape) if graph.input_shape else None),
-        "metadata": json.dumps(meta, default=_json_default),
+        "metadata": _dump_metadata(meta),
     }
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -131,6 +131,13 @@ def read_snapshot(path: Path, header: dict[str, str], tensors: dict[str, np.ndar
                             metadata=metadata)
     except GraphStructureError as exc:
         raise GraphStructureError(f"{path}: {exc}") from None
+
+
+def _dump_metadata(meta: dict[str, Any]) -> str:
+    try:
+        return json.dumps(meta, default=_json_default)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"snapshot metadata cannot be stored as JSON: {exc}") from None
 
 
 def _json_default(value: Any) -> Any:

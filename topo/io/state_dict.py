@@ -69,9 +69,16 @@ def read_torch_file(path: Path) -> LayeredGraph:
     return graph_from_state_dict(arrays, path, "pytorch")
 
 
-def graph_from_state_dict(arrays: Mapping[str, np.ndarray], path: Path, fmt: str
-                          ) -> LayeredGraph:
-    """Build a LayeredGraph from named arrays following the key rules of this module."""
+def graph_from_state_dict(arrays: Mapping[str, Any], path: Path, fmt: str, *,
+                          order_known: bool = True) -> LayeredGraph:
+    """Build a LayeredGraph from named arrays following the key rules of this module.
+
+    With ``order_known=False`` (safetensors, which stores tensors sorted by name, not in
+    module order) the layers are chained by their shapes: a unique chain is used; where
+    several orders fit, the natural order of the names is used only when every layer name
+    carries its position as a number (``layers.0``, ``fc2``); otherwise the order cannot be
+    recovered and an error says so.
+    """
     keys = list(arrays)
     layers: list[tuple[str, np.ndarray, np.ndarray | None]] = []
     for key in keys:
@@ -97,6 +104,8 @@ def graph_from_state_dict(arrays: Mapping[str, np.ndarray], path: Path, fmt: str
     if not layers:
         raise UnreadableFileError(
             f"{path}: no 2-D '*.weight' tensors found ({len(keys)} tensors in the file)")
+    if not order_known:
+        layers = _order_by_shapes(layers, path)
     biases = []
     for prefix, _, _ in layers:
         b = arrays.get(_join(prefix, "bias"))
@@ -118,6 +127,55 @@ def graph_from_state_dict(arrays: Mapping[str, np.ndarray], path: Path, fmt: str
                             metadata={"format": fmt, "source": str(path)})
     except GraphStructureError as exc:
         raise GraphStructureError(f"{path}: {exc}") from None
+
+
+def _order_by_shapes(layers: list, path: Path) -> list:
+    """Layers ordered so that each one's inputs are the previous one's outputs."""
+    shapes = [arr.shape for _, arr, _ in layers]
+    chains = _find_chains(shapes, limit=2)
+    natural = list(range(len(layers)))
+    if len(chains) == 1:
+        return [layers[i] for i in chains[0]]
+    if len(chains) > 1:
+        numbered = all(re.search(r"\d", prefix) for prefix, _, _ in layers)
+        if numbered and _is_chain(shapes, natural):
+            return layers
+        raise GraphStructureError(
+            f"{path}: the layer order cannot be recovered: safetensors stores tensors sorted "
+            f"by name and the shapes of {', '.join(p for p, _, _ in layers)} fit several "
+            "orders; name the layers by position (layers.0, layers.1, ...) or save a PyTorch "
+            "state_dict")
+    return layers  # no chain fits: LayeredGraph reports the mismatch in name order
+
+
+def _is_chain(shapes: list, order: list[int]) -> bool:
+    return all(shapes[a][0] == shapes[b][1] for a, b in zip(order[:-1], order[1:]))
+
+
+def _find_chains(shapes: list, limit: int, budget: int = 100_000) -> list[list[int]]:
+    """Up to ``limit`` orders of all layers in which consecutive widths agree (DFS)."""
+    n = len(shapes)
+    found: list[list[int]] = []
+    steps = 0
+
+    def extend(order: list[int], used: set[int]) -> None:
+        nonlocal steps
+        if len(found) >= limit or steps > budget:
+            return
+        if len(order) == n:
+            found.append(list(order))
+            return
+        for j in range(n):
+            steps += 1
+            if j not in used and (not order or shapes[order[-1]][0] == shapes[j][1]):
+                order.append(j)
+                used.add(j)
+                extend(order, used)
+                order.pop()
+                used.discard(j)
+
+    extend([], set())
+    return found
 
 
 def _split_key(key: str) -> tuple[str, str]:
@@ -144,15 +202,27 @@ def _find_state_dict(obj: Any) -> Mapping[str, Any] | None:
     return None
 
 
-def _to_numpy(t: Any) -> np.ndarray:
+def _to_numpy(t: Any) -> Any:
+    """A dense tensor as a numpy array; a sparse tensor as a SciPy CSR matrix whose stored
+    entries (the tensor's specified elements) are the connections."""
+    import scipy.sparse as sp
     import torch
 
     t = t.detach().cpu()
     if t.dtype in (torch.bfloat16, torch.float16):
         t = t.float()
-    if t.dtype == torch.bool:
+    if t.layout == torch.strided:
         return t.numpy()
-    return t.numpy()
+    if t.dim() != 2:
+        return t.to_dense().numpy()
+    if t.layout == torch.sparse_coo:
+        t = t.coalesce()
+        rows, cols = t.indices().numpy()
+        return sp.csr_matrix((t.values().numpy(), (rows, cols)), shape=tuple(t.shape))
+    if t.layout == torch.sparse_csr:
+        return sp.csr_matrix((t.values().numpy(), t.col_indices().numpy(),
+                              t.crow_indices().numpy()), shape=tuple(t.shape))
+    return t.to_dense().numpy()
 
 
 def _unsafe_detail(message: str) -> str:
