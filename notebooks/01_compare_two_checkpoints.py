@@ -29,14 +29,54 @@
 #         --plot compare.png
 
 # %%
+import os
+import tempfile
 from pathlib import Path
 
 import topo
+
+# Run as a script (`python notebooks/01_compare_two_checkpoints.py`), this notebook
+# prints its key results and saves its figures in a temporary folder (or in $TOPO_FIGURES
+# when set); in Jupyter the tables and figures show inline and nothing is saved.
+AS_SCRIPT = "__file__" in globals()
+FIGURES = (Path(os.environ.get("TOPO_FIGURES") or tempfile.mkdtemp(prefix="topo-nb01-"))
+           if AS_SCRIPT else None)
+
+
+def find_example_run() -> Path:
+    """data/example-run of the topo checkout: above this file, the current folder or the
+    installed topo package."""
+    starts = [Path.cwd(), Path(topo.__file__).resolve().parent]
+    if AS_SCRIPT:
+        starts.insert(0, Path(__file__).resolve().parent)
+    for start in starts:
+        for folder in (start, *start.parents):
+            if (folder / "data" / "example-run" / "run.json").is_file():
+                return folder / "data" / "example-run"
+    raise FileNotFoundError(
+        "data/example-run not found above this notebook, the current folder "
+        f"({Path.cwd()}) or the topo package; run it from a topo checkout, or make the run "
+        "with: topo train --method set --dataset digits --arch 64-100-100-10 --epochs 15 "
+        "--epsilon 5 --seed 0 --out data/example-run")
+
+
+def save(drawn, name: str) -> None:
+    """As a script, save the figure of ``drawn`` (Axes, array of Axes or Figure) to FIGURES."""
+    if FIGURES is None:
+        return
+    first = drawn.ravel()[0] if hasattr(drawn, "ravel") else drawn
+    figure = getattr(first, "figure", first)
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    figure.savefig(FIGURES / name, dpi=120, bbox_inches="tight")
+    print(f"figure: {FIGURES / name}")
+
+
+RUN = find_example_run()
+
+# %%
 from topo.io.run import snapshot_paths
 from topo.plot import plot_comparison
 
-ROOT = next(p for p in [Path.cwd(), *Path.cwd().parents] if (p / "data" / "example-run").is_dir())
-RUN = ROOT / "data" / "example-run"
 snapshots = snapshot_paths(RUN)
 first, last = topo.load(snapshots[0]), topo.load(snapshots[-1])
 print(first)
@@ -47,14 +87,15 @@ print(last)
 # connections. `summary()` gives one row per layer.
 
 # %%
-last.summary()
+print(last.summary().to_string())
 
 # %% [markdown]
 # ## NNSTD, layer by layer
 
 # %%
 result = topo.nnstd(first, last)
-result.to_frame()
+print(result.to_frame().to_string())
+print(f"NNSTD distance: {result.distance:.4f}")
 
 # %% [markdown]
 # ## Overlap of the connection sets
@@ -64,7 +105,8 @@ result.to_frame()
 
 # %%
 overlap = topo.mask_overlap(first, last, result.matchings)
-overlap
+print(overlap[["layer", "name", "intersection", "jaccard", "aligned_jaccard",
+               "expected_jaccard_random"]].to_string())
 
 # %%
 import pandas as pd
@@ -78,6 +120,7 @@ table = pd.DataFrame({
     "jaccard_chance": overlap["expected_jaccard_random"],
 })
 ax = plot_comparison(table)
+save(ax, "comparison.png")
 
 # %% [markdown]
 # ## Many checkpoints at once
@@ -91,4 +134,6 @@ from topo.plot import plot_distance_matrix
 every_third = snapshots[::3]
 labels = [p.stem for p in every_third]
 nnstd_matrix, overlap_matrix = topo.distance_matrix(every_third, labels=labels)
+print(nnstd_matrix.round(3).to_string())
 ax = plot_distance_matrix(nnstd_matrix)
+save(ax, "distance_matrix.png")

@@ -22,18 +22,59 @@
 # `topo evolution data/example-run --plot evolution.png`.
 
 # %%
+import os
+import tempfile
 from pathlib import Path
 
+import topo
+
+# Run as a script (`python notebooks/02_topology_evolution.py`), this notebook
+# prints its key results and saves its figures in a temporary folder (or in $TOPO_FIGURES
+# when set); in Jupyter the tables and figures show inline and nothing is saved.
+AS_SCRIPT = "__file__" in globals()
+FIGURES = (Path(os.environ.get("TOPO_FIGURES") or tempfile.mkdtemp(prefix="topo-nb02-"))
+           if AS_SCRIPT else None)
+
+
+def find_example_run() -> Path:
+    """data/example-run of the topo checkout: above this file, the current folder or the
+    installed topo package."""
+    starts = [Path.cwd(), Path(topo.__file__).resolve().parent]
+    if AS_SCRIPT:
+        starts.insert(0, Path(__file__).resolve().parent)
+    for start in starts:
+        for folder in (start, *start.parents):
+            if (folder / "data" / "example-run" / "run.json").is_file():
+                return folder / "data" / "example-run"
+    raise FileNotFoundError(
+        "data/example-run not found above this notebook, the current folder "
+        f"({Path.cwd()}) or the topo package; run it from a topo checkout, or make the run "
+        "with: topo train --method set --dataset digits --arch 64-100-100-10 --epochs 15 "
+        "--epsilon 5 --seed 0 --out data/example-run")
+
+
+def save(drawn, name: str) -> None:
+    """As a script, save the figure of ``drawn`` (Axes, array of Axes or Figure) to FIGURES."""
+    if FIGURES is None:
+        return
+    first = drawn.ravel()[0] if hasattr(drawn, "ravel") else drawn
+    figure = getattr(first, "figure", first)
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    figure.savefig(FIGURES / name, dpi=120, bbox_inches="tight")
+    print(f"figure: {FIGURES / name}")
+
+
+RUN = find_example_run()
+
+# %%
 import numpy as np
 
-import topo
 from topo.plot import plot_embedding, plot_evolution, plot_input_connectivity
 
-ROOT = next(p for p in [Path.cwd(), *Path.cwd().parents] if (p / "data" / "example-run").is_dir())
-RUN = ROOT / "data" / "example-run"
 frame = topo.topology_evolution(RUN)
-frame[["epoch", "name", "connections", "density", "added", "removed", "churn",
-       "nnstd_to_first", "nnstd_to_previous", "ever_active_rate", "test_accuracy"]].head(9)
+print(frame[["epoch", "name", "connections", "density", "added", "removed", "churn",
+             "nnstd_to_first", "nnstd_to_previous", "ever_active_rate",
+             "test_accuracy"]].head(9).to_string())
 
 # %% [markdown]
 # ## The evolution panel
@@ -46,10 +87,11 @@ frame[["epoch", "name", "connections", "density", "added", "removed", "churn",
 
 # %%
 axes = plot_evolution(frame)
+save(axes, "evolution.png")
 
 # %%
 sparse = frame[(frame["snapshot"] > 0) & (frame["density"] < 1)]
-sparse.groupby("name")["churn"].agg(["mean", "min", "max"])
+print(sparse.groupby("name")["churn"].agg(["mean", "min", "max"]).to_string())
 
 # %% [markdown]
 # ## Input connectivity
@@ -66,6 +108,7 @@ sparse.groupby("name")["churn"].agg(["mean", "min", "max"])
 counts = topo.input_connectivity(RUN)
 epochs = frame.drop_duplicates("snapshot")["epoch"].tolist()
 axes = plot_input_connectivity(counts, input_shape=(8, 8), epochs=epochs)
+save(axes, "input_connectivity.png")
 
 # %%
 from sklearn.datasets import load_digits
@@ -86,3 +129,4 @@ print("mean outgoing connections of the other pixels, first and last snapshot:",
 snapshots = topo.snapshot_paths(RUN)[::2]
 matrix, _ = topo.distance_matrix(snapshots, labels=[f"example-run/{p.stem}" for p in snapshots])
 ax = plot_embedding(matrix)
+save(ax, "embedding.png")

@@ -23,13 +23,53 @@
 #   strong weights meet in the same hidden units.
 
 # %%
+import os
+import tempfile
 from pathlib import Path
 
 import topo
+
+# Run as a script (`python notebooks/03_persistence_and_interactions.py`), this notebook
+# prints its key results and saves its figures in a temporary folder (or in $TOPO_FIGURES
+# when set); in Jupyter the tables and figures show inline and nothing is saved.
+AS_SCRIPT = "__file__" in globals()
+FIGURES = (Path(os.environ.get("TOPO_FIGURES") or tempfile.mkdtemp(prefix="topo-nb03-"))
+           if AS_SCRIPT else None)
+
+
+def find_example_run() -> Path:
+    """data/example-run of the topo checkout: above this file, the current folder or the
+    installed topo package."""
+    starts = [Path.cwd(), Path(topo.__file__).resolve().parent]
+    if AS_SCRIPT:
+        starts.insert(0, Path(__file__).resolve().parent)
+    for start in starts:
+        for folder in (start, *start.parents):
+            if (folder / "data" / "example-run" / "run.json").is_file():
+                return folder / "data" / "example-run"
+    raise FileNotFoundError(
+        "data/example-run not found above this notebook, the current folder "
+        f"({Path.cwd()}) or the topo package; run it from a topo checkout, or make the run "
+        "with: topo train --method set --dataset digits --arch 64-100-100-10 --epochs 15 "
+        "--epsilon 5 --seed 0 --out data/example-run")
+
+
+def save(drawn, name: str) -> None:
+    """As a script, save the figure of ``drawn`` (Axes, array of Axes or Figure) to FIGURES."""
+    if FIGURES is None:
+        return
+    first = drawn.ravel()[0] if hasattr(drawn, "ravel") else drawn
+    figure = getattr(first, "figure", first)
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    figure.savefig(FIGURES / name, dpi=120, bbox_inches="tight")
+    print(f"figure: {FIGURES / name}")
+
+
+RUN = find_example_run()
+
+# %%
 from topo.plot import plot_interactions
 
-ROOT = next(p for p in [Path.cwd(), *Path.cwd().parents] if (p / "data" / "example-run").is_dir())
-RUN = ROOT / "data" / "example-run"
 snapshots = topo.snapshot_paths(RUN)
 last = topo.load(snapshots[-1])
 
@@ -37,14 +77,15 @@ last = topo.load(snapshots[-1])
 # ## Neural persistence per layer, and over training
 
 # %%
-topo.neural_persistence(last).to_frame()
+print(topo.neural_persistence(last).to_frame().to_string())
 
 # %%
 frame = topo.topology_evolution(RUN, nnstd=False)
 curve = frame.pivot(index="epoch", columns="name", values="neural_persistence")
 ax = curve.plot(marker="o", title="normalised neural persistence")
 ax.set_ylabel("neural persistence")
-curve
+save(ax, "neural_persistence.png")
+print(curve.round(4).to_string())
 
 # %% [markdown]
 # ## Persistence diagrams
@@ -54,15 +95,17 @@ curve
 
 # %%
 diagrams = topo.persistence_diagrams(last)
-[d.shape for d in diagrams]
+print("pairs per diagram:", [d.shape[0] for d in diagrams])
 
 # %%
 from topo.plot import plot_barcode, plot_persistence_diagrams
 
 axes = plot_persistence_diagrams(diagrams, names=last.names)
+save(axes, "persistence_diagrams.png")
 
 # %%
 ax = plot_barcode(diagrams[0], title=last.names[0])
+save(ax, "barcode.png")
 
 # %% [markdown]
 # ## The strongest pixel-pair interactions
@@ -70,7 +113,8 @@ ax = plot_barcode(diagrams[0], title=last.names[0])
 # %%
 pairs = topo.interaction_strengths(last, method="ph", order="pairwise", top=15)
 pairs["pixels"] = [f"({i // 8},{i % 8})-({j // 8},{j % 8})" for i, j in pairs["features"]]
-pairs
+print(pairs.to_string())
 
 # %%
 ax = plot_interactions(pairs[["pixels", "strength"]].rename(columns={"pixels": "pair"}))
+save(ax, "interactions.png")

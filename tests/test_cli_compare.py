@@ -103,7 +103,8 @@ def test_compare_json_layout(tmp_path, capsys):
     per_layer = out["nnstd"]["per_layer"]
     assert len(per_layer) == 2 and len(out["layers"]) == 2
     assert out["nnstd"]["distance"] == pytest.approx(np.mean(per_layer))
-    assert [row["layer"] for row in out["layers"]] == ["0", "1"]
+    assert [row["layer"] for row in out["layers"]] == [0, 1]  # integers, as in evolution
+    assert [row["layer"] for row in out["overlap"]["per_layer"]] == [0, 1]
     first = out["layers"][0]
     assert {"nnstd", "jaccard", "jaccard_aligned", "jaccard_chance", "density_a",
             "density_b"} <= set(first)
@@ -154,10 +155,64 @@ def test_compare_imports_neither_torch_nor_pandas_before_it_runs(tmp_path):
     code = ("import sys, topo.cli.compare; assert 'pandas' not in sys.modules; "
             "from topo.cli import main; "
             f"main(['compare', {str(a)!r}, {str(b)!r}, '--json']); "
-            "print('torch' in sys.modules, file=sys.stderr)")
+            "print(*[m in sys.modules for m in ('torch', 'pandas', 'scipy.stats')], "
+            "file=sys.stderr)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
-    assert proc.stderr.split() == ["False"]
+    # --json needs no DataFrame, and the chance level no scipy.stats
+    assert proc.stderr.split() == ["False", "False", "False"]
+
+
+def test_compare_json_with_plot_says_wrote_on_stderr(tmp_path, capsys):
+    a = write_topo(weights(4), tmp_path / "a.safetensors")
+    b = write_topo(weights(5), tmp_path / "b.safetensors")
+    fig = tmp_path / "cmp.svg"
+    assert main(["compare", str(a), str(b), "--json", "--plot", str(fig)]) == 0
+    captured = capsys.readouterr()
+    json.loads(captured.out)  # stdout stays pure JSON
+    assert captured.err.strip() == f"wrote {fig}"
+    assert b"<svg" in fig.read_bytes()[:500]
+
+
+def test_compare_csv_holds_the_printed_table(tmp_path, capsys):
+    wa, wb = weights(1), weights(2)
+    a = write_topo(wa, tmp_path / "a.safetensors")
+    b = write_topo(wb, tmp_path / "b.safetensors")
+    out = tmp_path / "cmp.csv"
+    assert main(["compare", str(a), str(b), "--csv", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    table = pd.read_csv(out)
+    assert list(table["layer"]) == ["0", "1", "all"]
+    assert list(table.columns) == ["layer", "name", "nnstd", "jaccard", "jaccard_aligned",
+                                   "jaccard_chance", "density_a", "density_b"]
+    sa, sb = wa[0] != 0, wb[0] != 0
+    assert table["jaccard"][0] == pytest.approx((sa & sb).sum() / (sa | sb).sum())
+    assert table["nnstd"][2] == pytest.approx(topo.nnstd(topo.load(a), topo.load(b)).distance)
+    assert "--csv" in subprocess.run([sys.executable, "-m", "topo", "compare", "--help"],
+                                     capture_output=True, text=True).stdout
+
+
+def test_compare_bad_output_paths_fail_before_any_work(tmp_path, monkeypatch):
+    a = write_topo(weights(4), tmp_path / "a.safetensors")
+    b = write_topo(weights(5), tmp_path / "b.safetensors")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("computed before checking the outputs")
+
+    monkeypatch.setattr("topo.distance.nnstd", no_work)
+    good_csv = tmp_path / "cmp.csv"
+    for args in (["--plot", str(blocker / "x.png")],
+                 ["--csv", str(good_csv), "--plot", str(blocker / "x.png")],
+                 ["--csv", str(blocker / "x.csv"), "--plot", str(tmp_path / "x.png")],
+                 ["--csv", str(tmp_path)]):
+        assert main(["compare", str(a), str(b), *args]) == 1
+    assert not good_csv.exists() and not (tmp_path / "x.png").exists()
+    proc = subprocess.run([sys.executable, "-m", "topo", "compare", str(a), str(b), "--plot",
+                           str(blocker / "x.png")], capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "blocker" in proc.stderr
 
 
 def make_run(path: Path, seeds) -> Path:
@@ -212,6 +267,57 @@ def test_distances_missing_path_is_a_clear_error(tmp_path, capsys):
     a = write_topo(weights(0), tmp_path / "a.safetensors")
     assert main(["distances", str(a), str(tmp_path / "nope.pt")]) == 1
     assert "nope.pt: no such file" in capsys.readouterr().err
+
+
+def test_distances_bad_output_paths_fail_before_any_work(tmp_path, monkeypatch):
+    a = write_topo(weights(0), tmp_path / "a.safetensors")
+    b = write_topo(weights(1), tmp_path / "b.safetensors")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    (tmp_path / "m_overlap.csv").mkdir()  # where --out m.csv puts the overlap matrix
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("computed before checking the outputs")
+
+    monkeypatch.setattr("topo.distance.distance_matrix", no_work)
+    csv, fig = tmp_path / "d.csv", tmp_path / "d.png"
+    for args in (["--out", str(csv), "--plot", str(blocker / "x.png")],
+                 ["--out", str(blocker / "d.csv"), "--plot", str(fig)],
+                 ["--out", str(tmp_path / "m.csv"), "--plot", str(fig)],
+                 ["--out", str(tmp_path), "--plot", str(fig)]):
+        assert main(["distances", str(a), str(b), "--no-progress", *args]) == 1
+    assert not csv.exists() and not fig.exists()
+    assert not (tmp_path / "d_overlap.csv").exists()
+    proc = subprocess.run([sys.executable, "-m", "topo", "distances", str(a), str(b),
+                           "--out", str(csv), "--plot", str(blocker / "x.png")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not csv.exists()
+
+
+def test_short_labels_keep_the_suffix_of_files_that_differ_only_by_it():
+    assert short_labels([Path("in/tiny.pt"), Path("in/tiny.safetensors")]) == [
+        "tiny.pt", "tiny.safetensors"]
+    assert short_labels([Path("in/tiny.pt"), Path("in/tiny.safetensors"),
+                         Path("in/other.pt")]) == ["tiny.pt", "tiny.safetensors", "other"]
+
+
+def test_short_labels_number_only_true_repeats():
+    paths = [Path("runs/a/x.pt"), Path("runs/b/y.pt"), Path("runs/a/x.pt")]
+    assert short_labels(paths) == ["x", "y", "x#2"]
+    assert short_labels([Path("a/x.pt"), Path("./a/x.pt"), Path("a/z.pt")]) == [
+        "x", "x#2", "z"]
+
+
+def test_distances_labels_tell_same_stem_files_apart(tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_torch(weights(0), folder / "tiny.pt")
+    write_safetensors(weights(1), folder / "tiny.safetensors")
+    assert main(["distances", str(folder / "tiny.pt"), str(folder / "tiny.safetensors"),
+                 "--json", "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["labels"] == ["tiny.pt", "tiny.safetensors"]
 
 
 def test_short_labels_are_unique_suffixes():

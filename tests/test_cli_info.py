@@ -92,3 +92,16 @@ def test_export_to_a_folder_is_one_line_error(snapshot, tmp_path, capsys):
     assert main(["export", str(snapshot), "--format", "edgelist", "-o", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "it is a folder" in err[0]
+
+
+def test_output_check_tries_to_write(tmp_path):
+    from topo.cli._output import check_output_path
+    from topo.errors import OutputError
+
+    target = tmp_path / "new" / "deeper" / "x.csv"
+    assert check_output_path(target) == target
+    assert not (tmp_path / "new").exists()
+    assert list(tmp_path.iterdir()) == []
+    if Path("/proc").is_dir():
+        with pytest.raises(OutputError, match="cannot write"):
+            check_output_path("/proc/x.png")

@@ -225,3 +225,22 @@ def test_top_must_be_positive(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["interactions", str(path), "--top", "0"])
     assert "positive integer" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["persistence", "interactions"])
+def test_bad_csv_path_fails_before_work_and_writes_no_figure(command, tmp_path, monkeypatch,
+                                                             capsys):
+    path = _write_snapshot(tmp_path)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("read the network before checking the outputs")
+
+    monkeypatch.setattr("topo.io.load", no_work)
+    fig = tmp_path / "fig.png"
+    for csv in (blocker / "t.csv", tmp_path):
+        assert main([command, str(path), "--csv", str(csv), "--plot", str(fig)]) == 1
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and str(csv) in err
+    assert not fig.exists()

@@ -373,3 +373,18 @@ def test_distance_matrix_workers_receive_paths(snapshot_files, monkeypatch):
     for paths, pairs, _ in seen:
         assert all(isinstance(p, str) for p in paths)
         assert pairs.dtype.kind == "i" and pairs.shape[1] == 2
+
+
+def test_nnstd_accepts_paths(tmp_path):
+    rng = np.random.default_rng(3)
+    a = LayeredGraph([(rng.random((6, 8)) < 0.4) * 1.0, (rng.random((3, 6)) < 0.5) * 1.0])
+    b = LayeredGraph([(rng.random((6, 8)) < 0.4) * 1.0, (rng.random((3, 6)) < 0.5) * 1.0])
+    pa = topo.save_snapshot(a, tmp_path / "a.safetensors")
+    pb = topo.save_snapshot(b, tmp_path / "b.safetensors")
+    expected = nnstd(a, b).per_layer
+    for x, y in ((pa, pb), (str(pa), str(pb)), (a, str(pb))):
+        np.testing.assert_array_equal(topo.nnstd(x, y).per_layer, expected)
+    with pytest.raises(topo.TopoError, match="missing"):
+        nnstd(tmp_path / "missing.safetensors", pb)
+    with pytest.raises(TypeError, match="LayeredGraph or a path"):
+        nnstd(np.eye(3), b)

@@ -395,3 +395,35 @@ def test_ever_active_rate_agrees_with_the_overlap_module(tmp_path):
     frame = topology_evolution(run, nnstd=False, persistence=False)
     expected = ever_active_rate(load(run / snapshot_name(e)) for e in range(5))
     np.testing.assert_allclose(frame["ever_active_rate"].to_numpy().reshape(5, 2), expected)
+
+
+def test_cli_bad_csv_path_fails_before_any_work_and_writes_no_figure(tmp_path):
+    run = _write_run(tmp_path / "run", HAND)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    fig = tmp_path / "evo.png"
+    for csv in (blocker / "e.csv", tmp_path):  # parent is a file; the path is a folder
+        result = subprocess.run(
+            [sys.executable, "-m", "topo", "evolution", str(run), "--csv", str(csv),
+             "--plot", str(fig)], capture_output=True, text=True)
+        assert result.returncode == 1
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+        assert str(csv) in result.stderr
+    assert not fig.exists()
+
+
+def test_cli_checks_outputs_before_reading_the_run(tmp_path, monkeypatch, capsys):
+    run = _write_run(tmp_path / "run", HAND)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("computed before checking the outputs")
+
+    monkeypatch.setattr("topo.evolution.topology_evolution", no_work)
+    csv = tmp_path / "e.csv"
+    assert main(["evolution", str(run), "--csv", str(csv),
+                 "--inputs-plot", str(blocker / "in.png")]) == 1
+    assert main(["evolution", str(run), "--csv", str(blocker / "e.csv")]) == 1
+    assert "blocker" in capsys.readouterr().err
+    assert not csv.exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -9,7 +11,12 @@ import scipy.sparse as sp
 from topo.distance import nnstd
 from topo.errors import IncompatibleGraphsError, TopoError
 from topo.graph import LayeredGraph
-from topo.overlap import ever_active_rate, expected_random_jaccard, mask_overlap
+from topo.overlap import (
+    _hypergeom_logpmf,
+    ever_active_rate,
+    expected_random_jaccard,
+    mask_overlap,
+)
 
 
 def net(*masks) -> LayeredGraph:
@@ -157,3 +164,69 @@ def test_ever_active_rate_needs_one_architecture():
 def test_different_layer_counts_are_an_error():
     with pytest.raises(IncompatibleGraphsError):
         mask_overlap(net(np.eye(2)), net(np.eye(2), np.eye(2)))
+
+
+@pytest.mark.parametrize("n, k_a, k_b", [(10, 3, 4), (50, 50, 20), (50, 0, 10), (7, 7, 7),
+                                         (78_400, 4_000, 3_900), (614_656, 120_000, 130_000)])
+def test_hypergeometric_log_pmf_agrees_with_scipy_stats(n, k_a, k_b):
+    from scipy.stats import hypergeom
+
+    x = np.arange(max(0, k_a + k_b - n), min(k_a, k_b) + 1)
+    expected = hypergeom.logpmf(x, n, k_a, k_b)
+    big = expected > -700  # where the probability is a normal float
+    np.testing.assert_allclose(_hypergeom_logpmf(x, n, k_a, k_b)[big], expected[big],
+                               rtol=1e-9, atol=1e-9)
+
+
+def test_chance_level_equals_the_expectation_over_scipy_stats_hypergeom():
+    from scipy.stats import hypergeom
+
+    n, k_a, k_b = 1_000, 120, 300
+    x = np.arange(0, k_a + 1)
+    expected = float(np.sum(hypergeom.pmf(x, n, k_a, k_b) * x / (k_a + k_b - x)))
+    assert expected_random_jaccard(n, k_a, k_b) == pytest.approx(expected, rel=1e-12)
+
+
+def test_importing_and_running_overlap_needs_no_scipy_stats():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; from topo.graph import LayeredGraph; "
+            "from topo.overlap import mask_overlap; "
+            "g = LayeredGraph([np.eye(4), np.ones((2, 4))]); mask_overlap(g, g); "
+            "print('scipy.stats' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert proc.stdout.split() == ["False"]
+
+
+def test_mask_overlap_accepts_paths(tmp_path):
+    from topo.io import save_snapshot
+
+    a = net([[1, 1, 0], [0, 1, 0]], [[1, 0]])
+    b = net([[1, 0, 1], [0, 1, 0]], [[1, 1]])
+    pa = save_snapshot(a, tmp_path / "a.safetensors")
+    pb = save_snapshot(b, tmp_path / "b.safetensors")
+    expected = mask_overlap(a, b)
+    for x, y in ((pa, pb), (str(pa), str(pb)), (a, pb)):
+        got = mask_overlap(x, y)
+        assert got[["layer", "intersection", "union", "jaccard"]].equals(
+            expected[["layer", "intersection", "union", "jaccard"]])
+    with pytest.raises(TopoError, match="missing"):
+        mask_overlap(tmp_path / "missing.safetensors", pb)
+
+
+PUBLISHED = Path(__file__).resolve().parents[2] / "shared" / "external" / "nnstd-set-topologies"
+
+
+@pytest.mark.skipif(not PUBLISHED.is_dir(), reason="published NNSTD networks not present")
+def test_aligned_overlap_can_be_below_the_raw_one_as_documented():
+    # mask_overlap's docstring: w0 vs w9 at epoch 190, layers 1 and 2
+    import topo
+
+    a = topo.load(PUBLISHED / "e5_s0_w0" / "epoch_190")
+    b = topo.load(PUBLISHED / "e5_s0_w9" / "epoch_190")
+    frame = mask_overlap(a, b, nnstd(a, b, reference=True).matchings)
+    assert frame["jaccard"][1:3].round(2).tolist() == [0.43, 0.46]
+    assert frame["aligned_jaccard"][1:3].round(2).tolist() == [0.30, 0.30]
+    assert "0.43" in mask_overlap.__doc__ and "0.30" in mask_overlap.__doc__

@@ -76,6 +76,17 @@ def test_comparison_draws_one_bar_series_per_available_column():
     assert legend == ["NNSTD", "Jaccard (raw)", "Jaccard (chance)"]
 
 
+def test_comparison_marks_a_series_without_values_not_available():
+    # the chance level is NaN when the two networks' layers differ in width
+    frame = pd.DataFrame({"layer": ["0", "1", "all"], "name": ["fc0", "fc1", "all"],
+                          "nnstd": [0.2, 0.4, 0.3], "jaccard": [0.1, 0.3, 0.2],
+                          "jaccard_chance": [np.nan, np.nan, np.nan]})
+    ax = plot_comparison(frame)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["NNSTD", "Jaccard (raw)", "Jaccard (chance): n/a"]
+    assert [bar.get_height() for bar in ax.containers[2]] == [0, 0, 0]
+
+
 def test_comparison_without_any_known_column_is_an_error():
     with pytest.raises(ValueError):
         plot_comparison(pd.DataFrame({"layer": [0], "other": [1.0]}))
@@ -129,6 +140,14 @@ def test_embedding_reproduces_planar_distances_and_draws_each_run():
     assert len(trajectories) == 2
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend[:2] == ["run0", "run1"] and "start" in legend and "end" in legend
+
+
+def test_embedding_of_identical_snapshots_is_the_origin_without_warnings(recwarn):
+    labels = ["run/e0", "run/e1", "run/e2", "run/e3"]
+    matrix = pd.DataFrame(np.zeros((4, 4)), index=labels, columns=labels)
+    ax = plot_embedding(matrix)
+    assert np.array_equal(ax.embedding_, np.zeros((4, 2)))
+    assert [str(w.message) for w in recwarn] == []
 
 
 def test_embedding_rejects_run_names_of_the_wrong_length():

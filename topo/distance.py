@@ -97,14 +97,16 @@ class NNSTDResult:
         })
 
 
-def nnstd(a: LayeredGraph, b: LayeredGraph, *, reference: bool = False) -> NNSTDResult:
+def nnstd(a: LayeredGraph | str | Path, b: LayeredGraph | str | Path, *,
+          reference: bool = False) -> NNSTDResult:
     """Neural-network sparse topology distance (NNSTD) between two layered graphs.
 
     Parameters
     ----------
     a, b
-        The two networks. They need the same number of layers, the same number of inputs and
-        the same number of outputs; hidden widths may differ (not with ``reference=True``).
+        The two networks, as LayeredGraphs or as paths :func:`topo.load` reads. They need the
+        same number of layers, the same number of inputs and the same number of outputs;
+        hidden widths may differ (not with ``reference=True``).
     reference
         ``True`` follows the published implementation exactly: every layer is matched,
         including the output layer (so class identity is not kept), and each layer's cost is
@@ -125,6 +127,8 @@ def nnstd(a: LayeredGraph, b: LayeredGraph, *, reference: bool = False) -> NNSTD
     IncompatibleGraphsError
         Different numbers of layers, inputs or outputs; with ``reference=True`` also
         different hidden widths.
+    TopoError
+        A path that :func:`topo.load` cannot read.
 
     Notes
     -----
@@ -170,6 +174,7 @@ def nnstd(a: LayeredGraph, b: LayeredGraph, *, reference: bool = False) -> NNSTD
     D. F. Crouse, "On implementing 2D rectangular assignment algorithms", IEEE Transactions
     on Aerospace and Electronic Systems 52(4), 2016.
     """
+    a, b = as_graph(a), as_graph(b)
     _check_comparable(a, b, reference)
     masks_a, masks_b = a.masks(), b.masks()
     n_layers = a.n_layers
@@ -340,6 +345,17 @@ def distance_matrix(
             over[i, j] = over[j, i] = o
     return (pd.DataFrame(dist, index=labels, columns=labels),
             pd.DataFrame(over, index=labels, columns=labels))
+
+
+def as_graph(network: LayeredGraph | str | Path) -> LayeredGraph:
+    """``network`` itself when it is a LayeredGraph, else :func:`topo.load` of the path."""
+    if isinstance(network, LayeredGraph):
+        return network
+    if isinstance(network, (str, Path)):
+        from topo.io import load
+
+        return load(network)
+    raise TypeError(f"expected a LayeredGraph or a path, got {type(network).__name__}")
 
 
 # --------------------------------------------------------------------------- helpers

@@ -124,8 +124,10 @@ def plot_comparison(frame: pandas.DataFrame, ax: Axes | None = None) -> Axes:
         The comparison table of ``topo compare`` with one row per layer (a pooled row
         ``"all"`` is drawn too when present) and any of the columns ``nnstd``, ``jaccard``,
         ``jaccard_aligned`` (Jaccard after neuron matching) and ``jaccard_chance`` (what two
-        random masks of the same densities share). Missing columns are skipped. Rows are
-        labelled by ``name`` when present, else by ``layer``.
+        random masks of the same densities share). Missing columns are skipped; a column
+        with no value (all NaN, e.g. the chance level of layers whose widths differ) draws no
+        bars and its legend entry says ``n/a``. Rows are labelled by ``name`` when present,
+        else by ``layer``.
     ax
         Axes to draw into; a new figure when None.
 
@@ -150,6 +152,10 @@ def plot_comparison(frame: pandas.DataFrame, ax: Axes | None = None) -> Axes:
     width = 0.8 / len(series)
     for i, (column, label, colour, hatch) in enumerate(series):
         heights = np.asarray(frame[column], dtype=np.float64)
+        if np.isnan(heights).all():
+            # e.g. no chance level for layers of different widths: say so, draw no bars
+            label = f"{label}: n/a"
+            heights = np.zeros_like(heights)
         ax.bar(x - 0.4 + width * (i + 0.5), np.nan_to_num(heights), width, label=label,
                color=colour, hatch=hatch, edgecolor="white" if hatch is None else "0.3")
     ax.set_xticks(x, labels)
@@ -282,6 +288,7 @@ def plot_embedding(matrix_df: pandas.DataFrame, runs: Sequence[str] | None = Non
 
     Notes
     -----
+    A matrix of zeros (identical topologies) puts every snapshot at the origin.
     :class:`sklearn.manifold.MDS` on the precomputed (symmetrised) dissimilarities,
     initialised by classical MDS where scikit-learn offers it; SMACOF costs
     :math:`O(n^2)` per iteration for ``n`` snapshots. References: J. B. Kruskal,
@@ -468,10 +475,12 @@ def _mds(values: np.ndarray, random_state: int) -> np.ndarray:
     from sklearn.manifold import MDS
 
     n = values.shape[0]
-    if n == 1:
-        return np.zeros((1, 2))
     sym = (values + values.T) / 2
     np.fill_diagonal(sym, 0.0)
+    if n == 1 or not np.any(sym):
+        # every snapshot at distance 0 from every other: one point, at the origin (SMACOF
+        # would divide by the zero sum of squared distances at every iteration)
+        return np.zeros((n, 2))
     params = inspect.signature(MDS).parameters
     if "metric_mds" in params:
         model = MDS(n_components=2, metric="precomputed", metric_mds=True,

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +64,14 @@ def check_output_path(path: str | Path) -> Path:
         ancestor = ancestor.parent
     if not ancestor.is_dir():
         raise OutputError(f"{path}: cannot write, {ancestor} is a file, not a folder")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise OutputError(f"{path}: cannot write, no permission in {ancestor}")
+    # Try it: permission bits do not bind root, and a read-only or virtual file system
+    # (/proc) only shows itself when something is created there.
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".topo-write-check.", dir=ancestor)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write in {ancestor} ({exc.strerror or exc})") from None
     return path
 
 

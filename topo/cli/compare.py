@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the published algorithm exactly (output layer matched too, equal "
                         "widths needed)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--csv", metavar="OUT",
+                   help="also write the table (one row per layer and the pooled 'all' row) "
+                        "as CSV to OUT")
     p.add_argument("--plot", metavar="OUT", help="save a bar chart (.png, .svg or .pdf)")
     p.set_defaults(func=run_compare)
 
@@ -59,53 +63,72 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from topo.cli._output import check_figure_path, format_table, print_json, records
+    from topo.cli._output import check_figure_path, check_output_path, print_json
     from topo.distance import nnstd
     from topo.io import load
-    from topo.overlap import mask_overlap
+    from topo.overlap import overlap_records
 
+    if args.csv:
+        check_output_path(args.csv)
     if args.plot:
         check_figure_path(args.plot)
     a, b = load(args.a), load(args.b)
     result = nnstd(a, b, reference=args.reference)
-    overlap = mask_overlap(a, b, result.matchings)
-    table = comparison_table(result, overlap)
+    overlap = overlap_records(a, b, result.matchings)
+    rows = _comparison_rows(result, overlap)
+    written = []
+    # pandas only for the outputs that need a DataFrame: --json alone starts without it
+    if args.csv:
+        from topo.cli._output import write_csv
+
+        written.append(f"wrote {write_csv(_frame(rows), args.csv)}")
     if args.plot:
         from topo.cli._output import save_figure
         from topo.plot import plot_comparison
 
-        ax = plot_comparison(table)
-        save_figure(ax.figure, args.plot)
-    layers = table[table["layer"] != "all"]
+        ax = plot_comparison(_frame(rows))
+        written.append(f"wrote {save_figure(ax.figure, args.plot)}")
     if args.json:
-        per_layer = overlap[overlap["layer"] != "all"]
         print_json({
             "a": str(args.a),
             "b": str(args.b),
             "mode": "reference" if args.reference else "default",
             "nnstd": {"per_layer": result.per_layer, "distance": result.distance},
-            "overlap": {"per_layer": records(per_layer),
-                        "all": records(overlap[overlap["layer"] == "all"])[0]},
-            "layers": records(layers),
+            "overlap": {"per_layer": _per_layer(overlap), "all": overlap[-1]},
+            "layers": _per_layer(rows),
         })
+        for line in written:
+            print(line, file=sys.stderr)
         return 0
+    from topo.cli._output import format_table
+
     print(f"A: {args.a}  ({a.metadata.get('format')}, {'-'.join(map(str, a.widths))})")
     print(f"B: {args.b}  ({b.metadata.get('format')}, {'-'.join(map(str, b.widths))})")
     print()
-    print(format_table(table))
+    print(format_table(_frame(rows)))
     print()
     mode = ("published algorithm, output layer matched" if args.reference
             else "output units kept in place")
     print(f"NNSTD distance: {result.distance:.4g} ({mode})")
-    if args.plot:
-        print(f"wrote {args.plot}")
+    for line in written:
+        print(line)
     return 0
 
 
 def run_distances(args: argparse.Namespace) -> int:
-    from topo.cli._output import check_figure_path, format_table, print_json, write_csv
+    from topo.cli._output import (
+        check_figure_path,
+        check_output_path,
+        format_table,
+        print_json,
+        write_csv,
+    )
     from topo.distance import distance_matrix
 
+    if args.out:
+        out = check_output_path(args.out)
+        overlap_out = check_output_path(
+            out.with_name(f"{out.stem}_overlap{out.suffix or '.csv'}"))
     if args.plot:
         check_figure_path(args.plot)
     paths = expand_paths(args.paths)
@@ -118,17 +141,18 @@ def run_distances(args: argparse.Namespace) -> int:
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     dist, over = distance_matrix(paths, reference=args.reference, n_jobs=args.n_jobs,
                                  scheduler=args.scheduler, progress=progress, labels=labels)
+    written = []
     if args.out:
-        out = Path(args.out)
         write_csv(_labelled(dist), out)
-        overlap_out = out.with_name(f"{out.stem}_overlap{out.suffix or '.csv'}")
         write_csv(_labelled(over), overlap_out)
+        written.append(f"wrote {args.out} and {overlap_out}")
     if args.plot:
         from topo.cli._output import save_figure
         from topo.plot import plot_distance_matrix
 
         ax = plot_distance_matrix(dist)
         save_figure(ax.figure, args.plot)
+        written.append(f"wrote {args.plot}")
     if args.json:
         print_json({
             "labels": labels,
@@ -137,6 +161,8 @@ def run_distances(args: argparse.Namespace) -> int:
             "nnstd": dist.to_numpy(),
             "overlap": over.to_numpy(),
         })
+        for line in written:
+            print(line, file=sys.stderr)
         return 0
     print(f"NNSTD distance ({len(paths)} networks, {len(paths) * (len(paths) - 1) // 2} "
           "pairs)")
@@ -144,11 +170,10 @@ def run_distances(args: argparse.Namespace) -> int:
     print()
     print("Jaccard index of the connection sets (all layers pooled)")
     print(format_table(_labelled(over), digits=3))
-    if args.out:
+    if written:
         print()
-        print(f"wrote {args.out} and {overlap_out}")
-    if args.plot:
-        print(f"wrote {args.plot}")
+    for line in written:
+        print(line)
     return 0
 
 
@@ -160,18 +185,7 @@ def comparison_table(result: NNSTDResult, overlap: pandas.DataFrame) -> pandas.D
     matchings), ``jaccard_chance`` (``E[J]`` of two random masks with the same counts),
     ``density_a``, ``density_b``.
     """
-    import pandas as pd
-
-    return pd.DataFrame({
-        "layer": overlap["layer"],
-        "name": overlap["name"],
-        "nnstd": [*result.per_layer, result.distance],
-        "jaccard": overlap["jaccard"],
-        "jaccard_aligned": overlap["aligned_jaccard"],
-        "jaccard_chance": overlap["expected_jaccard_random"],
-        "density_a": overlap["density_a"],
-        "density_b": overlap["density_b"],
-    })
+    return _frame(_comparison_rows(result, overlap.to_dict(orient="records")))
 
 
 def expand_paths(paths: list[str]) -> list[Path]:
@@ -198,30 +212,73 @@ def short_labels(paths: list[Path]) -> list[str]:
     """Shortest unique trailing parts of the paths (suffix and ``snapshots/`` dropped).
 
     ``runs/set_1/snapshots/epoch_0010.safetensors`` becomes ``epoch_0010`` when that is
-    unique, else ``set_1/epoch_0010``, and so on; duplicated paths get ``#2``, ``#3``.
+    unique, else ``set_1/epoch_0010``, and so on. Files that differ only by their suffix
+    (``in/tiny.pt``, ``in/tiny.safetensors``) keep it. A path given more than once gets the
+    same label with ``#2``, ``#3`` on its repeats; it does not lengthen the other labels.
     """
-    parts = []
-    for p in paths:
-        name = p.name
-        if p.suffix.lower() in _FILE_SUFFIXES:
-            name = p.stem
-        chain = [name] + [q for q in reversed(p.parent.parts) if q not in ("snapshots", "/")]
-        parts.append(chain)
-    depth = max(len(c) for c in parts)
-    labels = ["/".join(reversed(c[:1])) for c in parts]
+    keys = [os.path.abspath(p) for p in paths]
+    distinct = list(dict.fromkeys(keys))
+    given = {key: Path(p) for key, p in zip(reversed(keys), reversed(paths))}
+    chains = [_label_chain(given[key], keep_suffix=False) for key in distinct]
+    full = ["/".join(reversed(c)) for c in chains]
+    for i, key in enumerate(distinct):
+        if full.count(full[i]) > 1:  # only the suffix tells these apart
+            chains[i] = _label_chain(given[key], keep_suffix=True)
+    depth = max(len(c) for c in chains)
     for k in range(1, depth + 1):
-        labels = ["/".join(reversed(c[:k])) for c in parts]
+        labels = ["/".join(reversed(c[:k])) for c in chains]
         if len(set(labels)) == len(labels):
             break
+    labels = [label if labels.count(label) == 1 else key  # e.g. x/e.pt, x/snapshots/e.pt
+              for label, key in zip(labels, distinct)]
+    label_of = dict(zip(distinct, labels))
     seen: dict[str, int] = {}
-    unique = []
-    for label in labels:
-        seen[label] = seen.get(label, 0) + 1
-        unique.append(label if seen[label] == 1 else f"{label}#{seen[label]}")
-    return unique
+    out = []
+    for key in keys:
+        seen[key] = seen.get(key, 0) + 1
+        out.append(label_of[key] if seen[key] == 1 else f"{label_of[key]}#{seen[key]}")
+    return out
 
 
 def _labelled(matrix: pandas.DataFrame) -> pandas.DataFrame:
     frame = matrix.copy()
     frame.insert(0, "label", frame.index)
     return frame.reset_index(drop=True)
+
+
+def _comparison_rows(result: NNSTDResult, overlap: list[dict]) -> list[dict]:
+    """Rows of :func:`comparison_table` from the rows of :func:`topo.overlap.overlap_records`."""
+    nnstd_values = [*result.per_layer, result.distance]
+    return [{
+        "layer": row["layer"],
+        "name": row["name"],
+        "nnstd": float(value),
+        "jaccard": row["jaccard"],
+        "jaccard_aligned": row["aligned_jaccard"],
+        "jaccard_chance": row["expected_jaccard_random"],
+        "density_a": row["density_a"],
+        "density_b": row["density_b"],
+    } for row, value in zip(overlap, nnstd_values)]
+
+
+def _per_layer(rows: list[dict]) -> list[dict]:
+    """The per-layer rows (pooled row dropped) with ``layer`` as an integer, for JSON."""
+    from topo.cli._output import to_jsonable
+
+    return [to_jsonable({**row, "layer": int(row["layer"])}) for row in rows
+            if row["layer"] != "all"]
+
+
+def _frame(rows: list[dict]) -> pandas.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame(rows)
+
+
+def _label_chain(path: Path, keep_suffix: bool) -> list[str]:
+    """The file name, then its folders upwards (``snapshots`` and the root left out)."""
+    name = path.name
+    if not keep_suffix and path.suffix.lower() in _FILE_SUFFIXES:
+        name = path.stem
+    parts = Path(os.path.abspath(path)).parent.parts
+    return [name] + [q for q in reversed(parts) if q not in ("snapshots", os.sep)]

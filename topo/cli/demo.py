@@ -4,7 +4,8 @@ Trains two SET runs (seeds 0 and 1) and a dense run, then compares the two SET n
 follows the topology evolution of the first run, builds the NNSTD distance matrix of both SET
 runs' snapshots with its clustered heatmap and MDS embedding, and reads neural persistence
 and feature interactions from the trained networks. Every result is a file under ``--out``;
-the demo prints where each one went and the command that makes it by hand.
+the demo prints where each one went and the command that makes it by hand (and says so
+where the command line makes only part of it).
 """
 
 from __future__ import annotations
@@ -19,6 +20,15 @@ ORDER = 90
 DEMO_ARCH = (64, 100, 100, 10)
 DEMO_EPOCHS = 30
 DEMO_EMBED_EVERY = 3
+DEMO_RUNS = (("set-s0", "set", 0), ("set-s1", "set", 1), ("dense-s0", "dense", 0))
+DEMO_TOP_PAIRS = 20
+
+#: Every file the tour writes under --out (figures by their suffix), checked before training.
+DEMO_FILES = (
+    "compare.csv", "compare.png", "evolution.csv", "evolution.png", "input_connectivity.png",
+    "distances.csv", "distances_overlap.csv", "distance_matrix.png", "embedding.png",
+    "persistence.csv", "persistence_diagrams.png", "interactions.csv", "interactions.png",
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,6 +50,7 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.epochs < 1:
         raise ConfigError(f"--epochs must be at least 1, got {args.epochs}")
     out = Path(args.out)
+    _check_outputs(out)
     tour = _Tour(out)
     start = time.perf_counter()
     print(f"topo demo: writing to {out}/")
@@ -65,11 +76,13 @@ class _Tour:
         self.step = 0
         self.written: list[tuple[Path, str]] = []
 
-    def begin(self, title: str, command: str | None = None) -> float:
+    def begin(self, title: str, command: str | None = None, note: str | None = None) -> float:
         self.step += 1
         print(f"\n[{self.step}] {title}")
         if command:
             print(f"    $ {command}")
+        if note:
+            print(f"    ({note})")
         sys.stdout.flush()
         return time.perf_counter()
 
@@ -87,8 +100,7 @@ def _train_runs(tour: _Tour, root: Path, epochs: int) -> dict[str, Path]:
 
     arch = "-".join(map(str, DEMO_ARCH))
     runs = {}
-    for name, method, seed in (("set-s0", "set", 0), ("set-s1", "set", 1),
-                               ("dense-s0", "dense", 0)):
+    for name, method, seed in DEMO_RUNS:
         path = root / name
         _clear_run(path)
         started = tour.begin(
@@ -114,7 +126,7 @@ def _compare(tour: _Tour, a: Path, b: Path, out: Path) -> None:
 
     figure, table_path = out / "compare.png", out / "compare.csv"
     started = tour.begin("compare the two SET networks (NNSTD, overlap)",
-                         f"topo compare {a} {b} --plot {figure}")
+                         f"topo compare {a} {b} --csv {table_path} --plot {figure}")
     ga, gb = load(a), load(b)
     result = nnstd(ga, gb)
     overlap = mask_overlap(ga, gb, result.matchings)
@@ -172,16 +184,24 @@ def _distances(tour: _Tour, runs: list[Path], out: Path) -> None:
         run_names += [run.name] * len(keep)
     table_path, heatmap, embedding = (out / "distances.csv", out / "distance_matrix.png",
                                       out / "embedding.png")
+    overlap_path = out / "distances_overlap.csv"
+    # the exact snapshots, two per line, as a shell command split over lines
+    listed = " \\\n        ".join(" ".join(str(p) for p in paths[i:i + 2])
+                                   for i in range(0, len(paths), 2))
     started = tour.begin(
         f"NNSTD distance matrix of {len(paths)} snapshots of the two SET runs "
-        f"(every {DEMO_EMBED_EVERY}rd epoch and the last)",
-        f"topo distances {' '.join(str(r) for r in runs)} --n-jobs 2 --out {table_path} "
-        f"--plot {heatmap}")
-    dist, _ = distance_matrix(paths, labels=labels, n_jobs=2)
-    labelled = dist.copy()
-    labelled.insert(0, "label", labelled.index)
-    write_csv(labelled, table_path)
+        f"(every {DEMO_EMBED_EVERY}rd snapshot of each and its last)",
+        f"topo distances \\\n        {listed} \\\n        --n-jobs 2 --out {table_path} "
+        f"--plot {heatmap}",
+        f"{embedding.name}, the MDS map of the same matrix, has no command-line flag: "
+        "topo.plot.plot_embedding draws it")
+    dist, over = distance_matrix(paths, labels=labels, n_jobs=2)
+    for matrix, path in ((dist, table_path), (over, overlap_path)):
+        labelled = matrix.copy()
+        labelled.insert(0, "label", labelled.index)
+        write_csv(labelled, path)
     tour.wrote(table_path, f"{len(paths)} x {len(paths)} NNSTD matrix")
+    tour.wrote(overlap_path, "pooled Jaccard index of every pair")
     save_figure(plot_distance_matrix(dist).figure, heatmap)
     tour.wrote(heatmap, "heatmap ordered by hierarchical clustering")
     save_figure(plot_embedding(dist, runs=run_names).figure, embedding)
@@ -198,9 +218,11 @@ def _persistence(tour: _Tour, final: dict[str, Path], out: Path) -> None:
     from topo.plot import plot_persistence_diagrams
 
     table_path, figure = out / "persistence.csv", out / "persistence_diagrams.png"
-    started = tour.begin("neural persistence of the three trained networks",
-                         f"topo persistence {final['set-s0']} --csv {table_path} "
-                         f"--plot {figure}")
+    started = tour.begin(
+        "neural persistence of the three trained networks",
+        f"topo persistence {final['set-s0']} --plot {figure}",
+        f"run `topo persistence FILE --csv OUT` once per network for the tables; "
+        f"{table_path.name} stacks the three with a run column")
     frames, graphs = [], {}
     for name, path in final.items():
         graphs[name] = load(path)
@@ -227,27 +249,53 @@ def _interactions(tour: _Tour, snapshot: Path, out: Path) -> None:
 
     table_path, figure = out / "interactions.csv", out / "interactions.png"
     started = tour.begin(f"strongest pixel-pair interactions of {snapshot.parent.parent.name}",
-                         f"topo interactions {snapshot} --top 20 --csv {table_path} "
-                         f"--plot {figure}")
-    table = interaction_strengths(load(snapshot), order="pairwise", top=20)
-    write_csv(table, table_path)
+                         f"topo interactions {snapshot} --top {DEMO_TOP_PAIRS} "
+                         f"--csv {table_path} --plot {figure}")
+    table = interaction_strengths(load(snapshot), order="pairwise", top=DEMO_TOP_PAIRS)
+    # the CSV as `topo interactions --csv` writes it: features as "i j"
+    write_csv(table.assign(features=[" ".join(map(str, f)) for f in table["features"]]),
+              table_path)
     tour.wrote(table_path, f"{len(table)} strongest pairs")
-    save_figure(plot_interactions(table).figure, figure)
-    tour.wrote(figure, "interaction bar chart")
+    save_figure(plot_interactions(table, top=max(len(table), 1)).figure, figure)
+    tour.wrote(figure, f"bar chart of the same {len(table)} pairs")
     tour.done(started)
+
+
+def _check_outputs(out: Path) -> None:
+    """Fail before any training when a result of the tour could not be written."""
+    from topo.cli._output import check_figure_path, check_output_path
+    from topo.errors import OutputError
+
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: is a file; --out needs a folder (new or existing)")
+    for name in DEMO_FILES:
+        (check_figure_path if name.endswith(".png") else check_output_path)(out / name)
+    for name, _, _ in DEMO_RUNS:
+        run = out / "runs" / name
+        _check_replaceable(run)
+        check_output_path(run / "run.json")
+
+
+def _check_replaceable(path: Path) -> None:
+    """Only an earlier topo run (or nothing, or an empty folder) may be at a run's path."""
+    from topo.errors import OutputError
+    from topo.io.run import is_run_dir
+
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: exists and is a file; choose another --out")
+    if path.is_dir() and not is_run_dir(path) and any(path.iterdir()):
+        raise OutputError(f"{path}: exists and is not a topo run; choose another --out")
 
 
 def _clear_run(path: Path) -> None:
     """Remove an earlier demo run at ``path`` (only a topo run directory is removed)."""
     import shutil
 
-    from topo.errors import TopoError
     from topo.io.run import is_run_dir
 
+    _check_replaceable(path)
     if is_run_dir(path):
         shutil.rmtree(path)
-    elif path.exists() and any(path.iterdir()):
-        raise TopoError(f"{path}: exists and is not a topo run; choose another --out")
 
 
 def _last_snapshot(run: Path) -> Path:
