@@ -422,3 +422,30 @@ def test_unwritable_snapshot_path_is_a_topo_error(tmp_path):
         topo.save_snapshot(LayeredGraph([np.eye(2)]), tmp_path / "file" / "s.safetensors")
     with pytest.raises(OutputError, match="folder"):
         topo.save_snapshot(LayeredGraph([np.eye(2)]), tmp_path)
+
+
+def test_snapshot_bytes_are_deterministic_across_processes(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, topo; from topo.graph import LayeredGraph; "
+            "g = LayeredGraph([np.arange(6.0).reshape(2, 3), np.ones((1, 2))], "
+            "metadata={'epoch': 1, 'method': 'set', 'seed': 0, 'run_id': 'x', 'step': 9}); "
+            "topo.save_snapshot(g, sys.argv[1])")
+    outs = []
+    for k in range(3):
+        out = tmp_path / f"s{k}.safetensors"
+        subprocess.run([sys.executable, "-c", code, str(out)], check=True)
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1] == outs[2]
+
+
+def test_snapshot_file_is_standard_safetensors(tmp_path):
+    from safetensors.numpy import load_file
+
+    g = LayeredGraph([np.array([[1.5, 0.0], [0.0, -2.0]])], biases=[np.array([0.25, 0.5])])
+    tensors = load_file(str(topo.save_snapshot(g, tmp_path / "s.safetensors")))
+    assert tensors["layer.0.weight"].tolist() == [1.5, -2.0]
+    assert tensors["layer.0.indices"].tolist() == [0, 1]
+    assert tensors["layer.0.indptr"].tolist() == [0, 1, 2]
+    assert tensors["layer.0.bias"].tolist() == [0.25, 0.5]

@@ -19,6 +19,7 @@ safetensors file never holds executable content.
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ import scipy.sparse as sp
 
 from topo.errors import ConfigError, GraphStructureError, UnreadableFileError
 from topo.graph import LayeredGraph
-from topo.io.atomic import atomic_path
+from topo.io.atomic import atomic_write_bytes
 
 __all__ = ["SNAPSHOT_FORMAT", "SNAPSHOT_VERSION", "save_snapshot", "read_snapshot",
            "is_topo_snapshot_header"]
@@ -53,8 +54,6 @@ def save_snapshot(graph: LayeredGraph, path: str | Path) -> Path:
     Path
         ``path``.
     """
-    from safetensors.numpy import save_file
-
     tensors: dict[str, np.ndarray] = {}
     for k, w in enumerate(graph.layers):
         data = w.data
@@ -79,10 +78,39 @@ def save_snapshot(graph: LayeredGraph, path: str | Path) -> Path:
         "input_shape": json.dumps(list(graph.input_shape) if graph.input_shape else None),
         "metadata": _dump_metadata(meta),
     }
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=header)
-    return path
+    return atomic_write_bytes(path, safetensors_bytes(tensors, header))
+
+
+def safetensors_bytes(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> bytes:
+    """Serialise arrays in the safetensors layout, deterministically.
+
+    The layout is an 8-byte little-endian header length, a JSON header (per tensor its
+    ``dtype``, ``shape`` and ``data_offsets``; ``__metadata__`` a str-to-str mapping), padded
+    with spaces to a multiple of 8 bytes, then the raw little-endian tensor bytes. Keys are
+    written sorted and tensors stored in name order, so the same content always gives the same
+    bytes (the safetensors library orders its header differently in every process).
+    """
+    header: dict[str, object] = {"__metadata__": dict(sorted(metadata.items()))}
+    chunks, offset = [], 0
+    for name in sorted(tensors):
+        arr = np.ascontiguousarray(tensors[name])
+        code = _SAFETENSORS_DTYPES.get(arr.dtype.newbyteorder("<").str.lstrip("<|"))
+        if code is None:
+            raise TypeError(f"tensor {name!r}: dtype {arr.dtype} cannot be stored")
+        data = arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
+        header[name] = {"dtype": code, "shape": list(arr.shape),
+                        "data_offsets": [offset, offset + len(data)]}
+        chunks.append(data)
+        offset += len(data)
+    raw = json.dumps(header, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)
+    return struct.pack("<Q", len(raw)) + raw + b"".join(chunks)
+
+
+_SAFETENSORS_DTYPES = {
+    "f8": "F64", "f4": "F32", "f2": "F16", "i8": "I64", "i4": "I32", "i2": "I16", "i1": "I8",
+    "u8": "U64", "u4": "U32", "u2": "U16", "u1": "U8", "b1": "BOOL",
+}
 
 
 def is_topo_snapshot_header(metadata: dict[str, str] | None) -> bool:
