@@ -1,0 +1,168 @@
+"""``topo train``: train a sparse network and write a run directory with a snapshot per epoch.
+
+Every field of :class:`topo.train.TrainConfig` is a flag (``--batch-size`` for
+``batch_size``, ``--sparse-output/--no-sparse-output`` for booleans), generated from the
+dataclass so the command and the Python API cannot drift apart. Only flags given on the
+command line override the defaults, which is how ``--resume`` checks that it continues the
+same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+ORDER = 20
+
+_HELP = {
+    "method": "dense, static, set, rigl, gmp, imp or snip (default set)",
+    "dataset": "digits (default), synthetic-F1..F10, mnist, fashion-mnist, cifar10",
+    "arch": "layer widths input to output, e.g. 64-100-100-10 (default: from the data, "
+            "two hidden layers of 100)",
+    "epochs": "epochs (per level for imp; default 30)",
+    "batch_size": "mini-batch size (default 32)",
+    "lr": "learning rate (default 0.01)",
+    "optimizer": "sgd (default) or adam",
+    "momentum": "SGD momentum (default 0.9)",
+    "weight_decay": "L2 weight decay (default 0)",
+    "l1": "L1 penalty coefficient on the weights (default 0)",
+    "activation": "hidden activation: relu (default), tanh, sigmoid, leaky_relu, elu, gelu, "
+                  "identity",
+    "seed": "random seed (default 0)",
+    "epsilon": "Erdos-Renyi epsilon of SET (default 20)",
+    "density": "target density in (0, 1] for erk, snip, gmp, imp (default 0.1; imp: 5 levels)",
+    "init_sparsity": "er (default), erk or dense for static/set/rigl",
+    "weight_init": "he_uniform (default, sparse-aware fan-in), he_normal, xavier_uniform, "
+                   "torch_default",
+    "zeta": "SET: fraction rewired per epoch (default 0.3)",
+    "set_regrow_zero": "SET: regrow connections at weight 0 instead of a fresh initial draw",
+    "rigl_delta_t": "RigL: steps between mask updates (default 100)",
+    "rigl_alpha": "RigL: initial drop fraction, cosine-decayed (default 0.3)",
+    "rigl_end_fraction": "RigL: fraction of training after which the mask is frozen (0.75)",
+    "gmp_begin": "GMP: step at which pruning starts (default 0)",
+    "gmp_end_fraction": "GMP: fraction of training at which the final density is reached "
+                        "(0.75)",
+    "gmp_delta_t": "GMP: steps between pruning steps (default 100)",
+    "imp_rate": "IMP: fraction of the remaining weights pruned per level (default 0.2)",
+    "imp_levels": "IMP: number of pruning levels (default: from --density, else 5)",
+    "imp_rewind_step": "IMP: step whose weights survivors are rewound to (default 0)",
+    "sparse_output": "make the output layer sparse too (default yes, as SET)",
+    "snapshot_every": "write a snapshot every N epochs (default 1)",
+    "early_stopping_patience": "stop after N epochs without a lower validation loss",
+    "n_samples": "synthetic data: number of samples (default 30000)",
+    "test_fraction": "digits: fraction held out for testing (default 0.25)",
+    "backend": "auto (default), dense or sparse computation",
+    "threads": "torch threads (default: 1 for small networks, 2 otherwise)",
+    "data_root": "folder with MNIST/Fashion-MNIST IDX files or CIFAR-10 batches",
+    "download": "download missing MNIST/Fashion-MNIST/CIFAR-10 files into --data-root",
+}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train", help="train a sparse network, writing a snapshot every epoch",
+        description="Train a sparse MLP (dense, static, SET, RigL, GMP, IMP, SNIP) and write "
+                    "a run directory: run.json, metrics.jsonl and "
+                    "snapshots/epoch_XXXX.safetensors.")
+    p.add_argument("--out", help="run directory (default runs/METHOD-DATASET-sSEED)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint (a finished "
+                        "run is left as it is)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    from topo.train.config import TrainConfig
+
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == "extra":   # Python API only
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default
+        kwargs = {"default": None, "help": _HELP.get(f.name)}
+        if f.name == "arch":
+            p.add_argument(flag, type=str, metavar="W-W-...", **kwargs)
+        elif isinstance(default, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+        elif f.name == "early_stopping_patience":
+            p.add_argument(flag, "--early-stopping", type=int, metavar="N", **kwargs)
+        elif isinstance(default, int) or f.name in ("imp_levels", "n_samples", "threads"):
+            p.add_argument(flag, type=int, **kwargs)
+        elif isinstance(default, float) or f.name == "density":
+            p.add_argument(flag, type=float, **kwargs)
+        else:
+            p.add_argument(flag, type=str, **kwargs)
+    p.set_defaults(func=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from topo.errors import ConfigError
+    from topo.train.config import TrainConfig
+
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+             if f.name != "extra" and getattr(args, f.name, None) is not None}
+    out = Path(args.out) if args.out else Path("runs") / (
+        f"{given.get('method', 'set')}-{given.get('dataset', 'digits')}"
+        f"-s{given.get('seed', 0)}")
+    if args.resume and (out / "run.json").is_file():
+        from topo.io.run import read_manifest
+
+        stored = read_manifest(out).get("config", {})
+        try:
+            config = TrainConfig.from_dict({**stored, **given})
+        except TypeError as exc:
+            raise ConfigError(f"{out}: unreadable stored configuration ({exc})") from None
+    else:
+        try:
+            config = TrainConfig(**given)
+        except TypeError as exc:
+            raise ConfigError(str(exc)) from None
+
+    from topo.io.run import read_manifest, read_metrics
+    from topo.train import train
+
+    run = train(config, out, resume=args.resume, progress=not args.no_progress)
+    manifest = read_manifest(run)
+    metrics = read_metrics(run)
+    last = metrics.iloc[-1].to_dict() if len(metrics) else {}
+    summary = {
+        "run": str(run),
+        "run_id": manifest.get("run_id"),
+        "status": manifest.get("status"),
+        "method": config.method,
+        "dataset": config.dataset,
+        "widths": manifest.get("widths"),
+        "epochs": int(last.get("epoch", 0)),
+        "final_snapshot": manifest.get("final_snapshot"),
+        "best_snapshot": manifest.get("best_snapshot"),
+    }
+    for key in ("level", "loss", "train_accuracy", "test_accuracy", "train_mse", "test_mse",
+                "val_loss"):
+        if key in last:
+            summary[key] = last[key]
+    summary["density"] = [last[k] for k in sorted(last, key=_layer_key)
+                          if k.startswith("density_")]
+    if args.json:
+        from topo.cli._output import print_json
+
+        print_json(summary)
+        return 0
+    metric = ("test accuracy", summary.get("test_accuracy")) if "test_accuracy" in summary \
+        else ("test MSE", summary.get("test_mse"))
+    print(f"{run}: {config.method} on {config.dataset}, "
+          f"widths {'-'.join(map(str, summary['widths'] or []))}, status {summary['status']}")
+    if metric[1] is not None:
+        print(f"{metric[0]} {metric[1]:.4f} after epoch {summary['epochs']}"
+              + (f" (level {int(summary['level'])})" if "level" in summary else "")
+              + "; density per layer "
+              + ", ".join(f"{d:.4g}" for d in summary["density"]))
+    print(f"final snapshot: {run / summary['final_snapshot']}" if summary["final_snapshot"]
+          else "", file=sys.stdout)
+    if summary["best_snapshot"] and summary["best_snapshot"] != summary["final_snapshot"]:
+        print(f"best snapshot (lowest validation loss): {run / summary['best_snapshot']}")
+    return 0
+
+
+def _layer_key(name: str) -> tuple[str, int]:
+    head, _, tail = name.rpartition("_")
+    return (head, int(tail)) if tail.isdigit() else (name, -1)

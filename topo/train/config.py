@@ -1,0 +1,274 @@
+"""The hyper-parameters of one training run, as a dataclass that round-trips through JSON.
+
+A :class:`TrainConfig` is everything that decides what a run computes: method, data,
+architecture, optimisation, sparsity schedule and seed. It is stored under ``"config"`` in the
+run manifest (``run.json``) and read back with :meth:`TrainConfig.from_dict`, which is how
+``--resume`` knows it continues the same run. This module imports only the standard library,
+so the ``topo`` command can build and check a configuration without loading torch.
+
+Defaults and where they come from
+---------------------------------
+- ``epsilon = 20``, ``zeta = 0.3``: SET (Mocanu et al., 2018), whose reference code also makes
+  every layer sparse (``sparse_output = True``); Erdős–Rényi densities above 1 are capped, so
+  small output layers (e.g. 100 -> 10 at ε = 20) end up dense anyway.
+- ``rigl_delta_t = 100``, ``rigl_alpha = 0.3``, cosine decay, updates stop after 75 % of the
+  training steps, new weights 0: RigL (Evci et al., 2020).
+- ``gmp``: Zhu & Gupta (2017)'s cubic schedule from dense to ``density`` (default 0.1),
+  pruning every ``gmp_delta_t = 100`` steps from ``gmp_begin = 0`` to 75 % of the steps.
+- ``imp``: Frankle & Carbin (2019) / Frankle et al. (2020): ``imp_rate = 0.2`` of the
+  remaining weights per level by global magnitude, rewinding to step ``imp_rewind_step = 0``.
+- ``snip``: Lee et al. (2019), one batch of ``batch_size`` samples, ``density`` default 0.1.
+- ``weight_init = "he_uniform"`` with a sparse-aware fan-in (density · n_in), the
+  initialisation that keeps activation variance for sparse layers (Evci et al., 2022,
+  "Gradient flow in sparse neural networks"); regrown SET weights are drawn the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from topo.errors import ConfigError
+
+__all__ = ["TrainConfig", "METHODS", "DATASETS", "OPTIMIZERS", "ACTIVATIONS", "INIT_SPARSITIES",
+           "parse_arch", "DEFAULT_DENSITY"]
+
+METHODS = ("dense", "static", "set", "rigl", "gmp", "imp", "snip")
+OPTIMIZERS = ("sgd", "adam")
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "leaky_relu", "elu", "gelu", "identity")
+INIT_SPARSITIES = ("er", "erk", "dense")
+WEIGHT_INITS = ("he_uniform", "he_normal", "xavier_uniform", "torch_default")
+BACKENDS = ("auto", "dense", "sparse")
+DATASETS = ("digits", *(f"synthetic-F{k}" for k in range(1, 11)), "mnist", "fashion-mnist",
+            "cifar10")
+DEFAULT_DENSITY = 0.1
+CONFIG_VERSION = 1
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run (see the module docstring for defaults).
+
+    Parameters
+    ----------
+    method
+        ``dense``, ``static``, ``set``, ``rigl``, ``gmp``, ``imp`` or ``snip``.
+    dataset
+        ``digits`` (default), ``synthetic-F1`` ... ``synthetic-F10``, ``mnist``,
+        ``fashion-mnist`` or ``cifar10``.
+    arch
+        Layer widths input to output, e.g. ``[64, 100, 100, 10]``; ``None`` infers input and
+        output widths from the data with two hidden layers of 100. A list of hidden widths
+        only (first/last not matching the data) is an error, not guessed.
+    epochs, batch_size, lr, optimizer, momentum, weight_decay
+        Optimisation. ``momentum`` is SGD's; Adam uses its default betas.
+    l1
+        Coefficient of an L1 penalty on the weights (connections only) added to the loss.
+    activation
+        Hidden-layer activation; the output layer is linear (softmax lives in the loss).
+    seed
+        Seeds every random choice (data split and order, masks, weights, regrowth).
+    epsilon
+        Erdős–Rényi ε: layer density ``min(1, ε (n_in + n_out) / (n_in n_out))``.
+    density
+        Target overall density for ``init_sparsity="erk"``, ``snip``, ``gmp`` (final) and
+        ``imp`` (final; sets the number of levels when ``imp_levels`` is ``None``).
+    init_sparsity
+        ``er``, ``erk`` or ``dense`` for the methods that start sparse (static/set/rigl).
+    zeta
+        SET's rewired fraction per epoch.
+    sparse_output
+        Whether the output layer is sparse too (SET's reference: yes).
+    snapshot_every
+        Write a snapshot every N epochs (epoch 0 and the last epoch are always written).
+    early_stopping_patience
+        Stop when the validation loss has not improved for this many epochs (``None``: off).
+    n_samples
+        Number of samples for synthetic data (split in thirds train/validation/test).
+    backend
+        ``auto`` (per layer by size and density), ``dense`` or ``sparse`` computation.
+    threads
+        Torch threads while training; ``None`` picks 1 for networks under
+        200,000 connections (thread start-up costs more than it saves there) and 2 above.
+    data_root, download
+        Folder of MNIST/Fashion-MNIST/CIFAR-10 files, and whether to fetch missing ones.
+    extra
+        Free-form JSON-serialisable notes kept with the configuration (e.g. how a caller
+        preprocessed the data before handing it to the trainer). The trainer does not read
+        them, but they are part of the run's identity (``run_id``, ``--resume`` checks).
+    """
+
+    method: str = "set"
+    dataset: str = "digits"
+    arch: list[int] | None = None
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 0.01
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    l1: float = 0.0
+    activation: str = "relu"
+    seed: int = 0
+    epsilon: float = 20.0
+    density: float | None = None
+    init_sparsity: str = "er"
+    weight_init: str = "he_uniform"
+    zeta: float = 0.3
+    set_regrow_zero: bool = False
+    rigl_delta_t: int = 100
+    rigl_alpha: float = 0.3
+    rigl_end_fraction: float = 0.75
+    gmp_begin: int = 0
+    gmp_end_fraction: float = 0.75
+    gmp_delta_t: int = 100
+    imp_rate: float = 0.2
+    imp_levels: int | None = None
+    imp_rewind_step: int = 0
+    sparse_output: bool = True
+    snapshot_every: int = 1
+    early_stopping_patience: int | None = None
+    n_samples: int | None = None
+    test_fraction: float = 0.25
+    backend: str = "auto"
+    threads: int | None = None
+    data_root: str | None = None
+    download: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first invalid field."""
+        if self.method not in METHODS:
+            raise ConfigError(
+                f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.dataset not in DATASETS:
+            raise ConfigError(f"unknown dataset {self.dataset!r}; choose one of digits, "
+                              "synthetic-F1 ... synthetic-F10, mnist, fashion-mnist, cifar10")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(
+                f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(f"unknown activation {self.activation!r}; choose one of "
+                              f"{', '.join(ACTIVATIONS)}")
+        if self.init_sparsity not in INIT_SPARSITIES:
+            raise ConfigError(f"unknown init_sparsity {self.init_sparsity!r}; choose one of "
+                              f"{', '.join(INIT_SPARSITIES)}")
+        if self.weight_init not in WEIGHT_INITS:
+            raise ConfigError(f"unknown weight_init {self.weight_init!r}; choose one of "
+                              f"{', '.join(WEIGHT_INITS)}")
+        if self.backend not in BACKENDS:
+            raise ConfigError(
+                f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
+        if self.arch is not None:
+            self.arch = parse_arch(self.arch)
+        if self.density is not None and not (0.0 < float(self.density) <= 1.0):
+            raise ConfigError(f"density must lie in (0, 1], got {self.density}")
+        for name in ("epochs", "batch_size", "snapshot_every", "rigl_delta_t", "gmp_delta_t"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("lr", "epsilon"):
+            if not float(getattr(self, name)) > 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("momentum", "weight_decay", "l1"):
+            if float(getattr(self, name)) < 0:
+                raise ConfigError(f"{name} must not be negative, got {getattr(self, name)}")
+        for name in ("zeta", "rigl_alpha", "imp_rate"):
+            if not 0.0 < float(getattr(self, name)) < 1.0:
+                raise ConfigError(f"{name} must lie in (0, 1), got {getattr(self, name)}")
+        for name in ("rigl_end_fraction", "gmp_end_fraction", "test_fraction"):
+            if not 0.0 < float(getattr(self, name)) <= 1.0:
+                raise ConfigError(f"{name} must lie in (0, 1], got {getattr(self, name)}")
+        if self.imp_levels is not None and self.imp_levels < 1:
+            raise ConfigError(f"imp_levels must be at least 1, got {self.imp_levels}")
+        if self.imp_rewind_step < 0 or self.gmp_begin < 0:
+            raise ConfigError("imp_rewind_step and gmp_begin must not be negative")
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            raise ConfigError(
+                f"early_stopping_patience must be at least 1, got {self.early_stopping_patience}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"threads must be at least 1, got {self.threads}")
+        if self.n_samples is not None and self.n_samples < 3:
+            raise ConfigError(f"n_samples must be at least 3, got {self.n_samples}")
+        if self.method == "imp" and self.imp_levels is None and self.density is not None \
+                and self.density >= 1.0:
+            raise ConfigError("imp needs a density below 1 (or imp_levels)")
+
+    # ------------------------------------------------------------- derived
+    def target_density(self) -> float:
+        """The density the method aims for (``density``, or the method's default)."""
+        if self.density is not None:
+            return float(self.density)
+        if self.method == "imp":
+            return (1.0 - self.imp_rate) ** self.n_imp_levels()
+        return DEFAULT_DENSITY
+
+    def n_imp_levels(self) -> int:
+        """Number of pruning levels of IMP (level 0, dense training, not counted).
+
+        ``imp_levels`` when given; else the fewest levels whose density
+        ``(1 - imp_rate)^L`` is at most ``density``; else 5.
+        """
+        if self.imp_levels is not None:
+            return int(self.imp_levels)
+        if self.density is not None:
+            return max(1, math.ceil(math.log(self.density) / math.log(1.0 - self.imp_rate)
+                                    - 1e-9))
+        return 5
+
+    # ------------------------------------------------------------- JSON
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict of every field."""
+        out = dataclasses.asdict(self)
+        out["arch"] = None if self.arch is None else list(self.arch)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build a config from :meth:`to_dict` output (unknown keys are an error)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"unknown training option(s): {', '.join(unknown)}")
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+def parse_arch(arch: Any) -> list[int]:
+    """Layer widths from ``"64-100-100-10"``, ``"64,100,10"`` or a list of integers.
+
+    Raises
+    ------
+    ConfigError
+        Fewer than two widths, or a width that is not a positive integer.
+    """
+    if isinstance(arch, str):
+        parts = [p for p in re.split(r"[-,\s]+", arch.strip()) if p]
+        try:
+            widths = [int(p) for p in parts]
+        except ValueError:
+            raise ConfigError(
+                f"malformed architecture {arch!r}: expected widths like 64-100-100-10"
+            ) from None
+    else:
+        try:
+            widths = [int(w) for w in arch]
+        except (TypeError, ValueError):
+            raise ConfigError(f"malformed architecture {arch!r}: expected a list of widths"
+                              ) from None
+        if any(isinstance(w, float) and not float(w).is_integer() for w in arch):
+            raise ConfigError(f"malformed architecture {arch!r}: widths must be integers")
+    if len(widths) < 2 or any(w < 1 for w in widths):
+        raise ConfigError(f"malformed architecture {arch!r}: need at least two positive widths "
+                          "(input and output), e.g. 64-100-100-10")
+    return widths

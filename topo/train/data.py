@@ -1,0 +1,359 @@
+"""Data sets for training, read with numpy only (no torchvision; nothing downloads in tests).
+
+================== ================================================================ ========
+name               source                                                           task
+================== ================================================================ ========
+``digits``         scikit-learn's built-in 8x8 digits (1797 samples), pixels / 16,  classif.
+                   stratified train/test split (``test_fraction``, default 25 %)
+``synthetic-F1``   Tsang et al. (ICLR 2018) test functions F1..F10 from             regress.
+... ``-F10``       :mod:`topo.train.synthetic`; split in equal thirds train /
+                   validation / test as in the paper; ``n_samples`` default 30000
+``mnist``          the four IDX files of MNIST in ``root`` (``*-ubyte`` or          classif.
+``fashion-mnist``  ``*-ubyte.gz``), pixels / 255, the official 60000/10000 split
+``cifar10``        ``cifar-10-batches-py`` (data_batch_1..5, test_batch) in         classif.
+                   ``root``, read with a restricted unpickler, pixels / 255
+================== ================================================================ ========
+
+Input shapes: digits ``(8, 8)``, MNIST/Fashion-MNIST ``(28, 28)``, CIFAR-10 ``(32, 32, 3)``:
+CIFAR's channel-first rows are transposed to height-width-channel before flattening, so a
+flattened input is a picture in the layout matplotlib shows directly. Synthetic data has no
+input shape.
+
+``download=True`` fetches missing MNIST / Fashion-MNIST / CIFAR-10 files into ``root`` (users
+with internet only); without it a missing file is a clear :class:`UnreadableFileError`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import pickle
+import struct
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from topo.errors import ConfigError, UnreadableFileError, UnsafeFileError
+from topo.train.config import DATASETS
+
+__all__ = ["Dataset", "load_dataset", "DATASETS", "read_idx", "read_cifar10"]
+
+DEFAULT_SYNTHETIC_SAMPLES = 30000
+
+_IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+_URLS = {
+    "mnist": "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "fashion-mnist": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    "cifar10": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+}
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4",
+               0x0E: ">f8"}
+
+
+@dataclass
+class Dataset:
+    """Arrays of one data set, split into train / validation (optional) / test.
+
+    ``X_*`` are float32 arrays of shape ``(n, n_features)``; ``y_*`` are int64 class labels
+    (classification) or float32 targets of shape ``(n,)`` (regression).
+    """
+
+    name: str
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray | None
+    y_val: np.ndarray | None
+    X_test: np.ndarray
+    y_test: np.ndarray
+    task: str
+    n_classes: int | None
+    input_shape: tuple[int, ...] | None
+    interactions: list[tuple[int, ...]] = field(default_factory=list)
+
+    @property
+    def n_features(self) -> int:
+        """Number of input features."""
+        return int(self.X_train.shape[1])
+
+    @property
+    def n_outputs(self) -> int:
+        """Output width a network needs: classes, or 1 for regression."""
+        return int(self.n_classes) if self.task == "classification" else 1
+
+
+def load_dataset(name: str, *, seed: int, n_samples: int | None = None,
+                 root: str | Path | None = None, download: bool = False,
+                 test_fraction: float = 0.25) -> Dataset:
+    """Load a data set by name (see the module table).
+
+    Parameters
+    ----------
+    name
+        One of :data:`DATASETS`.
+    seed
+        Seeds the digits split and the synthetic draws.
+    n_samples
+        Synthetic data only: number of samples before the three-way split (default 30000).
+    root
+        Folder with the MNIST / Fashion-MNIST IDX files or CIFAR-10's ``cifar-10-batches-py``.
+    download
+        Fetch missing files into ``root`` (needs internet).
+    test_fraction
+        Digits only: fraction held out for testing (stratified).
+
+    Returns
+    -------
+    Dataset
+
+    Raises
+    ------
+    ConfigError
+        Unknown data set name, or a file-based data set without ``root``.
+    UnreadableFileError
+        A required file is missing or damaged.
+    """
+    if name == "digits":
+        return _digits(seed, test_fraction)
+    if name.startswith("synthetic-"):
+        if name not in DATASETS:
+            raise ConfigError(f"unknown dataset {name!r}; synthetic data sets are "
+                              "synthetic-F1 ... synthetic-F10")
+        return _synthetic(name, seed, n_samples or DEFAULT_SYNTHETIC_SAMPLES)
+    if name in ("mnist", "fashion-mnist"):
+        folder = _require_root(name, root)
+        if download:
+            _download_idx(name, folder)
+        return _idx_dataset(name, folder)
+    if name == "cifar10":
+        folder = _require_root(name, root)
+        if download:
+            _download_cifar(folder)
+        return _cifar_dataset(folder)
+    raise ConfigError(f"unknown dataset {name!r}; choose one of digits, synthetic-F1 ... "
+                      "synthetic-F10, mnist, fashion-mnist, cifar10")
+
+
+# --------------------------------------------------------------------- digits / synthetic
+def _digits(seed: int, test_fraction: float) -> Dataset:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    data = load_digits()
+    X = (data.data / 16.0).astype(np.float32)
+    y = data.target.astype(np.int64)
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=test_fraction, stratify=y,
+                                              random_state=seed)
+    return Dataset("digits", X_tr, y_tr, None, None, X_te, y_te, "classification", 10, (8, 8))
+
+
+def _synthetic(name: str, seed: int, n_samples: int) -> Dataset:
+    from topo.train.synthetic import generate
+
+    X, y, interactions = generate(name, n_samples, seed)
+    X = np.asarray(X, dtype=np.float32)
+    y = np.asarray(y, dtype=np.float32).reshape(-1)
+    third = n_samples // 3
+    a, b = third, 2 * third
+    return Dataset(name, X[:a], y[:a], X[a:b], y[a:b], X[b:], y[b:], "regression", None, None,
+                   [tuple(int(i) for i in t) for t in interactions])
+
+
+# --------------------------------------------------------------------- IDX (MNIST)
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read one IDX file (optionally gzip-compressed) into a numpy array.
+
+    Raises
+    ------
+    UnreadableFileError
+        Missing file, unknown type code, or fewer bytes than the header promises.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UnreadableFileError(f"{path}: no such file") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise UnreadableFileError(f"{path}: damaged gzip file ({exc})") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise UnreadableFileError(f"{path}: not an IDX file (bad magic number)")
+    ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise UnreadableFileError(f"{path}: truncated IDX header")
+    shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    count = int(np.prod(shape)) if shape else 1
+    offset = 4 + 4 * ndim
+    if len(raw) - offset < count * dtype.itemsize:
+        raise UnreadableFileError(
+            f"{path}: truncated IDX file ({len(raw) - offset} data bytes for shape {shape})")
+    return np.frombuffer(raw, dtype=dtype, count=count, offset=offset).reshape(shape)
+
+
+def _idx_dataset(name: str, folder: Path) -> Dataset:
+    arrays = {key: read_idx(_find_idx(folder, base, name)) for key, base in _IDX_FILES.items()}
+    X_tr, X_te = arrays["train_images"], arrays["test_images"]
+    y_tr, y_te = arrays["train_labels"], arrays["test_labels"]
+    for X, y, what in ((X_tr, y_tr, "train"), (X_te, y_te, "test")):
+        if X.ndim != 3 or y.ndim != 1 or X.shape[0] != y.shape[0]:
+            raise UnreadableFileError(
+                f"{folder}: {name} {what} images {X.shape} and labels {y.shape} do not match")
+    shape = tuple(int(s) for s in X_tr.shape[1:])
+    return Dataset(
+        name,
+        (X_tr.reshape(len(X_tr), -1) / 255.0).astype(np.float32), y_tr.astype(np.int64),
+        None, None,
+        (X_te.reshape(len(X_te), -1) / 255.0).astype(np.float32), y_te.astype(np.int64),
+        "classification", 10, shape)
+
+
+def _find_idx(folder: Path, base: str, name: str) -> Path:
+    for candidate in (base, base + ".gz", base.replace("-idx", ".idx"),
+                      base.replace("-idx", ".idx") + ".gz"):
+        if (folder / candidate).is_file():
+            return folder / candidate
+    raise UnreadableFileError(
+        f"{folder}: {name} file {base}[.gz] is missing (pass --download to fetch it)")
+
+
+# --------------------------------------------------------------------- CIFAR-10
+class _ArrayOnlyUnpickler(pickle.Unpickler):
+    """Builds plain containers, numbers, strings and numpy arrays; anything else is refused.
+
+    CIFAR-10's python batches are pickled dicts whose ``data`` is a numpy ``uint8`` array;
+    rebuilding an array needs exactly the numpy globals below, which only allocate memory,
+    and protocol-2 pickles written by Python 3 store bytes through ``_codecs.encode`` (a
+    string-to-bytes conversion). Any other global (a class or function that could run code)
+    is refused.
+    """
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self._ALLOWED:
+            if module == "_codecs":
+                import codecs
+
+                return codecs.encode
+            if name == "_reconstruct":
+                from numpy.core.multiarray import _reconstruct  # noqa: PLC0415
+
+                return _reconstruct
+            return getattr(np, name)
+        raise UnsafeFileError(f"refusing to load {module}.{name} from a CIFAR batch: only "
+                              "plain containers and arrays are allowed")
+
+
+def read_cifar10(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read one CIFAR-10 python batch: images ``(n, 32, 32, 3)`` uint8 and labels int64.
+
+    Raises
+    ------
+    UnreadableFileError
+        Missing or damaged file.
+    UnsafeFileError
+        The pickle asks for any class or function.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UnreadableFileError(
+            f"{path}: no such file (pass --download to fetch CIFAR-10)") from None
+    try:
+        obj = _ArrayOnlyUnpickler(io.BytesIO(raw), encoding="bytes").load()
+    except UnsafeFileError as exc:
+        raise UnsafeFileError(f"{path}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a damaged file
+        raise UnreadableFileError(f"{path}: damaged CIFAR-10 batch ({exc})") from None
+    if not isinstance(obj, dict):
+        raise UnreadableFileError(f"{path}: a CIFAR-10 batch must hold a dict")
+    data = obj.get(b"data", obj.get("data"))
+    labels = obj.get(b"labels", obj.get("labels"))
+    if data is None or labels is None:
+        raise UnreadableFileError(f"{path}: CIFAR-10 batch lacks 'data' or 'labels'")
+    arr = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes) else np.asarray(
+        data, dtype=np.uint8)
+    labels = np.asarray(labels, dtype=np.int64)
+    if arr.size != labels.size * 3072:
+        raise UnreadableFileError(
+            f"{path}: CIFAR-10 batch has {arr.size} bytes of pixels for {labels.size} labels")
+    images = arr.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return images, labels
+
+
+def _cifar_dataset(folder: Path) -> Dataset:
+    base = folder / "cifar-10-batches-py"
+    if not base.is_dir():
+        base = folder
+    parts = [read_cifar10(base / f"data_batch_{k}") for k in range(1, 6)]
+    X_te, y_te = read_cifar10(base / "test_batch")
+    X_tr = np.concatenate([p[0] for p in parts])
+    y_tr = np.concatenate([p[1] for p in parts])
+    return Dataset(
+        "cifar10",
+        (X_tr.reshape(len(X_tr), -1) / 255.0).astype(np.float32), y_tr,
+        None, None,
+        (X_te.reshape(len(X_te), -1) / 255.0).astype(np.float32), y_te,
+        "classification", 10, (32, 32, 3))
+
+
+# --------------------------------------------------------------------- helpers
+def _require_root(name: str, root: str | Path | None) -> Path:
+    if root is None:
+        raise ConfigError(f"dataset {name!r} is read from a folder: pass --data-root FOLDER "
+                          "(and --download to fetch the files)")
+    return Path(root)
+
+
+def _download_idx(name: str, folder: Path) -> None:  # pragma: no cover - needs internet
+    from topo.io.atomic import atomic_write_bytes
+
+    for base in _IDX_FILES.values():
+        try:
+            _find_idx(folder, base, name)
+            continue
+        except UnreadableFileError:
+            pass
+        atomic_write_bytes(folder / f"{base}.gz", _fetch(_URLS[name] + base + ".gz"))
+
+
+def _download_cifar(folder: Path) -> None:  # pragma: no cover - needs internet
+    if (folder / "cifar-10-batches-py" / "test_batch").is_file():
+        return
+    blob = _fetch(_URLS["cifar10"])
+    with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
+        members = [m for m in tar.getmembers()
+                   if m.isfile() and m.name.startswith("cifar-10-batches-py/")
+                   and ".." not in Path(m.name).parts]
+        from topo.io.atomic import atomic_write_bytes
+
+        for m in members:
+            fh = tar.extractfile(m)
+            if fh is not None:
+                atomic_write_bytes(folder / m.name, fh.read())
+
+
+def _fetch(url: str) -> bytes:  # pragma: no cover - needs internet
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=60) as resp:
+            return resp.read()
+    except OSError as exc:
+        raise UnreadableFileError(f"{url}: download failed ({exc})") from None
