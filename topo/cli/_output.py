@@ -85,6 +85,16 @@ def check_figure_path(path: str | Path) -> Path:
     return check_output_path(path)
 
 
+def check_outputs(*, files: tuple = (), figures: tuple = ()) -> None:
+    """Check every given output path (``None`` entries are skipped) before any work."""
+    for path in files:
+        if path:
+            check_output_path(path)
+    for path in figures:
+        if path:
+            check_figure_path(path)
+
+
 def save_figure(fig: Any, path: str | Path) -> Path:
     """Save a matplotlib figure atomically, the format chosen by the file's suffix."""
     from topo.io.atomic import atomic_path

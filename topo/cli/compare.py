@@ -63,15 +63,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from topo.cli._output import check_figure_path, check_output_path, print_json
+    from topo.cli._output import check_outputs, print_json
     from topo.distance import nnstd
     from topo.io import load
     from topo.overlap import overlap_records
 
-    if args.csv:
-        check_output_path(args.csv)
-    if args.plot:
-        check_figure_path(args.plot)
+    check_outputs(files=(args.csv,), figures=(args.plot,))
     a, b = load(args.a), load(args.b)
     result = nnstd(a, b, reference=args.reference)
     overlap = overlap_records(a, b, result.matchings)
@@ -116,21 +113,14 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def run_distances(args: argparse.Namespace) -> int:
-    from topo.cli._output import (
-        check_figure_path,
-        check_output_path,
-        format_table,
-        print_json,
-        write_csv,
-    )
+    from topo.cli._output import check_outputs, format_table, print_json, write_csv
     from topo.distance import distance_matrix
 
     if args.out:
-        out = check_output_path(args.out)
-        overlap_out = check_output_path(
-            out.with_name(f"{out.stem}_overlap{out.suffix or '.csv'}"))
-    if args.plot:
-        check_figure_path(args.plot)
+        out = Path(args.out)
+        overlap_out = out.with_name(f"{out.stem}_overlap{out.suffix or '.csv'}")
+        check_outputs(files=(out, overlap_out))
+    check_outputs(figures=(args.plot,))
     paths = expand_paths(args.paths)
     if len(paths) < 2:
         from topo.errors import TopoError

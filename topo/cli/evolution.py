@@ -39,20 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_evolution(args: argparse.Namespace) -> int:
-    from topo.cli._output import (
-        check_figure_path,
-        check_output_path,
-        format_table,
-        print_json,
-        records,
-    )
+    from topo.cli._output import check_outputs, format_table, print_json, records
     from topo.evolution import topology_evolution
 
-    if args.csv:
-        check_output_path(args.csv)
-    for figure in (args.plot, args.inputs_plot):
-        if figure:
-            check_figure_path(figure)
+    check_outputs(files=(args.csv,), figures=(args.plot, args.inputs_plot))
     frame = topology_evolution(args.run, persistence=not args.no_persistence)
     written = []
     if args.csv:

@@ -47,20 +47,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_persistence(args: argparse.Namespace) -> int:
-    from topo.cli._output import (
-        check_figure_path,
-        check_output_path,
-        format_table,
-        print_json,
-        write_csv,
-    )
+    from topo.cli._output import check_outputs, format_table, print_json, write_csv
     from topo.io import load
     from topo.persistence import neural_persistence
 
-    if args.csv:
-        check_output_path(args.csv)
-    if args.plot:
-        check_figure_path(args.plot)
+    check_outputs(files=(args.csv,), figures=(args.plot,))
     graph = load(args.path)
     result = neural_persistence(graph)
     table = result.to_frame()
@@ -84,20 +75,11 @@ def run_persistence(args: argparse.Namespace) -> int:
 
 
 def run_interactions(args: argparse.Namespace) -> int:
-    from topo.cli._output import (
-        check_figure_path,
-        check_output_path,
-        format_table,
-        print_json,
-        write_csv,
-    )
+    from topo.cli._output import check_outputs, format_table, print_json, write_csv
     from topo.interactions import interaction_strengths
     from topo.io import load
 
-    if args.csv:
-        check_output_path(args.csv)
-    if args.plot:
-        check_figure_path(args.plot)
+    check_outputs(files=(args.csv,), figures=(args.plot,))
     graph = load(args.path)
     table = interaction_strengths(graph, method=args.method, order=args.order, top=args.top)
     if args.csv:
