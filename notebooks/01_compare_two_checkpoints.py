@@ -29,49 +29,17 @@
 #         --plot compare.png
 
 # %%
-import os
-import tempfile
 from pathlib import Path
 
 import topo
+from topo.examples import example_run, script_figures
 
-# Run as a script (`python notebooks/01_compare_two_checkpoints.py`), this notebook
-# prints its key results and saves its figures in a temporary folder (or in $TOPO_FIGURES
-# when set); in Jupyter the tables and figures show inline and nothing is saved.
+# The example run in data/, found from wherever this notebook's kernel was started. Run as a
+# plain script, the notebook prints its key results and saves its figures in $TOPO_FIGURES
+# or a temporary folder; in Jupyter they show inline and nothing is saved.
 AS_SCRIPT = "__file__" in globals()
-FIGURES = (Path(os.environ.get("TOPO_FIGURES") or tempfile.mkdtemp(prefix="topo-nb01-"))
-           if AS_SCRIPT else None)
-
-
-def find_example_run() -> Path:
-    """data/example-run of the topo checkout: above this file, the current folder or the
-    installed topo package."""
-    starts = [Path.cwd(), Path(topo.__file__).resolve().parent]
-    if AS_SCRIPT:
-        starts.insert(0, Path(__file__).resolve().parent)
-    for start in starts:
-        for folder in (start, *start.parents):
-            if (folder / "data" / "example-run" / "run.json").is_file():
-                return folder / "data" / "example-run"
-    raise FileNotFoundError(
-        "data/example-run not found above this notebook, the current folder "
-        f"({Path.cwd()}) or the topo package; run it from a topo checkout, or make the run "
-        "with: topo train --method set --dataset digits --arch 64-100-100-10 --epochs 15 "
-        "--epsilon 5 --seed 0 --out data/example-run")
-
-
-def save(drawn, name: str) -> None:
-    """As a script, save the figure of ``drawn`` (Axes, array of Axes or Figure) to FIGURES."""
-    if FIGURES is None:
-        return
-    first = drawn.ravel()[0] if hasattr(drawn, "ravel") else drawn
-    figure = getattr(first, "figure", first)
-    FIGURES.mkdir(parents=True, exist_ok=True)
-    figure.savefig(FIGURES / name, dpi=120, bbox_inches="tight")
-    print(f"figure: {FIGURES / name}")
-
-
-RUN = find_example_run()
+RUN = example_run(*([Path(__file__).parent] if AS_SCRIPT else []))
+save = script_figures("topo-nb01", enabled=AS_SCRIPT)
 
 # %%
 from topo.io.run import snapshot_paths
