@@ -43,7 +43,6 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "analysis" / "results"
 ARCH = [10, 140, 100, 60, 20, 1]
-STANDARDIZE = "X and y scaled to zero mean, unit variance by the training split (NID protocol)"
 SCORERS = ("nid", "ph", "ph2", "ph2n")
 AUC_COLUMNS = [f"auc_{s}" for s in SCORERS]
 
@@ -106,7 +105,7 @@ def _jobs(args: argparse.Namespace) -> list[dict]:
                 method=method, dataset=f"synthetic-F{k}", arch=list(ARCH), optimizer="adam",
                 lr=args.lr, l1=args.l1, batch_size=args.batch_size, epochs=args.epochs,
                 early_stopping_patience=args.patience, n_samples=args.n_samples, seed=seed,
-                snapshot_every=1, extra={"standardize": STANDARDIZE},
+                snapshot_every=1, standardize=True,
             )
             if method == "set":
                 config.update(init_sparsity="erk", density=args.density)
@@ -127,44 +126,11 @@ def _finished(run_dir: str) -> bool:
 
 
 def _train_one(job: dict) -> str:
-    """Train one run with topo's training core on standardised data.
+    """Train one run with topo's training core (resumed where an earlier call stopped)."""
+    from topo.train import TrainConfig, train
 
-    This is :func:`topo.train.train` step by step, with one difference: the data set is
-    standardised first, as in Tsang et al.'s protocol (``TrainConfig`` has no such option);
-    the manifest records it under ``config.extra.standardize``.
-    """
-    import torch
-
-    torch.set_num_threads(1)
-    from topo.train import TrainConfig, load_dataset
-    from topo.train.loop import build_trainer
-    from topo.train.rundir import RunWriter
-
-    config = TrainConfig(**job["config"])
-    writer = RunWriter(Path(job["dir"]), config)
-    if not writer.prepare(True):
-        return job["dir"]
-    data = _standardized(load_dataset(config.dataset, seed=config.seed,
-                                      n_samples=config.n_samples))
-    trainer = build_trainer(config, data)
-    writer.start(trainer)
-    trainer.run(writer, progress=False)
-    writer.finish(trainer)
+    train(TrainConfig(**job["config"]), job["dir"], resume=True, progress=False)
     return job["dir"]
-
-
-def _standardized(data):
-    """The data set with X and y scaled by the mean and standard deviation of its train split."""
-    import dataclasses
-
-    mx, sx = data.X_train.mean(axis=0), data.X_train.std(axis=0)
-    my, sy = data.y_train.mean(), data.y_train.std()
-    return dataclasses.replace(
-        data,
-        X_train=(data.X_train - mx) / sx, X_val=(data.X_val - mx) / sx,
-        X_test=(data.X_test - mx) / sx,
-        y_train=(data.y_train - my) / sy, y_val=(data.y_val - my) / sy,
-        y_test=(data.y_test - my) / sy)
 
 
 def _score(job: dict) -> dict:

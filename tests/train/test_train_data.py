@@ -127,3 +127,35 @@ def test_cifar_pickle_with_code_is_refused(tmp_path):
         pickle.dump({b"data": _Evil(), b"labels": [1]}, fh)
     with pytest.raises(UnsafeFileError, match="refusing"):
         read_cifar10(path)
+
+
+def test_standardized_uses_the_training_split_only():
+    from topo.train.data import Dataset, standardized
+
+    x_train = np.array([[1.0, 5.0], [3.0, 5.0]], dtype=np.float32)  # column 1 is constant
+    data = Dataset(name="t", X_train=x_train, y_train=np.array([0.0, 2.0], np.float32),
+                   X_val=None, y_val=None, X_test=np.array([[5.0, 7.0]], np.float32),
+                   y_test=np.array([4.0], np.float32), task="regression", n_classes=None,
+                   input_shape=None)
+    out = standardized(data)
+    # train mean (2, 5), std (1, 0 -> 1); target mean 1, std 1
+    np.testing.assert_allclose(out.X_train, [[-1.0, 0.0], [1.0, 0.0]])
+    np.testing.assert_allclose(out.X_test, [[3.0, 2.0]])
+    np.testing.assert_allclose(out.y_train, [-1.0, 1.0])
+    np.testing.assert_allclose(out.y_test, [3.0])
+    assert out.X_val is None
+
+
+def test_standardize_option_keeps_the_ids_of_earlier_runs():
+    import json
+    from pathlib import Path
+
+    from topo.train import TrainConfig
+    from topo.train.rundir import run_id
+
+    # data/example-run was made before the option existed
+    manifest = json.loads((Path(__file__).resolve().parents[2] / "data" / "example-run"
+                           / "run.json").read_text())
+    config = TrainConfig.from_dict(manifest["config"])
+    assert run_id(config) == manifest["run_id"]
+    assert run_id(config.replace(standardize=True)) != manifest["run_id"]

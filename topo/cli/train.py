@@ -52,6 +52,8 @@ _HELP = {
     "snapshot_every": "write a snapshot every N epochs (default 1)",
     "early_stopping_patience": "stop after N epochs without a lower validation loss",
     "n_samples": "synthetic data: number of samples (default 30000)",
+    "standardize": "scale features (and a regression target) by the training split's mean and "
+                   "standard deviation first (Tsang et al. 2018)",
     "test_fraction": "digits: fraction held out for testing (default 0.25)",
     "backend": "auto (default), dense or sparse computation",
     "threads": "torch threads (default: 1 for small networks, 2 otherwise)",

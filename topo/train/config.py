@@ -95,6 +95,10 @@ class TrainConfig:
         200,000 connections (thread start-up costs more than it saves there) and 2 above.
     data_root, download
         Folder of MNIST/Fashion-MNIST/CIFAR-10 files, and whether to fetch missing ones.
+    standardize
+        Scale the features (and a regression target) by the training split's mean and
+        standard deviation before training, as Tsang et al. (2018) do for the synthetic
+        functions (:func:`topo.train.data.standardized`). Off by default.
     extra
         Free-form JSON-serialisable notes kept with the configuration (e.g. how a caller
         preprocessed the data before handing it to the trainer). The trainer does not read
@@ -137,6 +141,7 @@ class TrainConfig:
     threads: int | None = None
     data_root: str | None = None
     download: bool = False
+    standardize: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

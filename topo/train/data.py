@@ -30,7 +30,7 @@ import io
 import pickle
 import struct
 import tarfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,7 @@ import numpy as np
 from topo.errors import ConfigError, UnreadableFileError, UnsafeFileError
 from topo.train.config import DATASETS
 
-__all__ = ["Dataset", "load_dataset", "DATASETS", "read_idx", "read_cifar10"]
+__all__ = ["Dataset", "load_dataset", "standardized", "DATASETS", "read_idx", "read_cifar10"]
 
 DEFAULT_SYNTHETIC_SAMPLES = 30000
 
@@ -86,6 +86,29 @@ class Dataset:
     def n_outputs(self) -> int:
         """Output width a network needs: classes, or 1 for regression."""
         return int(self.n_classes) if self.task == "classification" else 1
+
+
+def standardized(data: Dataset) -> Dataset:
+    """The data set with features (and a regression target) scaled to zero mean and unit
+    standard deviation, using the mean and deviation of the training split only.
+
+    This is the preprocessing of Tsang et al. (ICLR 2018, "Detecting Statistical Interactions
+    from Neural Network Weights") for the synthetic functions. A feature that is constant in
+    the training split (a blank pixel) is only centred.
+    """
+    mx = data.X_train.mean(axis=0)
+    sx = data.X_train.std(axis=0)
+    sx = np.where(sx > 0, sx, np.ones_like(sx))
+    changes = {"X_train": (data.X_train - mx) / sx, "X_test": (data.X_test - mx) / sx}
+    if data.X_val is not None:
+        changes["X_val"] = (data.X_val - mx) / sx
+    if data.task == "regression":
+        my, sy = data.y_train.mean(), data.y_train.std()
+        sy = sy if sy > 0 else np.ones_like(sy)
+        changes.update(y_train=(data.y_train - my) / sy, y_test=(data.y_test - my) / sy)
+        if data.y_val is not None:
+            changes["y_val"] = (data.y_val - my) / sy
+    return replace(data, **changes)
 
 
 def load_dataset(name: str, *, seed: int, n_samples: int | None = None,

@@ -26,7 +26,7 @@ import torch
 
 from topo.errors import ConfigError
 from topo.train.config import TrainConfig
-from topo.train.data import Dataset, load_dataset
+from topo.train.data import Dataset, load_dataset, standardized
 from topo.train.methods import (
     IMP,
     LayerChange,
@@ -102,6 +102,8 @@ def build_trainer(config: TrainConfig, data: Dataset | None = None) -> Trainer:
         data = load_dataset(config.dataset, seed=config.seed, n_samples=config.n_samples,
                             root=config.data_root, download=config.download,
                             test_fraction=config.test_fraction)
+        if config.standardize:
+            data = standardized(data)
     return Trainer(config, data)
 
 

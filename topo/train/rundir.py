@@ -64,6 +64,9 @@ __all__ = ["RunWriter", "run_id", "best_snapshot", "trainer_graph", "RUN_FORMAT"
 RUN_FORMAT = "topo.run"
 # options that say where data lives, not what is computed: they may differ on resume
 _LOCATION_FIELDS = ("data_root", "download")
+# options added after the first release enter the id only when set, so that the ids of
+# earlier runs stay what they were
+_LATER_FIELDS = ("standardize",)
 
 
 def run_id(config: TrainConfig) -> str:
@@ -72,7 +75,8 @@ def run_id(config: TrainConfig) -> str:
     Derived from the configuration only (not the folder), so two runs with the same
     configuration write bitwise-identical snapshots.
     """
-    payload = {k: v for k, v in config.to_dict().items() if k not in _LOCATION_FIELDS}
+    payload = {k: v for k, v in config.to_dict().items()
+               if k not in _LOCATION_FIELDS and not (k in _LATER_FIELDS and not v)}
     digest = hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:8]
     return f"{config.method}-{config.dataset}-s{config.seed}-{digest}"
 
