@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import networkx
     import pandas
 
-__all__ = ["LayeredGraph", "EXPORT_FORMATS"]
+__all__ = ["LayeredGraph", "EXPORT_FORMATS", "stacked_edges"]
 
 EXPORT_FORMATS = ("graphml", "gexf", "edgelist")
 
@@ -205,14 +205,7 @@ class LayeredGraph:
 
         Within a layer the order is the CSR order (by output unit, then input unit).
         """
-        offsets = self.offsets()
-        src, dst, wts = [], [], []
-        for k, w in enumerate(self.layers):
-            coo = w.tocoo()
-            src.append(coo.col.astype(np.int64) + offsets[k])
-            dst.append(coo.row.astype(np.int64) + offsets[k + 1])
-            wts.append(coo.data.astype(np.float64))
-        return np.concatenate(src), np.concatenate(dst), np.concatenate(wts)
+        return stacked_edges(self.layers)
 
     def node_layers(self) -> np.ndarray:
         """Unit-layer index (0 = inputs) of every global node id."""
@@ -346,6 +339,23 @@ class LayeredGraph:
     def __repr__(self) -> str:
         return (f"LayeredGraph({'-'.join(map(str, self.widths))}, "
                 f"connections={sum(self.n_connections)}, source={self.source!r})")
+
+
+def stacked_edges(layers: Sequence[sp.spmatrix]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Global ``(source, target, value)`` arrays of consecutive ``(n_out, n_in)`` layers.
+
+    Node ids run input side first: layer ``k``'s inputs start where the units before them end.
+    Within a layer the order is the CSR order (by output unit, then input unit).
+    """
+    widths = [layers[0].shape[1], *(w.shape[0] for w in layers)]
+    offsets = np.concatenate([[0], np.cumsum(widths)]).astype(np.int64)
+    src, dst, values = [], [], []
+    for k, w in enumerate(layers):
+        coo = sp.coo_matrix(w)
+        src.append(coo.col.astype(np.int64) + offsets[k])
+        dst.append(coo.row.astype(np.int64) + offsets[k + 1])
+        values.append(coo.data.astype(np.float64))
+    return np.concatenate(src), np.concatenate(dst), np.concatenate(values)
 
 
 def _as_connection_matrix(weight: Any, mask: Any, name: str) -> sp.csr_matrix:

@@ -52,7 +52,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import breadth_first_order, minimum_spanning_tree
 
 from topo.errors import ConfigError, GraphStructureError
-from topo.graph import LayeredGraph
+from topo.graph import LayeredGraph, stacked_edges
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
@@ -324,19 +324,12 @@ def _reach(upper: list[sp.csr_matrix]) -> np.ndarray:
     offsets = np.concatenate([[0], np.cumsum(widths)])
     n = int(offsets[-1])
     root = n  # an extra node tied to every output unit
-    rows, cols, data = [], [], []
-    for k, w in enumerate(upper):
-        coo = w.tocoo()
-        rows.append(coo.col.astype(np.int64) + offsets[k])
-        cols.append(coo.row.astype(np.int64) + offsets[k + 1])
-        data.append(_SHIFT - coo.data)
+    src, dst, values = stacked_edges(upper)
     outputs = np.arange(offsets[-2], offsets[-1])
-    rows.append(outputs)
-    cols.append(np.full(outputs.size, root))
-    data.append(np.full(outputs.size, _OUTPUT_LINK))
-    graph = sp.csr_matrix(
-        (np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))),
-        shape=(n + 1, n + 1))
+    rows = np.concatenate([src, outputs])
+    cols = np.concatenate([dst, np.full(outputs.size, root)])
+    data = np.concatenate([_SHIFT - values, np.full(outputs.size, _OUTPUT_LINK)])
+    graph = sp.csr_matrix((data, (rows, cols)), shape=(n + 1, n + 1))
     tree = minimum_spanning_tree(graph)
     tree = (tree + tree.T).tocsr()
     order, pred = breadth_first_order(tree, root, directed=False, return_predecessors=True)

@@ -31,7 +31,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import minimum_spanning_tree
 
 from topo.errors import ConfigError
-from topo.graph import LayeredGraph
+from topo.graph import LayeredGraph, stacked_edges
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
@@ -229,16 +229,9 @@ def network_persistence_diagram(graph: LayeredGraph) -> np.ndarray:
         A weight is NaN or infinite.
     """
     normalized_layers, _ = normalized_abs_weights(graph, what="persistence diagrams")
-    offsets = graph.offsets()
-    rows, cols, data = [], [], []
-    for k, a in enumerate(normalized_layers):
-        coo = a.tocoo()
-        rows.append(coo.col.astype(np.int64) + offsets[k])
-        cols.append(coo.row.astype(np.int64) + offsets[k + 1])
-        data.append(_SHIFT - coo.data)
+    rows, cols, data = stacked_edges(normalized_layers)
     n = graph.n_units
-    whole = sp.csr_matrix(
-        (np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+    whole = sp.csr_matrix((_SHIFT - data, (rows, cols)), shape=(n, n))
     tree = minimum_spanning_tree(whole)
     return _diagram(_SHIFT - tree.data, n - tree.nnz)
 
