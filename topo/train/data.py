@@ -38,9 +38,21 @@ import numpy as np
 from topo.errors import ConfigError, UnreadableFileError, UnsafeFileError
 from topo.train.config import DATASETS
 
-__all__ = ["Dataset", "load_dataset", "standardized", "DATASETS", "read_idx", "read_cifar10"]
+__all__ = ["Dataset", "load_dataset", "standardized", "with_validation_split", "DATASETS",
+           "read_idx", "read_cifar10", "VALIDATION_SEED_OFFSET", "VALIDATION_SHARE"]
 
 DEFAULT_SYNTHETIC_SAMPLES = 30000
+
+VALIDATION_SHARE = 6
+""":func:`with_validation_split` holds out ``len(train) // VALIDATION_SHARE`` samples (a
+sixth, at least one)."""
+
+VALIDATION_SEED_OFFSET = 7919
+"""Added to the run's seed to seed the permutation of :func:`with_validation_split`. The
+split must be fixed by the seed yet not be drawn from the run's own generators (seeded with
+the seed itself), whose streams decide masks, weights and batch order: an offset gives it a
+stream of its own. The value (the 1000th prime) has no meaning beyond that, but every
+early-stopped run so far used it, so changing it changes their results."""
 
 _IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -109,6 +121,25 @@ def standardized(data: Dataset) -> Dataset:
         if data.y_val is not None:
             changes["y_val"] = (data.y_val - my) / sy
     return replace(data, **changes)
+
+
+def with_validation_split(data: Dataset, seed: int) -> Dataset:
+    """The data set with a sixth of its training split held out for validation.
+
+    Data sets that already have a validation split (the synthetic ones) are returned
+    unchanged. The held-out samples are the first ``max(1, n // VALIDATION_SHARE)`` of a
+    random permutation drawn with ``PCG64(seed + VALIDATION_SEED_OFFSET)``; the rest, in
+    permutation order, are the new training split. Early stopping needs the validation
+    loss this gives.
+    """
+    if data.X_val is not None:
+        return data
+    perm = np.random.Generator(np.random.PCG64(seed + VALIDATION_SEED_OFFSET)).permutation(
+        len(data.X_train))
+    n_val = max(1, len(data.X_train) // VALIDATION_SHARE)
+    held, kept = perm[:n_val], perm[n_val:]
+    return replace(data, X_train=data.X_train[kept], y_train=data.y_train[kept],
+                   X_val=data.X_train[held], y_val=data.y_train[held])
 
 
 def load_dataset(name: str, *, seed: int, n_samples: int | None = None,
