@@ -160,8 +160,6 @@ def _plain(state: dict[str, Any]) -> dict[str, Any]:
             out[key] = _plain(value)
         elif isinstance(value, np.ndarray):
             out[key] = value.tolist()
-        elif isinstance(value, np.generic):
-            out[key] = value.item()
         else:
             out[key] = value
     return out

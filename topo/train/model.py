@@ -91,6 +91,8 @@ class SparseLinear(nn.Module):
         parameter must not change size in place); an optimiser holding the old one must be
         told (:func:`topo.train.methods.drop_and_grow` does that).
         """
+        if isinstance(flat, torch.Tensor):
+            flat = flat.numpy()
         flat_t = torch.as_tensor(np.array(flat, dtype=np.int64, copy=True))
         self.flat = flat_t
         self.values = nn.Parameter(values.detach().float().contiguous().clone())
