@@ -21,6 +21,18 @@ Modules, from the configuration down to the loop:
 - :mod:`~topo.train.runner` (:func:`train`, :func:`build_trainer`).
 
 Torch is imported only when training starts, so ``TrainConfig`` is cheap to import.
+
+Where new things go: a sparsity method is a :class:`~topo.train.methods.MaskUpdater` (drop and
+grow rules, a schedule) or a :class:`~topo.train.methods.Pruner` (a saliency, one top-k) plus
+an entry in :data:`~topo.train.registry.METHODS`; a method that trains in rounds names a
+driver (IMP's :func:`~topo.train.methods.train_levels`); an optimiser is a function in
+:mod:`~topo.train.optim` plus an entry in :data:`~topo.train.registry.OPTIMIZERS`; anything
+measured or written during training (a per-update statistic, a per-epoch metric, a file) is
+a :class:`~topo.train.callbacks.Callback`: ``on_mask_update`` sees every structural change,
+``on_epoch_end`` may add columns to the row before the writers store it. A layer kind other
+than :class:`~topo.train.model.SparseLinear` offers the same connection-set interface
+(``flat``, ``values``, ``bias``, ``size``, ``set_structure``, ``capture``/``restore``,
+``forward(x, weight=None)``) and every method works on it unchanged.
 """
 
 from __future__ import annotations

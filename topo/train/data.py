@@ -25,6 +25,7 @@ with internet only); without it a missing file is a clear :class:`UnreadableFile
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import pickle
@@ -196,15 +197,24 @@ def load_dataset(name: str, *, seed: int, n_samples: int | None = None,
 
 # --------------------------------------------------------------------- digits / synthetic
 def _digits(seed: int, test_fraction: float) -> Dataset:
-    from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
+
+    X, y = _digits_arrays()
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=test_fraction, stratify=y,
+                                              random_state=seed)
+    return Dataset("digits", X_tr, y_tr, None, None, X_te, y_te, "classification", 10, (8, 8))
+
+
+@functools.lru_cache(maxsize=1)
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits as pixels / 16 and labels, read once per process (read-only)."""
+    from sklearn.datasets import load_digits
 
     data = load_digits()
     X = (data.data / 16.0).astype(np.float32)
     y = data.target.astype(np.int64)
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=test_fraction, stratify=y,
-                                              random_state=seed)
-    return Dataset("digits", X_tr, y_tr, None, None, X_te, y_te, "classification", 10, (8, 8))
+    X.flags.writeable = y.flags.writeable = False
+    return X, y
 
 
 def _synthetic(name: str, seed: int, n_samples: int) -> Dataset:

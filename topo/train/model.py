@@ -80,9 +80,14 @@ class SparseLinear(nn.Module):
         return int(self.flat.numel())
 
     @property
+    def size(self) -> int:
+        """Possible connections (positions of the flat index space): ``n_in n_out``."""
+        return self.n_in * self.n_out
+
+    @property
     def density(self) -> float:
         """Connections / possible connections."""
-        return self.n_connections / (self.n_in * self.n_out)
+        return self.n_connections / self.size
 
     def set_structure(self, flat: np.ndarray | torch.Tensor, values: torch.Tensor) -> None:
         """Replace the connection set (sorted flat indices) and their weights in place.
@@ -99,7 +104,7 @@ class SparseLinear(nn.Module):
         rows = torch.div(flat_t, self.n_in, rounding_mode="floor")
         cols = flat_t - rows * self.n_in
         self._rows, self._cols = rows, cols
-        self._full = self.n_connections == self.n_in * self.n_out
+        self._full = self.n_connections == self.size
         self._use_sparse = self._choose_sparse()
         if self._use_sparse:
             counts = torch.bincount(rows, minlength=self.n_out)
@@ -117,8 +122,7 @@ class SparseLinear(nn.Module):
             return False
         if self.backend == "sparse":
             return True
-        size = self.n_in * self.n_out
-        return size >= SPARSE_MIN_SIZE and self.density <= SPARSE_MAX_DENSITY
+        return self.size >= SPARSE_MIN_SIZE and self.density <= SPARSE_MAX_DENSITY
 
     @property
     def uses_sparse(self) -> bool:

@@ -25,6 +25,7 @@ import torch
 from topo.train.callbacks import Callback, CallbackList, EpochEnd
 from topo.train.checkpoint import generator_state, restore_generators
 from topo.train.data import Dataset
+from topo.train.initialization import WeightInit
 from topo.train.methods import Changes, Context, LayerChange, Method
 from topo.train.model import SparseMLP
 
@@ -73,7 +74,7 @@ class Trainer:
     def __init__(self, model: SparseMLP, method: Method, data: TrainingData, *,
                  optimizer: Callable[[SparseMLP], torch.optim.Optimizer],
                  loss_fn: Callable[..., torch.Tensor], batch_size: int, epochs: int,
-                 generator: torch.Generator, rng: np.random.Generator, init: Any,
+                 generator: torch.Generator, rng: np.random.Generator, init: WeightInit | None,
                  prunable: Sequence[bool],
                  penalty: Callable[[SparseMLP], torch.Tensor] | None = None,
                  level: int | None = None, callbacks: Iterable[Callback] = ()) -> None:

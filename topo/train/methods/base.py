@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from topo.train.initialization import WeightInit
 from topo.train.methods.schedules import Schedule
 from topo.train.methods.selection import grow_top, keep_top
 from topo.train.model import SparseLinear, SparseMLP, dense_gradients
@@ -88,7 +89,7 @@ class Context:
     step: int
     rng: np.random.Generator
     generator: torch.Generator
-    init: Any
+    init: WeightInit
     loss_fn: Callable[..., torch.Tensor]
     train_data: tuple[torch.Tensor, torch.Tensor]
     batch: tuple[torch.Tensor, torch.Tensor] | None = None

@@ -34,4 +34,4 @@ class GMP(MaskUpdater):
                                  config.gmp_delta_t))
 
     def n_keep(self, layer: SparseLinear, amount: float) -> int:
-        return min(layer.n_connections, max(1, int(round(amount * layer.n_in * layer.n_out))))
+        return min(layer.n_connections, max(1, int(round(amount * layer.size))))

@@ -41,8 +41,7 @@ class SET(MaskUpdater):
         return set_drop_mask(ctx.layers[k].values.data.numpy(), amount)
 
     def grow(self, ctx: Context, k: int, keep_flat: np.ndarray, n: int) -> np.ndarray:
-        layer = ctx.layers[k]
-        return grow_random(ctx.rng, layer.n_in * layer.n_out, keep_flat, n)
+        return grow_random(ctx.rng, ctx.layers[k].size, keep_flat, n)
 
     def new_weights(self, ctx: Context, k: int, n: int) -> torch.Tensor | None:
         return None if self.regrow_zero else ctx.init.draw(k, n, ctx.layers[k].density)
