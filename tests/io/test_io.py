@@ -24,7 +24,7 @@ from topo.errors import (
 )
 from topo.graph import LayeredGraph
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "external" / "nnstd-set-topologies"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "external" / "nnstd-set-topologies"
 
 
 def mlp(widths, seed=0) -> torch.nn.Sequential:
