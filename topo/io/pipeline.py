@@ -181,8 +181,8 @@ def resolve_chain(ex: Extraction) -> Resolution:
                           "several orders)", how_orientation)
     shown = "; ".join(_describe_order(cands, c, orientation) for c in chains)
     raise GraphStructureError(
-        f"{ex.path}: the layer order cannot be recovered: names and shapes fit several orders "
-        f"({shown}{'; ...' if len(chains) >= _MAX_ORDERS_SHOWN else ''}); "
+        f"{ex.path}: the layer order cannot be recovered: names and shapes fit more than one "
+        f"order ({shown}); "
         f"name the layers by position (layers.0, layers.1, ...) or save a format that records "
         "the order")
 

@@ -115,6 +115,12 @@ def extract_state_dict(arrays: Mapping[str, Any], path: Path, fmt: str, *, order
             for k in bias_keys:
                 skipped.append(Skipped(k, tuple(np.shape(arrays[k])), f"bias of {name}: {why}",
                                        arrays[k], kind))
+            for leaf in sorted(_NORM_LEAVES):
+                k = _join(prefix, leaf)
+                if k in arrays and kind == "norm":
+                    used.add(k)
+                    skipped.append(Skipped(k, tuple(np.shape(arrays[k])),
+                                           f"statistics of {name}: {why}", arrays[k], kind))
             continue
         if absent is not None:
             skipped.append(absent)
