@@ -39,6 +39,7 @@ from pathlib import Path
 
 from topo.errors import UnreadableFileError
 from topo.graph import LayeredGraph
+from topo.io.limits import ZIP_ERRORS
 from topo.io.nnstd_folder import is_nnstd_folder, read_nnstd_folder
 from topo.io.run import is_run_dir, snapshot_paths
 from topo.io.snapshot import is_topo_snapshot_header, read_snapshot, save_snapshot
@@ -207,7 +208,7 @@ def _zip_format(path: Path) -> str:
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
-    except (zipfile.BadZipFile, OSError, EOFError):
+    except ZIP_ERRORS:
         raise UnreadableFileError(
             f"{path}: damaged zip archive (truncated or corrupt?)") from None
     if any(n.endswith("data.pkl") for n in names):

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from topo.errors import UnreadableFileError
-from topo.io.limits import read_zip_member
+from topo.io.limits import ZIP_ERRORS, read_zip_member
 from topo.io.pipeline import IN_OUT, Extraction, LayerCandidate, Skipped
 
 __all__ = ["read_keras_hdf5", "read_keras_zip", "HDF5_MAGIC"]
@@ -67,7 +67,7 @@ def read_keras_zip(path: Path) -> Extraction:
 
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except ZIP_ERRORS as exc:
         raise UnreadableFileError(
             f"{path}: damaged .keras zip archive (truncated or corrupt?): {exc}") from None
     with zf:

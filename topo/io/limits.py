@@ -14,14 +14,18 @@ from pathlib import Path
 
 from topo.errors import UnreadableFileError
 
-__all__ = ["MAX_DECOMPRESSED_BYTES", "gunzip_bounded", "read_zip_member", "read_file_bounded",
-           "human_bytes"]
+__all__ = ["MAX_DECOMPRESSED_BYTES", "ZIP_ERRORS", "gunzip_bounded", "read_zip_member",
+           "read_file_bounded", "human_bytes"]
 
 MAX_DECOMPRESSED_BYTES = 2 * 1024**3
 """Largest decompressed payload topo reads from one compressed file or zip member (2 GiB;
 the largest protobuf an ONNX model can be)."""
 
 _CHUNK = 1 << 20
+
+ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError,
+              UnicodeDecodeError, NotImplementedError, KeyError, zlib.error)
+"""What opening or reading a damaged zip archive can raise."""
 
 
 def human_bytes(n: int) -> str:
@@ -82,7 +86,7 @@ def read_zip_member(zf: zipfile.ZipFile, name: str, path: Path, what: str) -> by
     try:
         with zf.open(info) as fh:
             data = fh.read(min(info.file_size, limit) + 1)
-    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError) as exc:
+    except ZIP_ERRORS as exc:
         raise UnreadableFileError(
             f"{path}: {what}: damaged member {name!r} ({_first_line(exc)})") from None
     if len(data) != info.file_size:

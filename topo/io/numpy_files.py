@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from topo.errors import UnreadableFileError
-from topo.io.limits import MAX_DECOMPRESSED_BYTES, human_bytes
+from topo.io.limits import MAX_DECOMPRESSED_BYTES, ZIP_ERRORS, human_bytes
 from topo.io.pipeline import Extraction
 from topo.io.run import natural_key
 from topo.io.state_dict import extract_state_dict
@@ -49,7 +49,7 @@ def read_npz(path: Path) -> Extraction:
     """
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except ZIP_ERRORS as exc:
         raise UnreadableFileError(
             f"{path}: damaged .npz archive (truncated or corrupt?): {exc}") from None
     arrays: dict[str, Any] = {}
@@ -64,7 +64,7 @@ def read_npz(path: Path) -> Extraction:
             try:
                 with zf.open(info) as fh:
                     arrays[name] = _read_npy(fh, info.file_size, path, name)
-            except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            except ZIP_ERRORS as exc:
                 raise UnreadableFileError(
                     f"{path}: damaged array {name!r} in the .npz archive: "
                     f"{_first_line(exc)}") from None

@@ -80,6 +80,10 @@ def read_onnx(path: Path, data: bytes, fmt: str = "onnx") -> Extraction:
     skipped: list[Skipped] = []
     for k, node in enumerate(graph.node):
         op = node.op_type
+        if op in ("Gemm", "MatMul") and (len(node.input) < 2 or len(node.output) < 1):
+            raise UnreadableFileError(
+                f"{path}: damaged {_what(fmt)}: {op} node {node.name or k} lacks its inputs "
+                "or output")
         if op == "Gemm":
             cand, a, out = _gemm(node, consts, path, k)
         elif op == "MatMul":

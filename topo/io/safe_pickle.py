@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from topo.errors import UnreadableFileError, UnsafeFileError
-from topo.io.limits import MAX_DECOMPRESSED_BYTES, human_bytes, read_zip_member
+from topo.io.limits import MAX_DECOMPRESSED_BYTES, ZIP_ERRORS, human_bytes, read_zip_member
 
 __all__ = ["ForeignObject", "load_pickle", "module_tensors"]
 
@@ -136,8 +136,12 @@ def load_pickle(path: Path) -> tuple[Any, str]:
         raise UnsafeFileError(
             f"{path}: refused: the pickle would call {exc} when loaded; topo never runs code "
             "from a file (nothing was run)") from None
-    except (UnreadableFileError, UnsafeFileError):
+    except UnsafeFileError:
         raise
+    except UnreadableFileError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise UnreadableFileError(f"{path}: {exc}") from None
     except RecursionError:
         raise UnreadableFileError(f"{path}: the pickle nests objects too deeply") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
@@ -186,7 +190,7 @@ def is_module(obj: Any) -> bool:
 def _load_torch_zip(path: Path) -> Any:
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except ZIP_ERRORS as exc:
         raise UnreadableFileError(
             f"{path}: damaged zip archive (truncated or corrupt?): {_first_line(exc)}") from None
     with zf:

@@ -126,10 +126,7 @@ def _load(path: Path) -> tuple[Any, str]:
                 warnings.simplefilter("ignore")
                 obj = torch.load(path, map_location="cpu", weights_only=True)
             return _from_torch(obj), "pytorch"
-        except pickle.UnpicklingError as exc:
-            first_error = exc
-        except (RuntimeError, EOFError, ValueError, OSError, UnicodeDecodeError, KeyError,
-                AttributeError, TypeError, IndexError, MemoryError, OverflowError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure: topo's own reader decides
             first_error = exc
     try:
         obj, container = load_pickle(path)
