@@ -21,6 +21,7 @@ pickles (``pickle.dump``). torch is not imported.
 
 from __future__ import annotations
 
+import _compat_pickle
 import io
 import pickle
 import struct
@@ -273,6 +274,11 @@ class _Unpickler(pickle.Unpickler):
         self.storage_loader = None
 
     def find_class(self, module: str, name: str) -> Any:
+        # Python 2 names (protocol 2 pickles): the same translation pickle itself makes
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        elif module in _compat_pickle.IMPORT_MAPPING:
+            module = _compat_pickle.IMPORT_MAPPING[module]
         safe = _SAFE_GLOBALS.get((module, name))
         if safe is not None:
             return safe
@@ -405,8 +411,10 @@ class _DTypeBuilder:
     def __init__(self, name: Any, align: Any = False, copy: Any = True) -> None:
         self.name = str(name)
         self.order = "="
-        if self.name.startswith(("O", "V")) or self.name == "object":
+        if self.name.startswith("O") or self.name == "object":
             raise UnreadableFileError("a numpy array of Python objects is not read")
+        if self.name.startswith("V"):
+            raise UnreadableFileError("numpy structured dtypes are not read")
 
     def __setstate__(self, state: Any) -> None:
         if isinstance(state, tuple) and len(state) > 1 and state[1] in ("<", ">", "|", "="):
@@ -459,6 +467,10 @@ def _rebuild_sparse(layout: Any, data: Any) -> Any:
     return _LazySparse(layout, data)
 
 
+def _get_layout(name: Any) -> str:
+    return str(name).removeprefix("torch.")
+
+
 def _rebuild_unsupported(*args: Any) -> Any:
     raise UnreadableFileError("quantized or meta tensors are not read")
 
@@ -492,6 +504,7 @@ _SAFE_GLOBALS: dict[tuple[str, str], Any] = {
     ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
     ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type,
     ("torch._utils", "_rebuild_sparse_tensor"): _rebuild_sparse,
+    ("torch.serialization", "_get_layout"): _get_layout,
     ("torch._utils", "_rebuild_qtensor"): _rebuild_unsupported,
     ("torch._utils", "_rebuild_meta_tensor_no_storage"): _rebuild_unsupported,
     ("torch._utils", "_rebuild_wrapper_subclass"): _rebuild_unsupported,
@@ -505,7 +518,6 @@ _SAFE_GLOBALS: dict[tuple[str, str], Any] = {
     ("_codecs", "encode"): _codecs_encode,
     ("builtins", "set"): _set,
     ("builtins", "frozenset"): _frozenset,
-    ("__builtin__", "set"): _set,
     ("copyreg", "_reconstructor"): _reconstructor,
 }
 _TORCH_MARKERS = {name: name for name in (
@@ -577,9 +589,13 @@ def _sparse_array(x: _LazySparse, path: Path, conv: Any) -> Any:
     parts = [conv(v) for v in x.data]
     try:
         if x.layout == "sparse_coo":
-            indices, values, size = parts[0], parts[1], tuple(parts[2])
+            indices, values, size = parts[0], parts[1], tuple(int(n) for n in parts[2])
             if len(size) != 2:
-                return sp.coo_matrix((values, tuple(indices)), shape=size).toarray()
+                if int(np.prod(size)) * values.itemsize > MAX_DECOMPRESSED_BYTES:
+                    raise ValueError(f"declared shape {size} too large")
+                dense = np.zeros(size, dtype=values.dtype)
+                np.add.at(dense, tuple(np.asarray(indices)), values)
+                return dense
             m = sp.coo_matrix((values, (indices[0], indices[1])), shape=size).tocsr()
             m.sum_duplicates()
             return m
