@@ -504,3 +504,30 @@ def test_detection_messages(tmp_path):
     (tmp_path / "tiny.safetensors").write_bytes(b"\x02\0\0\0\0\0\0\0{}")
     with pytest.raises(UnreadableFileError, match="no 2-D weight arrays"):
         topo.load(tmp_path / "tiny.safetensors")
+
+
+# ----------------------------------------------------------------- finding the network
+def test_half_precision_and_tuples_through_torch_load(tmp_path):
+    torch.save(({"fc.weight": torch.from_numpy(W0).half()},), tmp_path / "tuple.pt")
+    g = topo.load(tmp_path / "tuple.pt", key="0")
+    np.testing.assert_array_equal(g.layers[0].toarray(), W0)
+
+
+def test_the_only_entry_holding_a_network_and_another_one_listed(tmp_path):
+    a = torch.nn.Linear(3, 2).state_dict()
+    torch.save({"generator": a, "info": {"epoch": 2}}, tmp_path / "one.pt")
+    g = topo.load(tmp_path / "one.pt")
+    assert g.metadata["key"] == "generator"
+    torch.save({"model": a, "teacher": a}, tmp_path / "two.pt")
+    g = topo.load(tmp_path / "two.pt")
+    assert {"name": "teacher", "shape": None,
+            "why": "another entry holding tensors (read it with --key teacher)"} in \
+        g.metadata["skipped"]
+
+
+def test_a_module_inside_a_checkpoint_dict(tmp_path):
+    torch.save({"model": torch.nn.Sequential(torch.nn.Linear(3, 2)), "epoch": np.int64(4),
+                "note": "x" * 300, "acc": np.array([0.5])}, tmp_path / "m.pt")
+    g = topo.load(tmp_path / "m.pt")
+    assert g.widths == [3, 2]
+    assert g.metadata["checkpoint"] == {"epoch": 4, "acc": 0.5}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import struct
 import zipfile
 from collections import OrderedDict
 
@@ -225,3 +226,140 @@ def test_a_call_into_the_standard_library_is_refused(tmp_path):
     (tmp_path / "partial.pkl").write_bytes(pickle.dumps({"f": CallsPartial()}))
     with pytest.raises(UnsafeFileError, match="functools.partial"):
         load_pickle(tmp_path / "partial.pkl")
+
+
+# ------------------------------------------------------- hand-assembled pickle records
+def g(module: str, name: str) -> bytes:
+    return b"c" + f"{module}\n{name}\n".encode()
+
+
+def s(text: str) -> bytes:
+    raw = text.encode()
+    return b"X" + struct.pack("<I", len(raw)) + raw
+
+
+def i(n: int) -> bytes:
+    return b"J" + struct.pack("<i", n)
+
+
+def tup(*items: bytes) -> bytes:
+    return b"(" + b"".join(items) + b"t"
+
+
+def call(fn: bytes, *args: bytes) -> bytes:
+    return fn + tup(*args) + b"R"
+
+
+def assembled(tmp_path, body: bytes, name="crafted.pkl", storages=None):
+    data = b"\x80\x02" + body + b"."
+    if storages is None:
+        return write_pickle(tmp_path / name, data)
+    return torch_zip_with(tmp_path, data, {f"archive/data/{k}": v for k, v in storages.items()})
+
+
+def storage(key="0", numel=4, view=None) -> bytes:
+    items = [s("storage"), g("torch", "FloatStorage"), s(key), s("cpu"), i(numel)]
+    if view is not None:
+        items.append(view)
+    return tup(*items) + b"Q"
+
+
+def tensor(store: bytes, offset=0, size=(2,), stride=(1,)) -> bytes:
+    return call(g("torch._utils", "_rebuild_tensor_v2"), store, i(offset),
+                tup(*map(i, size)), tup(*map(i, stride)), b"\x89", b"N")
+
+
+FLOATS = np.arange(4, dtype="<f4").tobytes()
+
+
+def test_assembled_records_that_are_read(tmp_path):
+    cases = {
+        "storage view": (tensor(storage(view=tup(s("0"), i(1), i(2)))), [1.0, 2.0]),
+        "parameter through a tensor subclass": (
+            call(g("torch._tensor", "_rebuild_from_type_v2"),
+                 g("torch._utils", "_rebuild_parameter"), g("torch.nn", "Parameter"),
+                 tup(tensor(storage()), b"\x88", b"N"), b"N"), [0.0, 1.0]),
+    }
+    for label, (body, expected) in cases.items():
+        got, _ = load_pickle(assembled(tmp_path, body, storages={"0": FLOATS}))
+        np.testing.assert_array_equal(got, expected, err_msg=label)
+    got, _ = load_pickle(assembled(tmp_path, tup(g("torch", "float32"), g("torch", "strided"))))
+    assert got == ("float32", "strided")
+    thing = call(g("copyreg", "_reconstructor"), g("mymodels", "Thing"), g("builtins", "object"),
+                 b"}" + s("a") + i(1) + b"s")
+    got, _ = load_pickle(assembled(tmp_path, thing))
+    assert isinstance(got, ForeignObject) and got.topo_dict() == {"a": 1}
+    appended = call(g("mymodels", "Bag"), ) + s("x") + b"a"
+    got, _ = load_pickle(assembled(tmp_path, appended))
+    assert got.topo_items == ["x"]
+
+
+@pytest.mark.parametrize("body, message", [
+    (call(g("torch._tensor", "_rebuild_from_type_v2"), g("mymodels", "f"), b"N", b")", b"N"),
+     "UnsafeFileError"),
+    (call(g("copyreg", "_reconstructor"), g("collections", "OrderedDict"), b"N", b"N"),
+     "_reconstructor of a built-in"),
+    (call(g("torch", "FloatStorage"), i(3)), "built outside a storage reference"),
+    (call(g("torch._utils", "_rebuild_tensor_v2"), i(1), i(0), b")", b")"),
+     "a tensor without a storage"),
+    (call(g("torch._utils", "_rebuild_sparse_tensor"), g("torch", "float32"), b")"),
+     "layout 'float32' are not read"),
+    (call(g("torch._utils", "_rebuild_qtensor"), i(1)), "quantized or meta"),
+    (call(g("_codecs", "encode"), s("x"), s("rot13")), "encoding bytes in an unusual way"),
+    (call(g("numpy.core.multiarray", "scalar"), call(g("numpy", "dtype"), s("f8")), s("x")),
+     "numpy scalar that is not plain data"),
+    (call(g("numpy.core.multiarray", "_reconstruct"), g("numpy", "ndarray"), tup(i(0)),
+          s("b")), "array record without data"),
+    (call(g("numpy.core.multiarray", "_reconstruct"), g("numpy", "ndarray"), tup(i(0)), s("b"))
+     + tup(i(1), tup(i(3)), call(g("numpy", "dtype"), s("f4")), b"\x89",
+           b"B" + struct.pack("<I", 5) + b"12345") + b"b", "shape (3,) with 5 bytes"),
+    (call(g("numpy.core.multiarray", "_reconstruct"), g("numpy", "ndarray"), tup(i(0)), s("b"))
+     + tup(i(1), tup(i(1)), call(g("numpy", "dtype"), s("f4")), b"\x89", b"]") + b"b",
+     "Python objects"),
+    (call(g("numpy", "dtype"), s("f4")) + tup(i(3), s("<"), b"N", tup(s("a")), b"N") + b"b",
+     "structured"),
+])
+def test_assembled_records_that_are_refused(tmp_path, body, message):
+    path = assembled(tmp_path, body)
+    with pytest.raises((UnreadableFileError, UnsafeFileError)) as err:
+        load_pickle(path)
+    assert message in str(err.value) or message == type(err.value).__name__
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("body, message", [
+    (tensor(storage(), size=(2, 2), stride=(1,)), "invalid layout"),
+    (tensor(storage(), offset=3, size=(2,)), "reaches past its storage"),
+    (tensor(storage(numel=3)), "holds 16 bytes, its record says 3 x 4"),
+    (call(g("torch._utils", "_rebuild_sparse_tensor"), g("torch", "sparse_coo"),
+          tup(tensor(storage()), tensor(storage()), tup(i(10**6), i(10**6), i(10**6)))),
+     "too large"),
+])
+def test_tensor_records_checked_against_their_storage(tmp_path, body, message):
+    with pytest.raises(UnreadableFileError, match=message):
+        load_pickle(assembled(tmp_path, body, storages={"0": FLOATS}))
+
+
+def test_legacy_files_with_damaged_storage_section(tmp_path):
+    torch.save({"w": torch.ones(3)}, tmp_path / "ok.pt", _use_new_zipfile_serialization=False)
+    data = (tmp_path / "ok.pt").read_bytes()
+    (tmp_path / "short.pt").write_bytes(data[:-4])
+    with pytest.raises(UnreadableFileError, match="short.pt: truncated"):
+        load_pickle(tmp_path / "short.pt")
+    magic = b"".join(pickle.dumps(x, protocol=2) for x in (0x1950A86A20F9469CFC6C, 1001, {}))
+    main = b"\x80\x02" + tensor(storage()) + b"."
+    for keys, message in ((pickle.dumps("nope", protocol=2), "storage keys"),
+                          (pickle.dumps(["9"], protocol=2), "storage 9")):
+        (tmp_path / "bad.pt").write_bytes(magic + main + keys)
+        with pytest.raises(UnreadableFileError, match=message):
+            load_pickle(tmp_path / "bad.pt")
+    (tmp_path / "cut.pt").write_bytes(magic + main + pickle.dumps(["0"], protocol=2)
+                                      + struct.pack("<q", 4) + b"\0" * 6)
+    with pytest.raises(UnreadableFileError, match="cut.pt: truncated legacy"):
+        load_pickle(tmp_path / "cut.pt")
+
+
+def test_damaged_zip_container(tmp_path):
+    (tmp_path / "z.pt").write_bytes(b"PK\x03\x04" + b"\0" * 40)
+    with pytest.raises(UnreadableFileError, match="z.pt: damaged zip archive"):
+        load_pickle(tmp_path / "z.pt")
