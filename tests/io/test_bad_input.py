@@ -99,7 +99,7 @@ def test_hdf5_and_onnx_without_dense_layers(tmp_path):
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 3, 3])],
         initializer=[numpy_helper.from_array(np.ones((2, 1, 3, 3), np.float32), "W")])
     (tmp_path / "conv.onnx").write_bytes(helper.make_model(graph).SerializeToString())
-    with pytest.raises(UnreadableFileError, match=r"conv.onnx: ONNX model with Conv nodes"):
+    with pytest.raises(UnreadableFileError, match=r"conv.onnx: ONNX graph with Conv nodes"):
         topo.load(tmp_path / "conv.onnx")
 
 
@@ -148,6 +148,14 @@ def test_gzip_bomb_is_refused_without_expanding_it(tmp_path, monkeypatch):
     assert bomb.stat().st_size < 200_000
     with pytest.raises(UnreadableFileError, match=r"bomb.onnx.gz: gzip expands beyond 1 MiB"):
         topo.load(bomb)
+
+
+def test_concatenated_gzip_members_are_one_stream(tmp_path):
+    data = mlp_files.onnx_model(WS, BS)
+    half = len(data) // 2
+    path = tmp_path / "two.onnx.gz"
+    path.write_bytes(gzip.compress(data[:half]) + gzip.compress(data[half:]))
+    assert topo.load(path).widths == [3, 4, 2]
 
 
 def test_zip_member_declaring_more_than_the_limit(tmp_path, monkeypatch):

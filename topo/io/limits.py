@@ -61,7 +61,15 @@ def gunzip_bounded(path: Path, what: str = "gzip") -> bytes:
                         f"{path}: {what} expands beyond {human_bytes(limit)} (a gzip bomb or "
                         "not a network file); not read")
                 if d.eof:
-                    break
+                    rest = d.unused_data + fh.read(_CHUNK)
+                    if not rest.strip(b"\0"):
+                        break
+                    # another gzip member follows (concatenated gzip files are one stream)
+                    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                    out += d.decompress(rest, limit + 1 - len(out))
+                    if len(out) > limit:
+                        raise UnreadableFileError(
+                            f"{path}: {what} expands beyond {human_bytes(limit)}; not read")
     except zlib.error as exc:
         raise UnreadableFileError(f"{path}: damaged {what} data ({exc})") from None
     if not d.eof:

@@ -106,7 +106,8 @@ def read_onnx(path: Path, data: bytes, fmt: str = "onnx") -> Extraction:
         ops = sorted({n.op_type for n in graph.node})
         kind = "Conv nodes" if _CONV_OPS & set(ops) else "no Gemm or MatMul layers"
         raise UnreadableFileError(
-            f"{path}: {_what(fmt)} with {kind} and no fully-connected layers "
+            f"{path}: {_what(fmt).replace('model', 'graph')} with {kind} and no "
+            "fully-connected layers "
             f"(operators: {', '.join(ops)})")
     for k in range(1, len(layers)):
         source = _trace_back(inputs[k], producer, consts)
