@@ -115,7 +115,7 @@ def read_onnx(path: Path, data: bytes, fmt: str = "onnx") -> Extraction:
             raise GraphStructureError(
                 f"{path}: the ONNX graph is not a chain of fully-connected layers: the input "
                 f"of {layers[k].name!r} does not come from {layers[k - 1].name!r} alone "
-                f"({'a branch or merge' if source is None else 'it comes from ' + source})")
+                f"({'a branch or merge' if source is None else f'it comes from {source!r}'})")
     ex = Extraction(path, fmt, layers, order="graph", orientation=None, firm=True,
                     skipped=skipped)
     ex.metadata.update(
