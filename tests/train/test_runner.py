@@ -237,7 +237,9 @@ def _die_half_way(module, nth: int) -> None:
 
 def _die_in_step(nth: int) -> None:
     """SIGKILL from inside the ``nth`` optimiser step."""
-    real, count = torch.optim.SGD.step, [0]
+    from topo.train.optim import SGD
+
+    real, count = SGD.step, [0]
 
     def step(self, *args, **kwargs):
         count[0] += 1
@@ -245,7 +247,7 @@ def _die_in_step(nth: int) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
         return real(self, *args, **kwargs)
 
-    torch.optim.SGD.step = step
+    SGD.step = step
 
 
 def _train_and_die(out: Path, mode: str) -> None:

@@ -28,6 +28,7 @@ from topo.train.data import Dataset
 from topo.train.initialization import WeightInit
 from topo.train.methods import Changes, Context, LayerChange, Method
 from topo.train.model import SparseMLP
+from topo.train.optim import Optimizer
 
 __all__ = ["Trainer", "TrainingData", "evaluate", "loss_function"]
 
@@ -72,7 +73,7 @@ class Trainer:
     """
 
     def __init__(self, model: SparseMLP, method: Method, data: TrainingData, *,
-                 optimizer: Callable[[SparseMLP], torch.optim.Optimizer],
+                 optimizer: Callable[[SparseMLP], Optimizer],
                  loss_fn: Callable[..., torch.Tensor], batch_size: int, epochs: int,
                  generator: torch.Generator, rng: np.random.Generator, init: WeightInit | None,
                  prunable: Sequence[bool],

@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -32,6 +32,9 @@ from topo.train.initialization import WeightInit
 from topo.train.methods.schedules import Schedule
 from topo.train.methods.selection import grow_top, keep_top
 from topo.train.model import SparseLinear, SparseMLP, dense_gradients
+
+if TYPE_CHECKING:  # pragma: no cover
+    from topo.train.optim import Optimizer
 
 __all__ = ["Context", "LayerChange", "Changes", "Method", "MaskUpdater", "Pruner",
            "drop_and_grow"]
@@ -84,7 +87,7 @@ class Context:
     """
 
     model: SparseMLP
-    optimizer: torch.optim.Optimizer
+    optimizer: Optimizer
     prunable: Sequence[bool]
     step: int
     rng: np.random.Generator
@@ -275,7 +278,7 @@ class Pruner(Method):
 # ---------------------------------------------------------------- the shared machinery
 def drop_and_grow(layer: SparseLinear, drop: np.ndarray, grown: np.ndarray,
                   new_values: torch.Tensor | None,
-                  optimizer: torch.optim.Optimizer | None) -> LayerChange:
+                  optimizer: Optimizer | None) -> LayerChange:
     """Remove the connections flagged in ``drop`` and add the connections ``grown``.
 
     Parameters
@@ -326,7 +329,7 @@ def drop_and_grow(layer: SparseLinear, drop: np.ndarray, grown: np.ndarray,
     return LayerChange(added=int(grown.size), removed=int(drop.sum()))
 
 
-def _move_optimizer_state(optimizer: torch.optim.Optimizer | None, old: torch.nn.Parameter,
+def _move_optimizer_state(optimizer: Optimizer | None, old: torch.nn.Parameter,
                           new: torch.nn.Parameter, old_pos: np.ndarray,
                           new_pos: np.ndarray) -> None:
     """Point ``optimizer`` at ``new`` and carry the per-connection state of survivors."""
