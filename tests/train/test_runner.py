@@ -392,3 +392,55 @@ def test_cli_errors_are_one_line_without_traceback(tmp_path, capsys, argv, messa
     err = capsys.readouterr().err
     assert code == 1
     assert message in err and "Traceback" not in err and err.count("\n") == 1
+
+
+# ----------------------------------------------------------------- seeds
+def _layer_arrays(path):
+    g = load(path)
+    return [(w.indptr.tolist(), w.indices.tolist(), w.data.tolist()) for w in g.layers]
+
+
+def test_runs_sharing_init_seed_start_from_one_network_and_train_apart(tmp_path):
+    """Liu et al. (2020) Fig. 4: one initialisation, different training randomness."""
+    runs = {}
+    for seed in (1, 2):
+        out = tmp_path / f"s{seed}"
+        train(TrainConfig(method="set", epochs=2, init_seed=5, **{**SMALL, "seed": seed}),
+              out, progress=False)
+        runs[seed] = snapshot_paths(out)
+    first = [_layer_arrays(paths[0]) for paths in runs.values()]
+    last = [_layer_arrays(paths[-1]) for paths in runs.values()]
+    assert first[0] == first[1]   # masks and weights of epoch 0
+    assert [m[:2] for m in last[0]] != [m[:2] for m in last[1]]   # rewired apart
+    meta = load(runs[1][0]).metadata
+    assert (meta["seed"], meta["init_seed"]) == (1, 5)
+    assert read_manifest(tmp_path / "s2")["init_seed"] == 5
+    # and a run seeded 5 throughout starts there too
+    train(TrainConfig(method="set", epochs=1, **{**SMALL, "seed": 5}), tmp_path / "s5",
+          progress=False)
+    assert _layer_arrays(snapshot_paths(tmp_path / "s5")[0]) == first[0]
+
+
+def test_init_seed_equal_to_seed_is_the_run_without_it(tmp_path):
+    config = TrainConfig(method="static", epochs=1, **SMALL)
+    train(config, tmp_path / "plain", progress=False)
+    train(config.replace(init_seed=SMALL["seed"]), tmp_path / "same", progress=False)
+    assert snapshot_bytes(snapshot_paths(tmp_path / "plain")) == snapshot_bytes(
+        snapshot_paths(tmp_path / "same"))
+    assert "init_seed" not in load(snapshot_paths(tmp_path / "same")[0]).metadata
+
+
+def test_snip_prunes_with_the_initialisation_seed(tmp_path):
+    masks = []
+    for seed in (1, 2):
+        out = tmp_path / f"snip{seed}"
+        train(TrainConfig(method="snip", epochs=1, density=0.2, init_seed=9,
+                          **{**SMALL, "seed": seed}), out, progress=False)
+        masks.append([m[:2] for m in _layer_arrays(snapshot_paths(out)[0])])
+    assert masks[0] == masks[1]
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, True, "3"])
+def test_seeds_must_be_non_negative_integers(value):
+    with pytest.raises(ConfigError, match="init_seed must be a non-negative integer"):
+        TrainConfig(init_seed=value)

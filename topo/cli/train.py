@@ -26,7 +26,9 @@ _HELP = {
     "momentum": "SGD momentum (default 0.9)",
     "weight_decay": "L2 weight decay (default 0)",
     "l1": "L1 penalty coefficient on the weights (default 0)",
-    "seed": "random seed (default 0)",
+    "seed": "random seed of the training: data split and order, regrowth (default 0)",
+    "init_seed": "random seed of the initial masks and weights (default: --seed); runs "
+                 "sharing it start from the same network",
     "epsilon": "Erdos-Renyi epsilon of SET (default 20)",
     "density": "target density in (0, 1] for erk, snip, gmp, imp (default 0.1; imp: 5 levels)",
     "zeta": "SET: fraction rewired per epoch (default 0.3)",
@@ -99,7 +101,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
         elif f.name == "early_stopping_patience":
             p.add_argument(flag, "--early-stopping", type=int, metavar="N", **kwargs)
-        elif isinstance(default, int) or f.name in ("imp_levels", "n_samples", "threads"):
+        elif isinstance(default, int) or f.name in ("imp_levels", "n_samples", "threads",
+                                                     "init_seed"):
             p.add_argument(flag, type=int, **kwargs)
         elif isinstance(default, float) or f.name == "density":
             p.add_argument(flag, type=float, **kwargs)

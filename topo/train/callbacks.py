@@ -234,6 +234,8 @@ class SnapshotWriter(Callback):
             "seed": cfg.seed, "epoch": trainer.epoch, "step": trainer.step,
             "activation": cfg.activation, "task": self.task,
         }
+        if cfg.initialisation_seed() != cfg.seed:
+            meta["init_seed"] = cfg.initialisation_seed()
         if trainer.level is not None:
             meta["level"] = trainer.level
         meta.update({key: row[key] for key in self._METRICS if key in row})
@@ -357,6 +359,7 @@ class Manifest(Callback):
             "status": status,
             "config": cfg.to_dict(),
             "seed": cfg.seed,
+            "init_seed": cfg.initialisation_seed(),
             "method": cfg.method,
             "dataset": cfg.dataset,
             "widths": trainer.model.widths,

@@ -76,7 +76,17 @@ class TrainConfig:
         Hidden-layer activation (:data:`~topo.train.registry.ACTIVATIONS`); the output
         layer is linear (softmax lives in the loss).
     seed
-        Seeds every random choice (data split and order, masks, weights, regrowth).
+        Seeds the training's random choices: the order of the batches, regrowth positions
+        and weights, the batches a method draws while training; and, unless ``init_seed``
+        is given, what the run starts from too.
+    init_seed
+        Seeds what the run starts from: the data (the digits train/test split, synthetic
+        draws, the validation hold-out), the initial masks and weights, and what a method
+        decides at initialisation (SNIP's batch). ``None`` (the default) means ``seed``,
+        with one random stream for both, so runs without it are what they always were. Runs
+        that share ``init_seed`` start from the same network on the same data whatever their
+        ``seed`` (Liu et al. 2020, Fig. 4: one initialisation, different training
+        randomness).
     epsilon
         Erdős–Rényi ε: layer density ``min(1, ε (n_in + n_out) / (n_in n_out))``.
     density
@@ -126,6 +136,7 @@ class TrainConfig:
     l1: float = 0.0
     activation: str = "relu"
     seed: int = 0
+    init_seed: int | None = None
     epsilon: float = 20.0
     density: float | None = None
     init_sparsity: str = "er"
@@ -170,6 +181,12 @@ class TrainConfig:
         BACKENDS.check(self.backend)
         if self.arch is not None:
             self.arch = parse_arch(self.arch)
+        for name in ("seed", "init_seed"):
+            value = getattr(self, name)
+            if value is None and name == "init_seed":
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
         if self.density is not None and not (0.0 < float(self.density) <= 1.0):
             raise ConfigError(f"density must lie in (0, 1], got {self.density}")
         for name in ("epochs", "batch_size", "snapshot_every", "rigl_delta_t", "gmp_delta_t"):
@@ -211,6 +228,10 @@ class TrainConfig:
         if self.method == "imp":
             return (1.0 - self.imp_rate) ** self.n_imp_levels()
         return DEFAULT_DENSITY
+
+    def initialisation_seed(self) -> int:
+        """The seed of the initial masks and weights: ``init_seed``, else ``seed``."""
+        return self.seed if self.init_seed is None else int(self.init_seed)
 
     def n_imp_levels(self) -> int:
         """Number of pruning levels of IMP (level 0, dense training, not counted).

@@ -2,7 +2,8 @@
 its files (each atomically; names from :mod:`topo.io.run`).
 
 Manifest fields (``run.json``): ``format``, ``version``, ``run_id``, ``status``
-(``running``/``finished``), ``config`` (:meth:`TrainConfig.to_dict`), ``seed``, ``method``,
+(``running``/``finished``), ``config`` (:meth:`TrainConfig.to_dict`), ``seed``,
+``init_seed`` (the seed of the initial network: ``config.init_seed``, else ``seed``), ``method``,
 ``dataset``, ``widths``, ``task``, ``input_shape``, ``interactions`` (synthetic data),
 ``versions``, ``torch_threads``, ``backends``, ``started``, and what the method adds (IMP:
 ``levels``, ``level_densities``); once finished also ``finished``, ``final_snapshot`` and
@@ -18,7 +19,8 @@ epoch's mini-batches) and ``test_loss``/``test_accuracy`` for classification, or
 ``added`` and ``removed`` (connections added and removed that epoch; a position dropped and
 regrown in the same update counts in both; IMP's and SNIP's pruning shows at epoch 0).
 
-Snapshot metadata: ``run_id``, ``method``, ``dataset``, ``seed``, ``epoch``, ``step``,
+Snapshot metadata: ``run_id``, ``method``, ``dataset``, ``seed``, ``init_seed`` (only when it
+differs from ``seed``), ``epoch``, ``step``,
 ``activation``, ``task``, ``level`` (IMP) and the epoch's ``test_accuracy``/``test_mse``,
 ``test_loss`` and ``val_loss``. Layers are named ``layers.0``, ``layers.1``, ...
 
@@ -31,6 +33,7 @@ The callbacks that write these files are in :mod:`topo.train.callbacks`.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -50,9 +53,9 @@ __all__ = ["RunDirectory", "RunStart", "run_id", "best_snapshot", "config_differ
 RUN_FORMAT = "topo.run"
 # options that say where data lives, not what is computed: they may differ on resume
 _LOCATION_FIELDS = ("data_root", "download")
-# options added after the first release enter the id only when set, so that the ids of
-# earlier runs stay what they were
-_LATER_FIELDS = ("standardize",)
+# options added after the first release enter the id only when they differ from their
+# default, so that the ids of earlier runs stay what they were
+_LATER_FIELDS = ("standardize", "init_seed")
 
 
 def run_id(config: TrainConfig) -> str:
@@ -61,8 +64,12 @@ def run_id(config: TrainConfig) -> str:
     Derived from the configuration only (not the folder), so two runs with the same
     configuration write bitwise-identical snapshots.
     """
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     payload = {k: v for k, v in config.to_dict().items()
-               if k not in _LOCATION_FIELDS and not (k in _LATER_FIELDS and not v)}
+               if k not in _LOCATION_FIELDS
+               and not (k in _LATER_FIELDS and v == defaults[k])}
+    if payload.get("init_seed") == config.seed:   # the same run as without it
+        del payload["init_seed"]
     digest = hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:8]
     return f"{config.method}-{config.dataset}-s{config.seed}-{digest}"
 

@@ -38,7 +38,7 @@ from topo.train.sparsity import initial_densities
 from topo.train.trainer import Trainer, TrainingData, loss_function
 
 __all__ = ["train", "build_trainer", "load_training_data", "resolve_arch", "torch_threads",
-           "default_threads", "DEFAULT_HIDDEN", "SMALL_NETWORK"]
+           "default_threads", "random_generators", "DEFAULT_HIDDEN", "SMALL_NETWORK"]
 
 DEFAULT_HIDDEN = (100, 100)
 SMALL_NETWORK = 200_000
@@ -132,7 +132,7 @@ def build_trainer(config: TrainConfig, data: Dataset | None = None, *,
     if data is None:
         data = load_training_data(config)
     if config.early_stopping_patience is not None:
-        data = with_validation_split(data, config.seed)
+        data = with_validation_split(data, config.initialisation_seed())
     widths = resolve_arch(config.arch, data)
     n_layers = len(widths) - 1
     prunable = [config.sparse_output or k < n_layers - 1 for k in range(n_layers)]
@@ -142,21 +142,36 @@ def build_trainer(config: TrainConfig, data: Dataset | None = None, *,
     densities = [1.0] * n_layers if method_class.starts_dense else initial_densities(
         config.init_sparsity, widths, prunable, epsilon=config.epsilon,
         density=config.target_density())
-    generator = torch.Generator().manual_seed(config.seed)
-    rng = np.random.Generator(np.random.PCG64(config.seed))
-    init = WeightInit(config.weight_init, widths, generator)
-    model = build_mlp(widths, densities, config.activation, config.backend, init, rng)
+    generator, rng = random_generators(config.seed)
+    # one stream for initialisation and training unless init_seed names another
+    init_generator, init_rng = (
+        (generator, rng) if config.initialisation_seed() == config.seed
+        else random_generators(config.initialisation_seed()))
+    model = build_mlp(widths, densities, config.activation, config.backend,
+                      WeightInit(config.weight_init, widths, init_generator), init_rng)
     return Trainer(model, method, TrainingData.from_dataset(data),
                    optimizer=optimizer_factory(config), loss_fn=loss_function(data.task),
                    batch_size=config.batch_size, epochs=config.epochs, generator=generator,
-                   rng=rng, init=init, prunable=prunable,
+                   rng=rng, init=WeightInit(config.weight_init, widths, generator),
+                   prunable=prunable,
                    penalty=l1_penalty(config.l1) if config.l1 > 0 else None,
-                   level=0 if method.levels else None, callbacks=callbacks)
+                   level=0 if method.levels else None, callbacks=callbacks,
+                   init_generators=(init_generator, init_rng))
+
+
+def random_generators(seed: int) -> tuple[torch.Generator, np.random.Generator]:
+    """A run's torch and numpy generators seeded with ``seed`` (PCG64 for numpy)."""
+    return torch.Generator().manual_seed(seed), np.random.Generator(np.random.PCG64(seed))
 
 
 def load_training_data(config: TrainConfig) -> Dataset:
-    """The configuration's data set, standardised when ``config.standardize`` says so."""
-    data = load_dataset(config.dataset, seed=config.seed, n_samples=config.n_samples,
+    """The configuration's data set, standardised when ``config.standardize`` says so.
+
+    Its random parts (the digits split, synthetic draws) follow the initialisation's seed
+    (:meth:`~topo.train.config.TrainConfig.initialisation_seed`): runs that share
+    ``init_seed`` share their data as well as their initial network."""
+    data = load_dataset(config.dataset, seed=config.initialisation_seed(),
+                        n_samples=config.n_samples,
                         root=config.data_root, download=config.download,
                         test_fraction=config.test_fraction)
     return standardized(data) if config.standardize else data

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -68,8 +68,10 @@ class Trainer:
     is the loss, ``penalty(model)`` a term added to the objective only (L1); ``generator``,
     ``rng``, ``init`` and ``prunable`` go to the method in its
     :class:`~topo.train.methods.Context`; ``level`` is the starting level of a method that
-    trains in levels (None otherwise); ``callbacks`` are called in order. Built from a
-    configuration by :func:`topo.train.runner.build_trainer`.
+    trains in levels (None otherwise); ``callbacks`` are called in order;
+    ``init_generators`` (torch, numpy) are the generators of the method's action at
+    initialisation (default: ``generator`` and ``rng``). Built from a configuration by
+    :func:`topo.train.runner.build_trainer`.
     """
 
     def __init__(self, model: SparseMLP, method: Method, data: TrainingData, *,
@@ -78,12 +80,15 @@ class Trainer:
                  generator: torch.Generator, rng: np.random.Generator, init: WeightInit | None,
                  prunable: Sequence[bool],
                  penalty: Callable[[SparseMLP], torch.Tensor] | None = None,
-                 level: int | None = None, callbacks: Iterable[Callback] = ()) -> None:
+                 level: int | None = None, callbacks: Iterable[Callback] = (),
+                 init_generators: tuple[torch.Generator, np.random.Generator] | None = None
+                 ) -> None:
         self.model, self.method, self.data = model, method, data
         self.make_optimizer, self.optimizer = optimizer, optimizer(model)
         self.loss_fn, self.penalty = loss_fn, penalty
         self.batch_size, self.epochs = batch_size, epochs
         self.generator, self.rng, self.init = generator, rng, init
+        self.init_generators = init_generators or (generator, rng)
         self.prunable = list(prunable)
         self.callbacks = CallbackList(callbacks)
         self.epoch = self.step = 0
@@ -104,8 +109,10 @@ class Trainer:
             self.callbacks.on_mask_update(self, changes)
 
     def initialise(self) -> None:
-        """The method's action at initialisation (SNIP prunes, IMP keeps its rewind point)."""
-        self.apply(self.method.at_init(self.context()))
+        """The method's action at initialisation (SNIP prunes, IMP keeps its rewind point),
+        drawing from the initialisation's generators."""
+        generator, rng = self.init_generators
+        self.apply(self.method.at_init(replace(self.context(), generator=generator, rng=rng)))
 
     def start_level(self, level: int) -> None:
         """Begin ``level`` at epoch 0 (for a driver of levels)."""
