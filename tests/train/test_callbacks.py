@@ -211,3 +211,49 @@ def test_callback_list_calls_in_order_and_keys_states():
                      ("b", "load", {"k": 1})]
     with pytest.raises(ValueError, match="share a state key"):
         CallbackList([Probe("a"), Probe("a")])
+
+
+def test_itop_rate_is_the_union_of_every_connection_set_since_the_start():
+    """4-input, 2-output layer (8 positions) beside a 2-position one that is not prunable."""
+    from topo.train.callbacks import ITOPRate
+    from topo.train.methods import LayerChange
+    from topo.train.model import SparseLinear
+
+    fixed = SparseLinear(2, 1, np.array([0]), torch.tensor([1.0]), torch.zeros(1))
+    trainer = _trainer()
+    trainer.model = SparseMLP([tiny_layer(), fixed], "identity")
+    trainer.prunable = [True, False]
+    itop = ITOPRate()
+    itop.on_mask_update(trainer, {0: LayerChange(1, 1)})   # before the start: not training yet
+    itop.on_train_start(trainer)
+    layer = trainer.model.layers[0]
+    rows = []
+    for flat in ([0, 2, 5, 7], [1, 2, 5, 7], [1, 3, 5, 6], [0, 2, 5, 7]):
+        layer.set_structure(np.array(flat), torch.ones(4))
+        itop.on_mask_update(trainer, {0: LayerChange(1, 1)})
+        event = EpochEnd({})
+        itop.on_epoch_end(trainer, event)
+        rows.append(event.row)
+    # ever connected: {0,2,5,7}, then +1, then +3,6, then nothing new: 4, 5, 7, 7 of 8
+    assert [r["itop_rate"] for r in rows] == [[4 / 8, 1 / 2], [5 / 8, 1 / 2],
+                                              [7 / 8, 1 / 2], [7 / 8, 1 / 2]]
+    # the network rate counts the layers the method may change (Liu et al.'s masked layers)
+    assert [r["itop_rate_network"] for r in rows] == [4 / 8, 5 / 8, 7 / 8, 7 / 8]
+    # the union survives a checkpoint round trip (packed bits)
+    resumed = ITOPRate()
+    resumed.load_state_dict(itop.state_dict())
+    assert [e.tolist() for e in resumed.ever] == [[True, True, True, True, False, True, True,
+                                                   True], [True, False]]
+
+
+def test_itop_rate_of_a_run_resumed_without_its_union_is_not_made_up():
+    from topo.train.callbacks import ITOPRate
+
+    trainer = _trainer()
+    trainer.prunable, trainer.step = [True], 40   # a resumed run: training went on before
+    itop = ITOPRate()
+    itop.load_state_dict({"ever": None})
+    itop.on_train_start(trainer)
+    event = EpochEnd({})
+    itop.on_epoch_end(trainer, event)
+    assert event.row == {} and itop.state_dict() == {"ever": None}

@@ -342,6 +342,10 @@ def test_interrupted_run_resumes_to_identical_snapshots(tmp_path, monkeypatch, m
     ref_manifest, out_manifest = read_manifest(reference), read_manifest(out)
     for key in ("best_snapshot", "final_snapshot", "stopped_early", "best_epoch"):
         assert ref_manifest[key] == out_manifest[key]
+    # every row, the exact ITOP rate (its union is in the checkpoint) included
+    assert "itop_rate_network" in read_metrics(out).columns
+    assert read_metrics(reference).drop(columns="wall_time").equals(
+        read_metrics(out).drop(columns="wall_time"))
 
 
 def test_resume_without_a_checkpoint_starts_again(tmp_path):
@@ -444,3 +448,77 @@ def test_snip_prunes_with_the_initialisation_seed(tmp_path):
 def test_seeds_must_be_non_negative_integers(value):
     with pytest.raises(ConfigError, match="init_seed must be a non-negative integer"):
         TrainConfig(init_seed=value)
+
+
+# ----------------------------------------------------------------- the ITOP rate
+def _mask_union(paths):
+    union = None
+    for path in paths:
+        masks = [set(zip(*_stored(w))) for w in load(path).masks()]
+        union = masks if union is None else [u | m for u, m in zip(union, masks)]
+    return union
+
+
+def test_itop_rate_of_set_is_the_union_of_its_per_epoch_masks(set_run):
+    """SET rewires only before an epoch, so with a snapshot every epoch the union of the
+    snapshots' masks is the exact rate: an independent computation from the files."""
+    df = read_metrics(set_run)
+    paths = snapshot_paths(set_run)
+    sizes = [64 * 40, 40 * 30, 30 * 10]
+    for e in range(5):
+        union = _mask_union(paths[:e + 1])
+        row = df.loc[df["epoch"] == e]
+        for k in range(3):
+            assert row[f"itop_rate_{k}"].item() == len(union[k]) / sizes[k]
+        assert row["itop_rate_network"].item() == sum(map(len, union)) / sum(sizes)
+    assert df["itop_rate_0"].is_monotonic_increasing and df["itop_rate_0"].iloc[-1] > 0.9
+
+
+def test_itop_rate_does_not_depend_on_snapshot_frequency(set_run, tmp_path):
+    """With a snapshot every other epoch the rate stays exact; the union of the written
+    snapshots misses what was grown and dropped between them (a lower bound)."""
+    out = tmp_path / "every2"
+    train(SET_CONFIG.replace(snapshot_every=2), out, progress=False)
+    columns = [c for c in read_metrics(set_run).columns if c.startswith("itop_rate")]
+    assert len(columns) == 4
+    assert read_metrics(out)[columns].equals(read_metrics(set_run)[columns])
+    assert [p.name for p in snapshot_paths(out)] == [f"epoch_{e:04d}.safetensors"
+                                                      for e in (0, 2, 4)]
+    lower = len(_mask_union(snapshot_paths(out))[0]) / (64 * 40)
+    assert lower < read_metrics(out)["itop_rate_0"].iloc[-1]
+
+
+def test_itop_rate_of_rigl_counts_every_update_between_epochs(tmp_path):
+    from topo.train.callbacks import Callback
+
+    class MaskLog(Callback):
+        """An independent record: the set of (row, col) of every layer after each update."""
+
+        def __init__(self):
+            self.union, self.rows = None, []
+
+        def _record(self, trainer):
+            masks = [set(zip(*np.nonzero(layer.mask()))) for layer in trainer.model.layers]
+            self.union = masks if self.union is None else [
+                u | m for u, m in zip(self.union, masks)]
+
+        def on_train_start(self, trainer):
+            self._record(trainer)
+
+        def on_mask_update(self, trainer, changes):
+            self._record(trainer)
+
+        def on_epoch_end(self, trainer, epoch):
+            self.rows.append([len(u) for u in self.union])
+
+    log = MaskLog()
+    out = tmp_path / "rigl"
+    train(TrainConfig(method="rigl", epochs=3, rigl_delta_t=4, **SMALL), out,
+          progress=False, callbacks=[log])
+    df = read_metrics(out)
+    sizes = [64 * 40, 40 * 30, 30 * 10]
+    for e, counts in enumerate(log.rows):
+        assert [df.loc[e, f"itop_rate_{k}"] for k in range(3)] == [
+            c / s for c, s in zip(counts, sizes)]
+    # five updates an epoch: the union of the four snapshots misses connections
+    assert len(_mask_union(snapshot_paths(out))[0]) < log.rows[-1][0]

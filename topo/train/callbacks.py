@@ -7,6 +7,8 @@ The trainer calls every callback, in list order, at five moments (:class:`Callba
 :class:`EarlyStopping`  marks the epochs that improve the validation loss, stops a level
                         after ``patience`` epochs without, restores the best weights
                         before the next IMP level
+:class:`ITOPRate`       the exact in-time over-parameterisation rate, per layer and for the
+                        network, updated at every structural change, added to each row
 :class:`SnapshotWriter` a snapshot per due epoch (every N, the first, the last, improved)
 :class:`MetricsWriter`  ``metrics.jsonl``
 :class:`Checkpointer`   the resume checkpoint: ``trainer.state_dict()``, nothing else
@@ -43,7 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from topo.train.methods import Changes
     from topo.train.trainer import Trainer
 
-__all__ = ["EpochEnd", "Callback", "CallbackList", "EarlyStopping", "SnapshotWriter",
+__all__ = ["EpochEnd", "Callback", "CallbackList", "EarlyStopping", "ITOPRate", "SnapshotWriter",
            "MetricsWriter", "Checkpointer", "ProgressBar", "Manifest"]
 
 
@@ -184,6 +186,75 @@ class EarlyStopping(Callback):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best, self.bad_epochs = state["best"], state["bad_epochs"]
+
+
+class ITOPRate(Callback):
+    """The in-time over-parameterisation (ITOP) rate, exactly: the fraction of a layer's
+    possible connections that have been connections at some moment of training so far.
+
+    The union of the connection sets is taken at the start of training and after every
+    structural change (``on_mask_update``), so a connection grown and dropped between two
+    snapshots counts, which a union of snapshots misses (that one is a lower bound). Each
+    row gets ``itop_rate`` (per layer) and ``itop_rate_network``: the union's connections
+    over the possible ones, summed over the layers the method may change (``prunable``;
+    all layers when none is), as Liu et al.'s code counts the masked layers only. The
+    rate never decreases; at epoch 0 it is the initial density. A run that starts dense
+    (GMP, IMP, dense) has rate 1 throughout. The union is part of the checkpoint, so a
+    resumed run reports what an uninterrupted one does; a run resumed from a checkpoint
+    without it (written by an earlier topo) has no exact rate and gets no columns.
+
+    Notes
+    -----
+    Liu, Yin, Mocanu & Pechenizkiy (2021), "Do we actually need dense
+    over-parameterization? In-time over-parameterization in sparse training", ICML:
+    ``R_s = ||Σ_t M_t||_0 / S``; their code (``fired_masks_update``) keeps the union per
+    masked layer. O(connections changed) per update, one bit per possible connection.
+    """
+
+    key = "itop"
+
+    def __init__(self) -> None:
+        self.ever: list[np.ndarray] | None = None
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        if self.ever is None and trainer.step == 0:   # a fresh run (not a resumed one)
+            self.ever = [np.zeros(layer.size, dtype=bool) for layer in trainer.model.layers]
+            for k in range(len(self.ever)):
+                self._add(trainer, k)
+
+    def on_mask_update(self, trainer: Trainer, changes: Changes) -> None:
+        if self.ever is not None:
+            for k in changes:
+                self._add(trainer, k)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: EpochEnd) -> None:
+        if self.ever is None:
+            return
+        counts = np.array([ever.sum() for ever in self.ever], dtype=np.int64)
+        sizes = np.array([ever.size for ever in self.ever], dtype=np.int64)
+        counted = np.asarray(trainer.prunable, dtype=bool)
+        if not counted.any():
+            counted[:] = True
+        epoch.row["itop_rate"] = (counts / sizes).tolist()
+        epoch.row["itop_rate_network"] = float(counts[counted].sum() / sizes[counted].sum())
+
+    def _add(self, trainer: Trainer, k: int) -> None:
+        self.ever[k][trainer.model.layers[k].flat.numpy()] = True
+
+    def state_dict(self) -> dict[str, Any]:
+        import torch
+
+        if self.ever is None:
+            return {"ever": None}
+        return {"ever": [torch.from_numpy(np.packbits(ever)) for ever in self.ever],
+                "sizes": [int(ever.size) for ever in self.ever]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("ever") is None:
+            self.ever = None
+            return
+        self.ever = [np.unpackbits(packed.numpy(), count=size).astype(bool)
+                     for packed, size in zip(state["ever"], state["sizes"], strict=True)]
 
 
 class SnapshotWriter(Callback):

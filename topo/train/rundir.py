@@ -17,7 +17,10 @@ epoch's mini-batches) and ``test_loss``/``test_accuracy`` for classification, or
 ``train_mse``/``test_mse`` for regression, ``val_loss`` when there is validation data,
 ``wall_time`` (seconds this epoch took), and per layer ``density``, ``connections``,
 ``added`` and ``removed`` (connections added and removed that epoch; a position dropped and
-regrown in the same update counts in both; IMP's and SNIP's pruning shows at epoch 0).
+regrown in the same update counts in both; IMP's and SNIP's pruning shows at epoch 0), and
+the exact in-time over-parameterisation rate so far, ``itop_rate`` per layer and
+``itop_rate_network`` (:class:`~topo.train.callbacks.ITOPRate`; absent after a resume from a
+checkpoint that did not keep it).
 
 Snapshot metadata: ``run_id``, ``method``, ``dataset``, ``seed``, ``init_seed`` (only when it
 differs from ``seed``), ``epoch``, ``step``,

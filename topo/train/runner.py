@@ -22,6 +22,7 @@ from topo.train.callbacks import (
     Callback,
     Checkpointer,
     EarlyStopping,
+    ITOPRate,
     Manifest,
     MetricsWriter,
     ProgressBar,
@@ -93,7 +94,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
     own: list[Callback] = []
     if config.early_stopping_patience is not None:
         own.append(EarlyStopping(config.early_stopping_patience))
-    own += [snapshots, MetricsWriter(run_dir), Checkpointer(run_dir)]
+    own += [ITOPRate(), snapshots, MetricsWriter(run_dir), Checkpointer(run_dir)]
     if progress:
         own.append(ProgressBar(f"{config.method} {config.dataset}"))
     own.append(Manifest(run_dir, config, data, snapshots, started=start.started,
