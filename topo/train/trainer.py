@@ -139,6 +139,7 @@ class Trainer:
         perm = torch.randperm(len(X), generator=self.generator)
         loss_sum = torch.zeros((), dtype=torch.float64)
         correct = torch.zeros((), dtype=torch.int64)
+        seen = 0   # samples of the optimiser steps (a replaced step trains on none)
         for begin in range(0, len(X), self.batch_size):
             idx = perm[begin:begin + self.batch_size]
             xb, yb = X[idx], y[idx]
@@ -158,10 +159,11 @@ class Trainer:
                 loss_sum += loss.detach().double() * len(idx)
                 if self.data.classification:
                     correct += (out.argmax(1) == yb).sum()
+            seen += len(idx)
             self.apply(self.method.after_step(self.context()))
-        row = {"loss": float(loss_sum) / len(X)}
-        row.update({"train_accuracy": int(correct) / len(X)} if self.data.classification
-                   else {"train_mse": row["loss"]})
+        row = {"loss": float(loss_sum) / seen if seen else float("nan")}
+        row.update({"train_accuracy": int(correct) / seen if seen else float("nan")}
+                   if self.data.classification else {"train_mse": row["loss"]})
         self._report(row, start)
 
     def report_initial(self) -> None:
