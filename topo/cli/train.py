@@ -36,6 +36,9 @@ _HELP = {
     "rigl_delta_t": "RigL: steps between mask updates (default 100)",
     "rigl_alpha": "RigL: initial drop fraction, cosine-decayed (default 0.3)",
     "rigl_end_fraction": "RigL: fraction of training after which the mask is frozen (0.75)",
+    "rigl_reinit_regrown": "RigL: a connection dropped and regrown in one update restarts at "
+                           "weight 0 without optimizer state (default: it is kept, as RigL's "
+                           "code does)",
     "gmp_begin": "GMP: step at which pruning starts (default 0)",
     "gmp_end_fraction": "GMP: fraction of training at which the final density is reached "
                         "(0.75)",

@@ -13,7 +13,9 @@ Defaults and where they come from
   every layer sparse (``sparse_output = True``); Erdős–Rényi densities above 1 are capped, so
   small output layers (e.g. 100 -> 10 at ε = 20) end up dense anyway.
 - ``rigl_delta_t = 100``, ``rigl_alpha = 0.3``, cosine decay, updates stop after 75 % of the
-  training steps, new weights 0: RigL (Evci et al., 2020).
+  training steps, new weights 0, a connection dropped and regrown in one update kept with its
+  weight and optimiser state (``rigl_reinit_regrown = False``): RigL (Evci et al., 2020) and
+  its code.
 - ``gmp``: Zhu & Gupta (2017)'s cubic schedule from dense to ``density`` (default 0.1),
   pruning every ``gmp_delta_t = 100`` steps from ``gmp_begin = 0`` to 75 % of the steps.
 - ``imp``: Frankle & Carbin (2019) / Frankle et al. (2020): ``imp_rate = 0.2`` of the
@@ -146,6 +148,7 @@ class TrainConfig:
     rigl_delta_t: int = 100
     rigl_alpha: float = 0.3
     rigl_end_fraction: float = 0.75
+    rigl_reinit_regrown: bool = False
     gmp_begin: int = 0
     gmp_end_fraction: float = 0.75
     gmp_delta_t: int = 100

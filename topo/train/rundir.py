@@ -9,18 +9,20 @@ Manifest fields (``run.json``): ``format``, ``version``, ``run_id``, ``status``
 ``levels``, ``level_densities``); once finished also ``finished``, ``final_snapshot`` and
 ``best_snapshot`` (relative paths), ``best_epoch``, ``stopped_early`` and ``stopped_epoch``.
 
-Metrics (``metrics.jsonl``, one object per epoch; epoch 0 = initialisation, or the start of
-an IMP level after pruning and rewinding): ``epoch``, ``level`` (IMP only), ``step``
-(optimiser steps so far), ``loss`` (mean training loss of the epoch's mini-batches, without
-the L1 term; at epoch 0 the loss of the whole training set), ``train_accuracy`` (over the
-epoch's mini-batches) and ``test_loss``/``test_accuracy`` for classification, or
-``train_mse``/``test_mse`` for regression, ``val_loss`` when there is validation data,
-``wall_time`` (seconds this epoch took), and per layer ``density``, ``connections``,
-``added`` and ``removed`` (connections added and removed that epoch; a position dropped and
-regrown in the same update counts in both; IMP's and SNIP's pruning shows at epoch 0), and
-the exact in-time over-parameterisation rate so far, ``itop_rate`` per layer and
-``itop_rate_network`` (:class:`~topo.train.callbacks.ITOPRate`; absent after a resume from a
-checkpoint that did not keep it).
+Metrics (``metrics.jsonl``, one object per epoch; epoch 0 = initialisation, or the start of an
+IMP level after pruning and rewinding): ``epoch``, ``level`` (IMP only), ``step`` (optimiser
+steps so far), ``loss`` (mean training loss of the epoch's mini-batches, each measured in the
+forward pass of its optimiser step, without the L1 term; a batch whose step a mask update
+replaced (RigL) does not count; at epoch 0 the loss of the whole training set),
+``train_accuracy`` (over the same mini-batches) and ``test_loss``/``test_accuracy`` for
+classification, or ``train_mse``/``test_mse`` for regression, ``val_loss`` when there is
+validation data, ``wall_time`` (seconds this epoch took), and per layer ``density``,
+``connections``, ``added`` and ``removed`` (connections added and removed that epoch; a
+position SET drops and regrows in the same update counts in both, one RigL keeps in neither;
+IMP's and SNIP's pruning shows at epoch 0), and the exact in-time over-parameterisation rate so
+far, ``itop_rate`` per layer and ``itop_rate_network``
+(:class:`~topo.train.callbacks.ITOPRate`; absent after a resume from a checkpoint that did not
+keep it).
 
 Snapshot metadata: ``run_id``, ``method``, ``dataset``, ``seed``, ``init_seed`` (only when it
 differs from ``seed``), ``epoch``, ``step``,
@@ -58,7 +60,7 @@ RUN_FORMAT = "topo.run"
 _LOCATION_FIELDS = ("data_root", "download")
 # options added after the first release enter the id only when they differ from their
 # default, so that the ids of earlier runs stay what they were
-_LATER_FIELDS = ("standardize", "init_seed")
+_LATER_FIELDS = ("standardize", "init_seed", "rigl_reinit_regrown")
 
 
 def run_id(config: TrainConfig) -> str:

@@ -187,9 +187,16 @@ class MaskUpdater(Method):
     Subclasses define :meth:`drop_scores` (default ``|w|``) and :meth:`n_keep`, and
     :meth:`grow_scores`; a rule that is not a ranking overrides :meth:`drop` or
     :meth:`grow` itself (SET).
+
+    A position dropped and grown again by the same update either restarts as a new
+    connection (new weight, no optimiser state; SET's reference does this) or, when
+    :attr:`keeps_regrown` is True, stays the connection it was, with its weight and
+    optimiser state, and counts as neither added nor removed (rigl's
+    ``generic_mask_update`` with ``reinit_when_same=False``, its default).
     """
 
     grows: ClassVar[bool] = True
+    keeps_regrown: bool = False
 
     def __init__(self, schedule: Schedule) -> None:
         self.schedule = schedule
@@ -248,7 +255,12 @@ class MaskUpdater(Method):
                 continue
             grown = _NOTHING
             if self.grows:
-                grown = self.grow(ctx, k, layer.flat.numpy()[~drop], int(drop.sum()))
+                flat = layer.flat.numpy()
+                grown = self.grow(ctx, k, flat[~drop], int(drop.sum()))
+                if self.keeps_regrown:
+                    drop, grown = _keep_regrown(flat, drop, grown)
+                    if not drop.any():
+                        continue
             plans.append((k, drop, grown, self.new_weights(ctx, k, grown.size)))
         return {k: drop_and_grow(ctx.layers[k], drop, grown, values, ctx.optimizer)
                 for k, drop, grown, values in plans}
@@ -276,6 +288,15 @@ class Pruner(Method):
 
 
 # ---------------------------------------------------------------- the shared machinery
+def _keep_regrown(flat: np.ndarray, drop: np.ndarray,
+                  grown: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``drop`` and ``grown`` without the positions that are both dropped and grown."""
+    again = np.isin(flat, grown) & drop
+    if not again.any():
+        return drop, grown
+    return drop & ~again, grown[~np.isin(grown, flat[again])]
+
+
 def drop_and_grow(layer: SparseLinear, drop: np.ndarray, grown: np.ndarray,
                   new_values: torch.Tensor | None,
                   optimizer: Optimizer | None) -> LayerChange:
