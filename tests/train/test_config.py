@@ -104,3 +104,9 @@ def test_replace_validates_again():
     assert config.replace(epochs=3).epochs == 3
     with pytest.raises(ConfigError, match="epochs"):
         config.replace(epochs=0)
+
+
+def test_prune_output_is_imps_option_only():
+    assert TrainConfig(method="imp", prune_output=True).prune_output
+    with pytest.raises(ConfigError, match="prune_output is IMP's option; set makes"):
+        TrainConfig(method="set", prune_output=True)

@@ -46,7 +46,9 @@ _HELP = {
     "imp_rate": "IMP: fraction of the remaining weights pruned per level (default 0.2)",
     "imp_levels": "IMP: number of pruning levels (default: from --density, else 5)",
     "imp_rewind_step": "IMP: step whose weights survivors are rewound to (default 0)",
-    "sparse_output": "make the output layer sparse too (default yes, as SET)",
+    "sparse_output": "make the output layer sparse too (default yes, as SET; imp: see "
+                     "--prune-output)",
+    "prune_output": "IMP: prune the output layer too (default no, as open_lth's LeNet)",
     "snapshot_every": "write a snapshot every N epochs (default 1)",
     "early_stopping_patience": "stop after N epochs without a lower validation loss",
     "n_samples": "synthetic data: number of samples (default 30000)",

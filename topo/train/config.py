@@ -19,7 +19,9 @@ Defaults and where they come from
 - ``gmp``: Zhu & Gupta (2017)'s cubic schedule from dense to ``density`` (default 0.1),
   pruning every ``gmp_delta_t = 100`` steps from ``gmp_begin = 0`` to 75 % of the steps.
 - ``imp``: Frankle & Carbin (2019) / Frankle et al. (2020): ``imp_rate = 0.2`` of the
-  remaining weights per level by global magnitude, rewinding to step ``imp_rewind_step = 0``.
+  remaining weights per level by global magnitude, rewinding to step ``imp_rewind_step = 0``;
+  the output layer is not pruned (``prune_output = False``), as in open_lth's LeNet default
+  (``pruning_layers_to_ignore='fc.weight'``, ``models/mnist_lenet.py``).
 - ``snip``: Lee et al. (2019), one batch of ``batch_size`` samples, ``density`` default 0.1.
 - ``weight_init = "he_uniform"`` with a sparse-aware fan-in (density · n_in), the
   initialisation that keeps activation variance for sparse layers (Evci et al., 2022,
@@ -102,7 +104,10 @@ class TrainConfig:
     zeta
         SET's rewired fraction per epoch.
     sparse_output
-        Whether the output layer is sparse too (SET's reference: yes).
+        Whether the output layer is sparse too (SET's reference: yes). IMP has its own
+        ``prune_output``.
+    prune_output
+        IMP only: prune the output layer too (default no, as open_lth's LeNet).
     snapshot_every
         Write a snapshot every N epochs (epoch 0 and the last epoch are always written).
     early_stopping_patience
@@ -155,6 +160,7 @@ class TrainConfig:
     imp_rate: float = 0.2
     imp_levels: int | None = None
     imp_rewind_step: int = 0
+    prune_output: bool = False
     sparse_output: bool = True
     snapshot_every: int = 1
     early_stopping_patience: int | None = None
@@ -219,6 +225,9 @@ class TrainConfig:
             raise ConfigError(f"threads must be at least 1, got {self.threads}")
         if self.n_samples is not None and self.n_samples < 3:
             raise ConfigError(f"n_samples must be at least 3, got {self.n_samples}")
+        if self.prune_output and self.method != "imp":
+            raise ConfigError(f"prune_output is IMP's option; {self.method} makes the output "
+                              "layer sparse with sparse_output (--sparse-output)")
         if self.method == "imp" and self.imp_levels is None and self.density is not None \
                 and self.density >= 1.0:
             raise ConfigError("imp needs a density below 1 (or imp_levels)")

@@ -140,6 +140,12 @@ class Method:
         steps of one level."""
         return cls()
 
+    @classmethod
+    def prunable_layers(cls, config: Any, n_layers: int) -> list[bool]:
+        """Per layer, whether the method may change it: every layer but the output layer,
+        which only with ``config.sparse_output``."""
+        return [config.sparse_output or k < n_layers - 1 for k in range(n_layers)]
+
     def at_init(self, ctx: Context) -> Changes:
         """Once, after the network is initialised and before epoch 1."""
         return {}
