@@ -522,3 +522,85 @@ def test_itop_rate_of_rigl_counts_every_update_between_epochs(tmp_path):
             c / s for c, s in zip(counts, sizes)]
     # five updates an epoch: the union of the four snapshots misses connections
     assert len(_mask_union(snapshot_paths(out))[0]) < log.rows[-1][0]
+
+
+# ----------------------------------------------------------------- density
+def test_rigl_at_density_five_percent_has_five_percent_of_all_connections():
+    """64-100-100-10 (17400 possible): 0.05 of them is 870. ERK shapes (n_in + n_out) /
+    (n_in n_out) times sizes are 164, 200 and 110, so eps = 870 / 474 and the layers get
+    round(164 eps) = 301, round(200 eps) = 367 and round(110 eps) = 202 connections."""
+    from topo.train.runner import build_trainer
+
+    trainer = build_trainer(TrainConfig(method="rigl", density=0.05, epochs=1))
+    assert [layer.n_connections for layer in trainer.model.layers] == [301, 367, 202]
+
+
+def test_the_command_line_prints_the_density_it_starts_and_ends_with(tmp_path, capsys):
+    out = tmp_path / "rigl"
+    assert topo_main(["train", "--method", "rigl", "--density", "0.05", "--epochs", "1",
+                      "--rigl-delta-t", "10", "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == ("density 0.05 overall (870 of 17400 connections), per layer 0.04703, "
+                          "0.0367, 0.202")
+    assert printed[2].endswith("density per layer 0.04703, 0.0367, 0.202, overall 0.05")
+    manifest = read_manifest(out)
+    assert manifest["initial_density"] == 870 / 17400 == manifest["final_density"]
+    assert manifest["initial_connections"] == [301, 367, 202]
+    assert manifest["target_density"] == 0.05
+
+
+@pytest.mark.parametrize("method, extra", [
+    ("static", {}), ("set", {"init_sparsity": "erk"}), ("snip", {}),
+])
+def test_methods_that_start_sparse_start_at_the_density_of_all_layers(method, extra):
+    """The output layer (30 x 10 = 300 of 4060) kept dense counts in the budget: 0.2 of 4060
+    is 812 connections, 512 of them in the first two layers."""
+    from topo.train.runner import build_trainer
+
+    config = TrainConfig(method=method, density=0.2, sparse_output=False, epochs=1, **SMALL,
+                         **extra)
+    trainer = build_trainer(config)
+    trainer.initialise()   # SNIP prunes here
+    counts = [layer.n_connections for layer in trainer.model.layers]
+    assert counts[2] == 300 and abs(sum(counts) - 812) <= 1   # ERK rounds per layer
+
+
+def test_gmp_and_imp_end_at_the_density_of_all_layers(tmp_path):
+    train(TrainConfig(method="gmp", epochs=2, density=0.2, gmp_delta_t=5, sparse_output=False,
+                      **SMALL), tmp_path / "gmp", progress=False)
+    g = load(tmp_path / "gmp")
+    # each of the two pruned layers keeps round(512 / 3760 * size) of its weights
+    assert g.n_connections == [round(512 / 3760 * 2560), round(512 / 3760 * 1200), 300]
+    # imp: the fewest levels with 0.8^L of the 3760 pruned weights plus the dense 300 at most
+    # 0.4 of 4060 (1624): 0.8^4 * 3760 + 300 = 1840 is more, 0.8^5 * 3760 + 300 = 1532 not
+    train(TrainConfig(method="imp", epochs=1, density=0.4, **SMALL), tmp_path / "imp",
+          progress=False)
+    assert read_manifest(tmp_path / "imp")["levels"] == 5
+    assert sum(load(tmp_path / "imp").n_connections) <= 1624
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"method": "dense", "density": 0.5}, "dense trains every connection"),
+    ({"method": "static", "init_sparsity": "dense", "density": 0.5},
+     "init_sparsity dense starts every layer dense"),
+    ({"method": "set", "density": 0.5, "epsilon": 5.0}, "give epsilon or density, not both"),
+    ({"method": "gmp", "epsilon": 5.0}, "gmp starts dense: epsilon does not apply"),
+    ({"method": "snip", "init_sparsity": "erk"}, "snip starts dense: init_sparsity"),
+    ({"method": "rigl", "density": 0.05, "sparse_output": False},
+     "density 0.05 cannot be met: the layers kept dense"),
+])
+def test_a_density_a_method_cannot_honour_is_refused_before_anything_is_written(
+        tmp_path, config, message):
+    with pytest.raises(ConfigError, match=message):
+        train(TrainConfig(epochs=1, **{**SMALL, **config}), tmp_path / "x", progress=False)
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--epsilon", "20", "--density", "0.1"], "give --epsilon or --density, not both"),
+    (["--method", "imp", "--sparse-output"], "--sparse-output does not apply"),
+])
+def test_cli_refuses_flags_given_together_that_cannot_both_apply(tmp_path, capsys, argv,
+                                                                 message):
+    assert topo_main(["train", *argv, "--out", str(tmp_path / "x"), "--no-progress"]) == 1
+    assert message in capsys.readouterr().err and not (tmp_path / "x").exists()

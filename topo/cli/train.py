@@ -29,8 +29,12 @@ _HELP = {
     "seed": "random seed of the training: data split and order, regrowth (default 0)",
     "init_seed": "random seed of the initial masks and weights (default: --seed); runs "
                  "sharing it start from the same network",
-    "epsilon": "Erdos-Renyi epsilon of SET (default 20)",
-    "density": "target density in (0, 1] for erk, snip, gmp, imp (default 0.1; imp: 5 levels)",
+    "epsilon": "Erdos-Renyi epsilon of set/rigl/static without --density (default 20)",
+    "density": "target density of the whole network in (0, 1] (connections over possible "
+               "connections of all layers, layers kept dense included): set/rigl/static start "
+               "at it (ERK), snip prunes to it, gmp reaches it, imp prunes until it is reached; "
+               "default: ER with --epsilon for set/rigl/static, 0.1 of the pruned layers for "
+               "snip/gmp, 5 levels for imp",
     "zeta": "SET: fraction rewired per epoch (default 0.3)",
     "set_regrow_zero": "SET: regrow connections at weight 0 instead of a fresh initial draw",
     "rigl_delta_t": "RigL: steps between mask updates (default 100)",
@@ -125,6 +129,7 @@ def run_train(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / (
         f"{given.get('method', 'set')}-{given.get('dataset', 'digits')}"
         f"-s{given.get('seed', 0)}")
+    _refuse_flags(given)
     if args.resume and (out / "run.json").is_file():
         from topo.io.run import read_manifest
 
@@ -141,8 +146,11 @@ def run_train(args: argparse.Namespace) -> int:
 
     from topo.io.run import read_manifest, read_metrics
     from topo.train import train
+    from topo.train.callbacks import DensityReport
 
-    run = train(config, out, resume=args.resume, progress=not args.no_progress)
+    report = DensityReport(sys.stderr if args.json else sys.stdout, config.density)
+    run = train(config, out, resume=args.resume, progress=not args.no_progress,
+                callbacks=[report])
     manifest = read_manifest(run)
     metrics = read_metrics(run)
     last = metrics.iloc[-1].to_dict() if len(metrics) else {}
@@ -163,6 +171,7 @@ def run_train(args: argparse.Namespace) -> int:
             summary[key] = last[key]
     summary["density"] = [last[k] for k in sorted(last, key=_layer_key)
                           if k.startswith("density_")]
+    summary["overall_density"] = manifest.get("final_density")
     if args.json:
         from topo.cli._output import print_json
 
@@ -176,12 +185,27 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"{metric[0]} {metric[1]:.4f} after epoch {summary['epochs']}"
               + (f" (level {int(summary['level'])})" if "level" in summary else "")
               + "; density per layer "
-              + ", ".join(f"{d:.4g}" for d in summary["density"]))
+              + ", ".join(f"{d:.4g}" for d in summary["density"])
+              + (f", overall {summary['overall_density']:.4g}"
+                 if summary["overall_density"] is not None else ""))
     print(f"final snapshot: {run / summary['final_snapshot']}" if summary["final_snapshot"]
           else "", file=sys.stdout)
     if summary["best_snapshot"] and summary["best_snapshot"] != summary["final_snapshot"]:
         print(f"best snapshot (lowest validation loss): {run / summary['best_snapshot']}")
     return 0
+
+
+def _refuse_flags(given: dict) -> None:
+    """Flags given together that cannot both be honoured (a default value given explicitly
+    included, which the configuration cannot tell from the default)."""
+    from topo.errors import ConfigError
+
+    if "epsilon" in given and "density" in given:
+        raise ConfigError("give --epsilon or --density, not both: with --density the "
+                          "Erdos-Renyi scale is solved for it")
+    if given.get("method") == "imp" and "sparse_output" in given:
+        raise ConfigError("imp keeps the output layer dense unless --prune-output; "
+                          "--sparse-output does not apply to it")
 
 
 def _layer_key(name: str) -> tuple[str, int]:

@@ -14,6 +14,7 @@ The trainer calls every callback, in list order, at five moments (:class:`Callba
 :class:`Checkpointer`   the resume checkpoint: ``trainer.state_dict()``, nothing else
 :class:`ProgressBar`    a tqdm bar on stderr
 :class:`Manifest`       ``run.json`` at the start and at the end
+:class:`DensityReport`  (``topo train``) the density the network starts with, printed
 ==================== =================================================================
 
 Order matters where one callback reads what an earlier one decided: the writers read
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from topo.io.run import snapshot_epoch, snapshot_name
+from topo.io.run import is_run_dir, read_manifest, snapshot_epoch, snapshot_name
 from topo.train.checkpoint import save_checkpoint
 from topo.train.rundir import RUN_FORMAT, RunDirectory
 
@@ -46,7 +47,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from topo.train.trainer import Trainer
 
 __all__ = ["EpochEnd", "Callback", "CallbackList", "EarlyStopping", "ITOPRate", "SnapshotWriter",
-           "MetricsWriter", "Checkpointer", "ProgressBar", "Manifest"]
+           "MetricsWriter", "Checkpointer", "ProgressBar", "DensityReport", "Manifest",
+           "density_summary"]
 
 
 @dataclass
@@ -386,9 +388,47 @@ class ProgressBar(Callback):
             self.bar.close()
 
 
+class DensityReport(Callback):
+    """Prints the network's density when training starts: overall (connections over
+    possible connections of all layers, as ``topo info`` counts) and per layer, and the
+    target when the configuration names one the run has not reached yet.
+
+    Parameters
+    ----------
+    stream
+        Where to print (``topo train``: stdout, or stderr with ``--json``).
+    target
+        The configuration's ``density`` (the whole network's), or None.
+    """
+
+    def __init__(self, stream: Any, target: float | None = None) -> None:
+        self.stream, self.target = stream, target
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        densities = density_summary(trainer.model)
+        line = (f"density {densities['density']:.4g} overall "
+                f"({densities['connections']} of {densities['possible']} connections), "
+                f"per layer {', '.join(f'{d:.4g}' for d in densities['densities'])}")
+        if self.target is not None and abs(densities["density"] - self.target) > 5e-4:
+            line += f"; target {self.target:.4g} overall"
+        print(line, file=self.stream, flush=True)
+
+
+def density_summary(model: Any) -> dict[str, Any]:
+    """``densities`` and ``connections`` per layer, ``density`` overall, ``possible``."""
+    layers = model.layers
+    connections = [layer.n_connections for layer in layers]
+    possible = sum(layer.size for layer in layers)
+    return {"density": sum(connections) / possible, "densities": [layer.density
+                                                                  for layer in layers],
+            "connections": sum(connections), "layer_connections": connections,
+            "possible": possible}
+
+
 class Manifest(Callback):
     """Writes ``run.json``: status ``running`` when a run starts afresh, ``finished`` with
-    its final and best snapshots at the end (fields in :mod:`topo.train.rundir`).
+    its final and best snapshots at the end (fields in :mod:`topo.train.rundir`). It keeps
+    the density the network started with (part of the checkpoint, for a resumed run).
 
     Parameters
     ----------
@@ -404,14 +444,28 @@ class Manifest(Callback):
         Whether the run starts afresh (a resumed run keeps its manifest until the end).
     """
 
+    key = "manifest"
+
     def __init__(self, run_dir: RunDirectory, config: TrainConfig, data: Dataset,
                  snapshots: SnapshotWriter, *, started: str, fresh: bool) -> None:
         self.run_dir, self.config, self.data = run_dir, config, data
         self.snapshots, self.started, self.fresh = snapshots, started, fresh
+        self.initial: dict[str, Any] | None = None
 
     def on_train_start(self, trainer: Trainer) -> None:
         if self.fresh:
+            self.initial = _initial_fields(trainer.model)
             self.run_dir.write_manifest(self._manifest(trainer, "running"))
+        elif self.initial is None and is_run_dir(self.run_dir.path):
+            # a checkpoint written before topo kept it: the manifest may have it
+            stored = read_manifest(self.run_dir.path)
+            self.initial = {k: stored[k] for k in _INITIAL if k in stored} or None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"initial": self.initial}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.initial = state.get("initial")
 
     def on_train_end(self, trainer: Trainer) -> None:
         self.run_dir.write_manifest(self._manifest(trainer, "finished"))
@@ -446,6 +500,8 @@ class Manifest(Callback):
             "backends": ["sparse" if layer.uses_sparse else "dense"
                          for layer in trainer.model.layers],
             "started": self.started,
+            **(self.initial or {}),
+            "target_density": cfg.density,
             **trainer.method.describe(),
         }
         if status == "finished":
@@ -456,7 +512,19 @@ class Manifest(Callback):
             manifest["best_epoch"] = snapshot_epoch(best) if best else trainer.epoch
             manifest["stopped_early"] = trainer.stop
             manifest["stopped_epoch"] = trainer.epoch
+            final = density_summary(trainer.model)
+            manifest["final_density"] = final["density"]
+            manifest["final_densities"] = final["densities"]
         return manifest
+
+
+_INITIAL = ("initial_density", "initial_densities", "initial_connections")
+
+
+def _initial_fields(model: Any) -> dict[str, Any]:
+    summary = density_summary(model)
+    return {"initial_density": summary["density"], "initial_densities": summary["densities"],
+            "initial_connections": summary["layer_connections"]}
 
 
 def _jsonable(value: Any) -> Any:

@@ -92,10 +92,18 @@ class TrainConfig:
         ``seed`` (Liu et al. 2020, Fig. 4: one initialisation, different training
         randomness).
     epsilon
-        Erdős–Rényi ε: layer density ``min(1, ε (n_in + n_out) / (n_in n_out))``.
+        Erdős–Rényi ε: layer density ``min(1, ε (n_in + n_out) / (n_in n_out))``, for the
+        methods that start sparse when no ``density`` is given.
     density
-        Target overall density for ``init_sparsity="erk"``, ``snip``, ``gmp`` (final) and
-        ``imp`` (final; sets the number of levels when ``imp_levels`` is ``None``).
+        Target density of the whole network: connections over the possible connections of
+        all layers, the layers a method keeps dense included (they count in the budget, as
+        in RigL's ERK; :func:`topo.train.sparsity.prunable_density`). ``static``, ``set``
+        and ``rigl`` start at it (ERK; ``er`` solves its ε for it), ``snip`` prunes to it,
+        ``gmp`` reaches it at the end of its schedule, ``imp`` prunes level by level until
+        it is reached (it sets the number of levels when ``imp_levels`` is ``None``);
+        ``dense`` refuses a density below 1. A density the layers kept dense alone exceed
+        is refused. ``None``: ER with ``epsilon`` (static, set, rigl), 0.1 of the pruned
+        layers (snip, gmp, erk), ``imp_levels`` levels (imp).
     init_sparsity
         ``er``, ``erk`` or ``dense`` for the methods that start sparse (static/set/rigl);
         see :data:`~topo.train.registry.INIT_SPARSITIES`.

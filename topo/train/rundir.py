@@ -5,9 +5,14 @@ Manifest fields (``run.json``): ``format``, ``version``, ``run_id``, ``status``
 (``running``/``finished``), ``config`` (:meth:`TrainConfig.to_dict`), ``seed``,
 ``init_seed`` (the seed of the initial network: ``config.init_seed``, else ``seed``), ``method``,
 ``dataset``, ``widths``, ``task``, ``input_shape``, ``interactions`` (synthetic data),
-``versions``, ``torch_threads``, ``backends``, ``started``, and what the method adds (IMP:
-``levels``, ``level_densities``); once finished also ``finished``, ``final_snapshot`` and
-``best_snapshot`` (relative paths), ``best_epoch``, ``stopped_early`` and ``stopped_epoch``.
+``versions``, ``torch_threads``, ``backends``, ``started``, ``initial_density`` (the whole
+network's when training starts, after a pruning at initialisation: connections over
+possible connections of all layers), ``initial_densities`` and ``initial_connections`` (per
+layer), ``target_density`` (the configuration's ``density``, the whole network's, or null),
+and what the method adds (IMP: ``levels``, ``level_densities``, the densities of the layers
+it prunes); once finished also ``finished``, ``final_snapshot`` and ``best_snapshot``
+(relative paths), ``best_epoch``, ``stopped_early``, ``stopped_epoch``, ``final_density``
+and ``final_densities``.
 
 Metrics (``metrics.jsonl``, one object per epoch; epoch 0 = initialisation, or the start of an
 IMP level after pruning and rewinding): ``epoch``, ``level`` (IMP only), ``step`` (optimiser

@@ -9,8 +9,9 @@ thread count set for the run and restored afterwards (:func:`torch_threads`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -35,16 +36,18 @@ from topo.train.model import SparseMLP, build_mlp
 from topo.train.optim import l1_penalty, optimizer_factory
 from topo.train.registry import METHODS
 from topo.train.rundir import RunDirectory
-from topo.train.sparsity import initial_densities
+from topo.train.sparsity import initial_densities, prunable_density
 from topo.train.trainer import Trainer, TrainingData, loss_function
 
 __all__ = ["train", "build_trainer", "load_training_data", "resolve_arch", "torch_threads",
-           "default_threads", "random_generators", "DEFAULT_HIDDEN", "SMALL_NETWORK"]
+           "default_threads", "random_generators", "method_config", "starting_densities",
+           "DEFAULT_HIDDEN", "SMALL_NETWORK"]
 
 DEFAULT_HIDDEN = (100, 100)
 SMALL_NETWORK = 200_000
 """Networks with fewer connections train with one torch thread by default: thread start-up
 costs more than it saves there (``analysis/benchmarks/train_epoch.py``)."""
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
 
 def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
@@ -139,10 +142,8 @@ def build_trainer(config: TrainConfig, data: Dataset | None = None, *,
     method_class = METHODS.load(config.method)
     prunable = method_class.prunable_layers(config, n_layers)
     total_steps = math.ceil(len(data.X_train) / config.batch_size) * config.epochs
-    method = method_class.from_config(config, total_steps)
-    densities = [1.0] * n_layers if method_class.starts_dense else initial_densities(
-        config.init_sparsity, widths, prunable, epsilon=config.epsilon,
-        density=config.target_density())
+    method = method_class.from_config(method_config(config, widths, prunable), total_steps)
+    densities = starting_densities(config, method_class, widths, prunable)
     generator, rng = random_generators(config.seed)
     # one stream for initialisation and training unless init_seed names another
     init_generator, init_rng = (
@@ -158,6 +159,53 @@ def build_trainer(config: TrainConfig, data: Dataset | None = None, *,
                    penalty=l1_penalty(config.l1) if config.l1 > 0 else None,
                    level=0 if method.levels else None, callbacks=callbacks,
                    init_generators=(init_generator, init_rng))
+
+
+def method_config(config: TrainConfig, widths: Sequence[int],
+                  prunable: Sequence[bool]) -> TrainConfig:
+    """The configuration a method is built from: a given ``density`` (the whole network's)
+    becomes the density of the layers the method may change (:func:`prunable_density`),
+    so that every method meets it with the other layers dense. Without ``density`` a
+    method's default applies to the layers it changes (the same thing when it may change
+    them all, the default ``sparse_output``).
+
+    Raises
+    ------
+    ConfigError
+        The density cannot be met with the layers kept dense.
+    """
+    if config.density is None:
+        return config
+    return config.replace(density=prunable_density(config.density, widths, prunable))
+
+
+def starting_densities(config: TrainConfig, method_class: type, widths: Sequence[int],
+                       prunable: Sequence[bool]) -> list[float]:
+    """Per-layer densities the network starts with: 1 for a method that starts dense, else
+    the ``init_sparsity`` densities (ERK to ``density`` when given, ER with ``epsilon``
+    otherwise; see :func:`~topo.train.sparsity.initial_densities`).
+
+    Raises
+    ------
+    ConfigError
+        A flag the method cannot honour (``epsilon`` or ``init_sparsity`` for a method that
+        starts dense; ``epsilon`` beside ``density``), or a density that cannot be met.
+    """
+    n_layers = len(widths) - 1
+    if method_class.starts_dense:
+        for name in ("epsilon", "init_sparsity"):
+            if getattr(config, name) != _DEFAULTS[name]:
+                raise ConfigError(f"{config.method} starts dense: {name} does not apply "
+                                  "(--density sets its target)")
+        return [1.0] * n_layers
+    if config.density is not None and config.epsilon != _DEFAULTS["epsilon"]:
+        raise ConfigError(f"give epsilon or density, not both: with density "
+                          f"{config.density:g} the Erdos-Renyi scale is solved for it")
+    density = config.density
+    if density is None and config.init_sparsity == "erk":
+        density = config.target_density()
+    return initial_densities(config.init_sparsity, widths, prunable, epsilon=config.epsilon,
+                             density=density)
 
 
 def random_generators(seed: int) -> tuple[torch.Generator, np.random.Generator]:
