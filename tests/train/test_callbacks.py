@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -257,3 +258,26 @@ def test_itop_rate_of_a_run_resumed_without_its_union_is_not_made_up():
     event = EpochEnd({})
     itop.on_epoch_end(trainer, event)
     assert event.row == {} and itop.state_dict() == {"ever": None}
+
+
+def test_a_change_that_cuts_the_network_off_its_input_warns_once_per_kind():
+    from topo.train.callbacks import ConnectivityWatch
+    from topo.train.methods import LayerChange
+    from topo.train.sparsity import ConnectivityWarning
+
+    trainer = _trainer()
+    trainer.epoch, trainer.step = 2, 17
+    watch = ConnectivityWatch()
+    layer = trainer.model.layers[0]   # 4 inputs, 2 outputs, connections 0, 2, 5, 7
+    watch.on_mask_update(trainer, {0: LayerChange(0, 1)})   # initialisation: not watched
+    watch.on_train_start(trainer)
+    layer.set_structure(np.array([0, 2]), torch.ones(2))   # output 1 lost its inputs
+    with pytest.warns(ConnectivityWarning, match=r"^Method at epoch 2, step 17: output unit 1 "
+                                                 r"of 2 is reached by no input$"):
+        watch.on_mask_update(trainer, {0: LayerChange(0, 2)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        watch.on_mask_update(trainer, {0: LayerChange(0, 0)})   # the same problem: quiet
+    layer.set_structure(np.zeros(0, dtype=np.int64), torch.zeros(0))
+    with pytest.warns(ConnectivityWarning, match="layer 0 has no connection; no input unit"):
+        watch.on_mask_update(trainer, {0: LayerChange(0, 2)})

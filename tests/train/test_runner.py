@@ -604,3 +604,26 @@ def test_cli_refuses_flags_given_together_that_cannot_both_apply(tmp_path, capsy
                                                                  message):
     assert topo_main(["train", *argv, "--out", str(tmp_path / "x"), "--no-progress"]) == 1
     assert message in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+# ----------------------------------------------------------------- connectivity
+def test_snip_that_empties_a_layer_is_refused_before_anything_is_written(tmp_path):
+    """SNIP at 0.001 keeps 17 of 17400 connections, none in layer 1: the output could not
+    depend on the input, and the run used to train at chance without a word."""
+    with pytest.raises(ConfigError, match=r"snip at density 0.000977 leaves a network whose "
+                                          r"output cannot depend on its input \(layer 1 has no "
+                                          r"connection; no input unit reaches any output"):
+        train(TrainConfig(method="snip", density=0.001, epochs=1), tmp_path / "snip",
+              progress=False)
+    assert not (tmp_path / "snip").exists()
+
+
+def test_the_command_line_shows_a_pruning_that_cuts_outputs_off_as_one_line(tmp_path, capsys):
+    out = tmp_path / "gmp"
+    assert topo_main(["train", "--method", "gmp", "--density", "0.002", "--gmp-delta-t", "3",
+                      "--arch", "64-40-30-10", "--batch-size", "64", "--epochs", "1",
+                      "--out", str(out), "--no-progress"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err and all(line.startswith("topo train: warning: GMP at epoch 1, step ")
+                       for line in err)
+    assert any("reached by no input" in line for line in err)

@@ -103,3 +103,26 @@ def test_random_structure_extremes():
     rng = np.random.default_rng(0)
     assert random_structure(3, 2, 1.0, rng).tolist() == [0, 1, 2, 3, 4, 5]
     assert random_structure(3, 2, 0.01, rng).size == 1   # never an empty layer
+
+
+def _layer(n_in, n_out, flat):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(n_in=n_in, n_out=n_out, flat=np.array(flat, dtype=np.int64))
+
+
+def test_connectivity_follows_paths_from_the_inputs():
+    """2-2-2: input 0 -> hidden 1 (flat 1*2 + 0 = 2); hidden 0 -> output 0 (flat 0) and
+    hidden 1 -> output 1 (flat 3). Hidden 0 is reached by no input, so output 0 is cut off."""
+    from topo.train.sparsity import connectivity
+
+    state = connectivity([_layer(2, 2, [2]), _layer(2, 2, [0, 3])])
+    assert (state.empty_layers, state.unreached_outputs, state.disconnected) == ([], [0], False)
+    assert state.problems == ["output unit 0 of 2 is reached by no input"]
+    # hidden 1 -> output 1 removed: nothing reaches the outputs
+    state = connectivity([_layer(2, 2, [2]), _layer(2, 2, [0])])
+    assert state.disconnected and state.problems == ["no input unit reaches any output unit"]
+    state = connectivity([_layer(2, 2, []), _layer(2, 2, [0, 3])])
+    assert state.empty_layers == [0] and state.problems == [
+        "layer 0 has no connection", "no input unit reaches any output unit"]
+    assert connectivity([_layer(2, 2, [0, 3]), _layer(2, 2, [1, 2])]).problems == []

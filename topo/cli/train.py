@@ -10,8 +10,10 @@ same run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import sys
+import warnings
 from pathlib import Path
 
 ORDER = 20
@@ -149,8 +151,9 @@ def run_train(args: argparse.Namespace) -> int:
     from topo.train.callbacks import DensityReport
 
     report = DensityReport(sys.stderr if args.json else sys.stdout, config.density)
-    run = train(config, out, resume=args.resume, progress=not args.no_progress,
-                callbacks=[report])
+    with _warnings_as_lines():
+        run = train(config, out, resume=args.resume, progress=not args.no_progress,
+                    callbacks=[report])
     manifest = read_manifest(run)
     metrics = read_metrics(run)
     last = metrics.iloc[-1].to_dict() if len(metrics) else {}
@@ -193,6 +196,25 @@ def run_train(args: argparse.Namespace) -> int:
     if summary["best_snapshot"] and summary["best_snapshot"] != summary["final_snapshot"]:
         print(f"best snapshot (lowest validation loss): {run / summary['best_snapshot']}")
     return 0
+
+
+@contextlib.contextmanager
+def _warnings_as_lines():
+    """topo's training warnings as ``topo train: warning: ...`` lines on stderr, each time."""
+    from topo.train.sparsity import ConnectivityWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", ConnectivityWarning)
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, ConnectivityWarning):
+                print(f"topo train: warning: {message}", file=sys.stderr, flush=True)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
 
 
 def _refuse_flags(given: dict) -> None:

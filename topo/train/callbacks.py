@@ -9,6 +9,8 @@ The trainer calls every callback, in list order, at five moments (:class:`Callba
                         before the next IMP level
 :class:`ITOPRate`       the exact in-time over-parameterisation rate, per layer and for the
                         network, updated at every structural change, added to each row
+:class:`ConnectivityWatch` warns when a structural change empties a layer or cuts outputs
+                        off the inputs
 :class:`SnapshotWriter` a snapshot per due epoch (every N, the first, the last, improved)
 :class:`MetricsWriter`  ``metrics.jsonl``
 :class:`Checkpointer`   the resume checkpoint: ``trainer.state_dict()``, nothing else
@@ -46,7 +48,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from topo.train.methods import Changes
     from topo.train.trainer import Trainer
 
-__all__ = ["EpochEnd", "Callback", "CallbackList", "EarlyStopping", "ITOPRate", "SnapshotWriter",
+__all__ = ["EpochEnd", "Callback", "CallbackList", "EarlyStopping", "ITOPRate",
+           "ConnectivityWatch", "SnapshotWriter",
            "MetricsWriter", "Checkpointer", "ProgressBar", "DensityReport", "Manifest",
            "density_summary"]
 
@@ -257,6 +260,40 @@ class ITOPRate(Callback):
             return
         self.ever = [np.unpackbits(packed.numpy(), count=size).astype(bool)
                      for packed, size in zip(state["ever"], state["sizes"], strict=True)]
+
+
+class ConnectivityWatch(Callback):
+    """Warns (:class:`~topo.train.sparsity.ConnectivityWarning`) when a structural change
+    during training empties a layer, leaves output units without a path from the inputs, or
+    cuts them all off, once for each (naming the epoch and step): the network trains on,
+    but those outputs no longer depend on the input. Refusing a network that starts so is
+    :func:`~topo.train.runner.train`'s."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+        self.started = False
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        self.started = True
+
+    def on_mask_update(self, trainer: Trainer, changes: Changes) -> None:
+        import warnings
+
+        from topo.train.sparsity import ConnectivityWarning, connectivity
+
+        if not self.started:   # pruning at initialisation: the runner checks its result
+            return
+        state = connectivity(trainer.model.layers)
+        kinds = [f"empty {k}" for k in state.empty_layers]
+        kinds += ["disconnected"] if state.disconnected else (
+            ["unreached"] if state.unreached_outputs else [])
+        if set(kinds) <= self.seen:
+            return
+        self.seen.update(kinds)
+        where = f"level {trainer.level}, " if trainer.level is not None else ""
+        warnings.warn(f"{type(trainer.method).__name__} at {where}epoch {trainer.epoch}, "
+                      f"step {trainer.step}: {'; '.join(state.problems)}",
+                      ConnectivityWarning, stacklevel=2)
 
 
 class SnapshotWriter(Callback):

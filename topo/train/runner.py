@@ -22,6 +22,7 @@ from topo.errors import ConfigError
 from topo.train.callbacks import (
     Callback,
     Checkpointer,
+    ConnectivityWatch,
     EarlyStopping,
     ITOPRate,
     Manifest,
@@ -36,11 +37,17 @@ from topo.train.model import SparseMLP, build_mlp
 from topo.train.optim import l1_penalty, optimizer_factory
 from topo.train.registry import METHODS
 from topo.train.rundir import RunDirectory
-from topo.train.sparsity import initial_densities, prunable_density
+from topo.train.sparsity import (
+    ConnectivityWarning,
+    connectivity,
+    initial_densities,
+    prunable_density,
+)
 from topo.train.trainer import Trainer, TrainingData, loss_function
 
 __all__ = ["train", "build_trainer", "load_training_data", "resolve_arch", "torch_threads",
            "default_threads", "random_generators", "method_config", "starting_densities",
+           "check_connectivity",
            "DEFAULT_HIDDEN", "SMALL_NETWORK"]
 
 DEFAULT_HIDDEN = (100, 100)
@@ -97,7 +104,8 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
     own: list[Callback] = []
     if config.early_stopping_patience is not None:
         own.append(EarlyStopping(config.early_stopping_patience))
-    own += [ITOPRate(), snapshots, MetricsWriter(run_dir), Checkpointer(run_dir)]
+    own += [ITOPRate(), ConnectivityWatch(), snapshots, MetricsWriter(run_dir),
+            Checkpointer(run_dir)]
     if progress:
         own.append(ProgressBar(f"{config.method} {config.dataset}"))
     own.append(Manifest(run_dir, config, data, snapshots, started=start.started,
@@ -108,6 +116,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
         try:
             if start.state is None:
                 trainer.initialise()
+                check_connectivity(trainer, config)
             else:
                 trainer.load_state_dict(start.state)
             trainer.callbacks.on_train_start(trainer)
@@ -118,6 +127,32 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
         finally:
             trainer.callbacks.close()
     return run_dir.path
+
+
+def check_connectivity(trainer: Trainer, config: TrainConfig) -> None:
+    """Refuse a network that starts with an empty layer or without any path from an input
+    to an output (its output would not depend on its input: it would train at chance);
+    warn when only some output units are cut off.
+
+    Raises
+    ------
+    ConfigError
+        Naming the method, the density and what is cut off.
+    """
+    import warnings
+
+    state = connectivity(trainer.model.layers)
+    if not state.problems:
+        return
+    density = sum(layer.n_connections for layer in trainer.model.layers) / sum(
+        layer.size for layer in trainer.model.layers)
+    problems = "; ".join(state.problems)
+    if state.empty_layers or state.disconnected:
+        raise ConfigError(f"{config.method} at density {density:.4g} leaves a network whose "
+                          f"output cannot depend on its input ({problems}); choose a higher "
+                          "--density")
+    warnings.warn(f"{config.method} at density {density:.4g} starts with {problems}",
+                  ConnectivityWarning, stacklevel=2)
 
 
 def build_trainer(config: TrainConfig, data: Dataset | None = None, *,

@@ -19,6 +19,8 @@ without replacement.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +28,8 @@ from topo.errors import ConfigError
 from topo.train.registry import INIT_SPARSITIES
 
 __all__ = ["er_densities", "erk_densities", "initial_densities", "prunable_density",
-           "network_density", "random_structure"]
+           "network_density", "random_structure", "Connectivity", "connectivity",
+           "ConnectivityWarning"]
 
 
 def initial_densities(kind: str, widths: Sequence[int], sparse: Sequence[bool], *,
@@ -195,3 +198,72 @@ def random_structure(n_in: int, n_out: int, density: float,
     if count == size:
         return np.arange(size, dtype=np.int64)
     return np.sort(rng.choice(size, size=count, replace=False)).astype(np.int64)
+
+
+class ConnectivityWarning(UserWarning):
+    """A structural change left a layer empty or output units without a path from the
+    inputs (the network, or those outputs, no longer depend on the input)."""
+
+
+@dataclass
+class Connectivity:
+    """Whether a network's output can depend on its input (:func:`connectivity`).
+
+    Attributes
+    ----------
+    empty_layers
+        Layers without a connection.
+    unreached_outputs
+        Output units that no path from an input unit reaches (their value is a constant:
+        biases only).
+    n_outputs
+        Output units in all.
+    """
+
+    empty_layers: list[int] = field(default_factory=list)
+    unreached_outputs: list[int] = field(default_factory=list)
+    n_outputs: int = 0
+
+    @property
+    def disconnected(self) -> bool:
+        """No output unit depends on the input: the network computes a constant."""
+        return len(self.unreached_outputs) == self.n_outputs
+
+    @property
+    def problems(self) -> list[str]:
+        """One phrase per problem (empty when the network is connected)."""
+        out = [f"layer {k} has no connection" for k in self.empty_layers]
+        if self.disconnected:
+            out.append("no input unit reaches any output unit")
+        elif self.unreached_outputs:
+            shown = ", ".join(map(str, self.unreached_outputs[:10]))
+            more = len(self.unreached_outputs) - 10
+            out.append(f"output unit{'s' if len(self.unreached_outputs) > 1 else ''} "
+                       f"{shown}{f' and {more} more' if more > 0 else ''} of "
+                       f"{self.n_outputs} {'are' if len(self.unreached_outputs) > 1 else 'is'}"
+                       " reached by no input")
+        return out
+
+
+def connectivity(layers: Sequence[Any]) -> Connectivity:
+    """Empty layers and output units that no input reaches, from the connection sets.
+
+    ``layers`` are :class:`~topo.train.model.SparseLinear` (or anything with ``flat``,
+    ``n_in`` and ``n_out``), input side first. A unit is reached when a connection leads to
+    it from a reached unit of the layer before; every input unit is reached.
+
+    Notes
+    -----
+    O(connections): one pass over each layer's connection set.
+    """
+    reached = np.ones(layers[0].n_in, dtype=bool)
+    empty = []
+    for k, layer in enumerate(layers):
+        flat = np.asarray(layer.flat)
+        if flat.size == 0:
+            empty.append(k)
+        rows, cols = np.divmod(flat, layer.n_in)
+        out = np.zeros(layer.n_out, dtype=bool)
+        out[rows[reached[cols]]] = True
+        reached = out
+    return Connectivity(empty, np.flatnonzero(~reached).tolist(), int(reached.size))
