@@ -293,10 +293,12 @@ def parse_arch(arch: Any) -> list[int]:
     Raises
     ------
     ConfigError
-        Fewer than two widths, or a width that is not a positive integer.
+        Fewer than two widths, a width that is not a positive integer, or an empty width
+        between two separators (``"64--10"``).
     """
     if isinstance(arch, str):
-        parts = [p for p in re.split(r"[-,\s]+", arch.strip()) if p]
+        # one separator between two widths: "64--10" is a slip, not 64-10
+        parts = re.split(r"\s*[-,]\s*|\s+", arch.strip())
         try:
             widths = [int(p) for p in parts]
         except ValueError:
