@@ -250,7 +250,7 @@ def test_unknown_synthetic_function_and_cifar_without_root_are_config_errors():
 @pytest.mark.parametrize("content, message", [
     ([1, 2], "must hold a dict"),
     ({b"data": b"\x00" * 3072}, "lacks 'data' or 'labels'"),
-    ({"data": b"\x00" * 3000, "labels": [1]}, "3000 bytes of pixels for 1 labels"),
+    ({"data": b"\x00" * 3000, "labels": [1]}, "3000 bytes of pixels for 1 label$"),
 ])
 def test_damaged_cifar_batches_are_named(tmp_path, content, message):
     path = tmp_path / "test_batch"

@@ -83,8 +83,8 @@ def test_a_layer_kept_dense_counts_in_the_density_budget():
 
 def test_a_density_the_dense_layers_alone_exceed_is_refused():
     # the dense 100 of 300 are a third; one connection for layer 0 needs 101 / 300
-    with pytest.raises(ConfigError, match=r"density 0.3 cannot be met: the layers kept dense "
-                                          r"\(1\) hold 100 of the network's 300 connections "
+    with pytest.raises(ConfigError, match=r"density 0.3 cannot be met: the layer kept dense "
+                                          r"\(1\) holds 100 of the network's 300 connections "
                                           r"\(0.3333\); choose a density of at least 0.3367"):
         prunable_density(0.3, [10, 20, 5], [True, False])
     assert prunable_density(101 / 300, [10, 20, 5], [True, False]) == pytest.approx(1 / 200)

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from topo.errors import ConfigError, UnreadableFileError, UnsafeFileError
+from topo.train._text import count
 from topo.train.config import DATASETS
 
 __all__ = ["Dataset", "load_dataset", "standardized", "with_validation_split", "DATASETS",
@@ -232,8 +233,9 @@ def stratified_split(y: np.ndarray, test_fraction: float,
     n_train = n - n_test
     classes, y_index, counts = np.unique(y, return_inverse=True, return_counts=True)
     if counts.min() < 2 or n_train < classes.size or n_test < classes.size:
+        classes_text = count(classes.size, "class", "classes")
         raise ConfigError(f"test_fraction {test_fraction} leaves {n_train} training and "
-                          f"{n_test} test samples for {classes.size} classes: each split "
+                          f"{count(n_test, 'test sample')} for {classes_text}: each split "
                           "needs at least one sample of every class")
     by_class = np.split(np.argsort(y_index, kind="stable"), np.cumsum(counts)[:-1])
     rng = np.random.RandomState(seed)
@@ -440,7 +442,8 @@ def read_cifar10(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     labels = np.asarray(labels, dtype=np.int64)
     if arr.size != labels.size * 3072:
         raise UnreadableFileError(
-            f"{path}: CIFAR-10 batch has {arr.size} bytes of pixels for {labels.size} labels")
+            f"{path}: CIFAR-10 batch has {count(arr.size, 'byte')} of pixels for "
+            f"{count(labels.size, 'label')}")
     images = arr.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return images, labels
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from topo.errors import ConfigError
+from topo.train._text import count
 from topo.train.registry import INIT_SPARSITIES
 
 __all__ = ["er_densities", "erk_densities", "initial_densities", "prunable_density",
@@ -100,10 +101,12 @@ def prunable_density(density: float, widths: Sequence[int], sparse: Sequence[boo
         return 1.0
     budget = density * total - dense
     if budget < n_sparse:
-        names = ", ".join(str(k) for k, s in enumerate(sparse) if not s)
+        kept = [str(k) for k, s in enumerate(sparse) if not s]
+        which = (f"layer kept dense ({kept[0]}) holds" if len(kept) == 1
+                 else f"layers kept dense ({', '.join(kept)}) hold")
         raise ConfigError(
-            f"density {density:g} cannot be met: the layers kept dense ({names}) hold "
-            f"{dense} of the network's {total} connections ({dense / total:.4g}); choose a "
+            f"density {density:g} cannot be met: the {which} {dense} of the "
+            f"network's {count(total, 'connection')} ({dense / total:.4g}); choose a "
             f"density of at least {(dense + n_sparse) / total:.4g}, or let the method change "
             "the output layer too (--sparse-output; imp: --prune-output)")
     return min(1.0, budget / free)

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from topo.errors import ConfigError
+from topo.train._text import count
 from topo.train.methods.base import Changes, Context, Pruner
 from topo.train.model import LayerState, SparseMLP
 
@@ -69,7 +70,7 @@ class IMP(Pruner):
     def from_config(cls, config: Any, total_steps: int) -> IMP:
         if config.imp_rewind_step > total_steps:
             raise ConfigError(f"imp_rewind_step {config.imp_rewind_step} lies beyond the "
-                              f"{total_steps} steps of a level")
+                              f"{count(total_steps, 'step')} of a level")
         return cls(config.imp_rate, config.n_imp_levels(), config.imp_rewind_step)
 
     def at_init(self, ctx: Context) -> Changes:
