@@ -160,13 +160,18 @@ def test_manifest_is_written_at_a_fresh_start_and_completed_at_the_end(tmp_path)
     data = load_dataset("digits", seed=0)
     snapshots = SnapshotWriter(run_dir, config, "classification", (8, 8))
     trainer = _trainer(epochs=5)
-    Manifest(run_dir, config, data, snapshots, started="t0", fresh=False).on_train_start(
-        trainer)
-    assert not (tmp_path / "run.json").exists()   # a resumed run keeps its manifest
     manifest = Manifest(run_dir, config, data, snapshots, started="t0", fresh=True)
     manifest.on_train_start(trainer)
     written = json.loads((tmp_path / "run.json").read_text())
     assert written["status"] == "running" and written["started"] == "t0"
+    # the density it starts with: tiny_layer has 4 of 8 connections
+    assert (written["initial_density"], written["initial_connections"]) == (0.5, [4])
+    # a resumed run says running again and keeps what the manifest held
+    (tmp_path / "run.json").write_text(json.dumps({**written, "status": "interrupted"}))
+    resumed = Manifest(run_dir, config, data, snapshots, started="t0", fresh=False)
+    resumed.on_train_start(trainer)
+    again = json.loads((tmp_path / "run.json").read_text())
+    assert again["status"] == "running" and again["initial_density"] == 0.5
     assert written["widths"] == [4, 2] and written["input_shape"] == [8, 8]
     assert written["torch_threads"] == torch.get_num_threads()
     snapshots.last, snapshots.best = "snapshots/epoch_0004.safetensors", {

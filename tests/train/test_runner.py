@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -333,6 +334,11 @@ def test_interrupted_run_resumes_to_identical_snapshots(tmp_path, monkeypatch, m
     out = tmp_path / "interrupted"
     with pytest.raises(KeyboardInterrupt):
         train(config, out, progress=False)
+    stopped = read_manifest(out)
+    assert (stopped["status"], stopped["interrupted_by"]) == ("interrupted", "SIGINT")
+    last = read_metrics(out).iloc[-1]   # the last row the checkpoint counts
+    assert stopped["resumes_after_epoch"] == last["epoch"]
+    assert stopped.get("resumes_after_level") == last.get("level")
     monkeypatch.setattr(Trainer, "train_epoch", real_epoch)
     train(config, out, resume=True, progress=False)
     ref_paths, out_paths = snapshot_paths(reference), snapshot_paths(out)
@@ -587,7 +593,7 @@ def test_gmp_and_imp_end_at_the_density_of_all_layers(tmp_path):
     ({"method": "gmp", "epsilon": 5.0}, "gmp starts dense: epsilon does not apply"),
     ({"method": "snip", "init_sparsity": "erk"}, "snip starts dense: init_sparsity"),
     ({"method": "rigl", "density": 0.05, "sparse_output": False},
-     "density 0.05 cannot be met: the layers kept dense"),
+     "density 0.05 cannot be met: the layer kept dense \\(2\\) holds 300 of"),
 ])
 def test_a_density_a_method_cannot_honour_is_refused_before_anything_is_written(
         tmp_path, config, message):
@@ -627,3 +633,91 @@ def test_the_command_line_shows_a_pruning_that_cuts_outputs_off_as_one_line(tmp_
     assert err and all(line.startswith("topo train: warning: GMP at epoch 1, step ")
                        for line in err)
     assert any("reached by no input" in line for line in err)
+
+
+def test_messages_count_in_the_right_number():
+    from topo.train._text import count
+    from topo.train.data import load_dataset
+
+    assert (count(1, "layer"), count(2, "layer"), count(1, "class", "classes"),
+            count(0, "class", "classes")) == ("1 layer", "2 layers", "1 class", "0 classes")
+    data = load_dataset("synthetic-F2", seed=0, n_samples=30)
+    with pytest.raises(ConfigError, match="it needs 10 inputs and 1 output "):
+        resolve_arch([64, 10], data)
+
+
+# ----------------------------------------------------------------- resume, extend, signals
+def test_resume_of_a_folder_without_a_run_is_refused(tmp_path, capsys):
+    code = topo_main(["train", "--out", str(tmp_path / "typo"), "--resume", "--no-progress"])
+    assert code == 1 and not (tmp_path / "typo").exists()
+    assert "typo: nothing to resume (no run.json)" in capsys.readouterr().err
+
+
+def test_a_finished_run_extended_with_more_epochs_continues_exactly(set_run, tmp_path):
+    """SET's schedule does not depend on the number of epochs: 2 epochs extended to 4 are
+    the 4-epoch run (weights, masks and every metrics row), under the run's first id."""
+    out = tmp_path / "extend"
+    train(SET_CONFIG.replace(epochs=2), out, progress=False)
+    first_id = read_manifest(out)["run_id"]
+    train(SET_CONFIG, out, resume=True, progress=False)
+    manifest = read_manifest(out)
+    assert manifest["status"] == "finished" and manifest["run_id"] == first_id
+    assert [(e["from_epochs"], e["to_epochs"]) for e in manifest["extended"]] == [(2, 4)]
+    assert TrainConfig.from_dict(manifest["config"]).epochs == 4
+    assert [p.name for p in snapshot_paths(out)] == [p.name for p in snapshot_paths(set_run)]
+    assert _layer_arrays(snapshot_paths(out)[-1]) == _layer_arrays(snapshot_paths(set_run)[-1])
+    assert load(snapshot_paths(out)[-1]).metadata["run_id"] == first_id
+    assert read_metrics(out).drop(columns="wall_time").equals(
+        read_metrics(set_run).drop(columns="wall_time"))
+    # the command line: more epochs extend, fewer are refused
+    assert topo_main(["train", "--out", str(out), "--resume", "--epochs", "5",
+                      "--no-progress"]) == 0
+    assert len(read_metrics(out)) == 6
+    with pytest.raises(ConfigError, match="the run has 5 epochs; --epochs can extend it"):
+        train(SET_CONFIG.replace(epochs=3), out, resume=True, progress=False)
+
+
+@pytest.mark.parametrize("config, message", [
+    (TrainConfig(method="imp", imp_levels=1, epochs=1, **SMALL), "a run in levels"),
+    (TrainConfig(method="dense", dataset="synthetic-F1", arch=[10, 4, 1], n_samples=60,
+                 epochs=40, lr=0.5, early_stopping_patience=1), "stopped early at epoch"),
+])
+def test_runs_that_cannot_be_extended_say_why(tmp_path, config, message):
+    train(config, tmp_path / "run", progress=False)
+    with pytest.raises(ConfigError, match=message):
+        train(config.replace(epochs=config.epochs + 50), tmp_path / "run", resume=True,
+              progress=False)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.parametrize("signal_name, status", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signalled_run_says_interrupted_and_how_to_continue(tmp_path, signal_name, status):
+    """A real signal to a child running ``topo train``: run.json says ``interrupted`` (not
+    ``running``), stderr says so in one line, the exit status is 128 + the signal."""
+    out, err = tmp_path / "run", tmp_path / "stderr.txt"
+    pid = os.fork()
+    if pid == 0:   # pragma: no cover - the child process
+        code = 3
+        try:
+            with open(err, "w", buffering=1) as sys.stderr, open(os.devnull, "w") as sys.stdout:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                code = topo_main(["train", "--arch", "64-40-30-10", "--batch-size", "64",
+                                  "--epochs", "1000", "--out", str(out), "--no-progress"])
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (
+            (out / "metrics.jsonl").is_file()
+            and len((out / "metrics.jsonl").read_text().splitlines()) >= 3):
+        time.sleep(0.02)
+    os.kill(pid, getattr(signal, signal_name))
+    _, wait_status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(wait_status) and os.WEXITSTATUS(wait_status) == status
+    manifest = read_manifest(out)
+    assert (manifest["status"], manifest["interrupted_by"]) == ("interrupted", signal_name)
+    # the signal may fall between an epoch's metrics row and its checkpoint
+    epoch = manifest["resumes_after_epoch"]
+    assert epoch >= 1 and len(read_metrics(out)) in (epoch + 1, epoch + 2)
+    assert err.read_text().splitlines() == [
+        f"topo train: interrupted by {signal_name}; {out}/run.json says interrupted, its "
+        f"checkpoint holds epoch {epoch}; continue with: topo train --out {out} --resume"]

@@ -95,7 +95,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="run directory (default runs/METHOD-DATASET-sSEED)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint (a finished "
-                        "run is left as it is)")
+                        "run is left as it is; with a larger --epochs it trains on)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     from topo.train.config import TrainConfig
@@ -132,7 +132,10 @@ def run_train(args: argparse.Namespace) -> int:
         f"{given.get('method', 'set')}-{given.get('dataset', 'digits')}"
         f"-s{given.get('seed', 0)}")
     _refuse_flags(given)
-    if args.resume and (out / "run.json").is_file():
+    if args.resume and not (out / "run.json").is_file():
+        raise ConfigError(f"{out}: nothing to resume (no run.json); leave out --resume to "
+                          "start a new run there")
+    if args.resume:
         from topo.io.run import read_manifest
 
         stored = read_manifest(out).get("config", {})
@@ -151,9 +154,12 @@ def run_train(args: argparse.Namespace) -> int:
     from topo.train.callbacks import DensityReport
 
     report = DensityReport(sys.stderr if args.json else sys.stdout, config.density)
-    with _warnings_as_lines():
-        run = train(config, out, resume=args.resume, progress=not args.no_progress,
-                    callbacks=[report])
+    try:
+        with _warnings_as_lines():
+            run = train(config, out, resume=args.resume, progress=not args.no_progress,
+                        callbacks=[report])
+    except KeyboardInterrupt as exc:
+        return _interrupted(out, exc)
     manifest = read_manifest(run)
     metrics = read_metrics(run)
     last = metrics.iloc[-1].to_dict() if len(metrics) else {}
@@ -196,6 +202,26 @@ def run_train(args: argparse.Namespace) -> int:
     if summary["best_snapshot"] and summary["best_snapshot"] != summary["final_snapshot"]:
         print(f"best snapshot (lowest validation loss): {run / summary['best_snapshot']}")
     return 0
+
+
+def _interrupted(out: Path, exc: KeyboardInterrupt) -> int:
+    """Say where an interrupted run stands and how to continue it; the exit status is
+    128 + the signal's number, as a shell reports a process the signal ended."""
+    import signal
+
+    from topo.io.run import is_run_dir, read_manifest
+
+    name = "SIGTERM" if type(exc).__name__ == "Terminated" else "SIGINT"
+    message = f"topo train: interrupted by {name}"
+    if is_run_dir(out):
+        epoch = read_manifest(out).get("resumes_after_epoch")
+        message += (f"; {out}/run.json says interrupted, its checkpoint holds "
+                    f"{'no epoch yet' if epoch is None else f'epoch {epoch}'}; continue with: "
+                    f"topo train --out {out} --resume")
+    else:
+        message += " before training started"
+    print(message, file=sys.stderr)
+    return 128 + int(getattr(signal, name))
 
 
 @contextlib.contextmanager

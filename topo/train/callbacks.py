@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from topo.io.run import is_run_dir, read_manifest, snapshot_epoch, snapshot_name
+from topo.train._text import count
 from topo.train.checkpoint import save_checkpoint
 from topo.train.rundir import RUN_FORMAT, RunDirectory
 
@@ -380,14 +381,22 @@ class MetricsWriter(Callback):
 
 
 class Checkpointer(Callback):
-    """Writes ``trainer.state_dict()`` as the run's checkpoint after every epoch."""
+    """Writes ``trainer.state_dict()`` as the run's checkpoint after every epoch;
+    :attr:`saved` is the ``(level, epoch)`` of the last one this process wrote (None
+    before)."""
 
     def __init__(self, run_dir: RunDirectory) -> None:
         self.run_dir = run_dir
+        self.saved: tuple[int | None, int] | None = None
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        if trainer.step > 0 or trainer.epoch > 0:   # resumed: the checkpoint holds this
+            self.saved = (trainer.level, trainer.epoch)
 
     def on_epoch_end(self, trainer: Trainer, epoch: EpochEnd) -> None:
         save_checkpoint(self.run_dir.checkpoint, trainer.state_dict(),
                         run_id=self.run_dir.run_id)
+        self.saved = (trainer.level, trainer.epoch)
 
 
 class ProgressBar(Callback):
@@ -444,7 +453,8 @@ class DensityReport(Callback):
     def on_train_start(self, trainer: Trainer) -> None:
         densities = density_summary(trainer.model)
         line = (f"density {densities['density']:.4g} overall "
-                f"({densities['connections']} of {densities['possible']} connections), "
+                f"({densities['connections']} of "
+                f"{count(densities['possible'], 'connection')}), "
                 f"per layer {', '.join(f'{d:.4g}' for d in densities['densities'])}")
         if self.target is not None and abs(densities["density"] - self.target) > 5e-4:
             line += f"; target {self.target:.4g} overall"
@@ -463,9 +473,11 @@ def density_summary(model: Any) -> dict[str, Any]:
 
 
 class Manifest(Callback):
-    """Writes ``run.json``: status ``running`` when a run starts afresh, ``finished`` with
-    its final and best snapshots at the end (fields in :mod:`topo.train.rundir`). It keeps
-    the density the network started with (part of the checkpoint, for a resumed run).
+    """Writes ``run.json``: status ``running`` when a run starts or resumes, ``finished``
+    with its final and best snapshots at the end, ``interrupted`` when SIGINT or SIGTERM
+    stopped it (:meth:`interrupted`; fields in :mod:`topo.train.rundir`). It keeps the
+    density the network started with (part of the checkpoint, for a resumed run) and the
+    history of ``--epochs`` extensions.
 
     Parameters
     ----------
@@ -478,34 +490,57 @@ class Manifest(Callback):
     started
         Start time of the run (kept across resumes).
     fresh
-        Whether the run starts afresh (a resumed run keeps its manifest until the end).
+        Whether the run starts afresh.
+    extended_from
+        The epochs of the run this one extends (``--resume --epochs N``), else None.
     """
 
     key = "manifest"
 
     def __init__(self, run_dir: RunDirectory, config: TrainConfig, data: Dataset,
-                 snapshots: SnapshotWriter, *, started: str, fresh: bool) -> None:
+                 snapshots: SnapshotWriter, *, started: str, fresh: bool,
+                 extended_from: int | None = None) -> None:
         self.run_dir, self.config, self.data = run_dir, config, data
         self.snapshots, self.started, self.fresh = snapshots, started, fresh
+        self.extended_from = extended_from
         self.initial: dict[str, Any] | None = None
+        self.extended: list[dict[str, Any]] = []
 
     def on_train_start(self, trainer: Trainer) -> None:
         if self.fresh:
             self.initial = _initial_fields(trainer.model)
-            self.run_dir.write_manifest(self._manifest(trainer, "running"))
-        elif self.initial is None and is_run_dir(self.run_dir.path):
-            # a checkpoint written before topo kept it: the manifest may have it
+        elif is_run_dir(self.run_dir.path):
             stored = read_manifest(self.run_dir.path)
-            self.initial = {k: stored[k] for k in _INITIAL if k in stored} or None
+            if self.initial is None:   # a checkpoint written before topo kept it
+                self.initial = {k: stored[k] for k in _INITIAL if k in stored} or None
+            self.extended = list(stored.get("extended", []))
+        if self.extended_from is not None:
+            self.extended.append({"from_epochs": self.extended_from,
+                                  "to_epochs": self.config.epochs, "at": _now()})
+        self.run_dir.write_manifest(self._manifest(trainer, "running"))
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        self.run_dir.write_manifest(self._manifest(trainer, "finished"))
+
+    def interrupted(self, trainer: Trainer, signal_name: str,
+                    checkpointed: tuple[int | None, int] | None) -> None:
+        """Mark the run ``interrupted`` (by ``signal_name``), naming the level and epoch its
+        checkpoint holds (``None``: none yet), if the run has a manifest already."""
+        if not is_run_dir(self.run_dir.path):
+            return
+        manifest = self._manifest(trainer, "interrupted")
+        manifest.update({"interrupted": _now(), "interrupted_by": signal_name,
+                         "resumes_after_epoch": None if checkpointed is None
+                         else checkpointed[1]})
+        if checkpointed is not None and checkpointed[0] is not None:
+            manifest["resumes_after_level"] = checkpointed[0]
+        self.run_dir.write_manifest(manifest)
 
     def state_dict(self) -> dict[str, Any]:
         return {"initial": self.initial}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.initial = state.get("initial")
-
-    def on_train_end(self, trainer: Trainer) -> None:
-        self.run_dir.write_manifest(self._manifest(trainer, "finished"))
 
     def _manifest(self, trainer: Trainer, status: str) -> dict[str, Any]:
         import scipy
@@ -537,13 +572,14 @@ class Manifest(Callback):
             "backends": ["sparse" if layer.uses_sparse else "dense"
                          for layer in trainer.model.layers],
             "started": self.started,
+            **({"extended": self.extended} if self.extended else {}),
             **(self.initial or {}),
             "target_density": cfg.density,
             **trainer.method.describe(),
         }
         if status == "finished":
             best = self.snapshots.best_of(trainer.level)
-            manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            manifest["finished"] = _now()
             manifest["final_snapshot"] = self.snapshots.last
             manifest["best_snapshot"] = best or self.snapshots.last
             manifest["best_epoch"] = snapshot_epoch(best) if best else trainer.epoch
@@ -556,6 +592,10 @@ class Manifest(Callback):
 
 
 _INITIAL = ("initial_density", "initial_densities", "initial_connections")
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def _initial_fields(model: Any) -> dict[str, Any]:

@@ -109,11 +109,13 @@ def config_differences(a: TrainConfig, b: TrainConfig) -> list[str]:
 @dataclass
 class RunStart:
     """How a run starts: ``finished`` (nothing to do), from ``state`` (a checkpoint's trainer
-    state), or afresh (``state`` None); ``started`` is the run's start time."""
+    state), or afresh (``state`` None); ``started`` is the run's start time;
+    ``extended_from`` the number of epochs of a run that ``--epochs`` extends (else None)."""
 
     finished: bool
     state: dict[str, Any] | None
     started: str
+    extended_from: int | None = None
 
 
 class RunDirectory:
@@ -156,7 +158,10 @@ class RunDirectory:
                 raise ConfigError(f"{path}: holds a run whose configuration this topo cannot "
                                   f"read ({exc})") from None
             diff = config_differences(stored, self.config)
-            if diff:
+            extended_from = None
+            if resume and [d.split(":")[0] for d in diff] == ["epochs"]:
+                extended_from = self._check_extension(manifest, stored.epochs)
+            elif diff:
                 raise ConfigError(
                     f"{path}: already holds a different run ({'; '.join(diff[:3])}); "
                     "choose another --out")
@@ -164,19 +169,44 @@ class RunDirectory:
                 raise ConfigError(
                     f"{path}: already holds this run (status {manifest.get('status')!r}); "
                     "pass --resume to continue it, or choose another --out")
+            # the run keeps its id when its configuration grows (an extended run)
+            self.run_id = manifest.get("run_id", self.run_id)
             started = manifest.get("started", now)
-            if manifest.get("status") == "finished":
+            if manifest.get("status") == "finished" and extended_from is None:
                 return RunStart(True, None, started)
             if not self.checkpoint.is_file():
+                if extended_from is not None:
+                    raise ConfigError(f"{path}: no checkpoint to continue the run from")
                 return RunStart(False, None, started)
             state, stored_id = load_checkpoint(self.checkpoint)
             if stored_id != self.run_id:
                 raise ConfigError(f"{path}: its checkpoint belongs to another run")
-            return RunStart(False, state, started)
+            return RunStart(False, state, started, extended_from)
         if path.is_dir() and any(not p.name.startswith(".") for p in path.iterdir()):
             raise ConfigError(f"{path}: folder is not empty and holds no topo run; "
                               "choose an empty or new --out")
         return RunStart(False, None, now)
+
+    def _check_extension(self, manifest: dict[str, Any], epochs: int) -> int:
+        """``epochs`` of the stored run when the new configuration may extend it.
+
+        Raises
+        ------
+        ConfigError
+            Fewer epochs than the run has, a run that stopped early, or one that trains in
+            levels (every level has ``epochs``).
+        """
+        path, new = self.path, self.config.epochs
+        if new < epochs:
+            raise ConfigError(f"{path}: the run has {epochs} epochs; --epochs can extend it "
+                              f"(more than {epochs}), not shorten it to {new}")
+        if manifest.get("stopped_early"):
+            raise ConfigError(f"{path}: the run stopped early at epoch "
+                              f"{manifest.get('stopped_epoch')}; it cannot be extended")
+        if manifest.get("levels"):
+            raise ConfigError(f"{path}: {self.config.method} trains every level for "
+                              "--epochs; a run in levels cannot be extended")
+        return epochs
 
     def clean(self, fresh: bool) -> None:
         """Delete temporary files a killed writer left (``.name.XXXX.tmp``) and, for a run

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from topo.errors import ConfigError
+from topo.train._text import count
 from topo.train.callbacks import (
     Callback,
     Checkpointer,
@@ -47,7 +48,7 @@ from topo.train.trainer import Trainer, TrainingData, loss_function
 
 __all__ = ["train", "build_trainer", "load_training_data", "resolve_arch", "torch_threads",
            "default_threads", "random_generators", "method_config", "starting_densities",
-           "check_connectivity",
+           "check_connectivity", "Terminated",
            "DEFAULT_HIDDEN", "SMALL_NETWORK"]
 
 DEFAULT_HIDDEN = (100, 100)
@@ -69,7 +70,12 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
         The run directory to create (or to resume).
     resume
         Continue the run in ``out_dir`` from its last checkpoint (its configuration must
-        match); a finished run is left as it is. A missing or empty folder starts a new run.
+        match); a finished run is left as it is, unless ``config.epochs`` is larger: then
+        it trains on to that many epochs (not for a run in levels or one that stopped early;
+        a method whose schedule depends on the number of epochs, RigL's and GMP's, follows
+        the longer schedule from there, so the result differs from a run that had that many
+        epochs from the start; ``run.json`` lists the extensions). A missing or empty folder
+        starts a new run.
     progress
         Show a progress bar (epoch, loss, accuracy) on stderr.
     callbacks
@@ -88,6 +94,9 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
         holding a different run (or this run without ``resume``).
     UnreadableFileError
         Data files missing or damaged, or a damaged checkpoint.
+    KeyboardInterrupt
+        Ctrl-C, or SIGTERM (:class:`Terminated`), during training: ``run.json`` says
+        ``interrupted`` and ``--resume`` continues from the last complete epoch.
 
     Notes
     -----
@@ -101,18 +110,20 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
         return run_dir.path
     data = load_training_data(config)
     snapshots = SnapshotWriter(run_dir, config, data.task, data.input_shape)
+    checkpointer = Checkpointer(run_dir)
+    manifest = Manifest(run_dir, config, data, snapshots, started=start.started,
+                        fresh=start.state is None, extended_from=start.extended_from)
     own: list[Callback] = []
     if config.early_stopping_patience is not None:
         own.append(EarlyStopping(config.early_stopping_patience))
-    own += [ITOPRate(), ConnectivityWatch(), snapshots, MetricsWriter(run_dir),
-            Checkpointer(run_dir)]
+    own += [ITOPRate(), ConnectivityWatch(), snapshots, MetricsWriter(run_dir), checkpointer]
     if progress:
         own.append(ProgressBar(f"{config.method} {config.dataset}"))
-    own.append(Manifest(run_dir, config, data, snapshots, started=start.started,
-                        fresh=start.state is None))
+    own.append(manifest)
     trainer = build_trainer(config, data, callbacks=[*own, *callbacks])
     run_dir.clean(fresh=start.state is None)
-    with torch_threads(config.threads or default_threads(trainer.model)):
+    with torch_threads(config.threads or default_threads(trainer.model)), \
+            _sigterm_interrupts():
         try:
             if start.state is None:
                 trainer.initialise()
@@ -124,9 +135,40 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
                 trainer.report_initial()
             (trainer.method.driver or Trainer.fit)(trainer)
             trainer.callbacks.on_train_end(trainer)
+        except KeyboardInterrupt as exc:
+            manifest.interrupted(trainer, "SIGTERM" if isinstance(exc, Terminated)
+                                 else "SIGINT", checkpointer.saved)
+            raise
         finally:
             trainer.callbacks.close()
     return run_dir.path
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread when SIGTERM arrives during :func:`train`: the run stops
+    as after Ctrl-C (``run.json`` says ``interrupted``, the checkpoint holds the last
+    complete epoch) instead of dying without a word."""
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` inside the block (main thread only; the handler
+    before it is restored on leaving)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated(signal.Signals(signum).name)
+
+    before = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def check_connectivity(trainer: Trainer, config: TrainConfig) -> None:
@@ -276,7 +318,7 @@ def resolve_arch(arch: list[int] | None, data: Dataset) -> list[int]:
         example = "-".join(map(str, [n_in, *(arch[1:-1] or DEFAULT_HIDDEN), n_out]))
         raise ConfigError(
             f"architecture {'-'.join(map(str, arch))} does not fit dataset {data.name!r}: "
-            f"it needs {n_in} inputs and {n_out} outputs (e.g. {example})")
+            f"it needs {count(n_in, 'input')} and {count(n_out, 'output')} (e.g. {example})")
     return list(arch)
 
 
