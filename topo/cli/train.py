@@ -58,6 +58,9 @@ _HELP = {
     "snapshot_every": "write a snapshot every N epochs (default 1)",
     "early_stopping_patience": "stop after N epochs without a lower validation loss",
     "n_samples": "synthetic data: number of samples (default 30000)",
+    "main_effects": "NID's MLP-M (Tsang et al. 2018): add one univariate network per input "
+                    "feature (1-10-10-10-output) beside the network; snapshots hold the "
+                    "network only",
     "standardize": "scale features (and a regression target) by the training split's mean and "
                    "standard deviation first (Tsang et al. 2018)",
     "test_fraction": "digits: fraction held out for testing (default 0.25)",

@@ -347,6 +347,8 @@ class SnapshotWriter(Callback):
         }
         if cfg.initialisation_seed() != cfg.seed:
             meta["init_seed"] = cfg.initialisation_seed()
+        if cfg.main_effects:
+            meta["main_effects"] = _main_effects(trainer)
         if trainer.level is not None:
             meta["level"] = trainer.level
         meta.update({key: row[key] for key in self._METRICS if key in row})
@@ -575,6 +577,7 @@ class Manifest(Callback):
             **({"extended": self.extended} if self.extended else {}),
             **(self.initial or {}),
             "target_density": cfg.density,
+            **({"main_effects": _main_effects(trainer)} if cfg.main_effects else {}),
             **trainer.method.describe(),
         }
         if status == "finished":
@@ -592,6 +595,13 @@ class Manifest(Callback):
 
 
 _INITIAL = ("initial_density", "initial_densities", "initial_connections")
+
+
+def _main_effects(trainer: Trainer) -> dict[str, Any]:
+    from topo.train.main_effects import describe
+
+    widths = trainer.model.widths
+    return describe(widths[0], widths[-1])
 
 
 def _now() -> str:

@@ -133,6 +133,12 @@ class TrainConfig:
         Scale the features (and a regression target) by the training split's mean and
         standard deviation before training, as Tsang et al. (2018) do for the synthetic
         functions (:func:`topo.train.data.standardized`). Off by default.
+    main_effects
+        Train NID's MLP-M (Tsang et al. 2018): beside the network, one dense univariate
+        network per input feature (1-10-10-10-output, the same activation) whose outputs are
+        added to the network's; the L1 penalty stays on the network's weights. The
+        snapshots hold the network only and say so (:mod:`topo.train.main_effects`); the
+        checkpoint holds the univariate networks too. Not with ``imp`` (its rewinding).
     extra
         Free-form JSON-serialisable notes kept with the configuration (e.g. how a caller
         preprocessed the data before handing it to the trainer). The trainer does not read
@@ -179,6 +185,7 @@ class TrainConfig:
     data_root: str | None = None
     download: bool = False
     standardize: bool = False
+    main_effects: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -233,6 +240,10 @@ class TrainConfig:
             raise ConfigError(f"threads must be at least 1, got {self.threads}")
         if self.n_samples is not None and self.n_samples < 3:
             raise ConfigError(f"n_samples must be at least 3, got {self.n_samples}")
+        if self.main_effects and self.method == "imp":
+            raise ConfigError("main_effects with imp is not supported: IMP rewinds the "
+                              "network between levels, and the univariate networks would "
+                              "need rewinding too")
         if self.prune_output and self.method != "imp":
             raise ConfigError(f"prune_output is IMP's option; {self.method} makes the output "
                               "layer sparse with sparse_output (--sparse-output)")

@@ -30,9 +30,11 @@ far, ``itop_rate`` per layer and ``itop_rate_network``
 keep it).
 
 Snapshot metadata: ``run_id``, ``method``, ``dataset``, ``seed``, ``init_seed`` (only when it
-differs from ``seed``), ``epoch``, ``step``,
-``activation``, ``task``, ``level`` (IMP) and the epoch's ``test_accuracy``/``test_mse``,
-``test_loss`` and ``val_loss``. Layers are named ``layers.0``, ``layers.1``, ...
+differs from ``seed``), ``epoch``, ``step``, ``activation``, ``task``, ``level`` (IMP),
+``main_effects`` (with ``main_effects``: the univariate networks the graph does not hold,
+:func:`topo.train.main_effects.describe`; also in the manifest) and the epoch's
+``test_accuracy``/``test_mse``, ``test_loss`` and ``val_loss``. Layers are named
+``layers.0``, ``layers.1``, ...
 
 ``best_snapshot`` is the snapshot with the lowest validation loss when early stopping is
 on (the weights an early-stopped model should use; with IMP, that of the last level), and
@@ -65,7 +67,8 @@ RUN_FORMAT = "topo.run"
 _LOCATION_FIELDS = ("data_root", "download")
 # options added after the first release enter the id only when they differ from their
 # default, so that the ids of earlier runs stay what they were
-_LATER_FIELDS = ("standardize", "init_seed", "rigl_reinit_regrown", "prune_output")
+_LATER_FIELDS = ("standardize", "init_seed", "rigl_reinit_regrown", "prune_output",
+                 "main_effects")
 
 
 def run_id(config: TrainConfig) -> str:

@@ -228,6 +228,10 @@ def build_trainer(config: TrainConfig, data: Dataset | None = None, *,
         else random_generators(config.initialisation_seed()))
     model = build_mlp(widths, densities, config.activation, config.backend,
                       WeightInit(config.weight_init, widths, init_generator), init_rng)
+    if config.main_effects:
+        from topo.train.main_effects import MainEffects
+
+        model.main_effects = MainEffects(widths[0], widths[-1], model.act, init_generator)
     return Trainer(model, method, TrainingData.from_dataset(data),
                    optimizer=optimizer_factory(config), loss_fn=loss_function(data.task),
                    batch_size=config.batch_size, epochs=config.epochs, generator=generator,

@@ -191,18 +191,27 @@ class Trainer:
             "removed": [c.removed for c in self.changes]}))
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue this run exactly: counters, network, optimiser
-        state, generators, the method's and the callbacks' states."""
-        return {"epoch": self.epoch, "step": self.step, "level": self.level, "stop": self.stop,
-                "model": self.model.capture(),
-                "optimizer": [self.optimizer.state.get(p, {})
-                              for g in self.optimizer.param_groups for p in g["params"]],
-                "generators": generator_state(self.generator, self.rng),
-                "method": self.method.state_dict(), "callbacks": self.callbacks.state_dict()}
+        """Everything needed to continue this run exactly: counters, network (and its
+        main-effect networks), optimiser state, generators, the method's and the callbacks'
+        states."""
+        state = {"epoch": self.epoch, "step": self.step, "level": self.level, "stop": self.stop,
+                 "model": self.model.capture(),
+                 "optimizer": [self.optimizer.state.get(p, {})
+                               for g in self.optimizer.param_groups for p in g["params"]],
+                 "generators": generator_state(self.generator, self.rng),
+                 "method": self.method.state_dict(), "callbacks": self.callbacks.state_dict()}
+        if self.model.main_effects is not None:
+            state["main_effects"] = [p.data.clone()
+                                     for p in self.model.main_effects.parameter_list()]
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from :meth:`state_dict` (a fresh optimiser takes the saved state)."""
         self.model.restore(state["model"])
+        if self.model.main_effects is not None:
+            for p, saved in zip(self.model.main_effects.parameter_list(),
+                                state["main_effects"], strict=True):
+                p.data.copy_(saved)
         self.reset_optimizer()
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         for p, saved in zip(params, state["optimizer"], strict=True):
