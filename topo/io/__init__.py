@@ -25,11 +25,14 @@ from pathlib import Path
 
 from topo.errors import UnreadableFileError
 from topo.graph import LayeredGraph
+from topo.io.export import export_graph
 from topo.io.nnstd_folder import is_nnstd_folder, read_nnstd_folder
 from topo.io.run import is_run_dir, natural_key, snapshot_paths
+from topo.io.sequence import GraphSequence, read_sequence
 from topo.io.snapshot import is_topo_snapshot_header, read_snapshot, save_snapshot
 
-__all__ = ["load", "save_snapshot", "detect_format", "snapshot_paths"]
+__all__ = ["load", "save_snapshot", "detect_format", "snapshot_paths", "read_sequence",
+           "GraphSequence", "export_graph"]
 
 _ZIP_MAGIC = b"PK\x03\x04"
 
