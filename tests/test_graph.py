@@ -158,3 +158,26 @@ def test_require_graph_says_how_to_read_a_path():
     assert "network a" in str(info.value) and "runs/a.safetensors" in str(info.value)
     with pytest.raises(TypeError, match="expected a LayeredGraph, got ndarray"):
         require_graph(np.eye(2))
+
+
+def test_counts_of_names_masks_and_biases_must_fit_the_layers():
+    with pytest.raises(GraphStructureError, match="1 layer names for 2 layers"):
+        LayeredGraph([np.eye(2), np.eye(2)], names=["a"])
+    with pytest.raises(GraphStructureError, match="1 masks for 2 layers"):
+        LayeredGraph([np.eye(2), np.eye(2)], masks=[np.eye(2)])
+    with pytest.raises(GraphStructureError, match="3 biases for 2 layers"):
+        LayeredGraph([np.eye(2), np.eye(2)], biases=[None, None, None])
+    with pytest.raises(GraphStructureError, match=r"shape \(0, 2\)"):
+        LayeredGraph([np.zeros((0, 2))])
+    with pytest.raises(GraphStructureError, match="weights and mask must be 2-D"):
+        LayeredGraph([np.ones(3)], masks=[np.ones(3)])
+    with pytest.raises(GraphStructureError, match="weights must be 2-D"):
+        LayeredGraph([sp.coo_array(np.ones(3))])
+
+
+def test_densities_and_finiteness():
+    g = small_graph()
+    assert g.densities == [3 / 6, 1 / 2]
+    assert g.is_finite()
+    bad = LayeredGraph([np.array([[np.inf, 1.0]])])
+    assert not bad.is_finite() and bad.nonfinite_layers() == ["layer0"]

@@ -202,3 +202,29 @@ def test_aligned_overlap_can_be_below_the_raw_one_as_documented(shared_data):
     frame = mask_overlap(a, b, nnstd(a, b, reference=True).matchings)
     assert frame["jaccard"][1:3].round(2).tolist() == [0.43, 0.46]
     assert frame["aligned_jaccard"][1:3].round(2).tolist() == [0.30, 0.30]
+
+
+def test_pooled_chance_level_of_large_layers_convolves_their_laws():
+    from scipy.stats import hypergeom
+
+    # two 300 x 300 layers at density 1/2: each intersection law spreads over thousands of
+    # values, and their sum's law is the convolution of the two
+    rng = np.random.default_rng(9)
+    masks = [rng.random((300, 300)) < 0.5 for _ in range(4)]
+    a, b = net(masks[0], masks[1]), net(masks[2], masks[3])
+    frame = mask_overlap(a, b)
+    laws, starts, total = [], [], 0
+    for ma, mb in ((masks[0], masks[2]), (masks[1], masks[3])):
+        k_a, k_b = int(ma.sum()), int(mb.sum())
+        law = hypergeom(90_000, k_a, k_b)
+        # beyond 15 standard deviations the law adds nothing at double precision
+        lo, hi = (int(v) for v in law.mean() + np.array([-15, 15]) * law.std())
+        pmf = law.pmf(np.arange(lo, hi + 1))
+        assert pmf.sum() == pytest.approx(1.0, abs=1e-12)
+        laws.append(pmf)
+        starts.append(lo)
+        total += k_a + k_b
+    law = np.convolve(*laws)  # direct, not by FFT
+    x = sum(starts) + np.arange(law.size)
+    expected = float(np.sum(law * x / (total - x)))
+    assert frame["expected_jaccard_random"].iloc[-1] == pytest.approx(expected, rel=1e-9)

@@ -210,3 +210,8 @@ def test_an_unreachable_scheduler_is_a_config_error(monkeypatch):
     with pytest.raises(ConfigError, match=r"cannot reach the Dask scheduler at "
                                           r"'tcp://127.0.0.1:9': Timed out trying to connect"):
         run_tasks([(operator.neg, (1,))], scheduler="tcp://127.0.0.1:9")
+
+
+def test_one_network_is_a_one_by_one_matrix():
+    dist, over = distance_matrix([random_net([4, 3, 2], 0.5, seed=1)], labels=["only"])
+    assert dist.to_numpy().tolist() == [[0.0]] and over.to_numpy().tolist() == [[1.0]]

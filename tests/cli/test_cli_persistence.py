@@ -223,11 +223,12 @@ def test_the_command_offers_exactly_the_methods_and_orders_of_the_api():
     assert command.METHODS == METHODS and command.ORDERS == ORDERS
 
 
-def test_top_must_be_positive(tmp_path, capsys):
+def test_top_must_be_a_positive_integer(tmp_path, capsys):
     path = _write_snapshot(tmp_path)
-    with pytest.raises(SystemExit):
-        main(["interactions", str(path), "--top", "0"])
-    assert "positive integer" in capsys.readouterr().err
+    for top in ("0", "two"):
+        with pytest.raises(SystemExit):
+            main(["interactions", str(path), "--top", top])
+        assert f"expected a positive integer, got '{top}'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", ["persistence", "interactions"])
