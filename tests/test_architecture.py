@@ -45,6 +45,9 @@ FORBIDDEN = {
 }
 #: modules allowed to use importlib: the command line discovers its sub-commands
 IMPORTLIB_ALLOWED = {"topo.cli"}
+#: modules that still use importlib while they are being restructured elsewhere; the test
+#: fails as soon as one of them stops, so that its entry here is removed with it
+IMPORTLIB_PENDING = {"topo.train"}  # lazy names of topo/train/__init__.py (issue 9, items 3-4)
 
 
 @dataclass(frozen=True)
@@ -229,4 +232,6 @@ def test_importlib_only_for_the_command_discovery():
                 users.add(name)
             if isinstance(node, ast.Name) and node.id == "__import__":
                 users.add(name)
-    assert users <= IMPORTLIB_ALLOWED, users - IMPORTLIB_ALLOWED
+    assert users - IMPORTLIB_ALLOWED == IMPORTLIB_PENDING, (
+        f"importlib outside the command discovery: {sorted(users - IMPORTLIB_ALLOWED)}; "
+        f"pending: {sorted(IMPORTLIB_PENDING)}")
