@@ -62,8 +62,8 @@ def test_json_with_a_csv_is_refused_by_the_parser(tmp_path, capsys, write_run):
 
 def test_json_with_a_figure_says_wrote_on_stderr(tmp_path, capsys, write_run):
     run = write_run(tmp_path / "run", HAND)
-    fig = tmp_path / "evo.svg"
-    assert main(["evolution", str(run), "--json", "--plot", str(fig)]) == 0
+    fig = tmp_path / "inputs.svg"
+    assert main(["evolution", str(run), "--json", "--inputs-plot", str(fig)]) == 0
     captured = capsys.readouterr()
     assert len(json.loads(captured.out)) == 4
     assert captured.err == f"wrote {fig}\n"
