@@ -45,9 +45,14 @@ FORBIDDEN = {
 }
 #: modules allowed to use importlib: the command line discovers its sub-commands
 IMPORTLIB_ALLOWED = {"topo.cli"}
-#: modules that still use importlib while they are being restructured elsewhere; the test
-#: fails as soon as one of them stops, so that its entry here is removed with it
-IMPORTLIB_PENDING = {"topo.train"}  # lazy names of topo/train/__init__.py (issue 9, items 3-4)
+#: Known cycles outside this check's owners, each named by one of its edges (which the cycle
+#: check leaves out). test_known_cycles_still_exist fails once one is gone, so that its entry
+#: goes with it. The training registry (stdlib-only, for a fast `topo --help`) imports an
+#: implementation module when one of its names is first used, and each of those modules
+#: imports the registry's name lists back.
+KNOWN_CYCLE_EDGES = {("topo.train.registry", "topo.train.initialization"),
+                     ("topo.train.registry", "topo.train.methods"),
+                     ("topo.train.registry", "topo.train.optim")}
 
 
 @dataclass(frozen=True)
@@ -206,8 +211,25 @@ def test_the_layer_rules_catch_an_upward_import():
 
 
 def test_no_import_cycle_in_topo():
-    cycle = find_cycle(edges_for_cycles(all_imports()))
+    edges = edges_for_cycles(all_imports())
+    for source, target in KNOWN_CYCLE_EDGES:
+        edges.get(source, set()).discard(target)
+    cycle = find_cycle(edges)
     assert cycle is None, " -> ".join(cycle)
+
+
+@pytest.mark.parametrize("edge", sorted(KNOWN_CYCLE_EDGES))
+def test_known_cycles_still_exist(edge):
+    source, target = edge
+    edges = edges_for_cycles(all_imports())
+    assert target in edges.get(source, set()), f"{source} no longer imports {target}"
+    reached, todo = set(), [target]
+    while todo:
+        node = todo.pop()
+        if node not in reached:
+            reached.add(node)
+            todo.extend(edges.get(node, ()))
+    assert source in reached, f"{target} no longer leads back to {source}: drop the entry"
 
 
 def test_no_import_against_the_layers():
@@ -232,6 +254,4 @@ def test_importlib_only_for_the_command_discovery():
                 users.add(name)
             if isinstance(node, ast.Name) and node.id == "__import__":
                 users.add(name)
-    assert users - IMPORTLIB_ALLOWED == IMPORTLIB_PENDING, (
-        f"importlib outside the command discovery: {sorted(users - IMPORTLIB_ALLOWED)}; "
-        f"pending: {sorted(IMPORTLIB_PENDING)}")
+    assert users <= IMPORTLIB_ALLOWED, users - IMPORTLIB_ALLOWED
