@@ -41,6 +41,12 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The few end-to-end tests (marked slow) start first: with two workers, the long ones
+    # then run beside the many short ones instead of being left for last.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
