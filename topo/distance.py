@@ -19,22 +19,20 @@ D. C. Mocanu, "Topological Insights into Sparse Neural Networks", ECML-PKDD 2020
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 
-from topo.errors import IncompatibleGraphsError, TopoError
-from topo.graph import LayeredGraph
+from topo.errors import IncompatibleGraphsError
+from topo.graph import LayeredGraph, require_graph
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
 
-__all__ = ["NNSTDResult", "nnstd", "distance_matrix", "jaccard_cost"]
+__all__ = ["NNSTDResult", "nnstd", "jaccard_cost", "matching_column_map"]
 
 # cost that keeps a tie-breaking assignment inside its class of tied units (costs are <= 1)
 _FORBIDDEN = 1e6
@@ -97,16 +95,15 @@ class NNSTDResult:
         })
 
 
-def nnstd(a: LayeredGraph | str | Path, b: LayeredGraph | str | Path, *,
-          reference: bool = False) -> NNSTDResult:
+def nnstd(a: LayeredGraph, b: LayeredGraph, *, reference: bool = False) -> NNSTDResult:
     """Neural-network sparse topology distance (NNSTD) between two layered graphs.
 
     Parameters
     ----------
     a, b
-        The two networks, as LayeredGraphs or as paths :func:`topo.load` reads. They need the
-        same number of layers, the same number of inputs and the same number of outputs;
-        hidden widths may differ (not with ``reference=True``).
+        The two networks (read files with :func:`topo.load`). They need the same number of
+        layers, the same number of inputs and the same number of outputs; hidden widths may
+        differ (not with ``reference=True``).
     reference
         ``True`` follows the published implementation exactly: every layer is matched,
         including the output layer (so class identity is not kept), and each layer's cost is
@@ -127,8 +124,8 @@ def nnstd(a: LayeredGraph | str | Path, b: LayeredGraph | str | Path, *,
     IncompatibleGraphsError
         Different numbers of layers, inputs or outputs; with ``reference=True`` also
         different hidden widths.
-    TopoError
-        A path that :func:`topo.load` cannot read.
+    NotAGraphError
+        ``a`` or ``b`` is not a LayeredGraph (e.g. a path).
 
     Notes
     -----
@@ -174,7 +171,7 @@ def nnstd(a: LayeredGraph | str | Path, b: LayeredGraph | str | Path, *,
     D. F. Crouse, "On implementing 2D rectangular assignment algorithms", IEEE Transactions
     on Aerospace and Electronic Systems 52(4), 2016.
     """
-    a, b = as_graph(a), as_graph(b)
+    a, b = require_graph(a, "network a"), require_graph(b, "network b")
     _check_comparable(a, b, reference)
     masks_a, masks_b = a.masks(), b.masks()
     n_layers = a.n_layers
@@ -274,88 +271,40 @@ def jaccard_cost(
     return np.divide(edit, union, dtype=np.float64)
 
 
-def distance_matrix(
-    paths: Sequence[str | Path],
-    *,
-    reference: bool = False,
-    n_jobs: int = 1,
-    scheduler: str | None = None,
-    progress: bool = False,
-    labels: Sequence[str] | None = None,
-) -> tuple[pandas.DataFrame, pandas.DataFrame]:
-    """NNSTD and connection overlap of every pair of networks read from ``paths``.
+def matching_column_map(perm: np.ndarray, n_a: int, n_b: int) -> tuple[np.ndarray, int]:
+    """Where B's units lie in A's frame after a matching: the re-indexing of the next layer.
 
     Parameters
     ----------
-    paths
-        Files or folders :func:`topo.load` reads. Workers receive the paths and read the
-        files themselves, so no array crosses a process or network boundary.
-    reference
-        Passed to :func:`nnstd`.
-    n_jobs
-        Local worker processes (joblib's ``loky`` backend); ``-1`` uses every core.
-    scheduler
-        Address of a Dask distributed scheduler (``"tcp://host:8786"``): the same joblib
-        code then runs on that cluster through joblib's ``dask`` backend. The workers must
-        see the same file paths.
-    progress
-        Show a progress bar on stderr (tqdm).
-    labels
-        Row/column labels; the paths as given by default.
+    perm
+        A matching of one layer (an entry of :attr:`NNSTDResult.matchings`): ``perm[i]`` is
+        B's unit matched to A's unit ``i``, ``-1`` for none; length ``n_a``.
+    n_a, n_b
+        Widths of the layer in A and in B.
 
     Returns
     -------
-    (pandas.DataFrame, pandas.DataFrame)
-        Square symmetric matrices labelled by ``labels``: the NNSTD distance (0 on the
-        diagonal) and the pooled Jaccard index of the two connection sets (1 on the
-        diagonal).
+    (numpy.ndarray, int)
+        ``col_map`` of length ``n_b`` and the size of the common frame. B's unit ``perm[i]``
+        takes A's index ``i``; B's units without a partner get fresh indices after A's
+        ``n_a`` units, so they never coincide with a unit of A. Re-indexing the inputs of B's
+        next layer by ``col_map`` (or the rows of this layer, as :func:`topo.mask_overlap`
+        does) puts B in A's frame.
 
-    Raises
-    ------
-    TopoError
-        Fewer than one path, a label count that differs from the path count, or any error of
-        :func:`topo.load` / :func:`nnstd` for a pair (the first one is raised).
-
-    Notes
-    -----
-    The ``n (n - 1) / 2`` pairs are cut into row-major blocks, one task per block; a task
-    reads each file it needs once. ``O(n²)`` NNSTD evaluations in all.
+    Examples
+    --------
+    >>> col_map, n = matching_column_map(np.array([1, -1]), 2, 3)
+    >>> col_map.tolist(), n  # B's unit 1 is A's 0; B's units 0 and 2 are new (2, 3)
+    ([2, 0, 3], 4)
     """
-    import pandas as pd
-
-    from topo.parallel import pair_blocks, run_tasks
-
-    paths = [str(p) for p in paths]
-    n = len(paths)
-    if n == 0:
-        raise TopoError("distance matrix: no networks given")
-    labels = list(labels) if labels is not None else paths
-    if len(labels) != n:
-        raise TopoError(f"distance matrix: {len(labels)} labels for {n} networks")
-    blocks = pair_blocks(n, n_jobs=n_jobs, scheduler=scheduler)
-    tasks = [(_pairs_worker, (paths, block, reference)) for block in blocks]
-    results = run_tasks(tasks, n_jobs=n_jobs, scheduler=scheduler, progress=progress,
-                        total_items=[len(b) for b in blocks], desc="NNSTD pairs")
-    dist = np.zeros((n, n))
-    over = np.eye(n)
-    for block, (d, o) in zip(blocks, results):
-        if len(block):
-            i, j = block[:, 0], block[:, 1]
-            dist[i, j] = dist[j, i] = d
-            over[i, j] = over[j, i] = o
-    return (pd.DataFrame(dist, index=labels, columns=labels),
-            pd.DataFrame(over, index=labels, columns=labels))
-
-
-def as_graph(network: LayeredGraph | str | Path) -> LayeredGraph:
-    """``network`` itself when it is a LayeredGraph, else :func:`topo.load` of the path."""
-    if isinstance(network, LayeredGraph):
-        return network
-    if isinstance(network, (str, Path)):
-        from topo.io import load
-
-        return load(network)
-    raise TypeError(f"expected a LayeredGraph or a path, got {type(network).__name__}")
+    col_map = np.empty(n_b, dtype=np.int64)
+    matched = perm >= 0
+    col_map[perm[matched]] = np.flatnonzero(matched)
+    free = np.ones(n_b, dtype=bool)
+    free[perm[matched]] = False
+    n_free = int(free.sum())
+    col_map[free] = n_a + np.arange(n_free)
+    return col_map, n_a + n_free
 
 
 # --------------------------------------------------------------------------- helpers
@@ -379,20 +328,8 @@ def _check_comparable(a: LayeredGraph, b: LayeredGraph, reference: bool) -> None
             "needs equal widths (the default mode lets hidden widths differ)")
 
 
-def _next_column_map(perm: np.ndarray, n_a: int, n_b: int) -> tuple[np.ndarray, int]:
-    """Aligned input frame of the next layer from this layer's matching.
-
-    B's unit ``perm[i]`` takes A's index ``i``; B's units without a partner get fresh indices
-    after A's ``n_a`` units, so they never coincide with an input of A.
-    """
-    col_map = np.empty(n_b, dtype=np.int64)
-    matched = perm >= 0
-    col_map[perm[matched]] = np.flatnonzero(matched)
-    free = np.ones(n_b, dtype=bool)
-    free[perm[matched]] = False
-    n_free = int(free.sum())
-    col_map[free] = n_a + np.arange(n_free)
-    return col_map, n_a + n_free
+# the solver's internal name for the public re-indexing above
+_next_column_map = matching_column_map
 
 
 def _break_ties(c: np.ndarray, perm: np.ndarray, next_a: sp.csr_matrix,
@@ -492,25 +429,3 @@ def _paired_cost(mask_a: sp.csr_matrix, mask_b: sp.csr_matrix, col_map: np.ndarr
     union = np.diff(mask_a.indptr) + np.diff(mask_b.indptr) - inter
     edit = union - inter
     return np.divide(edit, union, out=np.zeros_like(edit), where=union > 0)
-
-
-def _pairs_worker(paths: list[str], pairs: np.ndarray, reference: bool
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """NNSTD distance and pooled Jaccard index for ``pairs`` of ``paths`` (one task)."""
-    from topo.io import load
-    from topo.overlap import pooled_jaccard
-
-    cache: dict[int, LayeredGraph] = {}
-
-    def get(i: int) -> LayeredGraph:
-        if i not in cache:
-            cache[i] = load(paths[i])
-        return cache[i]
-
-    dist = np.empty(len(pairs))
-    over = np.empty(len(pairs))
-    for t, (i, j) in enumerate(pairs):
-        a, b = get(int(i)), get(int(j))
-        dist[t] = nnstd(a, b, reference=reference).distance
-        over[t] = pooled_jaccard(a, b)
-    return dist, over
