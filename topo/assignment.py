@@ -62,6 +62,10 @@ SOLVERS = ("auto", "sparse", "dense", "scipy")
 TOL = 1e-9
 # a decrease of a potential smaller than this is float noise, not an update
 _STEP = 1e-12
+# first bound on the exchanges that can bind (doubled until it exceeds -min potential)
+_THETA0 = 0.05
+# levels of exchange weights in the Bellman-Ford tables
+_LEVELS = 5
 # the sparse path is chosen when at most this fraction of unit pairs share an input
 SPARSE_DENSITY = 0.2
 # ... and the layer has at least this many units on its wider side
@@ -79,7 +83,7 @@ class LayerCost:
     rows, cols, values
         The similarity graph in row-major order: every pair ``(rows[t], cols[t])`` whose
         units share an input or both have none, with its cost ``values[t] < 1`` (or 0).
-        Every other pair costs exactly 1.
+        Every other pair costs exactly 1. Empty when ``dense`` holds the costs.
     dense
         The full ``(n_a, n_b)`` cost matrix when it was built (dense path), else ``None``.
     """
@@ -90,12 +94,6 @@ class LayerCost:
     cols: np.ndarray
     values: np.ndarray
     dense: np.ndarray | None = None
-
-    @property
-    def density(self) -> float:
-        """Fraction of unit pairs in the similarity graph."""
-        size = self.n_a * self.n_b
-        return self.rows.size / size if size else 0.0
 
     def lookup(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """Cost of the pairs ``(i[t], j[t])`` (indices below ``n_a`` and ``n_b``)."""
@@ -148,9 +146,8 @@ def layer_cost(mask_a: sp.csr_matrix, mask_b: sp.csr_matrix, col_map: np.ndarray
         from topo.distance import jaccard_cost
 
         full = jaccard_cost(mask_a, mask_b, col_map, n_cols)
-        rows, cols = np.nonzero(full < 1.0)
-        return LayerCost(n_a, n_b, rows.astype(np.int64), cols.astype(np.int64),
-                         full[rows, cols], dense=full)
+        none = np.zeros(0, dtype=np.int64)
+        return LayerCost(n_a, n_b, none, none, np.zeros(0), dense=full)
     a = sp.csr_matrix((np.ones(mask_a.nnz, dtype=np.int32), mask_a.indices, mask_a.indptr),
                       shape=(n_a, n_cols))
     bt = sp.csr_matrix((np.ones(mask_b.nnz, dtype=np.int32), col_map[mask_b.indices],
@@ -322,8 +319,9 @@ def optimal_face(cost: LayerCost, col_of: np.ndarray) -> Face:
     matchings, none is negative because ``col_of`` is optimal, and the zero ones connect the
     optimal matchings. Potentials ``p`` with ``p_l - p_k <= w_kl`` (an optimal dual) come
     from Bellman-Ford started at 0 everywhere; only exchanges with ``w_kl < θ`` can bind when
-    ``-min p < θ``, so ``θ`` grows from 0.1 until that holds. The ``n²`` exchanges into
-    columns outside the similarity graph all cost ``1 - d_k`` and go through one hub node.
+    ``-min p < θ``, so ``θ`` doubles from 0.05 (0.2 on the sparse path) until that holds
+    (each try starts from the last potentials). The ``n²`` exchanges into columns outside
+    the similarity graph all cost ``1 - d_k`` and go through one hub node.
     Blocks are the strongly connected components of the tight exchanges. Time ``O(R · E_θ)``
     for ``R`` Bellman-Ford rounds over the ``E_θ`` exchanges below ``θ``.
     """
@@ -336,14 +334,16 @@ def optimal_face(cost: LayerCost, col_of: np.ndarray) -> Face:
     d[real] = cost.lookup(real, col_of[real])
     hub_w = 1.0 - d
     p = np.zeros(n)
-    theta = 0.1
+    # the similarity graph is short: list most of it at once; a dense matrix is long
+    theta = _THETA0 if cost.dense is not None else 4 * _THETA0
+    exchanges = _Exchanges(cost, d, node_of_col)
     while True:
-        k, head, w = _exchanges_below(cost, d, node_of_col, theta)
+        k, head, w = exchanges.below(theta)
         keep_hub = hub_w < theta
         p = _bellman_ford(n, k, head, w, hub_w, keep_hub, p)
         if -p.min(initial=0.0) < theta or theta > 2.0:
             break
-        theta *= 4.0
+        theta *= 2.0
     tight = w + p[k] - p[head] <= TOL
     tk, tl = k[tight], head[tight]
     hub_rows = hub_cols = np.zeros(0, dtype=np.int64)
@@ -405,54 +405,89 @@ def _lapmod_partial(cost: LayerCost) -> np.ndarray:
     size = n_a + n_b
     g = sp.csr_matrix((vals, (rows, cols)), shape=(size, size))
     g.sort_indices()
-    _, x, _ = lap.lapmod(size, g.data, g.indptr.astype(np.int32), g.indices.astype(np.int32))
+    x, _ = lap.lapmod(size, g.data, g.indptr.astype(np.int32), g.indices.astype(np.int32),
+                      return_cost=False)
     x = np.asarray(x[:n_a], dtype=np.int64)
     x[x >= n_b] = -1
     return x
 
 
-def _exchanges_below(cost: LayerCost, d: np.ndarray, node_of_col: np.ndarray,
-                     theta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Exchanges ``k -> l`` of the similarity graph with ``w_kl < theta``, sorted by ``k``."""
-    if cost.dense is not None:
-        full = cost.dense
-        mask = (full < 1.0) & (full < d[:cost.n_a, None] + theta)
-        rows, cols = np.nonzero(mask)
-        vals = full[rows, cols]
-    else:
-        rows, cols, vals = cost.rows, cost.cols, cost.values
-        sel = vals < d[rows] + theta
-        rows, cols, vals = rows[sel], cols[sel], vals[sel]
-    k = rows.astype(np.int64)
-    l_ = node_of_col[cols]
-    w = vals - d[k]
-    keep = k != l_
-    return k[keep], l_[keep], w[keep]
+class _Exchanges:
+    """Exchanges ``k -> l`` of the similarity graph with ``w_kl < theta``, sorted by ``k``.
+
+    Built with one pass over the costs for each larger bound asked for.
+    """
+
+    def __init__(self, cost: LayerCost, d: np.ndarray, node_of_col: np.ndarray) -> None:
+        self.cost, self.d, self.node_of_col = cost, d, node_of_col
+        self.cap = -1.0
+
+    def below(self, theta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if theta > self.cap:
+            self.cap = theta
+            self.k, self.head, self.w = self._build(self.cap)
+        sel = self.w < theta
+        return self.k[sel], self.head[sel], self.w[sel]
+
+    def _build(self, cap: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        cost, d = self.cost, self.d
+        if cost.dense is not None:
+            full = cost.dense
+            rows, cols = np.nonzero((full < 1.0) & (full < d[:cost.n_a, None] + cap))
+            vals = full[rows, cols]
+        else:
+            rows, cols, vals = cost.rows, cost.cols, cost.values
+            sel = vals < d[rows] + cap
+            rows, cols, vals = rows[sel], cols[sel], vals[sel]
+        k = rows.astype(np.int64)
+        head = self.node_of_col[cols]
+        w = vals - d[k]
+        keep = k != head
+        return k[keep], head[keep], w[keep]
 
 
-def _bellman_ford(n: int, k: np.ndarray, l_: np.ndarray, w: np.ndarray, hub_w: np.ndarray,
+def _bellman_ford(n: int, k: np.ndarray, head: np.ndarray, w: np.ndarray, hub_w: np.ndarray,
                   keep_hub: np.ndarray, p: np.ndarray) -> np.ndarray:
     """Largest potentials ``p' <= p`` with ``p'_l <= p'_k + w_kl`` and the hub constraints.
 
-    Only nodes whose potential dropped in the last round relax their exchanges (frontier
-    Bellman-Ford); exchanges are grouped by their tail ``k`` (already sorted).
+    Frontier Bellman-Ford: only nodes whose potential dropped in the last round relax their
+    exchanges, and a node ``k`` only those with ``w_kl < -p_k`` (no other can lower a
+    potential that is at most 0). Exchanges are grouped in levels of ``w`` (bounds halving
+    from the largest), each level by tail ``k``, so that a node reads at most about twice
+    the exchanges it needs.
     """
     p = p.copy()
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(k, minlength=n), out=indptr[1:])
+    top = float(w.max(initial=0.0))
+    bounds = np.array([0.0] + [top / 2.0 ** j for j in range(_LEVELS - 2, -1, -1)])
+    level = np.searchsorted(bounds, w, side="right").astype(np.uint8)
+    order = np.argsort(level, kind="stable")  # keeps the order by tail within a level
+    k, head, w, level = k[order], head[order], w[order], level[order]
+    starts_of = np.searchsorted(level, np.arange(_LEVELS + 1))
+    lower = np.concatenate([[-np.inf], bounds])  # exchanges of level j have w >= lower[j]
+    tables = []
+    for j in range(_LEVELS + 1):
+        lo, hi = starts_of[j], (starts_of[j + 1] if j < _LEVELS else k.size)
+        if hi > lo:
+            indptr = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(np.bincount(k[lo:hi], minlength=n), out=indptr[1:])
+            tables.append((lower[j], indptr + lo))
     hub_value = np.inf
     frontier = np.arange(n)
-    for _ in range(4 * n + 8):
+    for _ in range(2 * n + 8):
         if frontier.size == 0:
-            break
+            return p
         new = p.copy()
-        starts = indptr[frontier]
-        counts = indptr[frontier + 1] - starts
-        total = int(counts.sum())
-        if total:
-            offsets = np.repeat(starts - (np.cumsum(counts) - counts), counts)
-            idx = offsets + np.arange(total)
-            np.minimum.at(new, l_[idx], p[k[idx]] + w[idx])
+        reach = -p[frontier]
+        for low, indptr in tables:
+            nodes = frontier[reach > low]
+            if nodes.size == 0:
+                continue
+            starts = indptr[nodes]
+            counts = indptr[nodes + 1] - starts
+            total = int(counts.sum())
+            if total:
+                idx = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(total)
+                np.minimum.at(new, head[idx], p[k[idx]] + w[idx])
         hubbed = frontier[keep_hub[frontier]]
         if hubbed.size:
             hub_value = min(hub_value, float((p[hubbed] + hub_w[hubbed]).min()))
@@ -460,7 +495,7 @@ def _bellman_ford(n: int, k: np.ndarray, l_: np.ndarray, w: np.ndarray, hub_w: n
         dropped = new < p - _STEP
         p = np.where(dropped, new, p)
         frontier = np.flatnonzero(dropped)
-    return p
+    raise TopoError("NNSTD: the dual potentials of a layer did not converge (please report)")
 
 
 def _choose_in_blocks(cost: LayerCost, col_of: np.ndarray, face: Face,
