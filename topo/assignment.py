@@ -24,8 +24,8 @@ exchange graph. The face splits into independent blocks (those components); ever
 matching of zero-reduced-cost pairs inside every block is optimal, and nothing else is. The
 canonical matching minimises a secondary cost over this face: a pair of units with the same
 *canonical colour* (:mod:`topo.canonical`) costs 1, any other pair ``2 + h`` with ``h`` in
-``[0, 1)`` a fixed hash of the two colours. The face does not depend on the solver or on unit
-order, nor do the colours, so neither does the choice.
+``[0, 1)`` a fixed symmetric hash of the two colours. The face does not depend on the solver
+or on unit order, nor do the colours, so neither does the choice.
 
 The dual is recovered from the solver's matching as shortest-path potentials of the exchange
 graph (Bellman-Ford on the pairs that can matter, plus one hub node standing for all pairs
@@ -341,7 +341,8 @@ def optimal_face(cost: LayerCost, col_of: np.ndarray) -> Face:
         k, head, w = exchanges.below(theta)
         keep_hub = hub_w < theta
         p = _bellman_ford(n, k, head, w, hub_w, keep_hub, p)
-        if -p.min(initial=0.0) < theta or theta > 2.0:
+        # an exchange left out (w >= theta) then has reduced cost above TOL: never tight
+        if -p.min(initial=0.0) + 2 * TOL < theta or theta > 2.0:
             break
         theta *= 2.0
     tight = w + p[k] - p[head] <= TOL
@@ -433,11 +434,13 @@ class _Exchanges:
         cost, d = self.cost, self.d
         if cost.dense is not None:
             full = cost.dense
-            rows, cols = np.nonzero((full < 1.0) & (full < d[:cost.n_a, None] + cap))
+            # the same subtraction as the exchange weights, so no weight below cap is lost
+            # to rounding
+            rows, cols = np.nonzero((full < 1.0) & (full - d[:cost.n_a, None] < cap))
             vals = full[rows, cols]
         else:
             rows, cols, vals = cost.rows, cost.cols, cost.values
-            sel = vals < d[rows] + cap
+            sel = vals - d[rows] < cap
             rows, cols, vals = rows[sel], cols[sel], vals[sel]
         k = rows.astype(np.int64)
         head = self.node_of_col[cols]
@@ -550,10 +553,13 @@ _DUMMY_COLOUR = np.uint64(0x9E3779B97F4A7C15)
 
 
 def _pair_hash(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """A fixed hash of two colours, as a float in ``[0, 1)``."""
+    """A fixed symmetric hash of two colours, as a float in ``[0, 1)``.
+
+    Symmetric so that comparing B with A makes the mirror choice of comparing A with B.
+    """
     from topo.canonical import mix64
 
-    h = mix64(mix64(x) ^ (y * np.uint64(0xD6E8FEB86659FD93)))
+    h = mix64(mix64(x) + mix64(y))
     return (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 

@@ -200,8 +200,11 @@ class _Layered:
         coo = self.out_of.tocoo()
         g = igraph.Graph(n=self.n, edges=list(zip(coo.row.tolist(), coo.col.tolist())),
                          directed=False)
-        labelling = np.asarray(g.canonical_permutation(color=vertex_colour.tolist()),
-                               dtype=np.int64)
+        # igraph's permutation lists the vertex that takes each canonical place (that is
+        # how permute_vertices reads it); the canonical place of a vertex is its inverse
+        permutation = np.asarray(g.canonical_permutation(color=vertex_colour.tolist()),
+                                 dtype=np.int64)
+        labelling = np.argsort(permutation)
         # rank of each unit's canonical label within its layer
         position = np.empty(self.n, dtype=np.uint64)
         for k in range(self.offsets.size - 1):
