@@ -35,6 +35,7 @@ _LAZY = {
     "nnstd": "topo.distance",
     "NNSTDResult": "topo.distance",
     "distance_matrix": "topo.distance",
+    "nnstd_chance": "topo.distance_chance",
     "mask_overlap": "topo.overlap",
     "ever_active_rate": "topo.overlap",
     "neural_persistence": "topo.persistence",
