@@ -8,6 +8,7 @@ force over every permutation of tiny layers.
 from __future__ import annotations
 
 import itertools
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import topo
+from topo import assignment
 from topo.assignment import (
     canonical_optimum,
     choose_solver,
@@ -109,9 +111,13 @@ def test_face_holds_exactly_the_pairs_of_optimal_matchings(layer):
     _, optima = brute_optima(c)
     in_some_optimum = {(i, p[i]) for p in optima for i in range(len(p))}
     cost = layer_cost(ma, mb, np.arange(ma.shape[1]), ma.shape[1], dense=True)
-    for start in optima[:: max(1, len(optima) // 4)]:
+    starts = optima[:: max(1, len(optima) // 4)]
+    # both ways to the face: the full exchange matrix (small layers) and the pruned
+    # exchanges with the hub (large layers)
+    for start, small in itertools.product(starts, (384, 0)):
         col_of = np.array(start)
-        face = optimal_face(cost, col_of)
+        with mock.patch.object(assignment, "_SMALL", small):
+            face = optimal_face(cost, col_of)
         label = face.label
         n = c.shape[0]
         node_of_col = np.argsort(col_of)
@@ -135,15 +141,18 @@ def test_canonical_choice_is_the_same_from_every_optimal_matching(layer, data):
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     colour_a = rng.integers(0, 3, ma.shape[0]).astype(np.uint64)
     colour_b = rng.integers(0, 3, mb.shape[0]).astype(np.uint64)
-    for dense in (True, False):
+    starts = optima[:: max(1, len(optima) // 6)]
+    chosen = set()
+    for dense, small in itertools.product((True, False), (384, 0)):
         cost = layer_cost(ma, mb, np.arange(ma.shape[1]), ma.shape[1], dense=dense)
-        starts = optima[:: max(1, len(optima) // 6)]
-        chosen = {tuple(canonical_optimum(cost, np.array(p), lambda: (colour_a, colour_b))[0])
-                  for p in starts}
-        assert len(chosen) == 1
-        perm = np.array(chosen.pop())
-        total = sum(c[i, j] for i, j in enumerate(perm) if j >= 0)
-        assert total + abs(ma.shape[0] - mb.shape[0]) == pytest.approx(best, abs=1e-12)
+        with mock.patch.object(assignment, "_SMALL", small):
+            chosen |= {tuple(canonical_optimum(cost, np.array(p),
+                                               lambda: (colour_a, colour_b))[0])
+                       for p in starts}
+    assert len(chosen) == 1
+    perm = np.array(chosen.pop())
+    total = sum(c[i, j] for i, j in enumerate(perm) if j >= 0)
+    assert total + abs(ma.shape[0] - mb.shape[0]) == pytest.approx(best, abs=1e-12)
 
 
 def test_sparse_cost_is_the_dense_cost_on_the_pairs_sharing_an_input():
@@ -201,3 +210,21 @@ def test_solve_layer_rectangular_paths_reach_the_same_optimum():
             col_of = solve_layer(cost, path)
             assert sorted(col_of) == list(range(n))
             assert sum(c[i, col_of[i]] for i in range(n)) == pytest.approx(best, abs=1e-12)
+
+
+def test_paths_agree_on_layers_wider_than_the_small_face_path():
+    # over 384 units: the face comes from the pruned exchanges and the hub node
+    rng = np.random.default_rng(11)
+    for eps in (2, 10):
+        widths = [300, 450, 420, 10]
+        layers = []
+        for n_in, n_out in zip(widths[:-1], widths[1:]):
+            p = min(1.0, eps * (n_in + n_out) / (n_in * n_out))
+            layers.append((rng.random((n_out, n_in)) < p).astype(float))
+        a = LayeredGraph(layers)
+        b = LayeredGraph([(rng.random(w.shape) < w.mean()).astype(float) for w in layers])
+        results = [topo.nnstd(a, b, solver=s) for s in ("sparse", "dense", "scipy")]
+        if eps == 2:  # sparse enough that many optimal matchings tie
+            assert sum(results[0].tied_units) > 100
+        for r in results[:2]:
+            assert r.per_layer == pytest.approx(results[2].per_layer, abs=1e-12)

@@ -208,3 +208,15 @@ def test_different_hidden_widths_with_ties_are_symmetric_and_optimal():
     assert ab.per_layer == pytest.approx(ba.per_layer, abs=1e-12)
     # layer 0: every pair of dense units costs 0; two of A's five units stay unmatched
     assert ab.per_layer[0] == pytest.approx(2 / 5)
+
+
+def test_wide_relabelled_copy_with_dense_layer_duplicates_and_empty_units():
+    rng = np.random.default_rng(8)
+    w1 = rng.random((420, 400)) < 0.01
+    w1[rng.integers(0, 420, 60)] = w1[rng.integers(0, 420)]  # a class of duplicate units
+    w1[rng.random(420) < 0.05] = False  # units without inputs
+    masks = [np.ones((400, 30), bool), w1, rng.random((5, 420)) < 0.3]
+    perms = [rng.permutation(400), rng.permutation(420)]
+    result = topo.nnstd(graph(masks), graph(relabel(masks, perms)))
+    assert np.array_equal(result.per_layer, np.zeros(3))
+    assert result.tied_units[0] == 400

@@ -66,6 +66,8 @@ _STEP = 1e-12
 _THETA0 = 0.05
 # levels of exchange weights in the Bellman-Ford tables
 _LEVELS = 5
+# layers up to this size get their face from the full exchange matrix
+_SMALL = 384
 # the sparse path is chosen when at most this fraction of unit pairs share an input
 SPARSE_DENSITY = 0.2
 # ... and the layer has at least this many units on its wider side
@@ -321,7 +323,8 @@ def optimal_face(cost: LayerCost, col_of: np.ndarray) -> Face:
     from Bellman-Ford started at 0 everywhere; only exchanges with ``w_kl < θ`` can bind when
     ``-min p < θ``, so ``θ`` doubles from 0.05 (0.2 on the sparse path) until that holds
     (each try starts from the last potentials). The ``n²`` exchanges into columns outside
-    the similarity graph all cost ``1 - d_k`` and go through one hub node.
+    the similarity graph all cost ``1 - d_k`` and go through one hub node. Layers of at
+    most 384 units use the full ``n x n`` exchange matrix instead (no pruning, no hub).
     Blocks are the strongly connected components of the tight exchanges. Time ``O(R · E_θ)``
     for ``R`` Bellman-Ford rounds over the ``E_θ`` exchanges below ``θ``.
     """
@@ -332,6 +335,8 @@ def optimal_face(cost: LayerCost, col_of: np.ndarray) -> Face:
     real = np.flatnonzero((np.arange(n) < n_a) & (col_of < n_b))
     d = np.ones(n)
     d[real] = cost.lookup(real, col_of[real])
+    if n <= _SMALL:
+        return _small_face(cost, col_of, d)
     hub_w = 1.0 - d
     p = np.zeros(n)
     # the similarity graph is short: list most of it at once; a dense matrix is long
@@ -367,6 +372,38 @@ def optimal_face(cost: LayerCost, col_of: np.ndarray) -> Face:
 
 
 # --------------------------------------------------------------------------- helpers
+def _small_face(cost: LayerCost, col_of: np.ndarray, d: np.ndarray) -> Face:
+    """The optimal face of a small layer from the full exchange matrix (no pruning, no hub)."""
+    n = col_of.size
+    full = np.ones((n, n))
+    if cost.dense is not None:
+        full[:cost.n_a, :cost.n_b] = cost.dense
+    else:
+        full[cost.rows, cost.cols] = cost.values
+    w = full[:, col_of] - d[:, None]  # w[k, l]: row k takes the column of pair l
+    np.fill_diagonal(w, 0.0)
+    p = np.zeros(n)
+    frontier = np.arange(n)
+    for _ in range(2 * n + 8):
+        if frontier.size == 0:
+            break
+        new = np.minimum(p, (p[frontier, None] + w[frontier]).min(axis=0))
+        dropped = new < p - _STEP
+        p = np.where(dropped, new, p)
+        frontier = np.flatnonzero(dropped)
+    else:
+        raise TopoError("NNSTD: the dual potentials of a layer did not converge (please report)")
+    tight = w + p[:, None] - p[None, :] <= TOL
+    np.fill_diagonal(tight, False)
+    tk, tl = np.nonzero(tight)
+    graph = sp.csr_matrix((np.ones(tk.size, dtype=np.int8), (tk, tl)), shape=(n, n))
+    _, label = connected_components(graph, directed=True, connection="strong")
+    sizes = np.bincount(label, minlength=label.max() + 1)
+    empty = np.zeros(0, dtype=np.int64)
+    return Face(label=label, blocks=np.flatnonzero(sizes >= 2), tight_k=tk, tight_l=tl,
+                hub_rows=empty, hub_cols=empty, hub_label=-1, potentials=p)
+
+
 def _complete(partner: np.ndarray, n_a: int, n_b: int, n: int) -> np.ndarray:
     """Full matching of the padded square problem from a partial one of the real units.
 
