@@ -116,7 +116,8 @@ def test_face_holds_exactly_the_pairs_of_optimal_matchings(layer):
     # exchanges with the hub (large layers)
     for start, small in itertools.product(starts, (384, 0)):
         col_of = np.array(start)
-        with mock.patch.object(assignment, "_SMALL", small):
+        with mock.patch.object(assignment, "_SMALL", small), \
+                mock.patch.object(assignment, "_SMALL_DENSE", small):
             face = optimal_face(cost, col_of)
         label = face.label
         n = c.shape[0]
@@ -145,7 +146,8 @@ def test_canonical_choice_is_the_same_from_every_optimal_matching(layer, data):
     chosen = set()
     for dense, small in itertools.product((True, False), (384, 0)):
         cost = layer_cost(ma, mb, np.arange(ma.shape[1]), ma.shape[1], dense=dense)
-        with mock.patch.object(assignment, "_SMALL", small):
+        with mock.patch.object(assignment, "_SMALL", small), \
+                mock.patch.object(assignment, "_SMALL_DENSE", small):
             chosen |= {tuple(canonical_optimum(cost, np.array(p),
                                                lambda: (colour_a, colour_b))[0])
                        for p in starts}

@@ -66,8 +66,10 @@ _STEP = 1e-12
 _THETA0 = 0.05
 # levels of exchange weights in the Bellman-Ford tables
 _LEVELS = 5
-# layers up to this size get their face from the full exchange matrix
+# layers up to this size get their face from the full exchange matrix (measured crossover;
+# larger when the dense cost is at hand anyway)
 _SMALL = 384
+_SMALL_DENSE = 768
 # the sparse path is chosen when at most this fraction of unit pairs share an input
 SPARSE_DENSITY = 0.2
 # ... and the layer has at least this many units on its wider side
@@ -324,7 +326,8 @@ def optimal_face(cost: LayerCost, col_of: np.ndarray) -> Face:
     ``-min p < θ``, so ``θ`` doubles from 0.05 (0.2 on the sparse path) until that holds
     (each try starts from the last potentials). The ``n²`` exchanges into columns outside
     the similarity graph all cost ``1 - d_k`` and go through one hub node. Layers of at
-    most 384 units use the full ``n x n`` exchange matrix instead (no pruning, no hub).
+    most 384 units (768 with a dense cost) use the full ``n x n`` exchange matrix instead
+    (no pruning, no hub).
     Blocks are the strongly connected components of the tight exchanges. Time ``O(R · E_θ)``
     for ``R`` Bellman-Ford rounds over the ``E_θ`` exchanges below ``θ``.
     """
@@ -335,7 +338,7 @@ def optimal_face(cost: LayerCost, col_of: np.ndarray) -> Face:
     real = np.flatnonzero((np.arange(n) < n_a) & (col_of < n_b))
     d = np.ones(n)
     d[real] = cost.lookup(real, col_of[real])
-    if n <= _SMALL:
+    if n <= (_SMALL_DENSE if cost.dense is not None else _SMALL):
         return _small_face(cost, col_of, d)
     hub_w = 1.0 - d
     p = np.zeros(n)
