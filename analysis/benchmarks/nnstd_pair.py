@@ -78,24 +78,31 @@ for line in sys.stdin:
 """
 
 MEMORY = r"""
-import json, resource, sys, tracemalloc
+import json, sys, tracemalloc
 import numpy as np, scipy.sparse as sp
 import topo
 from topo.graph import LayeredGraph
+def hwm_mib():
+    # high-water mark of this process's resident set (getrusage's ru_maxrss would also count
+    # the parent's before exec)
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
 def load(prefix, n_layers):
     return LayeredGraph([sp.load_npz(f"{prefix}_{k}.npz") for k in range(n_layers)])
 prefix, n_layers = sys.argv[1], int(sys.argv[2])
 a, b = load(prefix + "_a", n_layers), load(prefix + "_b", n_layers)
 small = LayeredGraph([w[:300, :300] for w in a.layers[:-1]] + [a.layers[-1][:, :300]])
 topo.nnstd(small, small)  # imports and first-call set-up before the baseline
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = hwm_mib()
 topo.nnstd(a, b)
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+after = hwm_mib()
 tracemalloc.start()
 topo.nnstd(a, b)
 traced = tracemalloc.get_traced_memory()[1]
 tracemalloc.stop()
-print(json.dumps({"peak_growth_mib": (after - before) / 1024.0, "max_rss_mib": after / 1024.0,
+print(json.dumps({"peak_growth_mib": after - before, "max_rss_mib": after,
                   "peak_traced_mib": traced / 2**20}))
 """
 
