@@ -10,10 +10,14 @@ ORDER = 10
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "info", help="show the format and the layer table of a checkpoint",
-        description="Read a checkpoint (topo snapshot, run directory, PyTorch state_dict, "
-                    "safetensors, NNSTD folder) and print its layers.")
+        description="Read a checkpoint (topo snapshot or run, PyTorch state_dict, checkpoint "
+                    "dict, Lightning .ckpt or whole pickled module, safetensors, Keras .h5 or "
+                    ".keras, ONNX, numpy .npz or .npy folder, NNSTD folder) and print its "
+                    "layers, how their order and orientation were found, and what was "
+                    "skipped and why.")
     p.add_argument("path", help="file or folder to read")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_key_option(p)
     p.set_defaults(func=run_info)
 
     p = sub.add_parser(
@@ -23,14 +27,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("path", help="file or folder to read")
     p.add_argument("--format", choices=["graphml", "gexf", "edgelist"], default="graphml")
     p.add_argument("-o", "--out", required=True, help="output file")
+    _add_key_option(p)
     p.set_defaults(func=run_export)
+
+
+def _add_key_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--key", default=None, metavar="ENTRY",
+                   help="the entry of a PyTorch/pickle checkpoint that holds the network, "
+                        "e.g. 'ema' or 'model/state_dict' (default: found automatically)")
 
 
 def run_info(args: argparse.Namespace) -> int:
     from topo.cli._output import format_table, print_json, records
     from topo.io import load
 
-    graph = load(args.path)
+    graph = load(args.path, key=args.key)
     table = graph.summary()
     totals = {
         "units": graph.n_units,
@@ -39,6 +50,7 @@ def run_info(args: argparse.Namespace) -> int:
     }
     totals["density"] = totals["connections"] / totals["possible"] if totals["possible"] else 0.0
     bad = graph.nonfinite_layers()
+    skipped = list(graph.metadata.get("skipped") or [])
     if args.json:
         print_json({
             "path": str(args.path),
@@ -48,7 +60,9 @@ def run_info(args: argparse.Namespace) -> int:
             "layers": records(table),
             "totals": totals,
             "nonfinite_layers": bad,
-            "metadata": {k: v for k, v in graph.metadata.items() if k not in ("source",)},
+            "skipped": skipped,
+            "metadata": {k: v for k, v in graph.metadata.items()
+                         if k not in ("source", "skipped")},
         })
         return 0
     print(f"{args.path}")
@@ -56,9 +70,16 @@ def run_info(args: argparse.Namespace) -> int:
           f"{'-'.join(map(str, graph.widths))}"
           + (f"    input shape: {graph.input_shape}" if graph.input_shape else ""))
     extra = {k: v for k, v in graph.metadata.items()
-             if k in ("run_id", "method", "epoch", "level", "step", "seed", "test_accuracy")}
+             if k in ("run_id", "method", "epoch", "level", "step", "global_step", "seed",
+                      "test_accuracy")}
     if extra:
         print("  ".join(f"{k}: {v}" for k, v in extra.items()))
+    reading = graph.metadata.get("reading")
+    if isinstance(reading, dict):
+        print(f"layer order: {reading.get('layer_order')}")
+        print(f"orientation: {reading.get('orientation')}")
+        for note in reading.get("notes") or []:
+            print(f"note: {note}")
     print()
     print(format_table(table))
     print()
@@ -66,6 +87,16 @@ def run_info(args: argparse.Namespace) -> int:
           f"(density {totals['density']:.4g}), {totals['units']} units")
     if bad:
         print(f"warning: NaN or infinite weights in {', '.join(bad)}")
+    if skipped:
+        print()
+        print(f"skipped ({len(skipped)}, not part of the graph):")
+        rows = [(s["name"], "-" if s["shape"] is None else
+                 "x".join(map(str, s["shape"])) or "scalar", s["why"]) for s in skipped]
+        rows.insert(0, ("name", "shape", "why"))
+        w0 = max(len(r[0]) for r in rows)
+        w1 = max(len(r[1]) for r in rows)
+        for name, shape, why in rows:
+            print(f"{name:<{w0}}  {shape:<{w1}}  {why}")
     return 0
 
 
@@ -74,7 +105,7 @@ def run_export(args: argparse.Namespace) -> int:
     from topo.io import load
 
     check_output_path(args.out)
-    graph = load(args.path)
+    graph = load(args.path, key=args.key)
     out = graph.export(args.out, args.format)
     print(f"wrote {out} ({args.format}: {graph.n_units} nodes, "
           f"{sum(graph.n_connections)} edges)")

@@ -1,64 +1,105 @@
 """Reading and writing networks: one front door, :func:`load`.
 
-:func:`load` looks at what a path holds (never just at its extension) and picks the reader:
+:func:`load` looks at what a path holds (never just at its extension) and picks the reader;
+every reader of named tensors goes through one pipeline (:mod:`topo.io.pipeline`: extract ->
+resolve the layer chain -> build), so the rules for layer order, orientation and what is
+skipped are the same for every format.
 
-========================  ====================================================================
-format name               what it is
-========================  ====================================================================
-``topo.snapshot``         a safetensors file written by :func:`save_snapshot` / ``topo train``
-``safetensors``           safetensors of a PyTorch model (key rules as for state_dicts)
-``pytorch``               a ``torch.save`` state_dict (``.pt``/``.pth``), ``weights_only=True``
-``nnstd-npz``             a folder of ``weight_l{k}.npz`` (the NNSTD reference layout)
-``topo.run``              a run directory: its last snapshot
-========================  ====================================================================
+==================  ============================================  ==========================
+format name         what it is                                    read with
+==================  ============================================  ==========================
+``topo.snapshot``   a topo snapshot (:func:`save_snapshot`)       safetensors
+``topo.run``        a run directory: its last snapshot            safetensors
+``safetensors``     safetensors of another program's model        safetensors
+``pytorch``         ``torch.save`` state_dicts, checkpoint        torch (``weights_only``),
+                    dicts, Lightning ``.ckpt``                    else topo's unpickler
+``pytorch-module``  a whole pickled ``nn.Module``                 topo's unpickler
+``pickle``          a plain pickle of arrays                      topo's unpickler
+``keras-hdf5``      Keras HDF5 (``.h5``; HDF5 ``.keras``)          h5py
+``keras``           Keras 3 ``.keras`` zip                        h5py
+``onnx``            ONNX model; ``onnx-gzip``: gzip of one         onnx
+``numpy-npz``       ``.npz`` of several arrays                    numpy
+``numpy-npy``       a folder of per-layer ``.npy`` (+ ``masks/``)  numpy
+``nnstd-npz``       a folder of ``weight_l{k}.npz`` (NNSTD)        scipy
+==================  ============================================  ==========================
 
-Nothing is ever executed from a file: safetensors and ``.npz`` (``allow_pickle=False``) hold
-plain arrays, and PyTorch pickles are opened with ``weights_only=True`` only.
+Nothing is ever executed from a file: pickles are opened with ``torch.load(weights_only=True)``
+or topo's own unpickler that builds only tensors, arrays and inert stand-ins; numpy files
+with ``allow_pickle=False``. Library warnings never reach stderr; every problem is one
+:class:`~topo.errors.TopoError` naming the file.
 """
 
 from __future__ import annotations
 
 import json
 import struct
+import warnings
 import zipfile
 from pathlib import Path
 
 from topo.errors import UnreadableFileError
 from topo.graph import LayeredGraph
+from topo.io.limits import ZIP_ERRORS
 from topo.io.nnstd_folder import is_nnstd_folder, read_nnstd_folder
-from topo.io.run import is_run_dir, natural_key, snapshot_paths
+from topo.io.run import is_run_dir, snapshot_paths
 from topo.io.snapshot import is_topo_snapshot_header, read_snapshot, save_snapshot
 
-__all__ = ["load", "save_snapshot", "detect_format", "snapshot_paths"]
+__all__ = ["load", "save_snapshot", "detect_format", "snapshot_paths", "FORMATS"]
+
+FORMATS = ("topo.snapshot", "topo.run", "safetensors", "pytorch", "pytorch-module", "pickle",
+           "keras-hdf5", "keras", "onnx", "onnx-gzip", "numpy-npz", "numpy-npy", "nnstd-npz")
+"""Format names :func:`load` writes into ``graph.metadata["format"]``."""
 
 _ZIP_MAGIC = b"PK\x03\x04"
+_GZIP_MAGIC = b"\x1f\x8b"
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+_NPY_MAGIC = b"\x93NUMPY"
 
 
-def load(path: str | Path) -> LayeredGraph:
+def load(path: str | Path, *, key: str | None = None) -> LayeredGraph:
     """Read a network from ``path``, whatever topo-readable format it is in.
 
     Parameters
     ----------
     path
-        A topo snapshot, a safetensors file of a PyTorch model, a PyTorch state_dict file,
-        an NNSTD reference folder, or a run directory (its last snapshot is read).
+        A file or folder of any format in the module table.
+    key
+        For PyTorch and pickle checkpoints: the entry holding the network, e.g. ``"ema"``
+        or ``"model/state_dict"`` (``/`` goes one level deeper). By default the network is
+        found by the rules of :mod:`topo.io.torch_file`.
 
     Returns
     -------
     LayeredGraph
-        With ``metadata["format"]`` naming the reader and ``metadata["source"]`` the path.
+        With ``metadata["format"]`` naming the reader, ``metadata["source"]`` the path,
+        ``metadata["skipped"]`` what was not read and why (``[{"name", "shape", "why"}]``),
+        ``metadata["reading"]`` how the layer order and orientation were found, and what the
+        file says about itself (``epoch``, ``global_step``, versions, ...).
 
     Raises
     ------
     UnreadableFileError
-        Missing path, a folder with nothing readable, a truncated or corrupt file.
+        Missing path, nothing readable, a truncated or corrupt file, no fully-connected layers.
     UnsafeFileError
-        A pickle whose loading would need more than tensors.
+        A pickle that asks to run code (nothing is run).
     GraphStructureError
-        Layers that are not 2-D or whose widths disagree.
+        Layers whose widths do not chain, or whose order or orientation the file does not
+        determine (the candidates are named).
     """
     path = Path(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _load(path, key)
+
+
+def _load(path: Path, key: str | None) -> LayeredGraph:
+    from topo.io.pipeline import build_graph
+
     fmt = detect_format(path)
+    if key is not None and fmt != "pytorch":
+        raise UnreadableFileError(
+            f"{path}: key={key!r} chooses an entry of a PyTorch or pickle checkpoint; this "
+            f"{fmt} file has no entries to choose from")
     if fmt == "topo.run":
         snaps = snapshot_paths(path)
         graph = load(snaps[-1])
@@ -67,36 +108,76 @@ def load(path: str | Path) -> LayeredGraph:
     if fmt == "nnstd-npz":
         return read_nnstd_folder(path)
     if fmt in ("topo.snapshot", "safetensors"):
-        return _read_safetensors(path)
-    from topo.io.state_dict import read_torch_file
+        from topo.io.safetensors_file import (
+            extract_safetensors,
+            is_snapshot,
+            read_header,
+            read_tensors,
+        )
 
-    return read_torch_file(path)
+        header = read_header(path)
+        tensors = read_tensors(path, header)
+        if is_snapshot(header):
+            return read_snapshot(path, header["__metadata__"], tensors)
+        return build_graph(extract_safetensors(path, header, tensors))
+    if fmt == "pytorch":
+        from topo.io.torch_file import read_torch_file
+
+        return build_graph(read_torch_file(path, key))
+    if fmt == "keras-hdf5":
+        from topo.io.keras import read_keras_hdf5
+
+        return build_graph(read_keras_hdf5(path))
+    if fmt == "keras":
+        from topo.io.keras import read_keras_zip
+
+        return build_graph(read_keras_zip(path))
+    if fmt in ("onnx", "onnx-gzip"):
+        from topo.io.limits import gunzip_bounded, read_file_bounded
+        from topo.io.onnx_model import read_onnx
+
+        data = (gunzip_bounded(path, "gzip of an ONNX model") if fmt == "onnx-gzip"
+                else read_file_bounded(path, "ONNX model"))
+        return build_graph(read_onnx(path, data, fmt))
+    if fmt == "numpy-npz":
+        from topo.io.numpy_files import read_npz
+
+        return build_graph(read_npz(path))
+    from topo.io.numpy_files import read_npy_folder
+
+    return build_graph(read_npy_folder(path))
 
 
 def detect_format(path: str | Path) -> str:
-    """Name of the format at ``path`` (see the module table), by looking at its content.
+    """Name of the format at ``path`` (see :data:`FORMATS`), by looking at its content.
 
     Raises
     ------
     UnreadableFileError
-        The path is missing or holds nothing topo can read.
+        The path is missing or holds nothing topo can read (the message says what it is).
     """
     path = Path(path)
     if not path.exists():
         raise UnreadableFileError(f"{path}: no such file or folder")
     if path.is_dir():
+        from topo.io.numpy_files import is_npy_folder
+
         if is_run_dir(path):
             return "topo.run"
         if is_nnstd_folder(path):
             return "nnstd-npz"
+        if is_npy_folder(path):
+            return "numpy-npy"
         raise UnreadableFileError(
             f"{path}: nothing readable in this folder (expected a topo run with run.json, "
-            "or an NNSTD folder with weight_l0.npz)")
+            "an NNSTD folder with weight_l0.npz, or per-layer .npy files)")
     try:
         with open(path, "rb") as fh:
-            head = fh.read(9)
+            head = fh.read(16)
     except OSError as exc:
         raise UnreadableFileError(f"{path}: cannot read ({exc.strerror})") from None
+    if not head:
+        raise UnreadableFileError(f"{path}: empty file")
     if len(head) >= 9 and head[8:9] == b"{":
         header = _safetensors_header(path)
         if header and header.get("format") == "topo.train-checkpoint":
@@ -105,26 +186,54 @@ def detect_format(path: str | Path) -> str:
                 "read the run folder or a file in its snapshots/ instead")
         return "topo.snapshot" if is_topo_snapshot_header(header) else "safetensors"
     if head.startswith(_ZIP_MAGIC):
-        try:
-            with zipfile.ZipFile(path) as zf:
-                names = zf.namelist()
-        except (zipfile.BadZipFile, OSError, EOFError):
-            raise UnreadableFileError(
-                f"{path}: damaged zip archive (truncated or corrupt?)") from None
-        if any(n.endswith("data.pkl") for n in names):
-            return "pytorch"
-        if any(n.endswith(".npy") for n in names):
-            raise UnreadableFileError(
-                f"{path}: a lone .npz file; pass the folder holding weight_l0.npz ... "
-                "(NNSTD layout) instead")
-        raise UnreadableFileError(f"{path}: a zip archive that is not a PyTorch file")
+        return _zip_format(path)
+    if head.startswith(_HDF5_MAGIC):
+        return "keras-hdf5"
+    if head.startswith(_GZIP_MAGIC):
+        return _gzip_format(path)
     if head[:1] == b"\x80":
-        return "pytorch"  # legacy torch.save / plain pickle, opened with weights_only=True
-    if not head:
-        raise UnreadableFileError(f"{path}: empty file")
+        return "pytorch"  # legacy torch.save or a plain pickle: read without running code
+    if head.startswith(_NPY_MAGIC):
+        raise UnreadableFileError(
+            f"{path}: a lone .npy array; pass the folder of per-layer .npy files (one array "
+            "cannot tell its orientation or its place in a network)")
+    if head[:1] == b"\x08":
+        return "onnx"  # protobuf field 1 (ir_version): an ONNX ModelProto
     raise UnreadableFileError(
-        f"{path}: not a format topo reads (topo snapshot, safetensors, PyTorch state_dict, "
-        "NNSTD folder or run directory)")
+        f"{path}: not a format topo reads (topo snapshot, safetensors, PyTorch, Keras HDF5 or "
+        ".keras, ONNX, numpy .npz/.npy, NNSTD folder or run directory)")
+
+
+def _zip_format(path: Path) -> str:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except ZIP_ERRORS:
+        raise UnreadableFileError(
+            f"{path}: damaged zip archive (truncated or corrupt?)") from None
+    if any(n.endswith("data.pkl") for n in names):
+        return "pytorch"
+    if "config.json" in names and "model.weights.h5" in names:
+        return "keras"
+    if any(n.endswith(".npy") for n in names):
+        return "numpy-npz"
+    raise UnreadableFileError(
+        f"{path}: a zip archive that is neither a PyTorch file, a .keras model nor an .npz "
+        f"(it holds {', '.join(names[:5]) or 'nothing'})")
+
+
+def _gzip_format(path: Path) -> str:
+    from topo.io.limits import gunzip_bounded
+
+    inner = gunzip_bounded(path)
+    if inner[:1] == b"\x08":
+        return "onnx-gzip"
+    kind = ("a PyTorch file" if inner[:1] == b"\x80" or inner.startswith(_ZIP_MAGIC) else
+            "an HDF5 file" if inner.startswith(_HDF5_MAGIC) else
+            "a numpy array" if inner.startswith(_NPY_MAGIC) else "unknown content")
+    raise UnreadableFileError(
+        f"{path}: gzip of {kind}; topo reads gzip only around ONNX models (decompress it "
+        "first)")
 
 
 def _safetensors_header(path: Path) -> dict[str, str] | None:
@@ -145,36 +254,3 @@ def _safetensors_header(path: Path) -> dict[str, str] | None:
     meta = header.get("__metadata__")
     return meta if isinstance(meta, dict) else None
 
-
-def _read_safetensors(path: Path) -> LayeredGraph:
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="numpy") as fh:
-            header = fh.metadata()
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError, TypeError) as exc:
-        if "bf16" in str(exc).lower() or "bfloat16" in str(exc).lower():
-            tensors, header = _read_safetensors_with_torch(path)
-        else:
-            raise UnreadableFileError(
-                f"{path}: damaged safetensors file (truncated or corrupt?): "
-                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-    if is_topo_snapshot_header(header):
-        return read_snapshot(path, header, tensors)
-    from topo.io.state_dict import graph_from_state_dict
-
-    # safetensors does not keep the order in which tensors were saved: order the keys
-    # naturally (layers.2 before layers.10), which is the module order of common models.
-    ordered = {k: tensors[k] for k in sorted(tensors, key=natural_key)}
-    return graph_from_state_dict(ordered, path, "safetensors", order_known=False)
-
-
-def _read_safetensors_with_torch(path: Path):
-    import numpy as np
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as fh:
-        header = fh.metadata()
-        tensors = {k: fh.get_tensor(k).float().numpy().astype(np.float32) for k in fh.keys()}  # noqa: SIM118
-    return tensors, header

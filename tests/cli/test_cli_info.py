@@ -105,3 +105,63 @@ def test_output_check_tries_to_write(tmp_path):
     if Path("/proc").is_dir():
         with pytest.raises(OutputError, match="cannot write"):
             check_output_path("/proc/x.png")
+
+
+# ------------------------------------------------------------------ foreign formats
+def test_info_json_lists_what_was_skipped(tmp_path, capsys):
+    import torch
+
+    conv, fc = torch.nn.Conv2d(1, 2, 3), torch.nn.Linear(8, 3)
+    torch.save({"conv.weight": conv.weight.detach(), "conv.bias": conv.bias.detach(),
+                "fc.weight": fc.weight.detach(), "fc.bias": fc.bias.detach()},
+               tmp_path / "cnn.pt")
+    assert main(["info", str(tmp_path / "cnn.pt"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["widths"] == [8, 3]
+    assert [(s["name"], s["shape"]) for s in out["skipped"]] == [("conv.weight", [2, 1, 3, 3]),
+                                                                 ("conv.bias", [2])]
+    assert out["skipped"][0]["why"].startswith("convolution")
+    assert "skipped" not in out["metadata"]
+    assert main(["info", str(tmp_path / "cnn.pt")]) == 0
+    table = capsys.readouterr().out
+    assert "skipped (2, not part of the graph):" in table
+    assert "conv.weight  2x1x3x3" in table
+
+
+def test_info_key_option_and_checkpoint_metadata(tmp_path, capsys):
+    import torch
+
+    a, b = torch.nn.Linear(4, 3), torch.nn.Linear(5, 2)
+    torch.save({"epoch": 7, "global_step": 70, "state_dict": a.state_dict(),
+                "ema": b.state_dict()}, tmp_path / "ckpt.pt")
+    assert main(["info", str(tmp_path / "ckpt.pt")]) == 0
+    out = capsys.readouterr().out
+    assert "widths: 4-3" in out and "epoch: 7" in out and "global_step: 70" in out
+    assert main(["info", str(tmp_path / "ckpt.pt"), "--key", "ema", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["widths"] == [5, 2]
+    assert main(["info", str(tmp_path / "ckpt.pt"), "--key", "nothing"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no entry 'nothing'" in err[0]
+
+
+def test_info_on_keras_onnx_npz_does_not_import_torch(tmp_path):
+    import sys as _sys
+
+    _sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "io"))
+    import mlp_files
+
+    ws = [np.arange(12.0, dtype=np.float32).reshape(4, 3), np.ones((2, 4), np.float32)]
+    bs = [np.zeros(4, np.float32), np.zeros(2, np.float32)]
+    files = [mlp_files.keras_h5(tmp_path / "m.h5", ws, bs),
+             mlp_files.keras_zip(tmp_path / "m.keras", ws, bs),
+             mlp_files.write_onnx(tmp_path / "m.onnx", ws, bs),
+             mlp_files.write_onnx(tmp_path / "m.onnx.gz", ws, bs, gz=True),
+             mlp_files.npz(tmp_path / "m.npz", ws, bs)]
+    code = ("import sys; from topo.cli import main\n"
+            "for p in sys.argv[1:]:\n"
+            "    assert main(['info', p]) == 0, p\n"
+            "print('torch imported' if 'torch' in sys.modules else 'no torch')")
+    proc = subprocess.run([sys.executable, "-c", code, *map(str, files)],
+                          capture_output=True, text=True, check=True)
+    assert proc.stdout.strip().splitlines()[-1] == "no torch"
+    assert proc.stderr == ""

@@ -1,0 +1,75 @@
+"""Files other people published (../shared/external/real-checkpoints): read with the widths
+its README gives, read there with independent code (numpy, h5py, onnx, torch)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import topo
+
+REAL = Path(__file__).resolve().parents[3] / "shared" / "external" / "real-checkpoints"
+pytestmark = pytest.mark.skipif(not REAL.is_dir(), reason="real checkpoints not present")
+
+# file -> (format, widths from the README, connections where the README counts them)
+EXPECTED = {
+    "citak-mlp/model.pt": ("pytorch", [784, 128, 64, 32, 10], None),
+    "citak-mlp/model_mnist_MLP_1.h5": ("keras-hdf5", [784, 128, 64, 10], None),
+    "yjs-mlp/mnist_mlp.h5": ("keras-hdf5", [784, 256, 128, 64, 10], None),
+    "jbourds-lottery-tickets/model_0/trained_model_0_step_0.keras":
+        ("keras-hdf5", [400, 120, 84, 10], None),
+    "jbourds-lottery-tickets/model_0/trained_model_0_step_2.keras":
+        ("keras-hdf5", [400, 120, 84, 10], None),
+    "jbourds-lottery-tickets/model_0/final": ("numpy-npy", [784, 300, 100, 10],
+                                              [211_679, 26_999, 899]),
+    "arandom-mlp/model_weights.pth": ("pytorch", [784, 512, 512, 10], None),
+    "arandom-mlp/model.pth": ("pytorch-module", [784, 512, 512, 10], None),
+    "dstrunin-mlp/mnist_mlp.onnx": ("onnx", [784, 512, 256, 10], None),
+    "vnncomp-fc/mnist-net_256x2.onnx.gz": ("onnx-gzip", [784, 256, 256, 10], None),
+    "rfa-kukumunga/weights.npz": ("numpy-npz", [784, 30, 10], None),
+    "p-pinn/poisson_model.pth": ("pytorch", [2, 100, 100, 100, 100, 100, 1], None),
+    "p-pinn/heat_model.pth": ("pytorch", [2, 100, 100, 100, 100, 100, 1], None),
+    "p-pinn/pruned_model.pth": ("pytorch", [2, 100, 100, 100, 100, 100, 1], 11_055),
+    "casper-mi-challenge/mnist_model.pt": ("pytorch", [400, 200, 2], None),
+    "nid-levitskaya/F1.pth": ("pytorch", [10, 140, 100, 60, 20, 1], None),
+    "mnist-tinygrad/model.safetensors": ("safetensors", [784, 128, 10], None),
+    "connect4-burn/model.safetensors": ("safetensors", [42, 128, 64, 7], None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_real_checkpoint_widths(name):
+    fmt, widths, connections = EXPECTED[name]
+    g = topo.load(REAL / name)
+    assert g.metadata["format"] == fmt
+    assert g.widths == widths
+    if isinstance(connections, list):
+        assert g.n_connections == connections
+    elif connections is not None:
+        assert sum(g.n_connections) == connections
+
+
+def test_every_weight_file_in_the_folder_is_in_the_table():
+    files = {str(p.relative_to(REAL)) for p in REAL.rglob("*")
+             if p.is_file() and p.name != "README.md" and "final" not in p.parts}
+    assert files == {n for n in EXPECTED if not n.endswith("final")}
+
+
+def test_whole_module_pickle_equals_its_state_dict():
+    a = topo.load(REAL / "arandom-mlp" / "model.pth")
+    b = topo.load(REAL / "arandom-mlp" / "model_weights.pth")
+    assert a.names == b.names
+    for x, y in zip(a.layers, b.layers):
+        assert (x != y).nnz == 0
+
+
+def test_conv_tensors_of_the_cnns_are_listed_as_skipped():
+    lenet = topo.load(REAL / "jbourds-lottery-tickets/model_0/trained_model_0_step_0.keras")
+    conv = [s for s in lenet.metadata["skipped"] if s["name"].startswith("conv2d")]
+    assert [s["shape"] for s in conv if s["name"].endswith("kernel")] == [[5, 5, 1, 6],
+                                                                          [5, 5, 6, 16]]
+    assert all(s["why"].startswith("convolution") for s in conv)
+    casper = topo.load(REAL / "casper-mi-challenge/mnist_model.pt")
+    assert [s["name"] for s in casper.metadata["skipped"]] == [
+        "conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias"]
