@@ -181,6 +181,9 @@ def test_solver_choice_rule():
     assert choose_solver(1000, 1000, 0.05) == "sparse"
     assert choose_solver(1000, 1000, 0.8) == "dense"
     assert choose_solver(50, 40, 0.01) == "dense"  # small layers: dense is cheap
+    assert choose_solver(500, 400, 0.2) == "dense"
+    assert choose_solver(500, 400, 0.05) == "sparse"
+    assert choose_solver(4000, 4000, 0.4) == "sparse"  # the sparse path gains with width
     ma = sp.csr_matrix(np.eye(4, dtype=np.int8))
     # each input is read by one unit of A and one of B: at most 4 sharing pairs of 16
     assert similarity_density_bound(ma, ma, np.arange(4), 4) == pytest.approx(0.25)

@@ -70,10 +70,6 @@ _LEVELS = 5
 # larger when the dense cost is at hand anyway)
 _SMALL = 384
 _SMALL_DENSE = 768
-# the sparse path is chosen when at most this fraction of unit pairs share an input
-SPARSE_DENSITY = 0.2
-# ... and the layer has at least this many units on its wider side
-SPARSE_MIN_UNITS = 256
 
 
 @dataclass
@@ -195,14 +191,15 @@ def similarity_density_bound(mask_a: sp.csr_matrix, mask_b: sp.csr_matrix,
 def choose_solver(n_a: int, n_b: int, density: float) -> str:
     """The solver path for a layer: ``"sparse"`` or ``"dense"``.
 
-    ``"sparse"`` (LAPMOD on the similarity graph) when at most ``SPARSE_DENSITY`` of the
-    unit pairs share an input and the wider side has at least ``SPARSE_MIN_UNITS`` units,
-    else ``"dense"`` (LAPJV on the full matrix). The thresholds come from
-    ``analysis/results/nnstd_solvers.md``.
+    ``"sparse"`` (LAPMOD on the similarity graph) when the fraction of unit pairs sharing an
+    input (or its bound) is at most 0.1 for layers of 256 to 999 units, 0.25 from 1000 units
+    and 0.45 from 3000 units; else ``"dense"`` (LAPJV on the full matrix). The thresholds come
+    from ``analysis/results/nnstd_solvers.md`` (cost, solve and optimal face together): the
+    sparse path's advantage grows with the width.
     """
-    if max(n_a, n_b) >= SPARSE_MIN_UNITS and density <= SPARSE_DENSITY:
-        return "sparse"
-    return "dense"
+    n = max(n_a, n_b)
+    limit = 0.45 if n >= 3000 else 0.25 if n >= 1000 else 0.1 if n >= 256 else -1.0
+    return "sparse" if density <= limit else "dense"
 
 
 def solve_layer(cost: LayerCost, solver: str) -> np.ndarray:
