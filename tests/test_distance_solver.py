@@ -133,7 +133,7 @@ def test_face_holds_exactly_the_pairs_of_optimal_matchings(layer):
         del node_of_col
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(layer=small_layer(), data=st.data())
 def test_canonical_choice_is_the_same_from_every_optimal_matching(layer, data):
     ma, mb = layer

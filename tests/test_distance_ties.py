@@ -157,7 +157,7 @@ def test_one_dimensional_refinement_cannot_tell_but_canonical_labelling_can():
         assert result.tie_labels == "bliss"
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(masks=tied_masks(), data=st.data())
 def test_relabelled_copy_is_at_zero_in_every_layer(masks, data):
     seed = data.draw(st.integers(0, 2**32 - 1))
