@@ -47,11 +47,10 @@ def child(backend: str, density: float | None, threads: int) -> None:
     import resource
 
     import numpy as np
-    import torch
 
     from topo.train.config import TrainConfig
     from topo.train.data import Dataset
-    from topo.train.loop import build_trainer
+    from topo.train.runner import build_trainer, torch_threads
 
     rng = np.random.default_rng(0)
     X = rng.random((N_TRAIN + N_TEST, ARCH[0]), dtype=np.float32)
@@ -64,22 +63,8 @@ def child(backend: str, density: float | None, threads: int) -> None:
     config = TrainConfig(method="set", dataset="digits", arch=ARCH, epochs=2, batch_size=128,
                          lr=0.01, backend=backend, threads=threads, **kw)
     trainer = build_trainer(config, data)
-    # warm up (thread pools, allocator) on 20 batches, then time one whole epoch; setting
-    # the epoch counter to 1 makes it epoch 2, which starts with SET's rewiring
-    warm_start = time.perf_counter()
-    for b in range(20):
-        idx = slice(b * 128, (b + 1) * 128)
-        loss = trainer.loss_fn(trainer.model(trainer.X_train[idx]), trainer.y_train[idx])
-        trainer.optimizer.zero_grad()
-        loss.backward()
-        trainer.optimizer.step()
-    warm = time.perf_counter() - warm_start
-    times = []
-    for _ in range(REPEATS):
-        trainer.epoch = 1
-        start = time.perf_counter()
-        trainer.train_epoch()
-        times.append(time.perf_counter() - start)
+    with torch_threads(threads):
+        warm, times = _time_epochs(trainer)
     layers = trainer.model.layers
     print(json.dumps({
         "sparsity": "ER eps=20" if density is None else f"ERK {density:.0%}",
@@ -93,8 +78,29 @@ def child(backend: str, density: float | None, threads: int) -> None:
         "epochs_s": " ".join(f"{t:.2f}" for t in times),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "rss_after_data_mb": rss_data,
-        "threads": torch.get_num_threads(),
+        "threads": threads,
     }))
+
+
+def _time_epochs(trainer) -> tuple[float, list[float]]:
+    """Warm up (thread pools, allocator) on 20 batches, then time whole epochs; setting the
+    epoch counter to 1 makes each epoch 2, which starts with SET's rewiring."""
+    X_train, y_train = trainer.data.train
+    warm_start = time.perf_counter()
+    for b in range(20):
+        idx = slice(b * 128, (b + 1) * 128)
+        loss = trainer.loss_fn(trainer.model(X_train[idx]), y_train[idx])
+        trainer.optimizer.zero_grad()
+        loss.backward()
+        trainer.optimizer.step()
+    warm = time.perf_counter() - warm_start
+    times = []
+    for _ in range(REPEATS):
+        trainer.epoch = 1
+        start = time.perf_counter()
+        trainer.train_epoch()
+        times.append(time.perf_counter() - start)
+    return warm, times
 
 
 def main() -> None:

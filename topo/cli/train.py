@@ -17,25 +17,18 @@ from pathlib import Path
 ORDER = 20
 
 _HELP = {
-    "method": "dense, static, set, rigl, gmp, imp or snip (default set)",
     "dataset": "digits (default), synthetic-F1..F10, mnist, fashion-mnist, cifar10",
     "arch": "layer widths input to output, e.g. 64-100-100-10 (default: from the data, "
             "two hidden layers of 100)",
     "epochs": "epochs (per level for imp; default 30)",
     "batch_size": "mini-batch size (default 32)",
     "lr": "learning rate (default 0.01)",
-    "optimizer": "sgd (default) or adam",
     "momentum": "SGD momentum (default 0.9)",
     "weight_decay": "L2 weight decay (default 0)",
     "l1": "L1 penalty coefficient on the weights (default 0)",
-    "activation": "hidden activation: relu (default), tanh, sigmoid, leaky_relu, elu, gelu, "
-                  "identity",
     "seed": "random seed (default 0)",
     "epsilon": "Erdos-Renyi epsilon of SET (default 20)",
     "density": "target density in (0, 1] for erk, snip, gmp, imp (default 0.1; imp: 5 levels)",
-    "init_sparsity": "er (default), erk or dense for static/set/rigl",
-    "weight_init": "he_uniform (default, sparse-aware fan-in), he_normal, xavier_uniform, "
-                   "torch_default",
     "zeta": "SET: fraction rewired per epoch (default 0.3)",
     "set_regrow_zero": "SET: regrow connections at weight 0 instead of a fresh initial draw",
     "rigl_delta_t": "RigL: steps between mask updates (default 100)",
@@ -55,19 +48,37 @@ _HELP = {
     "standardize": "scale features (and a regression target) by the training split's mean and "
                    "standard deviation first (Tsang et al. 2018)",
     "test_fraction": "digits: fraction held out for testing (default 0.25)",
-    "backend": "auto (default), dense or sparse computation",
     "threads": "torch threads (default: 1 for small networks, 2 otherwise)",
     "data_root": "folder with MNIST/Fashion-MNIST IDX files or CIFAR-10 batches",
     "download": "download missing MNIST/Fashion-MNIST/CIFAR-10 files into --data-root",
 }
 
 
+# help of the fields whose values are the names of a registry: the names come from it
+_CHOICE_HELP = {
+    "method": "sparsity method: {choices} (default set; see below)",
+    "optimizer": "{choices} (default sgd)",
+    "activation": "hidden activation: {choices} (default relu)",
+    "init_sparsity": "{choices} for static/set/rigl (default er)",
+    "weight_init": "{choices} (default he_uniform, sparse-aware fan-in)",
+    "backend": "{choices} computation (default auto)",
+}
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    from topo.train import registry
+
+    registries = {"method": registry.METHODS, "optimizer": registry.OPTIMIZERS,
+                  "activation": registry.ACTIVATIONS, "init_sparsity": registry.INIT_SPARSITIES,
+                  "weight_init": registry.WEIGHT_INITS, "backend": registry.BACKENDS}
+    helps = {**_HELP, **{name: text.format(choices=registries[name].choices())
+                         for name, text in _CHOICE_HELP.items()}}
     p = sub.add_parser(
         "train", help="train a sparse network, writing a snapshot every epoch",
-        description="Train a sparse MLP (dense, static, SET, RigL, GMP, IMP, SNIP) and write "
-                    "a run directory: run.json, metrics.jsonl and "
-                    "snapshots/epoch_XXXX.safetensors.")
+        description="Train a sparse MLP and write a run directory: run.json,\n"
+                    "metrics.jsonl and snapshots/epoch_XXXX.safetensors.",
+        epilog="methods:\n" + registry.METHODS.describe(),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", help="run directory (default runs/METHOD-DATASET-sSEED)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint (a finished "
@@ -81,7 +92,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             continue
         flag = "--" + f.name.replace("_", "-")
         default = f.default
-        kwargs = {"default": None, "help": _HELP.get(f.name)}
+        kwargs = {"default": None, "help": helps.get(f.name)}
         if f.name == "arch":
             p.add_argument(flag, type=str, metavar="W-W-...", **kwargs)
         elif isinstance(default, bool):

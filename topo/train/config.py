@@ -3,8 +3,9 @@
 A :class:`TrainConfig` is everything that decides what a run computes: method, data,
 architecture, optimisation, sparsity schedule and seed. It is stored under ``"config"`` in the
 run manifest (``run.json``) and read back with :meth:`TrainConfig.from_dict`, which is how
-``--resume`` knows it continues the same run. This module imports only the standard library,
-so the ``topo`` command can build and check a configuration without loading torch.
+``--resume`` knows it continues the same run. This module imports only the standard library
+(names are checked against :mod:`topo.train.registry`, which does too), so the ``topo``
+command can build and check a configuration without loading torch.
 
 Defaults and where they come from
 ---------------------------------
@@ -32,16 +33,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from topo.errors import ConfigError
+from topo.train.registry import (
+    ACTIVATIONS,
+    BACKENDS,
+    INIT_SPARSITIES,
+    METHODS,
+    OPTIMIZERS,
+    WEIGHT_INITS,
+)
 
 __all__ = ["TrainConfig", "METHODS", "DATASETS", "OPTIMIZERS", "ACTIVATIONS", "INIT_SPARSITIES",
-           "parse_arch", "DEFAULT_DENSITY"]
+           "WEIGHT_INITS", "BACKENDS", "parse_arch", "DEFAULT_DENSITY"]
 
-METHODS = ("dense", "static", "set", "rigl", "gmp", "imp", "snip")
-OPTIMIZERS = ("sgd", "adam")
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "leaky_relu", "elu", "gelu", "identity")
-INIT_SPARSITIES = ("er", "erk", "dense")
-WEIGHT_INITS = ("he_uniform", "he_normal", "xavier_uniform", "torch_default")
-BACKENDS = ("auto", "dense", "sparse")
 DATASETS = ("digits", *(f"synthetic-F{k}" for k in range(1, 11)), "mnist", "fashion-mnist",
             "cifar10")
 DEFAULT_DENSITY = 0.1
@@ -55,7 +58,8 @@ class TrainConfig:
     Parameters
     ----------
     method
-        ``dense``, ``static``, ``set``, ``rigl``, ``gmp``, ``imp`` or ``snip``.
+        A name of :data:`~topo.train.registry.METHODS` (``dense``, ``static``, ``set``,
+        ``rigl``, ``gmp``, ``imp``, ``snip``).
     dataset
         ``digits`` (default), ``synthetic-F1`` ... ``synthetic-F10``, ``mnist``,
         ``fashion-mnist`` or ``cifar10``.
@@ -64,11 +68,13 @@ class TrainConfig:
         output widths from the data with two hidden layers of 100. A list of hidden widths
         only (first/last not matching the data) is an error, not guessed.
     epochs, batch_size, lr, optimizer, momentum, weight_decay
-        Optimisation. ``momentum`` is SGD's; Adam uses its default betas.
+        Optimisation; ``optimizer`` is a name of :data:`~topo.train.registry.OPTIMIZERS`.
+        ``momentum`` is SGD's; Adam uses its default betas.
     l1
         Coefficient of an L1 penalty on the weights (connections only) added to the loss.
     activation
-        Hidden-layer activation; the output layer is linear (softmax lives in the loss).
+        Hidden-layer activation (:data:`~topo.train.registry.ACTIVATIONS`); the output
+        layer is linear (softmax lives in the loss).
     seed
         Seeds every random choice (data split and order, masks, weights, regrowth).
     epsilon
@@ -77,7 +83,10 @@ class TrainConfig:
         Target overall density for ``init_sparsity="erk"``, ``snip``, ``gmp`` (final) and
         ``imp`` (final; sets the number of levels when ``imp_levels`` is ``None``).
     init_sparsity
-        ``er``, ``erk`` or ``dense`` for the methods that start sparse (static/set/rigl).
+        ``er``, ``erk`` or ``dense`` for the methods that start sparse (static/set/rigl);
+        see :data:`~topo.train.registry.INIT_SPARSITIES`.
+    weight_init
+        Initial weight distribution (:data:`~topo.train.registry.WEIGHT_INITS`).
     zeta
         SET's rewired fraction per epoch.
     sparse_output
@@ -150,27 +159,15 @@ class TrainConfig:
     # ------------------------------------------------------------------ checks
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first invalid field."""
-        if self.method not in METHODS:
-            raise ConfigError(
-                f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        METHODS.check(self.method)
         if self.dataset not in DATASETS:
             raise ConfigError(f"unknown dataset {self.dataset!r}; choose one of digits, "
                               "synthetic-F1 ... synthetic-F10, mnist, fashion-mnist, cifar10")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(
-                f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-        if self.activation not in ACTIVATIONS:
-            raise ConfigError(f"unknown activation {self.activation!r}; choose one of "
-                              f"{', '.join(ACTIVATIONS)}")
-        if self.init_sparsity not in INIT_SPARSITIES:
-            raise ConfigError(f"unknown init_sparsity {self.init_sparsity!r}; choose one of "
-                              f"{', '.join(INIT_SPARSITIES)}")
-        if self.weight_init not in WEIGHT_INITS:
-            raise ConfigError(f"unknown weight_init {self.weight_init!r}; choose one of "
-                              f"{', '.join(WEIGHT_INITS)}")
-        if self.backend not in BACKENDS:
-            raise ConfigError(
-                f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
+        OPTIMIZERS.check(self.optimizer)
+        ACTIVATIONS.check(self.activation)
+        INIT_SPARSITIES.check(self.init_sparsity)
+        WEIGHT_INITS.check(self.weight_init)
+        BACKENDS.check(self.backend)
         if self.arch is not None:
             self.arch = parse_arch(self.arch)
         if self.density is not None and not (0.0 < float(self.density) <= 1.0):

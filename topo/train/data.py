@@ -25,6 +25,7 @@ with internet only); without it a missing file is a clear :class:`UnreadableFile
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import pickle
@@ -38,9 +39,21 @@ import numpy as np
 from topo.errors import ConfigError, UnreadableFileError, UnsafeFileError
 from topo.train.config import DATASETS
 
-__all__ = ["Dataset", "load_dataset", "standardized", "DATASETS", "read_idx", "read_cifar10"]
+__all__ = ["Dataset", "load_dataset", "standardized", "with_validation_split", "DATASETS",
+           "read_idx", "read_cifar10", "VALIDATION_SEED_OFFSET", "VALIDATION_SHARE"]
 
 DEFAULT_SYNTHETIC_SAMPLES = 30000
+
+VALIDATION_SHARE = 6
+""":func:`with_validation_split` holds out ``len(train) // VALIDATION_SHARE`` samples (a
+sixth, at least one)."""
+
+VALIDATION_SEED_OFFSET = 7919
+"""Added to the run's seed to seed the permutation of :func:`with_validation_split`. The
+split must be fixed by the seed yet not be drawn from the run's own generators (seeded with
+the seed itself), whose streams decide masks, weights and batch order: an offset gives it a
+stream of its own. The value (the 1000th prime) has no meaning beyond that, but every
+early-stopped run so far used it, so changing it changes their results."""
 
 _IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -111,6 +124,25 @@ def standardized(data: Dataset) -> Dataset:
     return replace(data, **changes)
 
 
+def with_validation_split(data: Dataset, seed: int) -> Dataset:
+    """The data set with a sixth of its training split held out for validation.
+
+    Data sets that already have a validation split (the synthetic ones) are returned
+    unchanged. The held-out samples are the first ``max(1, n // VALIDATION_SHARE)`` of a
+    random permutation drawn with ``PCG64(seed + VALIDATION_SEED_OFFSET)``; the rest, in
+    permutation order, are the new training split. Early stopping needs the validation
+    loss this gives.
+    """
+    if data.X_val is not None:
+        return data
+    perm = np.random.Generator(np.random.PCG64(seed + VALIDATION_SEED_OFFSET)).permutation(
+        len(data.X_train))
+    n_val = max(1, len(data.X_train) // VALIDATION_SHARE)
+    held, kept = perm[:n_val], perm[n_val:]
+    return replace(data, X_train=data.X_train[kept], y_train=data.y_train[kept],
+                   X_val=data.X_train[held], y_val=data.y_train[held])
+
+
 def load_dataset(name: str, *, seed: int, n_samples: int | None = None,
                  root: str | Path | None = None, download: bool = False,
                  test_fraction: float = 0.25) -> Dataset:
@@ -165,15 +197,24 @@ def load_dataset(name: str, *, seed: int, n_samples: int | None = None,
 
 # --------------------------------------------------------------------- digits / synthetic
 def _digits(seed: int, test_fraction: float) -> Dataset:
-    from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
+
+    X, y = _digits_arrays()
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=test_fraction, stratify=y,
+                                              random_state=seed)
+    return Dataset("digits", X_tr, y_tr, None, None, X_te, y_te, "classification", 10, (8, 8))
+
+
+@functools.lru_cache(maxsize=1)
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits as pixels / 16 and labels, read once per process (read-only)."""
+    from sklearn.datasets import load_digits
 
     data = load_digits()
     X = (data.data / 16.0).astype(np.float32)
     y = data.target.astype(np.int64)
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=test_fraction, stratify=y,
-                                              random_state=seed)
-    return Dataset("digits", X_tr, y_tr, None, None, X_te, y_te, "classification", 10, (8, 8))
+    X.flags.writeable = y.flags.writeable = False
+    return X, y
 
 
 def _synthetic(name: str, seed: int, n_samples: int) -> Dataset:

@@ -5,7 +5,7 @@ Each :class:`SparseLinear` keeps the weights of its connections as one parameter
 CSR order). The connection set *is* the mask: a connection regrown at weight 0 is still a
 connection. Because the optimiser sees only ``values``, changing the structure is a matter of
 building a new vector and carrying the optimiser state of the surviving connections over
-(:func:`topo.train.methods.apply_structure`), and nothing is ever computed for absent
+(:func:`topo.train.methods.drop_and_grow`), and nothing is ever computed for absent
 connections' optimiser state.
 
 Two computation paths give the same result up to floating-point rounding:
@@ -22,15 +22,25 @@ Two computation paths give the same result up to floating-point rounding:
 
 from __future__ import annotations
 
-import math
 import warnings
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["SparseLinear", "SparseMLP", "SPARSE_MAX_DENSITY", "SPARSE_MIN_SIZE",
-           "activation_module"]
+from topo.train.registry import ACTIVATIONS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from topo.graph import LayeredGraph
+    from topo.train.initialization import WeightInit
+
+__all__ = ["SparseLinear", "SparseMLP", "SPARSE_MAX_DENSITY", "SPARSE_MIN_SIZE", "build_mlp",
+           "dense_gradients", "LayerState"]
+
+LayerState = dict[str, torch.Tensor]
+"""A copy of one layer: ``flat`` (int64 positions), ``values`` and ``bias`` (float32)."""
 
 SPARSE_MAX_DENSITY = 0.2
 SPARSE_MIN_SIZE = 100_000
@@ -70,9 +80,14 @@ class SparseLinear(nn.Module):
         return int(self.flat.numel())
 
     @property
+    def size(self) -> int:
+        """Possible connections (positions of the flat index space): ``n_in n_out``."""
+        return self.n_in * self.n_out
+
+    @property
     def density(self) -> float:
         """Connections / possible connections."""
-        return self.n_connections / (self.n_in * self.n_out)
+        return self.n_connections / self.size
 
     def set_structure(self, flat: np.ndarray | torch.Tensor, values: torch.Tensor) -> None:
         """Replace the connection set (sorted flat indices) and their weights in place.
@@ -81,13 +96,15 @@ class SparseLinear(nn.Module):
         parameter must not change size in place); an optimiser holding the old one must be
         told (:func:`topo.train.methods.drop_and_grow` does that).
         """
+        if isinstance(flat, torch.Tensor):
+            flat = flat.numpy()
         flat_t = torch.as_tensor(np.array(flat, dtype=np.int64, copy=True))
         self.flat = flat_t
         self.values = nn.Parameter(values.detach().float().contiguous().clone())
         rows = torch.div(flat_t, self.n_in, rounding_mode="floor")
         cols = flat_t - rows * self.n_in
         self._rows, self._cols = rows, cols
-        self._full = self.n_connections == self.n_in * self.n_out
+        self._full = self.n_connections == self.size
         self._use_sparse = self._choose_sparse()
         if self._use_sparse:
             counts = torch.bincount(rows, minlength=self.n_out)
@@ -105,8 +122,7 @@ class SparseLinear(nn.Module):
             return False
         if self.backend == "sparse":
             return True
-        size = self.n_in * self.n_out
-        return size >= SPARSE_MIN_SIZE and self.density <= SPARSE_MAX_DENSITY
+        return self.size >= SPARSE_MIN_SIZE and self.density <= SPARSE_MAX_DENSITY
 
     @property
     def uses_sparse(self) -> bool:
@@ -127,10 +143,25 @@ class SparseLinear(nn.Module):
         m[self.flat.numpy()] = True
         return m.reshape(self.n_out, self.n_in)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """``x W^T + b``; ``weight`` replaces ``W`` by a given dense ``(n_out, n_in)`` matrix
+        (what :func:`dense_gradients` differentiates)."""
+        if weight is not None:
+            return nn.functional.linear(x, weight, self.bias)
         if self._use_sparse:
             return _CSRLinear.apply(x, self.values, self.bias, self)
         return nn.functional.linear(x, self.dense_weight(), self.bias)
+
+    def capture(self) -> LayerState:
+        """A copy of the connections, their weights and the bias."""
+        return {"flat": self.flat.clone(), "values": self.values.data.clone(),
+                "bias": self.bias.data.clone()}
+
+    def restore(self, state: LayerState) -> None:
+        """Put back what :meth:`capture` copied (a new ``values`` parameter, as
+        :meth:`set_structure` makes)."""
+        self.set_structure(state["flat"], state["values"])
+        self.bias.data = state["bias"].clone()
 
 
 class _CSRLinear(torch.autograd.Function):
@@ -185,56 +216,95 @@ class SparseMLP(nn.Module):
     """A stack of :class:`SparseLinear` layers with an activation between them.
 
     The output layer is linear (no activation); the loss adds softmax or nothing.
+    ``activation`` is a name of :data:`~topo.train.registry.ACTIVATIONS`.
     """
 
     def __init__(self, layers: list[SparseLinear], activation: str = "relu") -> None:
         super().__init__()
         self.layers = nn.ModuleList(layers)
         self.activation_name = activation
-        self.act = activation_module(activation)
+        self.act = ACTIVATIONS.load(activation)()
 
     @property
     def widths(self) -> list[int]:
         """Unit counts input to output."""
         return [self.layers[0].n_in, *(lay.n_out for lay in self.layers)]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor,
+                weights: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+        """The network's output; ``weights`` (one dense matrix per layer) replace the
+        layers' own weights."""
         last = len(self.layers) - 1
         for k, layer in enumerate(self.layers):
-            x = layer(x)
+            x = layer(x, None if weights is None else weights[k])
             if k < last:
                 x = self.act(x)
         return x
 
+    def capture(self) -> list[LayerState]:
+        """A copy of every layer (:meth:`SparseLinear.capture`)."""
+        return [layer.capture() for layer in self.layers]
 
-def activation_module(name: str) -> nn.Module:
-    """The torch module of an activation name (see ``topo.train.config.ACTIVATIONS``)."""
-    return {
-        "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
-        "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "gelu": nn.GELU, "identity": nn.Identity,
-    }[name]()
+    def restore(self, state: Sequence[LayerState]) -> None:
+        """Put back what :meth:`capture` copied (optimiser state is not touched)."""
+        for layer, layer_state in zip(self.layers, state, strict=True):
+            layer.restore(layer_state)
+
+    def to_graph(self, input_shape: Sequence[int] | None = None) -> LayeredGraph:
+        """The network as a :class:`~topo.graph.LayeredGraph`; its structure comes from the
+        connection set, so a connection of weight 0 is kept. Layers are named
+        ``layers.0``, ``layers.1``, ..."""
+        import scipy.sparse as sp
+
+        from topo.graph import LayeredGraph
+
+        layers, masks, biases = [], [], []
+        for layer in self.layers:
+            flat = layer.flat.numpy()
+            rows, cols = np.divmod(flat, layer.n_in)
+            indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=layer.n_out))])
+            shape = (layer.n_out, layer.n_in)
+            values = layer.values.data.numpy().astype(np.float64)
+            layers.append(sp.csr_matrix((values, cols, indptr), shape=shape))
+            masks.append(sp.csr_matrix((np.ones(flat.size, dtype=np.int8), cols, indptr),
+                                       shape=shape))
+            biases.append(layer.bias.data.numpy().astype(np.float64))
+        return LayeredGraph(layers, masks=masks, biases=biases,
+                            names=[f"layers.{k}" for k in range(len(layers))],
+                            input_shape=input_shape)
 
 
-def init_bound(kind: str, fan_in: float, fan_out: float) -> tuple[str, float]:
-    """Distribution (``uniform``/``normal``) and its bound/std for a weight initialisation.
+def build_mlp(widths: Sequence[int], densities: Sequence[float], activation: str,
+              backend: str, init: WeightInit, rng: np.random.Generator) -> SparseMLP:
+    """A sparse MLP with random masks of the given densities and initial weights.
 
-    ``fan_in``/``fan_out`` are the effective (sparse-aware) fans: density times the width.
+    Layer by layer, input side first: the mask (``round(density n_in n_out)`` positions
+    drawn with ``rng``, :func:`topo.train.sparsity.random_structure`), then its weights
+    (``init``, at the mask's actual density); biases start at 0.
     """
-    fan_in = max(fan_in, 1.0)
-    fan_out = max(fan_out, 1.0)
-    if kind == "he_uniform":
-        return "uniform", math.sqrt(6.0 / fan_in)
-    if kind == "he_normal":
-        return "normal", math.sqrt(2.0 / fan_in)
-    if kind == "xavier_uniform":
-        return "uniform", math.sqrt(6.0 / (fan_in + fan_out))
-    return "uniform", 1.0 / math.sqrt(fan_in)  # torch_default: kaiming_uniform(a=sqrt(5))
+    from topo.train.sparsity import random_structure
+
+    layers = []
+    for k, d in enumerate(densities):
+        n_in, n_out = widths[k], widths[k + 1]
+        flat = random_structure(n_in, n_out, d, rng)
+        values = init.draw(k, flat.size, flat.size / (n_in * n_out))
+        layers.append(SparseLinear(n_in, n_out, flat, values, torch.zeros(n_out),
+                                   backend=backend))
+    return SparseMLP(layers, activation)
 
 
-def draw_weights(n: int, kind: str, fan_in: float, fan_out: float,
-                 generator: torch.Generator) -> torch.Tensor:
-    """``n`` initial weights from the named distribution, drawn with ``generator``."""
-    dist, scale = init_bound(kind, fan_in, fan_out)
-    if dist == "uniform":
-        return (torch.rand(n, generator=generator) * 2.0 - 1.0) * scale
-    return torch.randn(n, generator=generator) * scale
+def dense_gradients(model: SparseMLP, x: torch.Tensor, y: torch.Tensor,
+                    loss_fn: Callable[..., torch.Tensor]) -> list[np.ndarray]:
+    """``∂L/∂W`` of the batch at every position (absent ones too), flat row-major per layer.
+
+    The network is evaluated with dense weight matrices equal to the sparse ones (zeros at
+    absent positions), so the gradient at an absent position is what it would receive if it
+    were a connection of weight 0 (RigL's grow criterion, Evci et al. 2020). The layers'
+    own parameters and their ``.grad`` are left untouched.
+    """
+    weights = [layer.dense_weight().detach().clone().requires_grad_(True)
+               for layer in model.layers]
+    loss = loss_fn(model(x, weights), y)
+    grads = torch.autograd.grad(loss, weights)
+    return [g.reshape(-1).numpy().astype(np.float64) for g in grads]

@@ -62,3 +62,45 @@ def test_imp_levels_follow_from_the_target_density():
     # 0.8^1 = 0.8 exactly reaches a density of 0.8
     assert TrainConfig(method="imp", density=0.8).n_imp_levels() == 1
     assert TrainConfig(method="imp", imp_levels=3).n_imp_levels() == 3
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"activation": "swish"}, "unknown activation"),
+    ({"init_sparsity": "uniform"}, "unknown init_sparsity"),
+    ({"weight_init": "orthogonal"}, "unknown weight_init"),
+    ({"backend": "gpu"}, "unknown backend"),
+    ({"lr": 0.0}, "lr must be positive"),
+    ({"momentum": -0.1}, "momentum must not be negative"),
+    ({"rigl_end_fraction": 0.0}, "rigl_end_fraction must lie in"),
+    ({"imp_levels": 0}, "imp_levels must be at least 1"),
+    ({"imp_rewind_step": -1}, "must not be negative"),
+    ({"early_stopping_patience": 0}, "early_stopping_patience"),
+    ({"threads": 0}, "threads must be at least 1"),
+    ({"n_samples": 2}, "n_samples must be at least 3"),
+    ({"method": "imp", "density": 1.0}, "imp needs a density below 1"),
+    ({"batch_size": True}, "batch_size must be a positive integer"),
+])
+def test_every_range_check_names_its_field(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**changes)
+
+
+def test_non_integer_widths_are_refused():
+    with pytest.raises(ConfigError, match="integers"):
+        parse_arch([64, 10.5, 10])
+    with pytest.raises(ConfigError, match="list of widths"):
+        parse_arch(None)
+
+
+def test_default_target_densities():
+    # 0.1 unless given; IMP's default is five levels of 20 %: 0.8^5 = 0.32768
+    assert TrainConfig(method="snip").target_density() == 0.1
+    assert TrainConfig(method="imp").n_imp_levels() == 5
+    assert TrainConfig(method="imp").target_density() == pytest.approx(0.32768)
+
+
+def test_replace_validates_again():
+    config = TrainConfig(method="set")
+    assert config.replace(epochs=3).epochs == 3
+    with pytest.raises(ConfigError, match="epochs"):
+        config.replace(epochs=0)

@@ -159,3 +159,135 @@ def test_standardize_option_keeps_the_ids_of_earlier_runs():
     config = TrainConfig.from_dict(manifest["config"])
     assert run_id(config) == manifest["run_id"]
     assert run_id(config.replace(standardize=True)) != manifest["run_id"]
+
+
+def _regression(n_train: int, val: bool = False):
+    from topo.train.data import Dataset
+
+    X = np.arange(2 * n_train, dtype=np.float32).reshape(n_train, 2)
+    y = np.arange(n_train, dtype=np.float32)
+    return Dataset("t", X, y, X[:2] + 100 if val else None, y[:2] + 100 if val else None,
+                   X[:1], y[:1], "regression", None, None)
+
+
+def test_validation_split_holds_out_a_sixth_chosen_by_the_seed():
+    from topo.train.data import VALIDATION_SEED_OFFSET, with_validation_split
+
+    data = with_validation_split(_regression(12), seed=5)
+    # the documented draw: a permutation from PCG64(seed + offset), the first 12 // 6 held out
+    perm = np.random.Generator(np.random.PCG64(5 + VALIDATION_SEED_OFFSET)).permutation(12)
+    assert VALIDATION_SEED_OFFSET == 7919   # every early-stopped run so far used it
+    np.testing.assert_array_equal(data.y_val, perm[:2])
+    np.testing.assert_array_equal(data.y_train, perm[2:])
+    np.testing.assert_array_equal(data.X_val[:, 0], 2 * perm[:2])
+    # two seeds, two different splits of the same data
+    other = with_validation_split(_regression(12), seed=6)
+    assert sorted(other.y_val.tolist()) != sorted(data.y_val.tolist())
+
+
+def test_validation_split_keeps_at_least_one_sample_and_an_existing_split():
+    from topo.train.data import with_validation_split
+
+    assert len(with_validation_split(_regression(5), seed=0).X_val) == 1   # 5 // 6 = 0 -> 1
+    given = _regression(12, val=True)
+    assert with_validation_split(given, seed=0) is given
+
+
+def test_standardized_scales_validation_with_training_statistics_and_keeps_labels():
+    from dataclasses import replace
+
+    from topo.train.data import standardized
+
+    data = _regression(2, val=True)   # X_train [[0, 1], [2, 3]]: mean (1, 2), std (1, 1)
+    out = standardized(data)
+    np.testing.assert_allclose(out.X_val, [[99.0, 99.0], [101.0, 101.0]])
+    np.testing.assert_allclose(out.y_val, [199.0, 201.0])   # y mean 0.5, std 0.5
+    constant = standardized(replace(data, y_train=np.array([3.0, 3.0], np.float32)))
+    np.testing.assert_allclose(constant.y_train, [0.0, 0.0])   # std 0: only centred
+    labels = replace(data, task="classification", n_classes=3,
+                     y_train=np.array([0, 2]), y_test=np.array([1]), y_val=np.array([2, 1]))
+    out = standardized(labels)
+    assert out.y_train.tolist() == [0, 2] and out.y_val.tolist() == [2, 1]
+
+
+@pytest.mark.parametrize("raw, message", [
+    (b"\x1f\x8b\x08\x00garbage", "damaged gzip file"),
+    (b"\x00\x00\x07\x01", r"not an IDX file \(bad magic number\)"),   # type code 7
+    (b"\x00\x00\x08\x03\x00\x00", "truncated IDX header"),   # 3 dimensions, 2 bytes of them
+])
+def test_damaged_idx_files_are_named(tmp_path, raw, message):
+    (tmp_path / "x-idx1-ubyte").write_bytes(raw)
+    with pytest.raises(UnreadableFileError, match=f"x-idx1-ubyte: {message}"):
+        read_idx(tmp_path / "x-idx1-ubyte")
+    with pytest.raises(UnreadableFileError, match="no such file"):
+        read_idx(tmp_path / "missing")
+
+
+def test_idx_files_of_the_other_types_and_names(tmp_path):
+    # a 0-dimensional int32 file (type 0x0C, big-endian) under MNIST's dotted file name
+    (tmp_path / "one.idx").write_bytes(bytes([0, 0, 0x0C, 0]) + struct.pack(">i", -7))
+    assert read_idx(tmp_path / "one.idx").tolist() == -7
+    _write_mnist(tmp_path, compress=False)
+    for name in ("train-labels-idx1-ubyte", "t10k-images-idx3-ubyte"):
+        (tmp_path / name).rename(tmp_path / name.replace("-idx", ".idx"))
+    assert load_dataset("mnist", seed=0, root=tmp_path).X_test.shape == (2, 784)
+
+
+def test_mnist_images_and_labels_must_agree(tmp_path):
+    _write_mnist(tmp_path, compress=False)
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(_idx_bytes(np.array([1, 2, 3])))
+    with pytest.raises(UnreadableFileError, match="test images .* and labels .* do not match"):
+        load_dataset("mnist", seed=0, root=tmp_path)
+
+
+def test_unknown_synthetic_function_and_cifar_without_root_are_config_errors():
+    with pytest.raises(ConfigError, match="synthetic-F1 ... synthetic-F10"):
+        load_dataset("synthetic-F11", seed=0)
+    with pytest.raises(ConfigError, match="--data-root"):
+        load_dataset("cifar10", seed=0)
+
+
+@pytest.mark.parametrize("content, message", [
+    ([1, 2], "must hold a dict"),
+    ({b"data": b"\x00" * 3072}, "lacks 'data' or 'labels'"),
+    ({"data": b"\x00" * 3000, "labels": [1]}, "3000 bytes of pixels for 1 labels"),
+])
+def test_damaged_cifar_batches_are_named(tmp_path, content, message):
+    path = tmp_path / "test_batch"
+    path.write_bytes(pickle.dumps(content, protocol=2))
+    with pytest.raises(UnreadableFileError, match=message):
+        read_cifar10(path)
+
+
+def test_cifar_batch_that_is_not_a_pickle_or_missing(tmp_path):
+    (tmp_path / "b").write_bytes(b"not a pickle")
+    with pytest.raises(UnreadableFileError, match="damaged CIFAR-10 batch"):
+        read_cifar10(tmp_path / "b")
+    with pytest.raises(UnreadableFileError, match="pass --download"):
+        read_cifar10(tmp_path / "missing")
+
+
+def test_cifar_batches_directly_in_the_root_folder(tmp_path):
+    _write_cifar(tmp_path, n=2)
+    for path in (tmp_path / "cifar-10-batches-py").iterdir():
+        path.rename(tmp_path / path.name)
+    (tmp_path / "cifar-10-batches-py").rmdir()
+    data = load_dataset("cifar10", seed=0, root=tmp_path)
+    assert data.X_train.shape == (10, 3072) and data.y_test.shape == (2,)
+
+
+def test_download_fetches_before_reading(tmp_path, monkeypatch):
+    from topo.train import data as data_module
+
+    fetched = []
+    monkeypatch.setattr(data_module, "_download_idx",
+                        lambda name, folder: (fetched.append(name), _write_mnist(folder, True)))
+    monkeypatch.setattr(data_module, "_download_cifar",
+                        lambda folder: (fetched.append("cifar10"), _write_cifar(folder, n=1)))
+    (tmp_path / "m").mkdir()
+    assert load_dataset("mnist", seed=0, root=tmp_path / "m", download=True).X_test.shape == (
+        2, 784)
+    (tmp_path / "c").mkdir()
+    assert load_dataset("cifar10", seed=0, root=tmp_path / "c", download=True).X_test.shape == (
+        1, 3072)
+    assert fetched == ["mnist", "cifar10"]

@@ -1,0 +1,47 @@
+"""Shared fixtures of the training tests: one small configuration, one trained SET run (trained
+once per session and shared by every test that only reads it), and tiny hand-made layers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from topo.train import TrainConfig, train
+
+# 64-40-30-10 on digits, batch 64: 1347 training samples -> ceil(1347 / 64) = 22 steps an epoch
+SMALL = {"dataset": "digits", "arch": [64, 40, 30, 10], "batch_size": 64, "seed": 3}
+STEPS_PER_EPOCH = 22
+SET_CONFIG = TrainConfig(method="set", epochs=4, **SMALL)
+
+
+@pytest.fixture(scope="session")
+def set_run(tmp_path_factory) -> Path:
+    """A finished 4-epoch SET run of :data:`SET_CONFIG` (read-only: copy it to change it)."""
+    out = tmp_path_factory.mktemp("runs") / "set"
+    train(SET_CONFIG, out, progress=False)
+    return out
+
+
+@pytest.fixture
+def restore_torch_threads():
+    """Tests that change torch's thread count leave it as they found it."""
+    before = torch.get_num_threads()
+    yield before
+    torch.set_num_threads(before)
+
+
+def tiny_layer(backend: str = "dense"):
+    """A 4-input, 2-output layer with connections at flat positions 0, 2, 5, 7 (that is
+    (0, 0), (0, 2), (1, 1), (1, 3)) of weights 1, 2, 3, 4."""
+    from topo.train.model import SparseLinear
+
+    return SparseLinear(4, 2, np.array([0, 2, 5, 7]), torch.tensor([1.0, 2.0, 3.0, 4.0]),
+                        torch.zeros(2), backend=backend)
+
+
+def snapshot_bytes(paths) -> list[bytes]:
+    """The bytes of snapshot files: the same seed on the same machine must give the same."""
+    return [Path(p).read_bytes() for p in paths]

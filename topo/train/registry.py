@@ -1,0 +1,203 @@
+"""Every name a user can choose in a training configuration, in one place.
+
+Each registry maps the names accepted by :class:`~topo.train.config.TrainConfig` and by
+``topo train`` to what they mean, with a one-line summary. The configuration checks names
+against it, the command line builds its help from it, error messages list its names, and the
+trainer looks implementations up in it; no other list of these names exists.
+
+This module imports only the standard library: an implementation is imported when it is
+first looked up (:meth:`Registry.load`), so checking a configuration never loads torch.
+
+To add a method: write its class (see :mod:`topo.train.methods`) and add one :class:`Entry`
+to :data:`METHODS`; the configuration, the command line and ``--help`` follow.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from topo.errors import ConfigError
+
+__all__ = ["Entry", "Registry", "METHODS", "OPTIMIZERS", "ACTIVATIONS", "WEIGHT_INITS",
+           "INIT_SPARSITIES", "BACKENDS"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered name.
+
+    Parameters
+    ----------
+    name
+        What the user types (``--method set``).
+    target
+        Attribute of the registry's module that implements it (``None`` for a plain
+        choice that code reads as a value, like a backend).
+    summary
+        One line for ``--help`` and the documentation, with the source paper.
+    """
+
+    name: str
+    target: str | None
+    summary: str
+
+
+class Registry(Mapping[str, Entry]):
+    """An ordered mapping from names to :class:`Entry`, with checking and lazy lookup.
+
+    Parameters
+    ----------
+    kind
+        What the names are, as the configuration field calls it (``"method"``); used in
+        error messages.
+    entries
+        The entries, in the order ``--help`` lists them.
+    module
+        Returns the module holding the targets; called on the first :meth:`load`.
+    """
+
+    def __init__(self, kind: str, entries: Sequence[Entry],
+                 module: Callable[[], ModuleType] | None = None) -> None:
+        self.kind = kind
+        self._entries = {e.name: e for e in entries}
+        if len(self._entries) != len(entries):
+            raise ValueError(f"{kind} registry: duplicate names")
+        self._module = module
+
+    def __getitem__(self, name: str) -> Entry:
+        return self._entries[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The registered names, in order."""
+        return tuple(self._entries)
+
+    def check(self, name: Any) -> str:
+        """``name`` if registered.
+
+        Raises
+        ------
+        ConfigError
+            ``unknown <kind> 'x'; choose one of a, b, c``.
+        """
+        if name not in self._entries:
+            raise ConfigError(f"unknown {self.kind} {name!r}; choose one of "
+                              f"{', '.join(self._entries)}")
+        return name
+
+    def load(self, name: str) -> Any:
+        """The implementation registered under ``name`` (imported on first use).
+
+        Raises
+        ------
+        ConfigError
+            Unknown name.
+        """
+        entry = self._entries[self.check(name)]
+        if entry.target is None or self._module is None:
+            raise ConfigError(f"{self.kind} {name!r} is a plain choice with no implementation")
+        return getattr(self._module(), entry.target)
+
+    def choices(self) -> str:
+        """The names as prose: ``a, b or c``."""
+        names = list(self._entries)
+        return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+    def describe(self, width: int = 79) -> str:
+        """Each name with its summary, wrapped to ``width`` columns (for ``--help`` and
+        docs)."""
+        name_width = max(len(n) for n in self._entries)
+        indent = " " * (name_width + 4)
+        return "\n".join(
+            textwrap.fill(e.summary, width, initial_indent=f"  {e.name:<{name_width}}  ",
+                          subsequent_indent=indent)
+            for e in self._entries.values())
+
+
+def _methods() -> ModuleType:
+    from topo.train import methods
+
+    return methods
+
+
+def _optimizers() -> ModuleType:
+    from topo.train import optim
+
+    return optim
+
+
+def _activations() -> ModuleType:
+    from torch import nn
+
+    return nn
+
+
+def _weight_inits() -> ModuleType:
+    from topo.train import initialization
+
+    return initialization
+
+
+METHODS = Registry("method", [
+    Entry("dense", "Dense", "every connection, never changed"),
+    Entry("static", "Static", "a random ER/ERK mask, never changed (Mocanu et al. 2018)"),
+    Entry("set", "SET", "SET: drop the smallest weights of each sign, regrow at random, "
+                        "every epoch (Mocanu et al. 2018)"),
+    Entry("rigl", "RigL", "RigL: drop by magnitude, grow where the gradient is largest, "
+                          "every rigl_delta_t steps (Evci et al. 2020)"),
+    Entry("gmp", "GMP", "gradual magnitude pruning from dense, cubic schedule "
+                        "(Zhu & Gupta 2017)"),
+    Entry("imp", "IMP", "iterative magnitude pruning with rewinding, lottery tickets "
+                        "(Frankle & Carbin 2019; Frankle et al. 2020)"),
+    Entry("snip", "SNIP", "prune at initialisation by |gradient x weight| "
+                          "(Lee et al. 2019)"),
+], _methods)
+
+OPTIMIZERS = Registry("optimizer", [
+    Entry("sgd", "sgd", "SGD with momentum and weight decay"),
+    Entry("adam", "adam", "Adam with its default betas (Kingma & Ba 2015)"),
+], _optimizers)
+
+ACTIVATIONS = Registry("activation", [
+    Entry("relu", "ReLU", "max(0, x)"),
+    Entry("tanh", "Tanh", "tanh(x)"),
+    Entry("sigmoid", "Sigmoid", "1 / (1 + exp(-x))"),
+    Entry("leaky_relu", "LeakyReLU", "max(0, x) + 0.01 min(0, x)"),
+    Entry("elu", "ELU", "x for x > 0, exp(x) - 1 otherwise"),
+    Entry("gelu", "GELU", "x Phi(x) (Hendrycks & Gimpel 2016)"),
+    Entry("identity", "Identity", "x (a linear network)"),
+], _activations)
+
+WEIGHT_INITS = Registry("weight_init", [
+    Entry("he_uniform", "he_uniform", "U(-b, b), b = sqrt(6 / fan_in), sparse-aware fan-in "
+                                      "(He et al. 2015; Evci et al. 2022)"),
+    Entry("he_normal", "he_normal", "N(0, 2 / fan_in), sparse-aware fan-in"),
+    Entry("xavier_uniform", "xavier_uniform", "U(-b, b), b = sqrt(6 / (fan_in + fan_out)) "
+                                              "(Glorot & Bengio 2010)"),
+    Entry("torch_default", "torch_default", "U(-b, b), b = 1 / sqrt(fan_in), torch's Linear "
+                                            "default"),
+], _weight_inits)
+
+INIT_SPARSITIES = Registry("init_sparsity", [
+    Entry("er", None, "Erdos-Renyi: layer density eps (n_in + n_out) / (n_in n_out) "
+                      "(Mocanu et al. 2018)"),
+    Entry("erk", None, "the Erdos-Renyi shape scaled to the target density (Evci et al. "
+                       "2020)"),
+    Entry("dense", None, "start dense"),
+])
+
+BACKENDS = Registry("backend", [
+    Entry("auto", None, "per layer: CSR for large sparse layers, masked-dense otherwise"),
+    Entry("dense", None, "masked-dense computation"),
+    Entry("sparse", None, "CSR computation"),
+])
