@@ -28,7 +28,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "topo"
 
-ANALYSES = ("topo.distance", "topo.overlap", "topo.comparison", "topo.persistence",
+ANALYSES = ("topo.distance", "topo.distance_chance", "topo.assignment", "topo.canonical",
+            "topo.overlap", "topo.comparison", "topo.persistence",
             "topo.interactions", "topo.evolution", "topo.pairwise")
 #: module (or package prefix) -> module prefixes it must not import
 FORBIDDEN = {

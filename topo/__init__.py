@@ -40,6 +40,8 @@ _LAZY = {
     "read_sequence": "io",
     "export_graph": "io",
     "nnstd": "distance",
+    "nnstd_chance": "distance_chance",
+    "NNSTDChance": "distance_chance",
     "NNSTDResult": "distance",
     "compare": "comparison",
     "Comparison": "comparison",

@@ -1,8 +1,9 @@
 """Every command on the committed example run prints exactly what it printed before.
 
-The expected texts in ``expected/`` were captured from the command line of the release before
-the architecture rework (``/work/golden/base`` of that change), not computed by the code under
-test; a change to any of them is a change of topo's output and must be deliberate.
+The expected texts in ``expected/`` were captured from the command line of topo 0.1.0, not
+computed by the code under test; a change to any of them is a change of topo's output and must
+be deliberate (the default mode's canonical tie rule changed the NNSTD values of later layers,
+and those files were captured again with it).
 """
 
 from __future__ import annotations
