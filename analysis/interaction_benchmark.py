@@ -167,8 +167,9 @@ def _score(job: dict) -> dict:
 # ----------------------------------------------------------------------------- results
 def _write(table: pd.DataFrame, out: Path, command: str, args: argparse.Namespace,
            train_s: float) -> None:
-    from topo.cli._output import save_figure, write_csv
     from topo.io.atomic import atomic_write_text
+    from topo.io.export import save_figure
+    from topo.io.tables import write_csv
 
     out.parent.mkdir(parents=True, exist_ok=True)
     write_csv(table, out.with_suffix(".csv"))
@@ -264,9 +265,9 @@ def _markdown(frame: pd.DataFrame) -> str:
 
 
 def _figure(table: pd.DataFrame):
-    from topo.plot import _pyplot
+    from topo.plot import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     trainings = list(dict.fromkeys(table["training"]))
     fig, axes = plt.subplots(1, len(trainings), figsize=(4.6 * len(trainings), 3.4),
                              squeeze=False, sharey=True)

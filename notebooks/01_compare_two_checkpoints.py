@@ -42,11 +42,11 @@ RUN = example_run(*([Path(__file__).parent] if AS_SCRIPT else []))
 save = script_figures("topo-nb01", enabled=AS_SCRIPT)
 
 # %%
-from topo.io.run import snapshot_paths
 from topo.plot import plot_comparison
 
-snapshots = snapshot_paths(RUN)
-first, last = topo.load(snapshots[0]), topo.load(snapshots[-1])
+# the run's snapshots in time order, each read when it is used
+snapshots = topo.read_sequence(RUN)
+first, last = snapshots[0].graph, snapshots[-1].graph
 print(first)
 print(last)
 
@@ -76,18 +76,17 @@ overlap = topo.mask_overlap(first, last, result.matchings)
 print(overlap[["layer", "name", "intersection", "jaccard", "aligned_jaccard",
                "expected_jaccard_random"]].to_string())
 
-# %%
-import pandas as pd
+# %% [markdown]
+# ## Both at once: the table of `topo compare`
+#
+# `topo.compare` puts NNSTD beside the raw, aligned and chance Jaccard index, with the column
+# names of `topo compare`'s table, `--csv` and `--json` (`jaccard_aligned` is the overlap
+# table's `aligned_jaccard`, `jaccard_chance` its `expected_jaccard_random`).
 
-table = pd.DataFrame({
-    "layer": overlap["layer"],
-    "name": overlap["name"],
-    "nnstd": [*result.per_layer, result.distance],
-    "jaccard": overlap["jaccard"],
-    "jaccard_aligned": overlap["aligned_jaccard"],
-    "jaccard_chance": overlap["expected_jaccard_random"],
-})
-ax = plot_comparison(table)
+# %%
+comparison = topo.compare(first, last)
+print(comparison.to_frame().to_string())
+ax = plot_comparison(comparison)
 save(ax, "comparison.png")
 
 # %% [markdown]
@@ -99,9 +98,8 @@ save(ax, "comparison.png")
 # %%
 from topo.plot import plot_distance_matrix
 
-every_third = snapshots[::3]
-labels = [p.stem for p in every_third]
-nnstd_matrix, overlap_matrix = topo.distance_matrix(every_third, labels=labels)
+every_third = snapshots[::3]  # still nothing read: the workers read the files
+nnstd_matrix, overlap_matrix = topo.distance_matrix(every_third)
 print(nnstd_matrix.round(3).to_string())
 ax = plot_distance_matrix(nnstd_matrix)
 save(ax, "distance_matrix.png")

@@ -39,7 +39,8 @@ import numpy as np
 
 from topo.plot import plot_embedding, plot_evolution, plot_input_connectivity
 
-frame = topo.topology_evolution(RUN)
+snapshots = topo.read_sequence(RUN)  # read one at a time, with each epoch's metrics
+frame = topo.topology_evolution(snapshots)
 print(frame[["epoch", "name", "connections", "density", "added", "removed", "churn",
              "nnstd_to_first", "nnstd_to_previous", "ever_active_rate",
              "test_accuracy"]].head(9).to_string())
@@ -73,7 +74,7 @@ print(sparse.groupby("name")["churn"].agg(["mean", "min", "max"]).to_string())
 # over the whole data set with the others.
 
 # %%
-counts = topo.input_connectivity(RUN)
+counts = topo.input_connectivity(snapshots)
 epochs = frame.drop_duplicates("snapshot")["epoch"].tolist()
 axes = plot_input_connectivity(counts, input_shape=(8, 8), epochs=epochs)
 save(axes, "input_connectivity.png")
@@ -94,7 +95,8 @@ print("mean outgoing connections of the other pixels, first and last snapshot:",
 # The NNSTD matrix of every other snapshot, embedded in the plane by multidimensional scaling.
 
 # %%
-snapshots = topo.snapshot_paths(RUN)[::2]
-matrix, _ = topo.distance_matrix(snapshots, labels=[f"example-run/{p.stem}" for p in snapshots])
+every_other = snapshots[::2]
+matrix, _ = topo.distance_matrix(every_other,
+                                 labels=[f"example-run/{label}" for label in every_other.labels])
 ax = plot_embedding(matrix)
 save(ax, "embedding.png")

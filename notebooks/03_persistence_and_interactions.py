@@ -38,8 +38,8 @@ save = script_figures("topo-nb03", enabled=AS_SCRIPT)
 # %%
 from topo.plot import plot_interactions
 
-snapshots = topo.snapshot_paths(RUN)
-last = topo.load(snapshots[-1])
+snapshots = topo.read_sequence(RUN)
+last = snapshots[-1].graph
 
 # %% [markdown]
 # ## Neural persistence per layer, and over training
@@ -48,7 +48,7 @@ last = topo.load(snapshots[-1])
 print(topo.neural_persistence(last).to_frame().to_string())
 
 # %%
-frame = topo.topology_evolution(RUN, nnstd=False)
+frame = topo.topology_evolution(snapshots, nnstd=False)
 curve = frame.pivot(index="epoch", columns="name", values="neural_persistence")
 ax = curve.plot(marker="o", title="normalised neural persistence")
 ax.set_ylabel("neural persistence")

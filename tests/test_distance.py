@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 
 import topo
-from topo.distance import NNSTDResult, distance_matrix, jaccard_cost, nnstd
+from topo.distance import NNSTDResult, jaccard_cost, nnstd
 from topo.errors import IncompatibleGraphsError
 from topo.graph import LayeredGraph
 
@@ -319,72 +319,3 @@ def test_first_layer_value_does_not_depend_on_unit_order():
     base = nnstd(a, b, reference=True).per_layer[0]
     shuffled, _ = permute_hidden(b, seed=11)
     assert nnstd(a, shuffled, reference=True).per_layer[0] == pytest.approx(base, abs=1e-12)
-
-
-# ------------------------------------------------------------------ distance matrix
-@pytest.fixture
-def snapshot_files(tmp_path) -> list[Path]:
-    base = random_net([12, 9, 4], 0.4, seed=30)
-    nets = [base, permute_hidden(base, seed=31)[0], random_net([12, 9, 4], 0.4, seed=32),
-            random_net([12, 7, 4], 0.4, seed=33)]
-    return [topo.save_snapshot(g, tmp_path / f"net{i}.safetensors") for i, g in enumerate(nets)]
-
-
-def test_distance_matrix_holds_every_pair(snapshot_files):
-    dist, over = distance_matrix(snapshot_files, labels=["a", "b", "c", "d"])
-    graphs = [topo.load(p) for p in snapshot_files]
-    assert list(dist.index) == ["a", "b", "c", "d"] and list(dist.columns) == list(dist.index)
-    assert np.array_equal(dist.to_numpy(), dist.to_numpy().T)
-    assert np.array_equal(np.diag(dist.to_numpy()), np.zeros(4))
-    assert dist.loc["a", "b"] == pytest.approx(0.0, abs=1e-15)  # relabelled hidden units
-    for i, j in [(0, 2), (1, 3), (2, 3)]:
-        assert dist.iloc[i, j] == pytest.approx(nnstd(graphs[i], graphs[j]).distance)
-    # pooled Jaccard of the raw connection sets, from set arithmetic
-    for i, j in [(0, 1), (0, 2), (2, 3)]:
-        sets = []
-        for g in (graphs[i], graphs[j]):
-            sets.append({(k, r, c) for k, w in enumerate(g.layers)
-                         for r, c in zip(*w.nonzero())})
-        want = len(sets[0] & sets[1]) / len(sets[0] | sets[1])
-        assert over.iloc[i, j] == pytest.approx(want)
-    assert np.array_equal(np.diag(over.to_numpy()), np.ones(4))
-
-
-def test_distance_matrix_with_worker_processes_equals_in_process(snapshot_files):
-    serial = distance_matrix(snapshot_files)
-    parallel = distance_matrix(snapshot_files, n_jobs=2)
-    assert np.array_equal(serial[0].to_numpy(), parallel[0].to_numpy())
-    assert np.array_equal(serial[1].to_numpy(), parallel[1].to_numpy())
-
-
-def test_distance_matrix_workers_receive_paths(snapshot_files, monkeypatch):
-    import topo.parallel
-
-    seen = []
-    real = topo.parallel.run_tasks
-
-    def spy(tasks, **kwargs):
-        seen.extend(args for _, args in tasks)
-        return real(tasks, **kwargs)
-
-    monkeypatch.setattr(topo.parallel, "run_tasks", spy)
-    distance_matrix(snapshot_files, n_jobs=2)
-    assert seen
-    for paths, pairs, _ in seen:
-        assert all(isinstance(p, str) for p in paths)
-        assert pairs.dtype.kind == "i" and pairs.shape[1] == 2
-
-
-def test_nnstd_accepts_paths(tmp_path):
-    rng = np.random.default_rng(3)
-    a = LayeredGraph([(rng.random((6, 8)) < 0.4) * 1.0, (rng.random((3, 6)) < 0.5) * 1.0])
-    b = LayeredGraph([(rng.random((6, 8)) < 0.4) * 1.0, (rng.random((3, 6)) < 0.5) * 1.0])
-    pa = topo.save_snapshot(a, tmp_path / "a.safetensors")
-    pb = topo.save_snapshot(b, tmp_path / "b.safetensors")
-    expected = nnstd(a, b).per_layer
-    for x, y in ((pa, pb), (str(pa), str(pb)), (a, str(pb))):
-        np.testing.assert_array_equal(topo.nnstd(x, y).per_layer, expected)
-    with pytest.raises(topo.TopoError, match="missing"):
-        nnstd(tmp_path / "missing.safetensors", pb)
-    with pytest.raises(TypeError, match="LayeredGraph or a path"):
-        nnstd(np.eye(3), b)

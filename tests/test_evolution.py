@@ -1,42 +1,40 @@
-"""Connectivity evolution of a run: `topology_evolution`, `input_connectivity`, `topo evolution`.
+"""Connectivity evolution of a sequence of snapshots: `topology_evolution`,
+`input_connectivity`, `ever_active_rate` (the command: tests/cli/test_cli_evolution.py).
 
 Expected values are worked out by hand on tiny networks or recomputed here from dense numpy
-masks; stand-in runs are written with `save_snapshot` into the run-directory layout.
+masks; stand-in runs are written with `save_snapshot` into the run-directory layout
+(the `write_run` fixture) and read back with `topo.read_sequence`.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
+import math
 
 import numpy as np
 import pytest
 
 import topo.distance
-from topo.cli import main
-from topo.errors import IncompatibleGraphsError, TopoError, UnreadableFileError
-from topo.evolution import input_connectivity, topology_evolution
+from topo.errors import (
+    EmptyInputError,
+    IncompatibleGraphsError,
+    NotAGraphError,
+    UnreadableFileError,
+)
+from topo.evolution import (
+    EVOLUTION_COLUMNS,
+    ever_active_rate,
+    input_connectivity,
+    topology_evolution,
+)
 from topo.graph import LayeredGraph
-from topo.io import save_snapshot
+from topo.io import read_sequence, save_snapshot
 from topo.io.run import MANIFEST_NAME, METRICS_NAME, snapshot_name
 
 
-def _write_run(root: Path, masks_per_snapshot, epochs=None, metrics=None, seed=0) -> Path:
-    """A run directory holding one snapshot per list of masks (random weights on them)."""
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True, exist_ok=True)
-    (root / MANIFEST_NAME).write_text(json.dumps({"config": {"method": "stand-in"}}))
-    epochs = list(range(len(masks_per_snapshot))) if epochs is None else epochs
-    for epoch, masks in zip(epochs, masks_per_snapshot):
-        weights = [np.where(m, rng.normal(size=m.shape), 0.0) for m in masks]
-        graph = LayeredGraph(weights, masks=masks, names=[f"fc{k}" for k in range(len(masks))],
-                             metadata={"epoch": epoch})
-        save_snapshot(graph, root / snapshot_name(epoch))
-    if metrics is not None:
-        (root / METRICS_NAME).write_text("".join(json.dumps(m) + "\n" for m in metrics))
-    return root
+def evolution(run, **kwargs):
+    """The evolution table of a run directory, read as topo.read_sequence reads it."""
+    return topology_evolution(read_sequence(run), **kwargs)
 
 
 # A 3-2-1 network at two snapshots, used for the hand-worked expectations below.
@@ -54,16 +52,16 @@ def _row(frame, snapshot, layer):
     return rows.iloc[0]
 
 
-def test_one_row_per_snapshot_and_layer_in_time_order(tmp_path):
-    run = _write_run(tmp_path / "run", HAND, epochs=[0, 5])
-    frame = topology_evolution(run)
+def test_one_row_per_snapshot_and_layer_in_time_order(tmp_path, write_run):
+    run = write_run(tmp_path / "run", HAND, epochs=[0, 5])
+    frame = evolution(run)
     assert list(frame["epoch"]) == [0, 0, 5, 5]
     assert list(frame["layer"]) == [0, 1, 0, 1]
     assert list(frame["name"]) == ["fc0", "fc1", "fc0", "fc1"]
 
 
-def test_added_removed_churn_and_jaccard_by_hand(tmp_path):
-    frame = topology_evolution(_write_run(tmp_path / "run", HAND))
+def test_added_removed_churn_and_jaccard_by_hand(tmp_path, write_run):
+    frame = evolution(write_run(tmp_path / "run", HAND))
     first = _row(frame, 0, 0)
     assert (first["added"], first["removed"]) == (0, 0)
     assert np.isnan(first["churn"]) and np.isnan(first["jaccard_to_previous"])
@@ -79,8 +77,8 @@ def test_added_removed_churn_and_jaccard_by_hand(tmp_path):
     assert out["jaccard_to_previous"] == 1.0
 
 
-def test_nnstd_columns_by_hand(tmp_path):
-    frame = topology_evolution(_write_run(tmp_path / "run", HAND))
+def test_nnstd_columns_by_hand(tmp_path, write_run):
+    frame = evolution(write_run(tmp_path / "run", HAND))
     # Hidden units: {x0,x1} vs {x0} costs 1/2, {x2} vs {x1,x2} costs 1/2 (Jaccard distance);
     # the identity matching (cost 1) beats the swap (2/3 + 1); 1 / 2 units = 0.5.
     # The output keeps its place; after the identity matching both read {h0}: 0.
@@ -91,16 +89,16 @@ def test_nnstd_columns_by_hand(tmp_path):
     assert np.isnan(_row(frame, 0, 0)["nnstd_to_previous"])
 
 
-def test_ever_active_by_hand(tmp_path):
-    frame = topology_evolution(_write_run(tmp_path / "run", HAND))
+def test_ever_active_by_hand(tmp_path, write_run):
+    frame = evolution(write_run(tmp_path / "run", HAND))
     # layer 0: 3 connections, then one new one: 4 of 6 possible were ever active
     assert _row(frame, 0, 0)["ever_active_rate"] == pytest.approx(3 / 6)
     assert _row(frame, 1, 0)["ever_active"] == 4
     assert _row(frame, 1, 0)["ever_active_rate"] == pytest.approx(4 / 6)
 
 
-def test_degrees_and_units_off_every_path_by_hand(tmp_path):
-    frame = topology_evolution(_write_run(tmp_path / "run", HAND))
+def test_degrees_and_units_off_every_path_by_hand(tmp_path, write_run):
+    frame = evolution(write_run(tmp_path / "run", HAND))
     row = _row(frame, 0, 0)
     # hidden in-degrees (2, 1); input out-degrees (1, 1, 1)
     assert (row["in_degree_mean"], row["in_degree_std"]) == (1.5, 0.5)
@@ -116,11 +114,11 @@ def test_degrees_and_units_off_every_path_by_hand(tmp_path):
     assert _row(frame, 1, 0)["inputs_off_path"] == 2
 
 
-def test_static_run_has_zero_churn_and_zero_nnstd_throughout(tmp_path):
+def test_static_run_has_zero_churn_and_zero_nnstd_throughout(tmp_path, write_run):
     rng = np.random.default_rng(1)
     masks = [rng.random((20, 16)) < 0.3, rng.random((12, 20)) < 0.4, rng.random((4, 12)) < 1]
-    run = _write_run(tmp_path / "static", [masks] * 6, seed=3)
-    frame = topology_evolution(run)
+    run = write_run(tmp_path / "static", [masks] * 6, seed=3)
+    frame = evolution(run)
     later = frame[frame["snapshot"] > 0]
     assert (later["added"] == 0).all() and (later["removed"] == 0).all()
     assert (later["churn"] == 0).all()
@@ -131,7 +129,7 @@ def test_static_run_has_zero_churn_and_zero_nnstd_throughout(tmp_path):
     np.testing.assert_allclose(frame["ever_active_rate"], expected)
 
 
-def test_identical_structures_reuse_distances_without_solving(tmp_path, monkeypatch):
+def test_identical_structures_reuse_distances_without_solving(tmp_path, monkeypatch, write_run):
     rng = np.random.default_rng(2)
     a = [rng.random((10, 8)) < 0.4, rng.random((3, 10)) < 0.5]
     b = [rng.random((10, 8)) < 0.4, rng.random((3, 10)) < 0.5]
@@ -143,7 +141,7 @@ def test_identical_structures_reuse_distances_without_solving(tmp_path, monkeypa
 
     real = topo.distance.nnstd
     monkeypatch.setattr(topo.distance, "nnstd", counting_nnstd)
-    frame = topology_evolution(_write_run(tmp_path / "run", [a, a, b, b, a]))
+    frame = evolution(write_run(tmp_path / "run", [a, a, b, b, a]))
     # snapshot 1 repeats 0: nothing to solve. Snapshot 2 is new: one solve from structure a
     # serves both "to first" (0) and "to previous" (1, also a). Snapshot 3 repeats 2.
     # Snapshot 4 is a again (0 to first) and needs one solve from b (its predecessor 3).
@@ -154,7 +152,7 @@ def test_identical_structures_reuse_distances_without_solving(tmp_path, monkeypa
     np.testing.assert_allclose(_layer_values(frame, 4, "nnstd_to_first"), [0, 0])
 
 
-def test_over_parameterisation_rate_never_decreases_and_matches_union(tmp_path):
+def test_over_parameterisation_rate_never_decreases_and_matches_union(tmp_path, write_run):
     rng = np.random.default_rng(4)
     shapes = [(30, 20), (5, 30)]
     snapshots = []
@@ -162,7 +160,7 @@ def test_over_parameterisation_rate_never_decreases_and_matches_union(tmp_path):
     for _ in range(8):
         snapshots.append([m.copy() for m in masks])
         masks = [_rewire(m, 0.3, rng) for m in masks]
-    frame = topology_evolution(_write_run(tmp_path / "run", snapshots), nnstd=False)
+    frame = evolution(write_run(tmp_path / "run", snapshots), nnstd=False)
     for k in range(len(shapes)):
         rates = frame.loc[frame["layer"] == k, "ever_active_rate"].to_numpy()
         assert np.all(np.diff(rates) >= 0)
@@ -170,25 +168,26 @@ def test_over_parameterisation_rate_never_decreases_and_matches_union(tmp_path):
         np.testing.assert_allclose(rates, union.reshape(8, -1).mean(axis=1))
 
 
-def test_churn_equals_the_rewired_fraction_when_regrowth_avoids_freed_positions(tmp_path):
+def test_churn_equals_the_rewired_fraction_when_regrowth_avoids_freed_positions(
+        tmp_path, write_run):
     rng = np.random.default_rng(5)
     masks = [rng.random((40, 30)) < 0.25]
     snapshots = [masks]
     for _ in range(4):
         snapshots.append([_rewire(snapshots[-1][0], 0.2, rng)])
-    frame = topology_evolution(_write_run(tmp_path / "run", snapshots), nnstd=False)
+    frame = evolution(write_run(tmp_path / "run", snapshots), nnstd=False)
     n = snapshots[0][0].sum()
     later = frame[frame["snapshot"] > 0]
     np.testing.assert_allclose(later["churn"], round(0.2 * n) / n)
     assert (later["added"] == later["removed"]).all()
 
 
-def test_metrics_are_joined_by_epoch_and_per_layer_lists_by_layer(tmp_path):
+def test_metrics_are_joined_by_epoch_and_per_layer_lists_by_layer(tmp_path, write_run):
     metrics = [
         {"epoch": 0, "loss": 2.3, "test_accuracy": 0.1, "removed": [0, 0]},
         {"epoch": 1, "loss": 1.1, "test_accuracy": 0.6, "removed": [1, 0]},
     ]
-    frame = topology_evolution(_write_run(tmp_path / "run", HAND, metrics=metrics))
+    frame = evolution(write_run(tmp_path / "run", HAND, metrics=metrics))
     assert list(frame["test_accuracy"]) == [0.1, 0.1, 0.6, 0.6]
     assert list(frame["loss"]) == [2.3, 2.3, 1.1, 1.1]
     assert list(frame["run_removed"]) == [0, 0, 1, 0]
@@ -208,7 +207,7 @@ def test_pruning_levels_are_kept_in_order_and_metrics_joined_by_level_and_epoch(
     (run / METRICS_NAME).write_text("".join(
         json.dumps({"level": lv, "epoch": e, "test_accuracy": 0.5 + lv / 4 + e / 10}) + "\n"
         for lv in (0, 1) for e in (0, 1)))
-    frame = topology_evolution(run)
+    frame = evolution(run)
     per_snapshot = frame[frame["layer"] == 0]
     assert list(zip(per_snapshot["level"], per_snapshot["epoch"])) == [(0, 0), (0, 1), (1, 0),
                                                                        (1, 1)]
@@ -217,120 +216,136 @@ def test_pruning_levels_are_kept_in_order_and_metrics_joined_by_level_and_epoch(
     np.testing.assert_allclose(per_snapshot["churn"].iloc[1:], [0, 2 / 6, 0])
 
 
-def test_accepts_a_list_of_graphs_and_a_list_of_paths(tmp_path):
-    run = _write_run(tmp_path / "run", HAND)
+def test_metrics_named_like_a_column_are_kept_beside_it_and_missing_rows_are_nan(write_run,
+                                                                                tmp_path):
+    metrics = [{"epoch": 1, "density": 0.9, "note": "second"}]  # nothing for epoch 0
+    frame = evolution(write_run(tmp_path / "run", HAND, metrics=metrics))
+    assert list(frame.columns[-2:]) == ["run_density", "note"]
+    assert list(frame["density"]) == [3 / 6, 1 / 2, 3 / 6, 1 / 2]  # the table's own column
+    assert np.isnan(frame["run_density"].iloc[0]) and frame["run_density"].iloc[2] == 0.9
+    assert frame["note"].tolist()[2:] == ["second", "second"]
+    without = evolution(write_run(tmp_path / "run", HAND, metrics=metrics), metrics=False)
+    assert "note" not in without.columns
+
+
+def test_accepts_graphs_and_entries_with_their_metadata():
     graphs = [LayeredGraph([m.astype(float) for m in masks]) for masks in HAND]
     from_graphs = topology_evolution(graphs)
-    from_paths = topology_evolution(sorted((run / "snapshots").glob("*.safetensors")))
-    assert list(from_graphs["epoch"]) == [0, 0, 1, 1]
-    np.testing.assert_array_equal(from_graphs["removed"], from_paths["removed"])
+    assert list(from_graphs["epoch"]) == [0, 0, 1, 1]  # positions: no epoch known
+    assert list(from_graphs["removed"]) == [0, 0, 1, 0]
+    entries = [("start", graphs[0], {"epoch": 10, "metrics": {"epoch": 10, "loss": 2.0}}),
+               ("end", graphs[1], {"epoch": 20, "level": 3})]
+    frame = topology_evolution(iter(entries))  # any iterable, read once
+    assert list(frame["epoch"]) == [10, 10, 20, 20]
+    assert frame["level"].isna().tolist() == [True, True, False, False]
+    assert frame["level"].tolist()[2:] == [3, 3]
+    assert frame["loss"].tolist()[:2] == [2.0, 2.0] and np.isnan(frame["loss"].iloc[2])
+    single = topology_evolution(graphs[1])
+    assert list(single["connections"]) == [3, 1]
 
 
-def test_snapshots_with_other_widths_are_refused_naming_the_file(tmp_path):
-    run = _write_run(tmp_path / "run", [HAND[0]])
+def test_paths_and_other_objects_are_refused_with_a_pointer_to_read_sequence(tmp_path):
+    with pytest.raises(NotAGraphError, match=r"topo.read_sequence\(path\)"):
+        topology_evolution(tmp_path / "run")
+    with pytest.raises(NotAGraphError, match=r"snapshot: got the path"):
+        topology_evolution([str(tmp_path / "epoch_0000.safetensors")])
+    with pytest.raises(NotAGraphError, match="snapshot x: expected a LayeredGraph"):
+        input_connectivity([("x", np.eye(2), {})])
+
+
+def test_snapshots_with_other_widths_are_refused_naming_the_file(tmp_path, write_run):
+    run = write_run(tmp_path / "run", [HAND[0]])
     save_snapshot(LayeredGraph([np.ones((4, 3)), np.ones((1, 4))]),
                   run / snapshot_name(1))
-    with pytest.raises(IncompatibleGraphsError, match="epoch_0001"):
-        topology_evolution(run)
+    with pytest.raises(IncompatibleGraphsError, match="epoch_0001.safetensors: widths 3-4-1"):
+        evolution(run)
 
 
-def test_no_snapshots_is_an_error(tmp_path):
-    with pytest.raises(TopoError):
-        topology_evolution([])
-    with pytest.raises(UnreadableFileError):
-        topology_evolution(tmp_path / "missing")
+def test_a_damaged_snapshot_is_named_when_the_sequence_reaches_it(tmp_path, write_run):
+    run = write_run(tmp_path / "run", [HAND[0], HAND[1], HAND[0]])
+    damaged = run / snapshot_name(2)
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    with pytest.raises(UnreadableFileError, match="epoch_0002.safetensors"):
+        evolution(run)
+    with pytest.raises(UnreadableFileError, match="epoch_0002.safetensors"):
+        input_connectivity(read_sequence(run))
 
 
-def test_input_connectivity_counts_outgoing_connections_per_input(tmp_path):
+def test_no_snapshots_is_an_error():
+    for analysis in (topology_evolution, input_connectivity, ever_active_rate):
+        with pytest.raises(EmptyInputError, match="snapshot"):
+            analysis([])
+
+
+def test_input_connectivity_counts_outgoing_connections_per_input(tmp_path, write_run):
     masks = [
         [np.array([[1, 1, 0, 0], [1, 0, 0, 0]], bool), np.ones((1, 2), bool)],
         [np.array([[1, 0, 0, 1], [0, 0, 1, 1]], bool), np.ones((1, 2), bool)],
     ]
-    counts = input_connectivity(_write_run(tmp_path / "run", masks))
+    counts = input_connectivity(read_sequence(write_run(tmp_path / "run", masks)))
     np.testing.assert_array_equal(counts, [[2, 1, 0, 0], [1, 0, 1, 2]])
     assert counts.dtype.kind == "i"
+    with pytest.raises(IncompatibleGraphsError, match="5 inputs, the first snapshot has 4"):
+        input_connectivity([LayeredGraph([np.eye(4)]), LayeredGraph([np.ones((4, 5))])])
 
 
-def test_cli_json_rows_carry_the_documented_keys(tmp_path, capsys):
-    run = _write_run(tmp_path / "run", HAND)
-    assert main(["evolution", str(run), "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
-    assert len(rows) == 4
-    for key in ("epoch", "layer", "connections", "density", "added", "removed", "churn",
-                "nnstd_to_first", "nnstd_to_previous", "ever_active_rate"):
-        assert key in rows[0]
-    assert rows[0]["churn"] is None and rows[2]["churn"] == pytest.approx(1 / 3)
+def test_ever_active_rate_counts_the_union_over_time():
+    snapshots = [
+        LayeredGraph([np.array([[1.0, 0, 0], [0, 0, 0]]), np.array([[1.0, 0]])]),
+        LayeredGraph([np.array([[0, 1.0, 0], [0, 0, 0]]), np.array([[1.0, 0]])]),
+        LayeredGraph([np.array([[1.0, 0, 0], [0, 0, 1.0]]), np.array([[0, 1.0]])]),
+    ]
+    rate = ever_active_rate(iter(snapshots))
+    np.testing.assert_allclose(rate, [[1 / 6, 1 / 2], [2 / 6, 1 / 2], [3 / 6, 2 / 2]])
+    with pytest.raises(IncompatibleGraphsError, match="shapes"):
+        ever_active_rate([LayeredGraph([np.eye(3)]), LayeredGraph([np.ones((2, 3))])])
 
 
-def test_cli_table_csv_and_figures(tmp_path, capsys):
-    run = _write_run(tmp_path / "run", HAND)
-    csv, fig, inputs = tmp_path / "evo.csv", tmp_path / "evo.png", tmp_path / "inputs.svg"
-    assert main(["evolution", str(run), "--csv", str(csv), "--plot", str(fig),
-                 "--inputs-plot", str(inputs)]) == 0
-    out = capsys.readouterr().out
-    assert f"wrote {csv}" in out and f"wrote {fig}" in out
-    assert csv.read_text().splitlines()[0].startswith("snapshot,epoch,layer")
-    assert fig.read_bytes()[:4] == b"\x89PNG"
-    assert b"<svg" in inputs.read_bytes()[:500]
-    assert main(["evolution", str(run)]) == 0
-    table = capsys.readouterr().out
-    assert "churn" in table and "fc0" in table
+def test_columns_are_the_documented_ones_in_order(tmp_path, write_run):
+    frame = evolution(write_run(tmp_path / "run", HAND), persistence=False)
+    assert tuple(frame.columns) == EVOLUTION_COLUMNS
+    assert EVOLUTION_COLUMNS[:4] == ("snapshot", "epoch", "layer", "name")
+    without_nnstd = evolution(write_run(tmp_path / "run", HAND), nnstd=False)
+    assert "nnstd_to_first" not in without_nnstd.columns
+    assert without_nnstd.columns[-1] == "neural_persistence"
 
 
-def test_cli_refuses_a_bad_figure_suffix_before_any_work(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "topo", "evolution", str(tmp_path / "missing"), "--plot",
-         str(tmp_path / "evo.txt")], capture_output=True, text=True)
-    assert result.returncode == 1
-    assert result.stderr.count("\n") == 1 and "evo.txt" in result.stderr
-    assert "Traceback" not in result.stderr
+# The hand network of tests/cli/test_cli_persistence.py: 3 features -> 2 -> 2 -> 1, largest |w|
+# = 1; its normalised neural persistence per layer, worked out by hand from spanning trees.
+W1 = np.array([[0.8, 0.4, 0.0], [0.0, 0.2, 0.6]])
+W2 = np.array([[0.5, 0.0], [0.3, 0.9]])
+W3 = np.array([[1.0, 0.2]])
+HAND_NP = [math.sqrt(0.2 ** 2 + 0.6 ** 2 + 0.4 ** 2 + 0.8 ** 2 + 1.0) / 2.0,
+           math.sqrt(0.1 ** 2 + 0.5 ** 2 + 0.7 ** 2 + 1.0) / math.sqrt(3),
+           math.sqrt(0.8 ** 2 + 1.0) / math.sqrt(2)]
 
 
-def test_cli_missing_run_is_one_line_error(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "topo", "evolution", str(tmp_path / "nope")],
-                            capture_output=True, text=True)
-    assert result.returncode == 1
-    assert "nope" in result.stderr and "Traceback" not in result.stderr
+def test_neural_persistence_column_by_hand_and_nan_for_nonfinite_weights():
+    hand = LayeredGraph([W1, W2, W3])
+    doubled = LayeredGraph([2 * W1, 2 * W2, 2 * W3])  # normalised weights are the same
+    broken = LayeredGraph([W1, np.array([[0.5, 0.0], [np.nan, 0.9]]), W3])
+    frame = topology_evolution([hand, doubled, broken])
+    values = frame["neural_persistence"].to_numpy().reshape(3, 3)
+    np.testing.assert_allclose(values[0], HAND_NP)
+    np.testing.assert_allclose(values[1], HAND_NP)
+    assert np.isnan(values[2]).all()
 
 
 # ----------------------------------------------------------- runs of the real trainer
-ARCH = [64, 100, 100, 10]
-
-
-def test_static_training_run_never_changes_its_topology(tmp_path):
-    from topo.train import TrainConfig, train
-
-    run = train(TrainConfig(method="static", dataset="digits", arch=ARCH, epochs=2, seed=0),
-                tmp_path / "static", progress=False)
-    frame = topology_evolution(run, persistence=False)
-    assert sorted(frame["epoch"].unique()) == [0, 1, 2]
-    later = frame[frame["snapshot"] > 0]
-    assert (later["churn"] == 0).all()
-    assert (frame["nnstd_to_first"] == 0).all()
-    assert (later["nnstd_to_previous"] == 0).all()
-    first_rates = frame.loc[frame["snapshot"] == 0, "ever_active_rate"].to_numpy()
-    for snapshot in range(3):
-        np.testing.assert_array_equal(_layer_values(frame, snapshot, "ever_active_rate"),
-                                      first_rates)
-
-
-def test_set_churn_is_a_little_below_zeta_on_sparse_layers_and_zero_on_dense(tmp_path):
+@pytest.mark.slow
+def test_set_churn_is_a_little_below_zeta_on_sparse_layers_and_zero_on_dense(trained_run):
     from topo.io.run import read_metrics
-    from topo.train import TrainConfig, train
 
     zeta = 0.3  # TrainConfig's default, SET's
-    run = train(TrainConfig(method="set", dataset="digits", arch=ARCH, epochs=3, seed=0,
-                            zeta=zeta), tmp_path / "set", progress=False)
-    frame = topology_evolution(run, persistence=False)
+    frame = evolution(trained_run, persistence=False)
     # ER with ε = 20: 64x100 and 100x100 are sparse, 100 -> 10 is capped dense.
     density = frame[frame["snapshot"] == 0].set_index("layer")["density"]
     assert density[0] < 1 and density[1] < 1 and density[2] == 1
     rewired = frame[frame["epoch"] >= 2]  # SET rewires between epochs, from epoch 2 on
     assert len(rewired) == 2 * 3
-    for _, row in rewired.iterrows():
-        if row["layer"] == 2:
-            assert row["churn"] == 0 and row["nnstd_to_previous"] == 0
-            continue
+    dense = rewired[rewired["layer"] == 2]
+    assert (dense["churn"] == 0).all() and (dense["nnstd_to_previous"] == 0).all()
+    for _, row in rewired[rewired["layer"] < 2].iterrows():
         # ζ n connections are dropped and as many regrown uniformly among the N - n + ζ n
         # free positions; the ζ n just freed ones are hit ζ n / (N - n + ζ n) of the time,
         # and those come back: expected churn ζ (1 - ζ n / (N - n + ζ n)).
@@ -345,7 +360,7 @@ def test_set_churn_is_a_little_below_zeta_on_sparse_layers_and_zero_on_dense(tmp
     for k in range(3):
         assert np.all(np.diff(frame.loc[frame["layer"] == k, "ever_active_rate"]) >= 0)
     # the run's metrics are joined by epoch
-    metrics = read_metrics(run).set_index("epoch")
+    metrics = read_metrics(trained_run).set_index("epoch")
     for _, row in frame.iterrows():
         assert row["test_accuracy"] == metrics.loc[row["epoch"], "test_accuracy"]
         assert row["connections"] == metrics.loc[row["epoch"], f"connections_{row['layer']}"]
@@ -362,7 +377,7 @@ def _rewire(mask: np.ndarray, zeta: float, rng) -> np.ndarray:
     return out
 
 
-def _graphs(run: Path, *epochs):
+def _graphs(run, *epochs):
     from topo.io import load
 
     return [load(run / snapshot_name(e)) for e in epochs]
@@ -370,60 +385,3 @@ def _graphs(run: Path, *epochs):
 
 def _layer_values(frame, snapshot, column):
     return frame.loc[frame["snapshot"] == snapshot, column].to_numpy()
-
-
-def test_neural_persistence_column_is_the_layers_normalised_value(tmp_path):
-    from topo.io import load
-    from topo.persistence import neural_persistence
-
-    run = _write_run(tmp_path / "run", HAND)
-    frame = topology_evolution(run)
-    for snapshot, epoch in enumerate((0, 1)):
-        expected = neural_persistence(load(run / snapshot_name(epoch))).normalized
-        np.testing.assert_allclose(_layer_values(frame, snapshot, "neural_persistence"),
-                                   expected)
-    assert "neural_persistence" not in topology_evolution(run, persistence=False).columns
-
-
-def test_ever_active_rate_agrees_with_the_overlap_module(tmp_path):
-    from topo.io import load
-    from topo.overlap import ever_active_rate
-
-    rng = np.random.default_rng(6)
-    snapshots = [[rng.random((6, 5)) < 0.5, rng.random((2, 6)) < 0.5] for _ in range(5)]
-    run = _write_run(tmp_path / "run", snapshots)
-    frame = topology_evolution(run, nnstd=False, persistence=False)
-    expected = ever_active_rate(load(run / snapshot_name(e)) for e in range(5))
-    np.testing.assert_allclose(frame["ever_active_rate"].to_numpy().reshape(5, 2), expected)
-
-
-def test_cli_bad_csv_path_fails_before_any_work_and_writes_no_figure(tmp_path):
-    run = _write_run(tmp_path / "run", HAND)
-    blocker = tmp_path / "blocker"
-    blocker.write_text("a file, not a folder")
-    fig = tmp_path / "evo.png"
-    for csv in (blocker / "e.csv", tmp_path):  # parent is a file; the path is a folder
-        result = subprocess.run(
-            [sys.executable, "-m", "topo", "evolution", str(run), "--csv", str(csv),
-             "--plot", str(fig)], capture_output=True, text=True)
-        assert result.returncode == 1
-        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-        assert str(csv) in result.stderr
-    assert not fig.exists()
-
-
-def test_cli_checks_outputs_before_reading_the_run(tmp_path, monkeypatch, capsys):
-    run = _write_run(tmp_path / "run", HAND)
-    blocker = tmp_path / "blocker"
-    blocker.write_text("a file, not a folder")
-
-    def no_work(*args, **kwargs):
-        raise AssertionError("computed before checking the outputs")
-
-    monkeypatch.setattr("topo.evolution.topology_evolution", no_work)
-    csv = tmp_path / "e.csv"
-    assert main(["evolution", str(run), "--csv", str(csv),
-                 "--inputs-plot", str(blocker / "in.png")]) == 1
-    assert main(["evolution", str(run), "--csv", str(blocker / "e.csv")]) == 1
-    assert "blocker" in capsys.readouterr().err
-    assert not csv.exists()

@@ -1,14 +1,13 @@
-"""LayeredGraph: construction rules, summary, conversions and exports."""
+"""LayeredGraph: construction rules, summary and conversions (exports: tests/io)."""
 
 from __future__ import annotations
 
-import networkx as nx
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from topo.errors import GraphStructureError, NonFiniteWeightsError, TopoError
-from topo.graph import LayeredGraph
+from topo.errors import GraphStructureError, NonFiniteWeightsError, NotAGraphError
+from topo.graph import LayeredGraph, require_graph
 
 
 def small_graph() -> LayeredGraph:
@@ -126,39 +125,6 @@ def test_to_igraph_keeps_zero_weight_connections():
     assert sorted(ig.es["weight"]) == [-1.0, 0.0, 0.5, 2.0]
 
 
-def test_graphml_roundtrip(tmp_path):
-    g = small_graph()
-    out = g.export(tmp_path / "g.graphml", "graphml")
-    back = nx.read_graphml(out)
-    assert back.number_of_nodes() == 6 and back.number_of_edges() == 4
-    assert back["0"]["3"]["weight"] == 0.5
-    assert back["2"]["4"]["weight"] == 0.0
-
-
-def test_gexf_roundtrip(tmp_path):
-    g = small_graph()
-    back = nx.read_gexf(g.export(tmp_path / "g.gexf", "gexf"))
-    assert back.number_of_nodes() == 6 and back.number_of_edges() == 4
-    assert float(back["3"]["5"]["weight"]) == 2.0
-
-
-def test_edgelist_format(tmp_path):
-    path = small_graph().export(tmp_path / "g.txt", "edgelist")
-    lines = path.read_text().splitlines()
-    comments = [ln for ln in lines if ln.startswith("#")]
-    body = [ln.split() for ln in lines if not ln.startswith("#")]
-    assert comments, "the edge list describes the layers in comments"
-    assert len(body) == 4
-    triples = sorted((int(a), int(b), float(c)) for a, b, c in body)
-    assert triples == [(0, 3, 0.5), (2, 3, -1.0), (2, 4, 0.0), (3, 5, 2.0)]
-
-
-def test_export_rejects_unknown_format(tmp_path):
-    with pytest.raises(TopoError, match="unknown export format"):
-        small_graph().export(tmp_path / "g.x", "dot")
-    assert not any(tmp_path.iterdir())
-
-
 def test_copy_and_same_structure():
     g = small_graph()
     h = g.copy()
@@ -175,3 +141,43 @@ def test_empty_layers_are_allowed_and_copy():
     assert g.n_connections == [0, 6]
     assert g.copy().n_connections == [0, 6]
     assert LayeredGraph([sp.csr_matrix((3, 4))], masks=[sp.csr_matrix((3, 4))]).n_connections == [0]
+
+
+def test_same_structure_sees_one_moved_connection_and_other_widths():
+    g = small_graph()
+    moved = LayeredGraph([np.array([[1.0, 0, 1.0], [1.0, 0, 0]]), np.array([[1.0, 1.0]])])
+    assert not g.same_structure(moved)  # h1 <- x0 instead of x2
+    assert not g.same_structure(LayeredGraph([np.ones((2, 4)), np.ones((1, 2))]))
+
+
+def test_require_graph_says_how_to_read_a_path():
+    g = small_graph()
+    assert require_graph(g) is g
+    with pytest.raises(NotAGraphError, match=r"topo.load\(path\)") as info:
+        require_graph("runs/a.safetensors", "network a")
+    assert "network a" in str(info.value) and "runs/a.safetensors" in str(info.value)
+    with pytest.raises(TypeError, match="expected a LayeredGraph, got ndarray"):
+        require_graph(np.eye(2))
+
+
+def test_counts_of_names_masks_and_biases_must_fit_the_layers():
+    with pytest.raises(GraphStructureError, match="1 layer names for 2 layers"):
+        LayeredGraph([np.eye(2), np.eye(2)], names=["a"])
+    with pytest.raises(GraphStructureError, match="1 masks for 2 layers"):
+        LayeredGraph([np.eye(2), np.eye(2)], masks=[np.eye(2)])
+    with pytest.raises(GraphStructureError, match="3 biases for 2 layers"):
+        LayeredGraph([np.eye(2), np.eye(2)], biases=[None, None, None])
+    with pytest.raises(GraphStructureError, match=r"shape \(0, 2\)"):
+        LayeredGraph([np.zeros((0, 2))])
+    with pytest.raises(GraphStructureError, match="weights and mask must be 2-D"):
+        LayeredGraph([np.ones(3)], masks=[np.ones(3)])
+    with pytest.raises(GraphStructureError, match="weights must be 2-D"):
+        LayeredGraph([sp.coo_array(np.ones(3))])
+
+
+def test_densities_and_finiteness():
+    g = small_graph()
+    assert g.densities == [3 / 6, 1 / 2]
+    assert g.is_finite()
+    bad = LayeredGraph([np.array([[np.inf, 1.0]])])
+    assert not bad.is_finite() and bad.nonfinite_layers() == ["layer0"]

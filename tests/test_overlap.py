@@ -1,21 +1,21 @@
-"""Mask overlap, its chance level, aligned overlap and the ever-active (ITOP) rate."""
+"""Mask overlap, its chance level and the aligned overlap (the ITOP rate: test_evolution)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 from topo.distance import nnstd
-from topo.errors import IncompatibleGraphsError, TopoError
+from topo.errors import ConfigError, IncompatibleGraphsError, NotAGraphError
 from topo.graph import LayeredGraph
 from topo.overlap import (
-    _hypergeom_logpmf,
-    ever_active_rate,
+    ALIGNED_COLUMNS,
+    OVERLAP_COLUMNS,
     expected_random_jaccard,
     mask_overlap,
+    overlap_records,
+    pooled_jaccard,
 )
 
 
@@ -124,41 +124,10 @@ def test_empty_masks_overlap_completely():
 
 def test_bad_matchings_are_rejected():
     a = net(np.eye(3), [[1, 1, 1]])
-    with pytest.raises(TopoError, match="matching"):
+    with pytest.raises(ConfigError, match="layer 'layer0': matching of length 3"):
         mask_overlap(a, a, [np.array([0, 0, 1]), None])
-    with pytest.raises(TopoError, match="matchings"):
+    with pytest.raises(ConfigError, match="1 matchings for 2 layers"):
         mask_overlap(a, a, [None])
-
-
-def test_ever_active_rate_counts_the_union_over_time():
-    snapshots = [
-        net([[1, 0, 0], [0, 0, 0]], [[1, 0]]),
-        net([[0, 1, 0], [0, 0, 0]], [[1, 0]]),
-        net([[1, 0, 0], [0, 0, 1]], [[0, 1]]),
-    ]
-    rate = ever_active_rate(iter(snapshots))
-    expected = np.array([[1 / 6, 1 / 2], [2 / 6, 1 / 2], [3 / 6, 2 / 2]])
-    assert rate.shape == (3, 2)
-    assert np.allclose(rate, expected)
-
-
-def test_ever_active_rate_is_non_decreasing_and_starts_at_the_density():
-    rng = np.random.default_rng(3)
-    snaps = [net(rng.random((20, 30)) < 0.1) for _ in range(6)]
-    rate = ever_active_rate(snaps)
-    assert rate[0, 0] == pytest.approx(snaps[0].densities[0])
-    assert (np.diff(rate[:, 0]) >= 0).all()
-    union = np.zeros((20, 30), dtype=bool)
-    for g in snaps:
-        union |= g.layers[0].toarray() != 0
-    assert rate[-1, 0] == pytest.approx(union.mean())
-
-
-def test_ever_active_rate_needs_one_architecture():
-    with pytest.raises(IncompatibleGraphsError, match="shapes"):
-        ever_active_rate([net(np.eye(3)), net(np.ones((2, 3)))])
-    with pytest.raises(TopoError, match="no snapshot"):
-        ever_active_rate([])
 
 
 def test_different_layer_counts_are_an_error():
@@ -168,14 +137,19 @@ def test_different_layer_counts_are_an_error():
 
 @pytest.mark.parametrize("n, k_a, k_b", [(10, 3, 4), (50, 50, 20), (50, 0, 10), (7, 7, 7),
                                          (78_400, 4_000, 3_900), (614_656, 120_000, 130_000)])
-def test_hypergeometric_log_pmf_agrees_with_scipy_stats(n, k_a, k_b):
+def test_chance_level_agrees_with_scipy_stats_over_the_whole_support(n, k_a, k_b):
     from scipy.stats import hypergeom
 
     x = np.arange(max(0, k_a + k_b - n), min(k_a, k_b) + 1)
-    expected = hypergeom.logpmf(x, n, k_a, k_b)
-    big = expected > -700  # where the probability is a normal float
-    np.testing.assert_allclose(_hypergeom_logpmf(x, n, k_a, k_b)[big], expected[big],
-                               rtol=1e-9, atol=1e-9)
+    total = k_a + k_b - x
+    ratio = np.divide(x, total, out=np.ones(x.size), where=total > 0)
+    expected = float(np.sum(hypergeom.pmf(x, n, k_a, k_b) * ratio))
+    assert expected_random_jaccard(n, k_a, k_b) == pytest.approx(expected, rel=1e-9)
+
+
+def test_chance_level_refuses_counts_that_do_not_fit():
+    with pytest.raises(ConfigError, match="counts 5, 2 do not fit 4 positions"):
+        expected_random_jaccard(4, 5, 2)
 
 
 def test_chance_level_equals_the_expectation_over_scipy_stats_hypergeom():
@@ -187,46 +161,70 @@ def test_chance_level_equals_the_expectation_over_scipy_stats_hypergeom():
     assert expected_random_jaccard(n, k_a, k_b) == pytest.approx(expected, rel=1e-12)
 
 
-def test_importing_and_running_overlap_needs_no_scipy_stats():
-    import subprocess
-    import sys
-
-    code = ("import sys, numpy as np; from topo.graph import LayeredGraph; "
-            "from topo.overlap import mask_overlap; "
-            "g = LayeredGraph([np.eye(4), np.ones((2, 4))]); mask_overlap(g, g); "
-            "print('scipy.stats' in sys.modules)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)
-    assert proc.stdout.split() == ["False"]
+def test_overlap_takes_graphs_not_paths(tmp_path):
+    a = net([[1, 1, 0], [0, 1, 0]], [[1, 0]])
+    with pytest.raises(NotAGraphError, match=r"network a: got the path .*topo.load"):
+        mask_overlap(str(tmp_path / "a.safetensors"), a)
+    with pytest.raises(NotAGraphError, match="network b"):
+        pooled_jaccard(a, tmp_path / "b.safetensors")
 
 
-def test_mask_overlap_accepts_paths(tmp_path):
-    from topo.io import save_snapshot
+def test_columns_are_the_documented_vocabulary():
+    a = net([[1, 1, 0], [0, 1, 0]], [[1, 0]])
+    assert list(mask_overlap(a, a).columns) == list(OVERLAP_COLUMNS)
+    aligned = mask_overlap(a, a, nnstd(a, a).matchings)
+    assert list(aligned.columns) == [*OVERLAP_COLUMNS, *ALIGNED_COLUMNS]
+    assert OVERLAP_COLUMNS[:8] == ("layer", "name", "possible", "connections_a",
+                                   "connections_b", "intersection", "union", "jaccard")
+    assert ALIGNED_COLUMNS == ("aligned_intersection", "aligned_union", "aligned_jaccard",
+                               "aligned_hamming")
+    records = overlap_records(a, a)
+    assert [r["layer"] for r in records] == ["0", "1", "all"]
 
+
+def test_pooled_jaccard_of_two_networks_by_hand():
     a = net([[1, 1, 0], [0, 1, 0]], [[1, 0]])
     b = net([[1, 0, 1], [0, 1, 0]], [[1, 1]])
-    pa = save_snapshot(a, tmp_path / "a.safetensors")
-    pb = save_snapshot(b, tmp_path / "b.safetensors")
-    expected = mask_overlap(a, b)
-    for x, y in ((pa, pb), (str(pa), str(pb)), (a, pb)):
-        got = mask_overlap(x, y)
-        assert got[["layer", "intersection", "union", "jaccard"]].equals(
-            expected[["layer", "intersection", "union", "jaccard"]])
-    with pytest.raises(TopoError, match="missing"):
-        mask_overlap(tmp_path / "missing.safetensors", pb)
+    # A has 3 + 1 connections, B 3 + 2; shared: (0,0), (1,1) and the output's (0,0);
+    # 3 of 4 + 5 - 3 = 6 distinct
+    assert pooled_jaccard(a, b) == pytest.approx(3 / 6)
+    with pytest.raises(IncompatibleGraphsError, match="2 layers against 1"):
+        pooled_jaccard(a, net(np.eye(3)))
 
 
-PUBLISHED = Path(__file__).resolve().parents[2] / "shared" / "external" / "nnstd-set-topologies"
-
-
-@pytest.mark.skipif(not PUBLISHED.is_dir(), reason="published NNSTD networks not present")
-def test_aligned_overlap_can_be_below_the_raw_one_as_documented():
+def test_aligned_overlap_can_be_below_the_raw_one_as_documented(shared_data):
     # mask_overlap's docstring: w0 vs w9 at epoch 190, layers 1 and 2
     import topo
 
-    a = topo.load(PUBLISHED / "e5_s0_w0" / "epoch_190")
-    b = topo.load(PUBLISHED / "e5_s0_w9" / "epoch_190")
+    published = shared_data / "external" / "nnstd-set-topologies"
+    a = topo.load(published / "e5_s0_w0" / "epoch_190")
+    b = topo.load(published / "e5_s0_w9" / "epoch_190")
     frame = mask_overlap(a, b, nnstd(a, b, reference=True).matchings)
     assert frame["jaccard"][1:3].round(2).tolist() == [0.43, 0.46]
     assert frame["aligned_jaccard"][1:3].round(2).tolist() == [0.30, 0.30]
-    assert "0.43" in mask_overlap.__doc__ and "0.30" in mask_overlap.__doc__
+
+
+def test_pooled_chance_level_of_large_layers_convolves_their_laws():
+    from scipy.stats import hypergeom
+
+    # two 300 x 300 layers at density 1/2: each intersection law spreads over thousands of
+    # values, and their sum's law is the convolution of the two
+    rng = np.random.default_rng(9)
+    masks = [rng.random((300, 300)) < 0.5 for _ in range(4)]
+    a, b = net(masks[0], masks[1]), net(masks[2], masks[3])
+    frame = mask_overlap(a, b)
+    laws, starts, total = [], [], 0
+    for ma, mb in ((masks[0], masks[2]), (masks[1], masks[3])):
+        k_a, k_b = int(ma.sum()), int(mb.sum())
+        law = hypergeom(90_000, k_a, k_b)
+        # beyond 15 standard deviations the law adds nothing at double precision
+        lo, hi = (int(v) for v in law.mean() + np.array([-15, 15]) * law.std())
+        pmf = law.pmf(np.arange(lo, hi + 1))
+        assert pmf.sum() == pytest.approx(1.0, abs=1e-12)
+        laws.append(pmf)
+        starts.append(lo)
+        total += k_a + k_b
+    law = np.convolve(*laws)  # direct, not by FFT
+    x = sum(starts) + np.arange(law.size)
+    expected = float(np.sum(law * x / (total - x)))
+    assert frame["expected_jaccard_random"].iloc[-1] == pytest.approx(expected, rel=1e-9)

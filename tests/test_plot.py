@@ -11,6 +11,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
+from topo.errors import ConfigError, InvalidTableError  # noqa: E402
+from topo.evolution import EVOLUTION_COLUMNS  # noqa: E402
+from topo.graph import LayeredGraph  # noqa: E402
 from topo.plot import (  # noqa: E402
     plot_comparison,
     plot_distance_matrix,
@@ -57,9 +60,11 @@ def test_distance_matrix_keeps_the_given_order_on_request():
     assert [t.get_text() for t in ax.get_xticklabels()] == list(m.index)
 
 
-def test_distance_matrix_refuses_a_non_square_table():
-    with pytest.raises(ValueError, match="square"):
+def test_distance_matrix_refuses_a_non_square_table_and_an_unknown_order():
+    with pytest.raises(InvalidTableError, match="square"):
         plot_distance_matrix(pd.DataFrame(np.zeros((2, 3))))
+    with pytest.raises(ConfigError, match="unknown order 'random'"):
+        plot_distance_matrix(_two_cluster_matrix(), order="random")
 
 
 def test_comparison_draws_one_bar_series_per_available_column():
@@ -88,8 +93,21 @@ def test_comparison_marks_a_series_without_values_not_available():
 
 
 def test_comparison_without_any_known_column_is_an_error():
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidTableError, match="none of the columns nnstd, jaccard"):
         plot_comparison(pd.DataFrame({"layer": [0], "other": [1.0]}))
+
+
+def test_comparison_draws_a_comparison_result_itself():
+    import topo
+
+    a = LayeredGraph([np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]), np.ones((1, 2))])
+    b = LayeredGraph([np.array([[0.0, 0.0, 1.0], [1.0, 1.0, 0.0]]), np.ones((1, 2))])
+    ax = plot_comparison(topo.compare(a, b))
+    heights = [[bar.get_height() for bar in c] for c in ax.containers]
+    # a relabelled copy (tests/test_comparison.py): NNSTD 0, raw Jaccard 0, 1, pooled 1/4,
+    # aligned 1 everywhere
+    assert heights[:3] == [[0.0, 0.0, 0.0], [0.0, 1.0, 0.25], [1.0, 1.0, 1.0]]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["layer0", "layer1", "all"]
 
 
 def _evolution_frame():
@@ -119,6 +137,28 @@ def test_evolution_panel_has_one_line_per_layer_against_epoch():
     assert [t.get_text() for t in legend.get_texts()] == ["0: fc0", "1: fc1"]
     accuracy = axes[5]
     assert [line.get_label() for line in accuracy.lines] == ["test accuracy"]
+
+
+def test_evolution_panel_draws_the_columns_of_topology_evolution():
+    from topo.evolution import topology_evolution
+
+    hidden = [np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]),
+              np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])]
+    frame = topology_evolution([LayeredGraph([h, np.ones((1, 2))]) for h in hidden],
+                               persistence=False)
+    axes = plot_evolution(frame)
+    for ax, column in zip(axes, ["nnstd_to_first", "nnstd_to_previous", "churn",
+                                 "ever_active_rate", "jaccard_to_first"]):
+        assert column in EVOLUTION_COLUMNS
+        first_layer = frame[frame["layer"] == 0]
+        np.testing.assert_allclose(ax.lines[0].get_ydata(), first_layer[column])
+    assert "accuracy: not available" in axes[5].texts[0].get_text()
+
+
+def test_evolution_panel_needs_six_axes_when_given_some():
+    fig, axes = plt.subplots(1, 3)
+    with pytest.raises(ConfigError, match="needs 6 axes, got 3"):
+        plot_evolution(_evolution_frame(), ax=axes)
 
 
 def test_evolution_panel_says_when_a_column_is_missing():
@@ -151,7 +191,7 @@ def test_embedding_of_identical_snapshots_is_the_origin_without_warnings(recwarn
 
 
 def test_embedding_rejects_run_names_of_the_wrong_length():
-    with pytest.raises(ValueError, match="run names"):
+    with pytest.raises(InvalidTableError, match="run names"):
         plot_embedding(pd.DataFrame(np.zeros((3, 3))), runs=["a", "b"])
 
 
@@ -165,8 +205,10 @@ def test_input_connectivity_maps_are_the_counts_in_the_input_shape():
 
 
 def test_input_connectivity_refuses_a_shape_that_does_not_fit():
-    with pytest.raises(ValueError, match="does not hold"):
+    with pytest.raises(InvalidTableError, match="does not hold"):
         plot_input_connectivity(np.ones((2, 6)), input_shape=(4, 4))
+    with pytest.raises(InvalidTableError, match="counts must be"):
+        plot_input_connectivity(np.ones(6))
 
 
 def test_interactions_bars_are_sorted_strongest_first_with_planted_ones_marked():
@@ -181,17 +223,6 @@ def test_interactions_bars_are_sorted_strongest_first_with_planted_ones_marked()
     assert top_to_bottom[0].get_facecolor() != top_to_bottom[1].get_facecolor()
 
 
-def test_figures_save_in_the_format_of_the_suffix(tmp_path):
-    from topo.cli._output import save_figure
-
-    ax = plot_distance_matrix(_two_cluster_matrix())
-    for suffix, magic in ((".png", b"\x89PNG"), (".pdf", b"%PDF")):
-        path = save_figure(ax.figure, tmp_path / f"m{suffix}")
-        assert path.read_bytes()[:4] == magic
-        ax = plot_distance_matrix(_two_cluster_matrix())
-    assert b"<svg" in save_figure(ax.figure, tmp_path / "m.svg").read_bytes()[:500]
-
-
 def test_input_connectivity_sums_the_channels_of_a_colour_picture():
     counts = np.arange(2 * 3 * 5 * 4).reshape(2, 60)  # two snapshots of 3 x 5 x 4 inputs
     axes = plot_input_connectivity(counts, input_shape=(3, 5, 4), n_panels=2)
@@ -200,3 +231,94 @@ def test_input_connectivity_sums_the_channels_of_a_colour_picture():
     channels_last = plot_input_connectivity(counts, input_shape=(5, 4, 3), n_panels=2)
     np.testing.assert_array_equal(channels_last[1].images[0].get_array(),
                                   counts[1].reshape(5, 4, 3).sum(axis=-1))
+
+
+# ------------------------------------------------------------------ less common inputs
+def test_distance_matrix_of_many_snapshots_is_not_annotated_and_skips_missing_values():
+    n = 13
+    values = np.abs(np.subtract.outer(np.arange(n), np.arange(n))) / n
+    values[0, 1] = values[1, 0] = np.nan  # a pair that could not be compared
+    labels = [f"s{i}" for i in range(n)]
+    fig, ax = plt.subplots()
+    assert plot_distance_matrix(pd.DataFrame(values, index=labels, columns=labels), ax=ax,
+                                order="given") is ax
+    assert len(ax.texts) == 0
+    assert ax.get_title() == "topology distance"
+    small = pd.DataFrame([[0.0, np.nan], [np.nan, 0.0]], index=["a", "b"], columns=["a", "b"])
+    ax = plot_distance_matrix(small)  # two snapshots: nothing to cluster
+    assert [t.get_text() for t in ax.texts] == ["0.00", "0.00"]
+    assert ax.get_title() == "topology distance (clustered)"
+
+
+def test_evolution_of_pruning_levels_is_drawn_by_snapshot_with_level_marks():
+    rows = []
+    for snapshot, (level, epoch) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
+        rows.append({"snapshot": snapshot, "epoch": epoch, "level": level, "layer": 0,
+                     "name": "fc0", "churn": 0.1 * snapshot,
+                     "train_accuracy": 0.5, "test_accuracy": 0.6})
+    axes = plot_evolution(pd.DataFrame(rows))
+    assert axes[2].get_xlabel() == "snapshot (dotted: a new pruning level begins)"
+    marks = [line for line in axes[2].lines if line.get_linestyle() == ":"]
+    assert len(marks) == 1 and marks[0].get_xdata()[0] == 1.5  # level 1 starts at snapshot 2
+    np.testing.assert_allclose(axes[2].lines[-1].get_xdata(), [0, 1, 2, 3])
+    assert [line.get_label() for line in axes[5].lines if line.get_linestyle() != ":"] == [
+        "train accuracy", "test accuracy"]
+    legend = axes[0].figure.legends[0]
+    assert [t.get_text() for t in legend.get_texts()] == ["0: fc0"]  # no NNSTD panel to copy
+
+
+def test_embedding_into_given_axes_with_one_run_when_labels_name_none():
+    values = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 1.0], [2.0, 1.0, 0.0]])
+    fig, ax = plt.subplots()
+    frame = pd.DataFrame(values, index=["x", "y", "z"], columns=["x", "y", "z"])
+    assert plot_embedding(frame, ax=ax, annotate=False) is ax
+    assert ax.get_legend().get_texts()[0].get_text() == "run"
+    assert len(ax.texts) == 0
+    with pytest.raises(InvalidTableError, match="square"):
+        plot_embedding(pd.DataFrame(np.zeros((2, 3))))
+
+
+def test_input_connectivity_without_a_shape_is_a_square_or_a_row():
+    square = plot_input_connectivity(np.arange(2 * 9).reshape(2, 9), n_panels=2)
+    assert square[0].images[0].get_array().shape == (3, 3)
+    row = plot_input_connectivity(np.arange(2 * 6).reshape(2, 6), n_panels=2)
+    assert row[0].images[0].get_array().shape == (1, 6)
+    deep = plot_input_connectivity(np.ones((1, 16)), input_shape=(2, 2, 2, 2))
+    assert deep[0].images[0].get_array().shape == (1, 16)
+    fig, given = plt.subplots(1, 2)
+    drawn = plot_input_connectivity(np.ones((2, 4)), ax=list(given), n_panels=2)
+    assert list(drawn) == list(given)
+
+
+def test_interaction_labels_from_index_columns_plain_values_or_the_index():
+    by_columns = plot_interactions(pd.DataFrame({"i": [0, 2], "j": [1, 3],
+                                                 "score": [0.2, 0.1]}))
+    assert [t.get_text() for t in by_columns.get_yticklabels()] == ["{0, 1}", "{2, 3}"]
+    named = plot_interactions(pd.DataFrame({"pair": ["a-b"], "strength": [1.0]}))
+    assert [t.get_text() for t in named.get_yticklabels()] == ["a-b"]
+    fig, ax = plt.subplots()
+    by_index = plot_interactions(pd.DataFrame({"strength": [1.0]}, index=["only"]), ax=ax)
+    assert by_index is ax and [t.get_text() for t in ax.get_yticklabels()] == ["only"]
+    with pytest.raises(InvalidTableError, match="no strength/score column"):
+        plot_interactions(pd.DataFrame({"features": [(0, 1)]}))
+
+
+def test_comparison_rows_are_labelled_by_layer_without_names():
+    ax = plot_comparison(pd.DataFrame({"layer": ["0", "all"], "nnstd": [0.1, 0.1]}))
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "all"]
+    ax = plot_comparison(pd.DataFrame({"nnstd": [0.1, 0.2]}))
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1"]
+
+
+def test_persistence_diagrams_into_one_given_axes():
+    from topo.plot import plot_barcode, plot_persistence_diagram, plot_persistence_diagrams
+
+    diagram = np.array([[1.0, 0.5], [1.0, 0.0]])
+    fig, ax = plt.subplots()
+    (drawn,) = plot_persistence_diagrams([diagram], ax=ax)
+    assert drawn is ax and ax.get_title() == "layer0"
+    untitled = plot_persistence_diagram(diagram)
+    assert untitled.get_title() == ""
+    np.testing.assert_array_equal(untitled.collections[0].get_offsets(), diagram)
+    bars = plot_barcode(diagram, max_bars=1)
+    assert bars.get_title() == "1 of 2 bars"

@@ -1,23 +1,28 @@
 """topo: the topology of sparse neural networks.
 
-Read checkpoints into layered bipartite graphs (:func:`load`), compare sparse topologies
-(:func:`nnstd`), follow how a run rewired its connections, and read feature interactions from
-the persistent homology of the weight graph.
+Read checkpoints into layered bipartite graphs (:func:`load`) and runs into sequences of them
+(:func:`read_sequence`), compare sparse topologies (:func:`nnstd`, :func:`compare`), follow
+how a run rewired its connections (:func:`topology_evolution`), and read feature
+interactions from the persistent homology of the weight graph. Analyses take graphs and never
+open files; :mod:`topo.io` reads and writes.
 
-Heavy modules are imported on first use, so ``import topo`` and the ``topo`` command start
-fast.
+Heavy modules are imported on first use of a name, so ``import topo`` and the ``topo``
+command start fast.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from topo.errors import (
     ConfigError,
+    EmptyInputError,
     GraphStructureError,
     IncompatibleGraphsError,
+    InvalidTableError,
     NonFiniteWeightsError,
+    NotAGraphError,
+    OutputError,
     TopoError,
     UnreadableFileError,
     UnsafeFileError,
@@ -25,30 +30,40 @@ from topo.errors import (
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it (imported lazily by __getattr__)
+# public name -> module that defines it, imported by __getattr__ on first use
 _LAZY = {
-    "LayeredGraph": "topo.graph",
-    "load": "topo.io",
-    "save_snapshot": "topo.io",
-    "snapshot_paths": "topo.io",
-    "detect_format": "topo.io",
-    "nnstd": "topo.distance",
-    "NNSTDResult": "topo.distance",
-    "distance_matrix": "topo.distance",
-    "mask_overlap": "topo.overlap",
-    "ever_active_rate": "topo.overlap",
-    "neural_persistence": "topo.persistence",
-    "persistence_diagrams": "topo.persistence",
-    "interaction_strengths": "topo.interactions",
-    "topology_evolution": "topo.evolution",
-    "input_connectivity": "topo.evolution",
+    "LayeredGraph": "graph",
+    "load": "io",
+    "save_snapshot": "io",
+    "snapshot_paths": "io",
+    "detect_format": "io",
+    "read_sequence": "io",
+    "export_graph": "io",
+    "nnstd": "distance",
+    "nnstd_chance": "distance_chance",
+    "NNSTDChance": "distance_chance",
+    "NNSTDResult": "distance",
+    "compare": "comparison",
+    "Comparison": "comparison",
+    "mask_overlap": "overlap",
+    "distance_matrix": "pairwise",
+    "neural_persistence": "persistence",
+    "persistence_diagrams": "persistence",
+    "interaction_strengths": "interactions",
+    "topology_evolution": "evolution",
+    "input_connectivity": "evolution",
+    "ever_active_rate": "evolution",
 }
 
 __all__ = [
     "ConfigError",
+    "EmptyInputError",
     "GraphStructureError",
     "IncompatibleGraphsError",
+    "InvalidTableError",
     "NonFiniteWeightsError",
+    "NotAGraphError",
+    "OutputError",
     "TopoError",
     "UnreadableFileError",
     "UnsafeFileError",
@@ -58,13 +73,40 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
+    module = _module(_LAZY[name]) if name in _LAZY else None
     if module is None:
         raise AttributeError(f"module 'topo' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(module, name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
+
+
+def _module(name: str) -> Any:
+    """The submodule ``topo.<name>``, imported now (plain imports: no import machinery)."""
+    if name == "graph":
+        from topo import graph as module
+    elif name == "io":
+        from topo import io as module
+    elif name == "distance":
+        from topo import distance as module
+    elif name == "distance_chance":
+        from topo import distance_chance as module
+    elif name == "comparison":
+        from topo import comparison as module
+    elif name == "overlap":
+        from topo import overlap as module
+    elif name == "pairwise":
+        from topo import pairwise as module
+    elif name == "persistence":
+        from topo import persistence as module
+    elif name == "interactions":
+        from topo import interactions as module
+    elif name == "evolution":
+        from topo import evolution as module
+    else:  # pragma: no cover - _LAZY names only the modules above
+        raise AssertionError(f"no lazy module {name!r}")
+    return module

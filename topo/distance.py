@@ -19,27 +19,30 @@ D. C. Mocanu, "Topological Insights into Sparse Neural Networks", ECML-PKDD 2020
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 
-from topo.errors import IncompatibleGraphsError, TopoError
-from topo.graph import LayeredGraph
+from topo.assignment import (
+    SOLVERS,
+    canonical_optimum,
+    choose_solver,
+    jaccard_cost,
+    layer_cost,
+    similarity_density_bound,
+    solve_layer,
+)
+from topo.canonical import CanonicalColours, canonical_colours
+from topo.errors import ConfigError, IncompatibleGraphsError
+from topo.graph import LayeredGraph, require_graph
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
 
-__all__ = ["NNSTDResult", "nnstd", "distance_matrix", "jaccard_cost"]
-
-# cost that keeps a tie-breaking assignment inside its class of tied units (costs are <= 1)
-_FORBIDDEN = 1e6
-# at most this many rounds of (tentative next-layer matching, re-assignment of tied units)
-_TIE_ROUNDS = 3
+__all__ = ["NNSTDResult", "nnstd", "jaccard_cost", "matching_column_map"]
 
 
 @dataclass
@@ -65,6 +68,20 @@ class NNSTDResult:
         Sum of the unit costs of every layer (unmatched units included, at 1 each).
     reference
         Whether the published algorithm was followed exactly (``reference=True``).
+    sparse_distance
+        Mean over the sparse layers only: a layer that is fully connected in both networks
+        always scores 0 and would dilute the mean (NaN when every layer is dense).
+    dense
+        Per layer, whether it is fully connected in both networks.
+    solvers
+        Per layer, the assignment path used: ``"sparse"`` (LAPMOD on the pairs sharing an
+        input), ``"dense"`` (LAPJV), ``"scipy"``, or ``"in place"`` (outputs not matched).
+    tied_units
+        Per layer, how many of A's units had their partner chosen among equally good optimal
+        matchings by the canonical rule (0 in reference mode, which keeps the solver's).
+    tie_labels
+        How the canonical colours of the tie rule were obtained: ``"refinement"`` or
+        ``"bliss"`` (see :mod:`topo.canonical`), ``None`` when no layer had a tie.
     """
 
     per_layer: np.ndarray
@@ -75,18 +92,25 @@ class NNSTDResult:
     n_out_b: list[int] = field(default_factory=list)
     matched_cost: list[float] = field(default_factory=list)
     reference: bool = False
+    sparse_distance: float = float("nan")
+    dense: list[bool] = field(default_factory=list)
+    solvers: list[str] = field(default_factory=list)
+    tied_units: list[int] = field(default_factory=list)
+    tie_labels: str | None = None
 
     def to_frame(self) -> pandas.DataFrame:
         """One row per layer, input side first.
 
         Columns: ``layer`` (index), ``name``, ``nnstd``, ``n_out_a``, ``n_out_b``,
         ``matched`` (whether the layer's outputs were matched), ``unmatched`` (units of the
-        wider side without a partner) and ``cost`` (the layer's summed unit cost).
+        wider side without a partner), ``cost`` (the layer's summed unit cost), ``dense``
+        (fully connected in both networks), ``solver`` and ``tied_units``.
         """
         import pandas as pd
 
+        n = len(self.per_layer)
         return pd.DataFrame({
-            "layer": np.arange(len(self.per_layer)),
+            "layer": np.arange(n),
             "name": self.names,
             "nnstd": self.per_layer,
             "n_out_a": self.n_out_a,
@@ -94,41 +118,54 @@ class NNSTDResult:
             "matched": [m is not None for m in self.matchings],
             "unmatched": [abs(a - b) for a, b in zip(self.n_out_a, self.n_out_b)],
             "cost": self.matched_cost,
+            "dense": self.dense or [False] * n,
+            "solver": self.solvers or [""] * n,
+            "tied_units": self.tied_units or [0] * n,
         })
 
 
-def nnstd(a: LayeredGraph | str | Path, b: LayeredGraph | str | Path, *,
-          reference: bool = False) -> NNSTDResult:
+def nnstd(a: LayeredGraph, b: LayeredGraph, *, reference: bool = False,
+          solver: str = "auto") -> NNSTDResult:
     """Neural-network sparse topology distance (NNSTD) between two layered graphs.
 
     Parameters
     ----------
     a, b
-        The two networks, as LayeredGraphs or as paths :func:`topo.load` reads. They need the
-        same number of layers, the same number of inputs and the same number of outputs;
-        hidden widths may differ (not with ``reference=True``).
+        The two networks (read files with :func:`topo.load`). They need the same number of
+        layers, the same number of inputs and the same number of outputs; hidden widths may
+        differ (not with ``reference=True``).
     reference
         ``True`` follows the published implementation exactly: every layer is matched,
-        including the output layer (so class identity is not kept), and each layer's cost is
-        divided by A's width. ``False`` (default) keeps the output units in place (they are
-        labelled classes: unit ``i`` of A is compared with unit ``i`` of B after the input
-        re-indexing) and lets hidden widths differ: a unit of the wider network without a
-        partner costs 1, and the layer's cost is divided by the larger width, so that
-        ``nnstd(a, b)`` equals ``nnstd(b, a)`` up to ties between optimal matchings.
+        including the output layer (so class identity is not kept), each layer's cost is
+        divided by A's width, and the matching is whichever optimal one SciPy's solver
+        returns. ``False`` (default) keeps the output units in place (they are labelled
+        classes: unit ``i`` of A is compared with unit ``i`` of B after the input
+        re-indexing), lets hidden widths differ (a unit of the wider network without a
+        partner costs 1, and the layer's cost is divided by the larger width) and chooses
+        among equally good matchings by the canonical rule below.
+    solver
+        ``"auto"`` (default) picks per layer from its widths and the fraction of unit pairs
+        that share an input: ``"sparse"`` (LAPMOD on those pairs only, every other pair
+        costing exactly 1) or ``"dense"`` (LAPJV on the full matrix); ``"scipy"`` forces
+        :func:`scipy.optimize.linear_sum_assignment`. Every choice gives the same result in
+        the default mode; the path used is in :attr:`NNSTDResult.solvers`. Reference mode
+        always uses SciPy's solver.
 
     Returns
     -------
     NNSTDResult
-        Per-layer distances, their mean, the matchings and a per-layer table
-        (:meth:`NNSTDResult.to_frame`).
+        Per-layer distances, their mean and the mean over sparse layers, the matchings and a
+        per-layer table (:meth:`NNSTDResult.to_frame`).
 
     Raises
     ------
     IncompatibleGraphsError
         Different numbers of layers, inputs or outputs; with ``reference=True`` also
         different hidden widths.
-    TopoError
-        A path that :func:`topo.load` cannot read.
+    NotAGraphError
+        ``a`` or ``b`` is not a LayeredGraph (e.g. a path).
+    ConfigError
+        An unknown ``solver``, or a solver other than SciPy's with ``reference=True``.
 
     Notes
     -----
@@ -136,51 +173,71 @@ def nnstd(a: LayeredGraph | str | Path, b: LayeredGraph | str | Path, *,
     side (``n_b x m``), the intersections of all incoming-neighbour sets are the sparse product
     ``I = A Bᵀ``; unions are ``U = deg_a + deg_bᵀ - I``; the unit cost is
     ``(U - I) / U`` (0 where ``U = 0``), the same rounding as the published edit-distance
-    formula. The matching is an optimal assignment on that dense cost
-    (:func:`scipy.optimize.linear_sum_assignment`, the shortest augmenting path method of
-    Crouse 2016), chosen by measurement (``analysis/results/nnstd_solvers.md``): on SET
-    layers at epsilon = 20 most unit pairs share an input and the sparse solver
-    :func:`scipy.sparse.csgraph.min_weight_full_bipartite_matching` is 2-3 times slower;
-    integer-scaled costs gain nothing (scipy solves in float64). The assignment takes most of
-    the time of one pair (``analysis/results/nnstd_pair.md``). A rectangular cost (different
-    widths) is solved directly, about five times faster than padding it to a square with
-    cost-1 dummies, which gives the same optimum: unmatched units add 1 each.
+    formula. Layer ``k``'s value is the minimum over all matchings of its cost given the
+    matching of layer ``k - 1``, exactly as Liu et al. define it, whatever solver finds it
+    (:mod:`topo.assignment`; thresholds measured in ``analysis/results/nnstd_solvers.md``).
 
-    Ties: the first layer's value depends only on the optimal cost, but the re-indexing of
-    later layers depends on which optimal matching is returned, and trained sparse networks
-    have many tied units (units without inputs, units with the same in-set). With
-    ``reference=True`` the cost matrix is the published one bit for bit and goes to the same
-    solver in the same unit order, so the published values are reproduced exactly, ties
-    included; relabelling the hidden units of an input can then change later layers' values
-    (on the published SET networks a relabelled copy of a network is at 0.03-0.08 from it in
-    layers 1 and 2). The default mode breaks ties on purpose: units whose cost rows (or
-    columns) are equal may exchange partners at no cost, and they are re-assigned, by an exact
-    assignment inside each class of tied units, to agree best on their outgoing connections
-    (with the next layer placed by a tentative matching, at most three rounds). The matched
-    cost of every layer stays optimal; a relabelled copy is then at distance 0 unless its ties
-    reach deeper than one layer (on the published networks, 0 to 0.004 in layers 1 and 2).
+    Ties. Layer 0's value depends only on the optimal cost, but the re-indexing of every later
+    layer depends on *which* optimal matching is used, and networks have many: units without
+    inputs, units with the same in-set, whole dense layers, and unrelated pairs of matchings
+    whose costs happen to be equal (several per 1000-unit layer of random SET networks at
+    epsilon = 5). The published code keeps whichever one its solver returns, so its later
+    layers depend on unit order and solver (``reference=True`` reproduces this bit for bit).
+    The default mode makes the choice canonical:
 
-    Complexity per layer: ``O(nnz(A) · n_b)`` for the cost and ``O(n³)`` worst case for the
-    assignment (``n = max(n_a, n_b)``), ``O(n_a n_b)`` memory.
+    1. The *optimal face* of the layer (every pair that belongs to some optimal matching, in
+       independent blocks) is computed exactly from the solver's matching and an optimal dual
+       (:func:`topo.assignment.optimal_face`); costs within ``1e-9`` count as equal.
+    2. Within each block the matching minimises a secondary cost: 1 for two units of the
+       same *canonical colour*, otherwise 2 plus a fixed hash of the two colours in
+       ``[0, 1)``. Colours come from colour refinement of both layered graphs (inputs and
+       output classes labelled by index), checked exact (units of equal colour are twins),
+       else from a canonical labelling (BLISS); see :mod:`topo.canonical`.
+
+    What this guarantees: every layer's value is still the optimum given the previous layer's
+    matching (only the choice among optima is fixed); the result depends neither on the
+    solver nor on how the hidden units of either network are numbered; and a network against
+    a relabelled copy of itself is at 0 in every layer, for every structure (tied, duplicate
+    or empty units, dense layers), because the colour-keeping optimum of each layer is an
+    isomorphism between the copies. What it does not promise: the choice among optima is not
+    the one that minimises later layers (that is a quadratic assignment problem); for two
+    different networks it is a fixed, documented rule.
+
+    Complexity per layer: ``O(Σ_c deg_A(c) deg_B(c))`` for the sparse cost (``c`` over
+    inputs) or ``O(nnz(A) · n_b)`` for the dense one, ``O(n³)`` worst case for the
+    assignment (``n = max(n_a, n_b)``), a few Bellman-Ford rounds over the near-optimal
+    exchanges for the face, ``O(n_a n_b)`` memory on the dense path and ``O(pairs sharing an
+    input)`` on the sparse one. Colour refinement (only when a layer has a tie) is
+    ``O(connections)`` per round.
 
     The published implementation compares neurons pair by pair in Python (about 45 CPU s for
     one pair of the 784-784-784-784-10 networks it was published with); the values here equal
-    its values.
+    its values in reference mode.
 
     References
     ----------
     S. Liu et al., "Topological Insights into Sparse Neural Networks", ECML-PKDD 2020,
     arXiv:2006.14085.
+    R. Jonker and A. Volgenant, "A shortest augmenting path algorithm for dense and sparse
+    linear assignment problems", Computing 38, 1987.
     D. F. Crouse, "On implementing 2D rectangular assignment algorithms", IEEE Transactions
     on Aerospace and Electronic Systems 52(4), 2016.
     """
-    a, b = as_graph(a), as_graph(b)
+    a, b = require_graph(a, "network a"), require_graph(b, "network b")
     _check_comparable(a, b, reference)
+    if solver not in SOLVERS:
+        raise ConfigError(f"unknown NNSTD solver {solver!r}; use one of {', '.join(SOLVERS)}")
+    if reference and solver not in ("auto", "scipy"):
+        raise ConfigError("reference=True uses SciPy's solver, as the published code does "
+                        f"(solver={solver!r} was asked for)")
     masks_a, masks_b = a.masks(), b.masks()
     n_layers = a.n_layers
     per_layer = np.zeros(n_layers)
     costs: list[float] = []
     matchings: list[np.ndarray | None] = []
+    paths: list[str] = []
+    tied: list[int] = []
+    labels = _LazyColours(masks_a, masks_b)
     # col_map[j] = column (aligned input index) of B's input unit j in A's frame
     col_map = np.arange(b.n_in[0], dtype=np.int64)
     n_cols = a.n_in[0]
@@ -192,25 +249,27 @@ def nnstd(a: LayeredGraph | str | Path, b: LayeredGraph | str | Path, *,
             diag = _paired_cost(ma, mb, col_map, n_cols)
             cost = float(diag.sum())
             matchings.append(None)
+            paths.append("in place")
+            tied.append(0)
             per_layer[k] = cost / n_a if n_a else 0.0
             costs.append(cost)
             continue
-        c = jaccard_cost(ma, mb, col_map, n_cols)
-        rows, cols = linear_sum_assignment(c)
-        cost = float(c[rows, cols].sum())
-        perm = np.full(n_a, -1, dtype=np.int64)
-        perm[rows] = cols
-        if not reference and not last:
-            perm = _break_ties(c, perm, masks_a[k + 1], masks_b[k + 1],
-                               next_in_place=k + 1 == n_layers - 1)
-        matchings.append(perm)
         if reference:
+            perm, cost = _reference_layer(ma, mb, col_map, n_cols)
+            paths.append("scipy")
+            tied.append(0)
             per_layer[k] = cost / n_a if n_a else 0.0
         else:
-            cost += abs(n_a - n_b)
+            perm, cost, path, n_tied = _canonical_layer(ma, mb, col_map, n_cols, solver,
+                                                        lambda k=k: labels.layer(k))
+            paths.append(path)
+            tied.append(n_tied)
             per_layer[k] = cost / max(n_a, n_b) if max(n_a, n_b) else 0.0
+        matchings.append(perm)
         costs.append(cost)
         col_map, n_cols = _next_column_map(perm, n_a, n_b)
+    dense = [a.densities[k] == 1.0 and b.densities[k] == 1.0 for k in range(n_layers)]
+    sparse_values = per_layer[~np.asarray(dense, dtype=bool)]
     return NNSTDResult(
         per_layer=per_layer,
         distance=float(per_layer.mean()),
@@ -220,142 +279,50 @@ def nnstd(a: LayeredGraph | str | Path, b: LayeredGraph | str | Path, *,
         n_out_b=list(b.n_out),
         matched_cost=costs,
         reference=reference,
+        sparse_distance=float(sparse_values.mean()) if sparse_values.size else float("nan"),
+        dense=dense,
+        solvers=paths,
+        tied_units=tied,
+        tie_labels=labels.method,
     )
 
 
-def jaccard_cost(
-    mask_a: sp.csr_matrix,
-    mask_b: sp.csr_matrix,
-    col_map: np.ndarray | None = None,
-    n_cols: int | None = None,
-) -> np.ndarray:
-    """Jaccard distance of the incoming-neighbour sets of every pair of units.
+
+
+def matching_column_map(perm: np.ndarray, n_a: int, n_b: int) -> tuple[np.ndarray, int]:
+    """Where B's units lie in A's frame after a matching: the re-indexing of the next layer.
 
     Parameters
     ----------
-    mask_a, mask_b
-        Layer structures of shape ``(n_a, m_a)`` and ``(n_b, m_b)``: the stored entries of
-        row ``i`` are the inputs of unit ``i``.
-    col_map
-        Where each input of B lies in A's input frame (length ``m_b``, values below
-        ``n_cols``); identity when omitted (then ``m_a`` must equal ``m_b``).
-    n_cols
-        Size of the common input frame (``m_a`` when omitted).
+    perm
+        A matching of one layer (an entry of :attr:`NNSTDResult.matchings`): ``perm[i]`` is
+        B's unit matched to A's unit ``i``, ``-1`` for none; length ``n_a``.
+    n_a, n_b
+        Widths of the layer in A and in B.
 
     Returns
     -------
-    numpy.ndarray
-        Dense ``(n_a, n_b)`` float64 array: ``|a △ b| / |a ∪ b|``, 0 where both sets are empty.
+    (numpy.ndarray, int)
+        ``col_map`` of length ``n_b`` and the size of the common frame. B's unit ``perm[i]``
+        takes A's index ``i``; B's units without a partner get fresh indices after A's
+        ``n_a`` units, so they never coincide with a unit of A. Re-indexing the inputs of B's
+        next layer by ``col_map`` (or the rows of this layer, as :func:`topo.mask_overlap`
+        does) puts B in A's frame.
 
-    Notes
-    -----
-    Intersections come from one sparse-times-dense product ``A · Bᵀ`` in float32 (exact for
-    counts below 2²⁴); no pair of units is visited in Python. ``O(nnz(A) · n_b)`` time.
+    Examples
+    --------
+    >>> col_map, n = matching_column_map(np.array([1, -1]), 2, 3)
+    >>> col_map.tolist(), n  # B's unit 1 is A's 0; B's units 0 and 2 are new (2, 3)
+    ([2, 0, 3], 4)
     """
-    n_a, n_b = mask_a.shape[0], mask_b.shape[0]
-    if n_cols is None:
-        n_cols = mask_a.shape[1]
-    if col_map is None:
-        col_map = np.arange(mask_b.shape[1], dtype=np.int64)
-    a32 = sp.csr_matrix(
-        (np.ones(mask_a.nnz, dtype=np.float32), mask_a.indices, mask_a.indptr),
-        shape=(n_a, n_cols))
-    bt = np.zeros((n_cols, n_b), dtype=np.float32)
-    rows_b = np.repeat(np.arange(n_b), np.diff(mask_b.indptr))
-    bt[col_map[mask_b.indices], rows_b] = 1.0
-    # counts stay exact in float32 (below 2**24); only the final division is float64, so
-    # every cost is the correctly rounded quotient of two integers, as in the published code
-    inter = a32 @ bt
-    union = np.add.outer(np.diff(mask_a.indptr).astype(np.float32),
-                         np.diff(mask_b.indptr).astype(np.float32))
-    union -= inter
-    edit = union - inter
-    np.maximum(union, 1.0, out=union)  # both sets empty: edit = 0, cost 0
-    return np.divide(edit, union, dtype=np.float64)
-
-
-def distance_matrix(
-    paths: Sequence[str | Path],
-    *,
-    reference: bool = False,
-    n_jobs: int = 1,
-    scheduler: str | None = None,
-    progress: bool = False,
-    labels: Sequence[str] | None = None,
-) -> tuple[pandas.DataFrame, pandas.DataFrame]:
-    """NNSTD and connection overlap of every pair of networks read from ``paths``.
-
-    Parameters
-    ----------
-    paths
-        Files or folders :func:`topo.load` reads. Workers receive the paths and read the
-        files themselves, so no array crosses a process or network boundary.
-    reference
-        Passed to :func:`nnstd`.
-    n_jobs
-        Local worker processes (joblib's ``loky`` backend); ``-1`` uses every core.
-    scheduler
-        Address of a Dask distributed scheduler (``"tcp://host:8786"``): the same joblib
-        code then runs on that cluster through joblib's ``dask`` backend. The workers must
-        see the same file paths.
-    progress
-        Show a progress bar on stderr (tqdm).
-    labels
-        Row/column labels; the paths as given by default.
-
-    Returns
-    -------
-    (pandas.DataFrame, pandas.DataFrame)
-        Square symmetric matrices labelled by ``labels``: the NNSTD distance (0 on the
-        diagonal) and the pooled Jaccard index of the two connection sets (1 on the
-        diagonal).
-
-    Raises
-    ------
-    TopoError
-        Fewer than one path, a label count that differs from the path count, or any error of
-        :func:`topo.load` / :func:`nnstd` for a pair (the first one is raised).
-
-    Notes
-    -----
-    The ``n (n - 1) / 2`` pairs are cut into row-major blocks, one task per block; a task
-    reads each file it needs once. ``O(n²)`` NNSTD evaluations in all.
-    """
-    import pandas as pd
-
-    from topo.parallel import pair_blocks, run_tasks
-
-    paths = [str(p) for p in paths]
-    n = len(paths)
-    if n == 0:
-        raise TopoError("distance matrix: no networks given")
-    labels = list(labels) if labels is not None else paths
-    if len(labels) != n:
-        raise TopoError(f"distance matrix: {len(labels)} labels for {n} networks")
-    blocks = pair_blocks(n, n_jobs=n_jobs, scheduler=scheduler)
-    tasks = [(_pairs_worker, (paths, block, reference)) for block in blocks]
-    results = run_tasks(tasks, n_jobs=n_jobs, scheduler=scheduler, progress=progress,
-                        total_items=[len(b) for b in blocks], desc="NNSTD pairs")
-    dist = np.zeros((n, n))
-    over = np.eye(n)
-    for block, (d, o) in zip(blocks, results):
-        if len(block):
-            i, j = block[:, 0], block[:, 1]
-            dist[i, j] = dist[j, i] = d
-            over[i, j] = over[j, i] = o
-    return (pd.DataFrame(dist, index=labels, columns=labels),
-            pd.DataFrame(over, index=labels, columns=labels))
-
-
-def as_graph(network: LayeredGraph | str | Path) -> LayeredGraph:
-    """``network`` itself when it is a LayeredGraph, else :func:`topo.load` of the path."""
-    if isinstance(network, LayeredGraph):
-        return network
-    if isinstance(network, (str, Path)):
-        from topo.io import load
-
-        return load(network)
-    raise TypeError(f"expected a LayeredGraph or a path, got {type(network).__name__}")
+    col_map = np.empty(n_b, dtype=np.int64)
+    matched = perm >= 0
+    col_map[perm[matched]] = np.flatnonzero(matched)
+    free = np.ones(n_b, dtype=bool)
+    free[perm[matched]] = False
+    n_free = int(free.sum())
+    col_map[free] = n_a + np.arange(n_free)
+    return col_map, n_a + n_free
 
 
 # --------------------------------------------------------------------------- helpers
@@ -379,102 +346,56 @@ def _check_comparable(a: LayeredGraph, b: LayeredGraph, reference: bool) -> None
             "needs equal widths (the default mode lets hidden widths differ)")
 
 
-def _next_column_map(perm: np.ndarray, n_a: int, n_b: int) -> tuple[np.ndarray, int]:
-    """Aligned input frame of the next layer from this layer's matching.
+# the solver's internal name for the public re-indexing above
+_next_column_map = matching_column_map
 
-    B's unit ``perm[i]`` takes A's index ``i``; B's units without a partner get fresh indices
-    after A's ``n_a`` units, so they never coincide with an input of A.
+
+def _reference_layer(ma: sp.csr_matrix, mb: sp.csr_matrix, col_map: np.ndarray, n_cols: int
+                     ) -> tuple[np.ndarray, float]:
+    """One layer as the published implementation matches it: SciPy's solver on the cost."""
+    c = jaccard_cost(ma, mb, col_map, n_cols)
+    rows, cols = linear_sum_assignment(c)
+    perm = np.full(ma.shape[0], -1, dtype=np.int64)
+    perm[rows] = cols
+    return perm, float(c[rows, cols].sum())
+
+
+def _canonical_layer(ma: sp.csr_matrix, mb: sp.csr_matrix, col_map: np.ndarray, n_cols: int,
+                     solver: str, colours) -> tuple[np.ndarray, float, str, int]:
+    """One layer of the default mode: the canonical optimal matching and its cost.
+
+    Returns the matching, the layer's cost (unmatched units at 1 each), the solver path used
+    and the number of A's units whose partner was chosen among tied optimal matchings.
     """
-    col_map = np.empty(n_b, dtype=np.int64)
-    matched = perm >= 0
-    col_map[perm[matched]] = np.flatnonzero(matched)
-    free = np.ones(n_b, dtype=bool)
-    free[perm[matched]] = False
-    n_free = int(free.sum())
-    col_map[free] = n_a + np.arange(n_free)
-    return col_map, n_a + n_free
-
-
-def _break_ties(c: np.ndarray, perm: np.ndarray, next_a: sp.csr_matrix,
-                next_b: sp.csr_matrix, next_in_place: bool) -> np.ndarray:
-    """Among equally optimal matchings, pick the one whose units agree on their outputs.
-
-    Units of A with identical cost rows (e.g. identical in-sets, or no inputs at all) can
-    exchange their partners without changing the layer's cost, and so can units of B with
-    identical cost columns. Such ties decide how the next layer is re-indexed, so they are
-    resolved by a second, exact assignment inside each class of tied units on the Jaccard
-    distance of the units' out-sets, with B's next-layer units placed by a tentative matching
-    of the next layer (or in place when the next layer is the output layer). The matched
-    cost of this layer is unchanged.
-    """
-    row_class = _equal_line_classes(c)
-    col_class = _equal_line_classes(c.T)
+    n_a, n_b = ma.shape[0], mb.shape[0]
+    if solver == "auto":
+        density = similarity_density_bound(ma, mb, col_map, n_cols)
+        path = choose_solver(n_a, n_b, density)
+    else:
+        path = solver
+    cost = layer_cost(ma, mb, col_map, n_cols, dense=path != "sparse")
+    col_of = solve_layer(cost, path)
+    perm, n_tied = canonical_optimum(cost, col_of, colours)
     matched = np.flatnonzero(perm >= 0)
-    tied_rows = matched[_in_shared_class(row_class[matched])]
-    tied_cols = perm[matched][_in_shared_class(col_class[perm[matched]])]
-    if tied_rows.size == 0 and tied_cols.size == 0:
-        return perm
-    n_a, n_b = c.shape
-    out_a = next_a.T.tocsr()  # row u: the next-layer units that read unit u of A
-    out_b = next_b.T.tocsr()
-    for _ in range(_TIE_ROUNDS if not next_in_place else 1):
-        before = perm
-        if next_in_place:
-            next_map = np.arange(next_b.shape[0])
-            n_frame = max(next_a.shape[0], next_b.shape[0])
-        else:
-            col_map, n_cols = _next_column_map(perm, n_a, n_b)
-            c_next = jaccard_cost(next_a, next_b, col_map, n_cols)
-            rows, cols = linear_sum_assignment(c_next)
-            perm_next = np.full(next_a.shape[0], -1, dtype=np.int64)
-            perm_next[rows] = cols
-            next_map, n_frame = _next_column_map(perm_next, next_a.shape[0], next_b.shape[0])
-        perm = perm.copy()
-        if tied_rows.size:
-            partners = perm[tied_rows]
-            secondary = jaccard_cost(out_a[tied_rows], out_b[partners], next_map, n_frame)
-            same = row_class[tied_rows][:, None] == row_class[tied_rows][None, :]
-            rows, cols = linear_sum_assignment(np.where(same, secondary, _FORBIDDEN))
-            perm[tied_rows[rows]] = partners[cols]
-        if tied_cols.size:
-            inverse = np.full(n_b, -1, dtype=np.int64)
-            inverse[perm[matched]] = matched
-            owners = inverse[tied_cols]
-            secondary = jaccard_cost(out_a[owners], out_b[tied_cols], next_map, n_frame)
-            same = col_class[tied_cols][:, None] == col_class[tied_cols][None, :]
-            rows, cols = linear_sum_assignment(np.where(same, secondary, _FORBIDDEN))
-            perm[owners[rows]] = tied_cols[cols]
-        if np.array_equal(perm, before):
-            break
-    return perm
+    total = float(cost.lookup(matched, perm[matched]).sum()) + abs(n_a - n_b)
+    return perm, total, path, n_tied
 
 
-def _equal_line_classes(c: np.ndarray) -> np.ndarray:
-    """Class label of every row of ``c``: rows with exactly equal values share a label."""
-    n = c.shape[0]
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    # A random projection sorts equal rows next to each other in O(size); only neighbours
-    # with (nearly) equal keys are then compared exactly, which is rare unless rows tie.
-    # (einsum rather than BLAS: waking BLAS threads between solver calls costs milliseconds)
-    key = np.einsum("ij,j->i", c, np.random.default_rng(0).random(c.shape[1]))
-    order = np.argsort(key, kind="stable")
-    sorted_key = key[order]
-    close = np.abs(np.diff(sorted_key)) <= 1e-9 * (1.0 + np.abs(sorted_key[1:]))
-    candidates = np.flatnonzero(close) + 1
-    same_as_previous = np.zeros(n, dtype=bool)
-    if candidates.size:
-        same_as_previous[candidates] = np.all(
-            c[order[candidates]] == c[order[candidates - 1]], axis=1)
-    labels = np.empty(n, dtype=np.int64)
-    labels[order] = np.cumsum(~same_as_previous)
-    return labels
+class _LazyColours:
+    """Canonical colours of both networks, computed the first time a layer has a tie."""
 
+    def __init__(self, masks_a: list[sp.csr_matrix], masks_b: list[sp.csr_matrix]) -> None:
+        self._masks = (masks_a, masks_b)
+        self._colours: CanonicalColours | None = None
 
-def _in_shared_class(labels: np.ndarray) -> np.ndarray:
-    """True for the entries whose label occurs more than once."""
-    _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
-    return counts[inverse] > 1
+    @property
+    def method(self) -> str | None:
+        return self._colours.method if self._colours is not None else None
+
+    def layer(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self._colours is None:
+            self._colours = canonical_colours(*self._masks)
+        return self._colours.a[k], self._colours.b[k]
 
 
 def _paired_cost(mask_a: sp.csr_matrix, mask_b: sp.csr_matrix, col_map: np.ndarray,
@@ -492,25 +413,3 @@ def _paired_cost(mask_a: sp.csr_matrix, mask_b: sp.csr_matrix, col_map: np.ndarr
     union = np.diff(mask_a.indptr) + np.diff(mask_b.indptr) - inter
     edit = union - inter
     return np.divide(edit, union, out=np.zeros_like(edit), where=union > 0)
-
-
-def _pairs_worker(paths: list[str], pairs: np.ndarray, reference: bool
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """NNSTD distance and pooled Jaccard index for ``pairs`` of ``paths`` (one task)."""
-    from topo.io import load
-    from topo.overlap import pooled_jaccard
-
-    cache: dict[int, LayeredGraph] = {}
-
-    def get(i: int) -> LayeredGraph:
-        if i not in cache:
-            cache[i] = load(paths[i])
-        return cache[i]
-
-    dist = np.empty(len(pairs))
-    over = np.empty(len(pairs))
-    for t, (i, j) in enumerate(pairs):
-        a, b = get(int(i)), get(int(j))
-        dist[t] = nnstd(a, b, reference=reference).distance
-        over[t] = pooled_jaccard(a, b)
-    return dist, over

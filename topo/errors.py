@@ -4,6 +4,10 @@ Every problem a user can cause (a missing file, a corrupt checkpoint, two networ
 cannot be compared) raises a subclass of :class:`TopoError` whose message names the file or
 layer and says what is wrong. The command line prints that message as one line on stderr
 and exits non-zero; it never shows a traceback for these.
+
+Two classes also derive from the built-in exception a Python caller would expect for the same
+mistake (:class:`NotAGraphError` is a ``TypeError``, :class:`InvalidTableError` a
+``ValueError``), so ``except TypeError`` around an analysis keeps working.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ __all__ = [
     "IncompatibleGraphsError",
     "ConfigError",
     "OutputError",
+    "NotAGraphError",
+    "EmptyInputError",
+    "InvalidTableError",
 ]
 
 
@@ -45,8 +52,24 @@ class IncompatibleGraphsError(TopoError):
 
 
 class ConfigError(TopoError):
-    """An option or configuration value is invalid (unknown method, bad architecture, ...)."""
+    """An option or argument value is invalid (unknown method, bad architecture, a matching
+    or label list that does not fit, ...)."""
 
 
 class OutputError(TopoError):
-    """An output file or folder cannot be written (missing parent, no permission, a folder)."""
+    """An output file or folder cannot be written (missing parent, no permission, a folder,
+    an unsupported file type)."""
+
+
+class NotAGraphError(TopoError, TypeError):
+    """An analysis was given something other than a LayeredGraph (analyses never open files:
+    read a path with :func:`topo.load` or a run with :func:`topo.read_sequence`)."""
+
+
+class EmptyInputError(TopoError, ValueError):
+    """An analysis or command that needs networks was given none (an empty sequence)."""
+
+
+class InvalidTableError(TopoError, ValueError):
+    """A table or matrix handed to a plot or writer lacks what it needs (a square matrix, a
+    known column, a fitting shape)."""

@@ -1,35 +1,43 @@
 """Connectivity evolution: how a run's topology changed from snapshot to snapshot.
 
-:func:`topology_evolution` turns a run directory (or any ordered list of snapshots) into one
-table with a row per snapshot and layer: connections, what was added and removed since the
-previous snapshot, the churn rate, NNSTD and Jaccard to the first and to the previous
-snapshot, the in-time over-parameterisation rate (the fraction of all possible connections
-that were ever active so far), degree statistics, dead units, neural persistence and the
-run's own metrics. :func:`input_connectivity` gives, per input feature, how many connections
-leave it in every snapshot (SET's input-connectivity maps).
+:func:`topology_evolution` turns an ordered sequence of snapshots (the ``(label, graph,
+metadata)`` entries that :func:`topo.read_sequence` reads from a run directory or a folder,
+or plain LayeredGraphs) into one table with a row per snapshot and layer: connections, what was
+added and removed since the previous snapshot, the churn rate, NNSTD and Jaccard to the first
+and to the previous snapshot, the in-time over-parameterisation rate (the fraction of all
+possible connections that were ever active so far), degree statistics, dead units, neural
+persistence and the run's own metrics. :func:`input_connectivity` gives, per input feature, how
+many connections leave it in every snapshot (SET's input-connectivity maps), and
+:func:`ever_active_rate` the union of the connections over time alone.
 
-Snapshots are read one at a time, so a run with hundreds of snapshots never needs them all
-in memory.
+The sequence is iterated once, one snapshot at a time, so a lazily read run with hundreds of
+snapshots never needs them all in memory. Nothing here opens a file.
 """
 
 from __future__ import annotations
 
-import hashlib
-import math
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+import os
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from topo.errors import IncompatibleGraphsError, TopoError
-from topo.graph import LayeredGraph
+from topo import distance, structure
+from topo.errors import (
+    EmptyInputError,
+    IncompatibleGraphsError,
+    NonFiniteWeightsError,
+    NotAGraphError,
+)
+from topo.graph import LayeredGraph, require_graph
+from topo.persistence import neural_persistence
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
 
-__all__ = ["topology_evolution", "input_connectivity", "EVOLUTION_COLUMNS"]
+__all__ = ["topology_evolution", "input_connectivity", "ever_active_rate",
+           "EVOLUTION_COLUMNS", "Entry"]
 
 #: The columns of an evolution table, in order. ``level`` (after ``epoch``) appears only for
 #: snapshots with pruning levels, the two NNSTD columns only when NNSTD is computed, and
@@ -44,26 +52,34 @@ EVOLUTION_COLUMNS = (
     "outputs_off_path",
 )
 
-RunOrPaths = str | Path | Sequence[str | Path | LayeredGraph]
+#: One snapshot of a sequence: ``(label, graph, metadata)``. ``metadata`` may hold ``epoch``,
+#: ``level`` (pruning level), ``step`` and ``metrics`` (the run's flat metrics row of that
+#: snapshot, per-layer lists spread as ``name_0``, ``name_1``, ...); a plain LayeredGraph
+#: counts as ``(graph.source, graph, graph.metadata)``.
+Entry = tuple[str, LayeredGraph, dict[str, Any]]
+Snapshots = Iterable[Entry | LayeredGraph]
 
 
-def topology_evolution(run_or_paths: RunOrPaths, *, persistence: bool = True,
+def topology_evolution(snapshots: Snapshots, *, persistence: bool = True,
                        nnstd: bool = True, metrics: bool = True) -> pandas.DataFrame:
     """Per-snapshot, per-layer time series of a run's topology.
 
     Parameters
     ----------
-    run_or_paths
-        A run directory (its snapshots in time order and its ``metrics.jsonl``), a folder of
-        snapshots, or an ordered sequence of snapshot paths or :class:`LayeredGraph` objects.
+    snapshots
+        The snapshots in time order, iterated once: ``(label, graph, metadata)`` entries
+        (``topo.read_sequence(run)`` reads a run directory or a folder this way, lazily, with
+        each snapshot's epoch, pruning level and metrics row) or plain LayeredGraphs.
     persistence
         Add ``neural_persistence`` (the layer's normalised neural persistence, Rieck et al.
-        2019) when :mod:`topo.persistence` is installed.
+        2019).
     nnstd
-        Compute the NNSTD columns (needs :mod:`topo.distance`); without it they are left out.
+        Compute the NNSTD columns; without it they are left out.
     metrics
-        Join the run's own metrics (loss, accuracies, ...) by epoch when a run directory is
-        given. Per-layer lists in the metrics become ``run_<name>`` columns.
+        Join the run's own metrics (loss, accuracies, ...) that the entries carry in
+        ``metadata["metrics"]``. Per-layer values (``name_0``, ``name_1``, ... for every
+        layer) become ``run_<name>`` columns; a metric whose name is a column of the table
+        becomes ``run_<name>``.
 
     Returns
     -------
@@ -71,8 +87,8 @@ def topology_evolution(run_or_paths: RunOrPaths, *, persistence: bool = True,
         One row per snapshot and layer, in time order then layer order, with the columns of
         :data:`EVOLUTION_COLUMNS`:
 
-        - ``snapshot`` (position in the sequence), ``epoch`` (from the snapshot's metadata or
-          file name; 0 = initialisation; the position when unknown), ``level`` (pruning
+        - ``snapshot`` (position in the sequence), ``epoch`` (from the entry's metadata, else
+          the graph's; 0 = initialisation; the position when unknown), ``level`` (pruning
           level, only when snapshots carry one), ``layer``, ``name``, ``n_in``, ``n_out``;
         - ``connections``, ``possible`` (``n_in * n_out``), ``density``;
         - ``added`` / ``removed``: connections present now but not in the previous snapshot
@@ -85,30 +101,30 @@ def topology_evolution(run_or_paths: RunOrPaths, *, persistence: bool = True,
           without neuron matching, ``|A & B| / |A | B|`` (1 for two empty masks);
         - ``ever_active`` / ``ever_active_rate``: connections active in any snapshot so far
           and their fraction of ``possible`` (the in-time over-parameterisation rate of Liu
-          et al. 2021; it never decreases);
+          et al. 2021 measured at the snapshots; it never decreases);
         - in-degree statistics of the layer's output units and out-degree statistics of its
           input units (mean, std, min, max);
         - ``inputs_without_outgoing`` / ``outputs_without_incoming``: units with no
           connection in this layer; ``inputs_off_path`` / ``outputs_off_path``: units of the
           layer's input / output side that lie on no path from a network input to a network
           output;
-        - ``neural_persistence`` when available (NaN for a snapshot with NaN or infinite
-          weights), then the run's metrics.
+        - ``neural_persistence`` (NaN for a snapshot with NaN or infinite weights), then the
+          run's metrics.
 
     Raises
     ------
-    UnreadableFileError
-        A path is missing or not a snapshot.
+    NotAGraphError
+        A path instead of snapshots, or an entry whose graph is not a LayeredGraph.
     IncompatibleGraphsError
         The snapshots do not share layer widths.
-    TopoError
+    EmptyInputError
         No snapshot was given.
 
     Notes
     -----
     Consecutive snapshots are similar, so results are reused where that is exact. NNSTD
     depends on the structures only, never on the weights, so every snapshot's structure is
-    fingerprinted (a hash of its CSR index arrays) and NNSTD is solved at most once per
+    fingerprinted (:func:`topo.structure.fingerprint`) and NNSTD is solved at most once per
     ordered pair of distinct structures. A snapshot with the structure of the previous one
     (a static or dense run, epochs without rewiring, the epochs within a pruning level) is
     at distance 0 from it without solving and shares its distance to the first snapshot;
@@ -129,16 +145,12 @@ def topology_evolution(run_or_paths: RunOrPaths, *, persistence: bool = True,
     """
     import pandas as pd
 
-    run_dir, items = _resolve(run_or_paths)
-    nnstd_fn = _optional("topo.distance", "nnstd") if nnstd else None
-    persistence_fn = (_optional("topo.persistence", "neural_persistence")
-                      if persistence else None)
-
     rows: list[dict[str, Any]] = []
+    metric_rows: list[tuple[int, dict[str, Any]]] = []
     first = previous = None
     first_masks: list[sp.csr_matrix] = []
     previous_masks: list[sp.csr_matrix] = []
-    union: list[sp.csr_matrix] = []
+    ever = _EverActive()
     first_key = previous_key = b""
     solved: dict[tuple[bytes, bytes], np.ndarray] = {}
 
@@ -147,54 +159,55 @@ def topology_evolution(run_or_paths: RunOrPaths, *, persistence: bool = True,
         if a_key == b_key:
             return np.zeros(b.n_layers)
         if (a_key, b_key) not in solved:
-            solved[a_key, b_key] = np.asarray(nnstd_fn(a, b).per_layer, dtype=np.float64)
+            solved[a_key, b_key] = np.asarray(distance.nnstd(a, b).per_layer,
+                                              dtype=np.float64)
         return solved[a_key, b_key]
 
     any_level = False
-    for position, (label, graph) in enumerate(_graphs(items)):
+    for position, (label, graph, meta) in enumerate(_entries(snapshots)):
         masks = graph.masks()
-        key = _fingerprint(masks)
+        key = structure.fingerprint(masks)
         if first is None:
-            first, first_masks, union = graph, masks, [m.copy() for m in masks]
+            first, first_masks = graph, masks
             first_key = previous_key = key
             previous_masks = masks
         elif graph.widths != first.widths:
             raise IncompatibleGraphsError(
-                f"{label}: widths {'-'.join(map(str, graph.widths))} differ from the first "
-                f"snapshot's {'-'.join(map(str, first.widths))} ({first.source})")
-        else:
-            union = [_binary(u + m) for u, m in zip(union, masks)]
+                f"{_where(label, graph)}: widths {'-'.join(map(str, graph.widths))} differ "
+                f"from the first snapshot's {'-'.join(map(str, first.widths))} "
+                f"({first.source})")
+        ever.add(masks, label, graph)
 
-        if nnstd_fn is None:
-            to_first = to_previous = None
-        else:
+        if nnstd:
             to_first = distances(first, first_key, graph, key)
             to_previous = (np.full(graph.n_layers, np.nan) if position == 0
                            else distances(previous, previous_key, graph, key))
-
-        np_values = (_neural_persistence_layers(persistence_fn, graph)
-                     if persistence_fn is not None else None)
-        on_path_in, on_path_out = _on_path(masks)
-        epoch = _epoch(graph, label, position)
-        level = _level(graph, label)
+        np_values = _neural_persistence_layers(graph) if persistence else None
+        on_path_in, on_path_out = structure.units_on_paths(masks)
+        epoch = meta.get("epoch")
+        epoch = int(epoch) if epoch is not None else position
+        level = meta.get("level")
+        level = int(level) if level is not None else None
         any_level = any_level or level is not None
+        if metrics and meta.get("metrics"):
+            metric_rows.append((position, dict(meta["metrics"])))
         for k, (name, mask) in enumerate(zip(graph.names, masks)):
             n_out, n_in = mask.shape
             possible = n_out * n_in
             connections = int(mask.nnz)
-            shared_first = _shared(mask, first_masks[k])
+            shared_first = structure.intersection_count(mask, first_masks[k])
             if position == 0:
                 added = removed = 0
                 churn = jac_prev = np.nan
             else:
                 prev = previous_masks[k]
-                shared_prev = _shared(mask, prev)
+                shared_prev = structure.intersection_count(mask, prev)
                 added = connections - shared_prev
                 removed = int(prev.nnz) - shared_prev
                 churn = removed / prev.nnz if prev.nnz else np.nan
-                jac_prev = _jaccard(shared_prev, connections, int(prev.nnz))
-            in_deg = np.diff(mask.indptr)
-            out_deg = np.bincount(mask.indices, minlength=n_in)
+                jac_prev = structure.jaccard_index(shared_prev, connections, int(prev.nnz))
+            in_deg = structure.in_degrees(mask)
+            out_deg = structure.out_degrees(mask)
             row = {
                 "snapshot": position,
                 "epoch": epoch,
@@ -209,13 +222,13 @@ def topology_evolution(run_or_paths: RunOrPaths, *, persistence: bool = True,
                 "added": added,
                 "removed": removed,
                 "churn": churn,
-                "nnstd_to_first": None if to_first is None else float(to_first[k]),
-                "nnstd_to_previous": None if to_previous is None else float(to_previous[k]),
-                "jaccard_to_first": _jaccard(shared_first, connections,
-                                             int(first_masks[k].nnz)),
+                "nnstd_to_first": float(to_first[k]) if nnstd else None,
+                "nnstd_to_previous": float(to_previous[k]) if nnstd else None,
+                "jaccard_to_first": structure.jaccard_index(shared_first, connections,
+                                                            int(first_masks[k].nnz)),
                 "jaccard_to_previous": jac_prev,
-                "ever_active": int(union[k].nnz),
-                "ever_active_rate": union[k].nnz / possible if possible else 0.0,
+                "ever_active": int(ever.union[k].nnz),
+                "ever_active_rate": ever.union[k].nnz / possible if possible else 0.0,
                 **_degree_stats("in_degree", in_deg),
                 **_degree_stats("out_degree", out_deg),
                 "inputs_without_outgoing": int(np.count_nonzero(out_deg == 0)),
@@ -229,25 +242,24 @@ def topology_evolution(run_or_paths: RunOrPaths, *, persistence: bool = True,
         previous, previous_masks, previous_key = graph, masks, key
 
     if first is None:
-        raise TopoError("topology evolution needs at least one snapshot")
+        raise EmptyInputError("topology evolution needs at least one snapshot")
     frame = pd.DataFrame(rows)
     if not any_level:
         frame = frame.drop(columns="level")
-    if nnstd_fn is None:
+    if not nnstd:
         frame = frame.drop(columns=["nnstd_to_first", "nnstd_to_previous"])
-    if metrics and run_dir is not None:
-        frame = _join_metrics(frame, run_dir, first.n_layers)
+    if metric_rows:
+        frame = _join_metrics(frame, metric_rows, first.n_layers)
     return frame
 
 
-def input_connectivity(run_or_paths: RunOrPaths) -> np.ndarray:
+def input_connectivity(snapshots: Snapshots) -> np.ndarray:
     """Outgoing connections of every input feature in every snapshot.
 
     Parameters
     ----------
-    run_or_paths
-        A run directory, a folder of snapshots, or an ordered sequence of snapshot paths or
-        :class:`LayeredGraph` objects (as for :func:`topology_evolution`).
+    snapshots
+        The snapshots in time order, as for :func:`topology_evolution`.
 
     Returns
     -------
@@ -260,97 +272,134 @@ def input_connectivity(run_or_paths: RunOrPaths) -> np.ndarray:
 
     Raises
     ------
-    UnreadableFileError
-        A path is missing or not a snapshot.
+    NotAGraphError
+        A path instead of snapshots.
     IncompatibleGraphsError
         The snapshots do not share their number of inputs.
+    EmptyInputError
+        No snapshot was given.
 
     Notes
     -----
     :math:`O(E_0)` per snapshot for ``E_0`` first-layer connections (one ``bincount``).
     """
-    _, items = _resolve(run_or_paths)
     counts = []
     n_inputs = None
-    for label, graph in _graphs(items):
+    for label, graph, _ in _entries(snapshots):
         first = graph.layers[0]
         if n_inputs is None:
             n_inputs = first.shape[1]
         elif first.shape[1] != n_inputs:
             raise IncompatibleGraphsError(
-                f"{label}: {first.shape[1]} inputs, the first snapshot has {n_inputs}")
-        counts.append(np.bincount(_binary(first).indices, minlength=n_inputs))
+                f"{_where(label, graph)}: {first.shape[1]} inputs, the first snapshot has "
+                f"{n_inputs}")
+        counts.append(structure.out_degrees(first))
+    if not counts:
+        raise EmptyInputError("input connectivity needs at least one snapshot")
     return np.vstack(counts).astype(np.int64)
 
 
+def ever_active_rate(snapshots: Snapshots) -> np.ndarray:
+    """In-time over-parameterisation rate: connections ever active, per snapshot and layer.
+
+    Parameters
+    ----------
+    snapshots
+        Snapshots of one network in time order (LayeredGraphs or ``(label, graph,
+        metadata)`` entries, any iterable, read once), all with the same layer shapes.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(n_snapshots, n_layers)``: entry ``[t, k]`` is the number of positions of
+        layer ``k`` that hold a connection in at least one of the snapshots ``0 .. t``,
+        divided by the layer's possible connections ``n_in · n_out``. Non-decreasing along
+        axis 0; the first row is the density of the first snapshot. The same values as the
+        ``ever_active_rate`` column of :func:`topology_evolution`.
+
+    Raises
+    ------
+    EmptyInputError
+        No snapshot given.
+    IncompatibleGraphsError
+        A snapshot whose layer count or shapes differ from the first one's.
+
+    Notes
+    -----
+    The union over time is kept as one sparse structure per layer and grown by sparse
+    structure addition (:func:`topo.structure.union`), ``O(nnz)`` per snapshot and layer.
+    Connections grown and dropped between two snapshots are not seen, so this is a lower
+    bound of the rate over every update.
+
+    References
+    ----------
+    S. Liu, L. Yin, D. C. Mocanu, M. Pechenizkiy, "Do We Actually Need Dense
+    Over-Parameterization? In-Time Over-Parameterization in Sparse Training", ICML 2021
+    (the rate ``R_s`` of Section 3).
+    """
+    ever = _EverActive()
+    out: list[np.ndarray] = []
+    for label, graph, _ in _entries(snapshots):
+        ever.add(graph.masks(), label, graph)
+        out.append(ever.rates())
+    if not out:
+        raise EmptyInputError("ever-active rate: no snapshot given")
+    return np.vstack(out)
+
+
 # --------------------------------------------------------------------------- helpers
-def _resolve(run_or_paths: RunOrPaths) -> tuple[Path | None, list[Any]]:
-    """The run directory (if any) and the ordered snapshot paths or graphs."""
-    from topo.io.run import is_run_dir, snapshot_paths
+class _EverActive:
+    """The union of every layer's connections over the snapshots added so far."""
 
-    if isinstance(run_or_paths, (str, Path)):
-        path = Path(run_or_paths)
-        items: list[Any] = list(snapshot_paths(path))
-        return (path if is_run_dir(path) else None), items
-    if isinstance(run_or_paths, LayeredGraph):
-        return None, [run_or_paths]
-    items = list(run_or_paths)
-    if not items:
-        raise TopoError("topology evolution needs at least one snapshot")
-    return None, items
+    def __init__(self) -> None:
+        self.union: list[sp.csr_matrix] = []
+        self._first = ""
+
+    def add(self, masks: Sequence[sp.csr_matrix], label: str, graph: LayeredGraph) -> None:
+        if not self.union:
+            self.union = [m.copy() for m in masks]
+            self._first = _where(label, graph)
+            return
+        shapes = [m.shape for m in masks]
+        expected = [m.shape for m in self.union]
+        if shapes != expected:
+            raise IncompatibleGraphsError(
+                f"{_where(label, graph)}: layer shapes {shapes} differ from those of "
+                f"{self._first} ({expected}); the union over time needs one architecture")
+        self.union = [structure.union(u, m) for u, m in zip(self.union, masks)]
+
+    def rates(self) -> np.ndarray:
+        counts = np.array([u.nnz for u in self.union], dtype=np.float64)
+        sizes = np.array([structure.size(u) for u in self.union], dtype=np.float64)
+        return np.divide(counts, sizes, out=np.zeros_like(counts), where=sizes > 0)
 
 
-def _graphs(items: Sequence[Any]) -> Iterator[tuple[str, LayeredGraph]]:
-    from topo.io import load
-
-    for item in items:
+def _entries(snapshots: Snapshots) -> Iterator[Entry]:
+    """``(label, graph, metadata)`` of every snapshot; a LayeredGraph is its own entry."""
+    if isinstance(snapshots, LayeredGraph):
+        snapshots = [snapshots]
+    elif isinstance(snapshots, (str, os.PathLike)):
+        raise NotAGraphError(
+            f"snapshots: got the path {str(snapshots)!r}; analyses never open files: read a "
+            "run or a folder of snapshots with topo.read_sequence(path)")
+    for item in snapshots:
         if isinstance(item, LayeredGraph):
-            yield item.source, item
-        else:
-            yield str(item), load(item)
+            yield item.source, item, dict(item.metadata)
+            continue
+        if not (isinstance(item, tuple) and len(item) == 3):
+            require_graph(item, "snapshot")
+        label, graph, meta = item
+        graph = require_graph(graph, f"snapshot {label}")
+        yield str(label), graph, {**graph.metadata, **(meta or {})}
 
 
-def _optional(module: str, name: str) -> Any:
-    import importlib
-
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
-
-
-def _binary(matrix: sp.spmatrix) -> sp.csr_matrix:
-    out = sp.csr_matrix(matrix, copy=True)
-    out.sum_duplicates()
-    out.data = np.ones_like(out.data, dtype=np.int8)
-    out.sort_indices()
-    return out
-
-
-def _fingerprint(masks: Sequence[sp.csr_matrix]) -> bytes:
-    """A hash of the connections of every layer (equal structures give equal hashes)."""
-    h = hashlib.blake2b(digest_size=20)
-    for m in masks:
-        m = _binary(m)
-        h.update(np.asarray(m.shape, dtype=np.int64).tobytes())
-        h.update(np.asarray(m.indptr, dtype=np.int64).tobytes())
-        h.update(np.asarray(m.indices, dtype=np.int64).tobytes())
-    return h.digest()
-
-
-def _shared(a: sp.csr_matrix, b: sp.csr_matrix) -> int:
-    """Number of connections present in both masks."""
-    return int(_binary(a).multiply(_binary(b)).nnz)
-
-
-def _jaccard(shared: int, n_a: int, n_b: int) -> float:
-    union = n_a + n_b - shared
-    return shared / union if union else 1.0
+def _where(label: str, graph: LayeredGraph) -> str:
+    """The snapshot's file for messages, else its label."""
+    return str(graph.metadata.get("source", label))
 
 
 def _degree_stats(prefix: str, degrees: np.ndarray) -> dict[str, float]:
-    if degrees.size == 0:
-        return {f"{prefix}_{s}": math.nan for s in ("mean", "std", "min", "max")}
+    # every layer has at least one unit on each side (LayeredGraph refuses empty sides)
     return {
         f"{prefix}_mean": float(degrees.mean()),
         f"{prefix}_std": float(degrees.std()),
@@ -359,74 +408,28 @@ def _degree_stats(prefix: str, degrees: np.ndarray) -> dict[str, float]:
     }
 
 
-def _on_path(masks: Sequence[sp.csr_matrix]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Per layer, which input-side and output-side units lie on an input-to-output path.
-
-    A unit is on such a path when it is reachable from some network input (forward pass of
-    boolean reachability) and reaches some network output (backward pass). Returns two
-    lists indexed by weight layer: the flags of its input units and of its output units.
-    """
-    widths = [masks[0].shape[1], *(m.shape[0] for m in masks)]
-    forward = [np.ones(widths[0], dtype=bool)]
-    for m in masks:
-        forward.append(np.asarray(m @ forward[-1].astype(np.int64)).ravel() > 0)
-    backward = [np.ones(widths[-1], dtype=bool)]
-    for m in reversed(masks):
-        backward.append(np.asarray(m.T @ backward[-1].astype(np.int64)).ravel() > 0)
-    backward.reverse()
-    on = [f & b for f, b in zip(forward, backward)]
-    return on[:-1], on[1:]
-
-
-def _neural_persistence_layers(persistence_fn: Any, graph: LayeredGraph) -> np.ndarray:
+def _neural_persistence_layers(graph: LayeredGraph) -> np.ndarray:
     """The normalised neural persistence of every layer of ``graph`` (NaN: non-finite)."""
-    from topo.errors import NonFiniteWeightsError
-
     try:
-        result = persistence_fn(graph)
+        return neural_persistence(graph).normalized
     except NonFiniteWeightsError:
         return np.full(graph.n_layers, np.nan)
-    for attribute in ("normalized", "per_layer_normalized", "layer_normalized"):
-        values = getattr(result, attribute, None)
-        if values is not None and np.ndim(values) == 1:
-            return np.asarray(values, dtype=np.float64)
-    frame = result.to_frame()
-    for column in ("normalized", "neural_persistence_normalized", "np_normalized",
-                   "normalized_persistence"):
-        if column in frame.columns:
-            return np.asarray(frame[column], dtype=np.float64)[: graph.n_layers]
-    raise TopoError("topo.persistence.neural_persistence gave no per-layer normalised values")
 
 
-def _epoch(graph: LayeredGraph, label: str, position: int) -> int:
-    from topo.io.run import snapshot_epoch
+def _join_metrics(frame: pandas.DataFrame, metric_rows: list[tuple[int, dict[str, Any]]],
+                  n_layers: int) -> pandas.DataFrame:
+    """Left-join each snapshot's metrics row onto its rows.
 
-    value = graph.metadata.get("epoch")
-    if value is None:
-        value = snapshot_epoch(label)
-    return int(value) if value is not None else position
-
-
-def _level(graph: LayeredGraph, label: str) -> int | None:
-    from topo.io.run import snapshot_level
-
-    value = graph.metadata.get("level")
-    if value is None:
-        value = snapshot_level(label)
-    return int(value) if value is not None else None
-
-
-def _join_metrics(frame: pandas.DataFrame, run_dir: Path, n_layers: int) -> pandas.DataFrame:
-    """Left-join the run's metrics on epoch (and level when both have one)."""
+    Scalar metrics become columns (``run_<name>`` when the table has that column already);
+    a metric given for every layer (``name_0`` ... ``name_{L-1}``) becomes one ``run_<name>``
+    column, each layer's row holding its own value. The metrics' ``epoch`` (and ``level``,
+    when the table has levels) are the join keys and are not repeated.
+    """
     import pandas as pd
 
-    from topo.io.run import read_metrics
-
-    metrics = read_metrics(run_dir)
-    if metrics.empty or "epoch" not in metrics.columns:
-        return frame
-    keys = ["level", "epoch"] if "level" in frame.columns and "level" in metrics else ["epoch"]
-    metrics = metrics.drop_duplicates(subset=keys, keep="last")
+    metrics = pd.DataFrame([m for _, m in metric_rows])
+    metrics.index = [position for position, _ in metric_rows]
+    keys = ["level", "epoch"] if "level" in frame.columns else ["epoch"]
     per_layer_bases = sorted({c.rsplit("_", 1)[0] for c in metrics.columns
                               if c.rsplit("_", 1)[-1].isdigit()
                               and all(f"{c.rsplit('_', 1)[0]}_{k}" in metrics.columns
@@ -435,16 +438,17 @@ def _join_metrics(frame: pandas.DataFrame, run_dir: Path, n_layers: int) -> pand
                       if c not in keys and not any(c.startswith(f"{b}_") and
                                                    c.rsplit("_", 1)[-1].isdigit()
                                                    for b in per_layer_bases)]
-    scalars = metrics[keys + scalar_columns].rename(
+    scalars = metrics[scalar_columns].rename(
         columns={c: f"run_{c}" for c in scalar_columns if c in frame.columns})
-    out = frame.merge(scalars, on=keys, how="left")
+    scalars.insert(0, "snapshot", metrics.index)
+    out = frame.merge(scalars, on="snapshot", how="left")
     if per_layer_bases:
         long = []
         for k in range(n_layers):
-            part = metrics[keys].copy()
-            part["layer"] = k
+            part = pd.DataFrame({"snapshot": metrics.index, "layer": k})
             for base in per_layer_bases:
-                part[f"run_{base}"] = metrics[f"{base}_{k}"]
+                part[f"run_{base}"] = metrics[f"{base}_{k}"].to_numpy()
             long.append(part)
-        out = out.merge(pd.concat(long, ignore_index=True), on=[*keys, "layer"], how="left")
+        out = out.merge(pd.concat(long, ignore_index=True), on=["snapshot", "layer"],
+                        how="left")
     return out

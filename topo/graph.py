@@ -10,6 +10,9 @@ never edges.
 Nodes of the whole network are numbered globally, input side first: the ``n_in[0]`` inputs
 are ``0 .. n_in[0]-1``, the outputs of layer 0 follow, and so on. :meth:`LayeredGraph.offsets`
 gives the first global id of every unit layer.
+
+The data model does no file I/O: :mod:`topo.io` reads and writes graphs (``topo.load``,
+``topo.save_snapshot``, ``topo.io.export_graph``).
 """
 
 from __future__ import annotations
@@ -22,16 +25,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 
-from topo.errors import GraphStructureError, NonFiniteWeightsError, TopoError
+from topo import structure
+from topo.errors import GraphStructureError, NonFiniteWeightsError, NotAGraphError
 
 if TYPE_CHECKING:  # pragma: no cover
     import igraph
     import networkx
     import pandas
 
-__all__ = ["LayeredGraph", "EXPORT_FORMATS", "stacked_edges"]
-
-EXPORT_FORMATS = ("graphml", "gexf", "edgelist")
+__all__ = ["LayeredGraph", "require_graph", "stacked_edges"]
 
 
 class LayeredGraph:
@@ -156,12 +158,11 @@ class LayeredGraph:
     @property
     def densities(self) -> list[float]:
         """Connections divided by possible connections, per layer."""
-        return [w.nnz / (w.shape[0] * w.shape[1]) if w.shape[0] * w.shape[1] else 0.0
-                for w in self.layers]
+        return [structure.density(w) for w in self.layers]
 
     def masks(self) -> list[sp.csr_matrix]:
         """Binary structure of every layer: a CSR matrix with a 1 for each connection."""
-        return [_structure(w) for w in self.layers]
+        return [structure.binary(w) for w in self.layers]
 
     def is_finite(self) -> bool:
         """True when no weight or bias is NaN or infinite."""
@@ -253,49 +254,6 @@ class LayeredGraph:
         g.es["layer"] = np.repeat(np.arange(self.n_layers), self.n_connections).tolist()
         return g
 
-    def export(self, path: str | Path, format: str = "graphml") -> Path:
-        """Write the graph to ``path`` as ``graphml``, ``gexf`` or ``edgelist``.
-
-        The edge list has one connection per line, ``source target weight`` separated by a
-        space, global node ids, and ``#`` comment lines at the top describing the layers.
-        The file is written atomically (temporary file, then rename).
-        """
-        from topo.io.atomic import atomic_path
-
-        if format not in EXPORT_FORMATS:
-            raise TopoError(
-                f"unknown export format {format!r}; choose one of {', '.join(EXPORT_FORMATS)}"
-            )
-        path = Path(path)
-        with atomic_path(path) as tmp:
-            if format == "edgelist":
-                self._write_edgelist(tmp)
-            else:
-                import networkx as nx
-
-                g = self.to_networkx()
-                writer = nx.write_graphml if format == "graphml" else nx.write_gexf
-                writer(g, tmp)
-        return path
-
-    def _write_edgelist(self, path: Path) -> None:
-        src, dst, wts = self.edges()
-        offsets = self.offsets()
-        header = [
-            "topo edge list: source target weight (global node ids, input side first)",
-            f"source: {self.source}",
-            f"widths: {'-'.join(map(str, self.widths))}",
-        ]
-        header += [
-            f"layer {k} {name}: inputs {offsets[k]}..{offsets[k] + self.n_in[k] - 1} -> "
-            f"outputs {offsets[k + 1]}..{offsets[k + 1] + self.n_out[k] - 1}"
-            for k, name in enumerate(self.names)
-        ]
-        table = np.empty(len(src), dtype=[("s", np.int64), ("t", np.int64), ("w", np.float64)])
-        table["s"], table["t"], table["w"] = src, dst, wts
-        np.savetxt(path, table, fmt=["%d", "%d", "%.9g"], header="\n".join(header),
-                   comments="# ")
-
     # --------------------------------------------------------------- summary
     def summary(self) -> pandas.DataFrame:
         """One row per layer, input side first.
@@ -310,18 +268,17 @@ class LayeredGraph:
 
         rows = []
         for name, w in zip(self.names, self.layers):
-            structure = _structure(w)
             data = w.data
             finite = data[np.isfinite(data)]
+            without_outgoing, without_incoming = structure.isolated_units(w)
             rows.append({
                 "name": name,
                 "n_in": int(w.shape[1]),
                 "n_out": int(w.shape[0]),
                 "connections": int(w.nnz),
-                "density": w.nnz / (w.shape[0] * w.shape[1]) if w.shape[0] * w.shape[1] else 0.0,
-                "inputs_without_outgoing": int(np.count_nonzero(
-                    np.asarray(structure.sum(axis=0)).ravel() == 0)),
-                "outputs_without_incoming": int(np.count_nonzero(np.diff(w.indptr) == 0)),
+                "density": structure.density(w),
+                "inputs_without_outgoing": without_outgoing,
+                "outputs_without_incoming": without_incoming,
                 "weight_min": float(finite.min()) if finite.size else float("nan"),
                 "weight_mean": float(finite.mean()) if finite.size else float("nan"),
                 "weight_max": float(finite.max()) if finite.size else float("nan"),
@@ -333,12 +290,36 @@ class LayeredGraph:
         """True when both graphs have the same widths and exactly the same connections."""
         if self.widths != other.widths:
             return False
-        return all((_structure(a) != _structure(b)).nnz == 0
-                   for a, b in zip(self.layers, other.layers))
+        for a, b in zip(self.masks(), other.masks()):
+            if not (np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices)):
+                return False
+        return True
 
     def __repr__(self) -> str:
         return (f"LayeredGraph({'-'.join(map(str, self.widths))}, "
                 f"connections={sum(self.n_connections)}, source={self.source!r})")
+
+
+def require_graph(value: Any, role: str = "network") -> LayeredGraph:
+    """``value`` when it is a :class:`LayeredGraph`, else a :class:`~topo.errors.NotAGraphError`.
+
+    Analyses take graphs and never open files; the error says how to read a path.
+
+    Parameters
+    ----------
+    value
+        What the caller passed.
+    role
+        How the message names it (e.g. ``"network a"``).
+    """
+    if isinstance(value, LayeredGraph):
+        return value
+    if isinstance(value, (str, Path)):
+        raise NotAGraphError(
+            f"{role}: got the path {str(value)!r}, expected a LayeredGraph; analyses never open "
+            "files: read it with topo.load(path) (a run or a folder of snapshots with "
+            "topo.read_sequence(path))")
+    raise NotAGraphError(f"{role}: expected a LayeredGraph, got {type(value).__name__}")
 
 
 def stacked_edges(layers: Sequence[sp.spmatrix]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -399,9 +380,3 @@ def _as_connection_matrix(weight: Any, mask: Any, name: str) -> sp.csr_matrix:
     # NaN compares unequal to 0, so NaN weights stay connections and are reported later.
     rows, cols = np.nonzero(nz)
     return sp.csr_matrix((arr[rows, cols].astype(np.float64), (rows, cols)), shape=arr.shape)
-
-
-def _structure(w: sp.csr_matrix) -> sp.csr_matrix:
-    """Binary CSR matrix (int8 ones) with the same stored entries as ``w``."""
-    return sp.csr_matrix((np.ones(w.nnz, dtype=np.int8), w.indices.copy(), w.indptr.copy()),
-                         shape=w.shape)

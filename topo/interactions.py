@@ -52,12 +52,14 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import breadth_first_order, minimum_spanning_tree
 
 from topo.errors import ConfigError, GraphStructureError
-from topo.graph import LayeredGraph, stacked_edges
+from topo.graph import LayeredGraph, require_graph, stacked_edges
+from topo.persistence import normalized_abs_weights
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
 
 __all__ = [
+    "INTERACTION_COLUMNS",
     "METHODS",
     "ORDERS",
     "interaction_strengths",
@@ -65,6 +67,8 @@ __all__ = [
     "unit_importance",
 ]
 
+#: Columns of :func:`interaction_strengths` (``topo interactions``'s table, CSV and JSON).
+INTERACTION_COLUMNS = ("features", "strength")
 METHODS = ("ph", "nid", "ph2", "ph2n")
 # Methods defined for pairs only.
 _PAIRWISE_ONLY = ("ph2n",)
@@ -297,6 +301,7 @@ def _first_layer_and_importance(
     graph: LayeredGraph, method: str
 ) -> tuple[sp.csr_matrix, np.ndarray]:
     """``|W1|`` (raw for NID, normalised for ph, squared for ph2) and the importance ``u``."""
+    graph = require_graph(graph)
     if graph.n_layers < 2:
         raise GraphStructureError(
             f"{graph.source}: interaction detection needs a first hidden layer, but the network "
@@ -309,8 +314,6 @@ def _first_layer_and_importance(
         for w in reversed(layers[1:]):
             z = w.T @ z
         return layers[0], np.asarray(z, dtype=np.float64)
-    from topo.persistence import normalized_abs_weights
-
     layers, _ = normalized_abs_weights(graph, what=what)
     if method in ("ph2", "ph2n"):
         # the filtration of w^2 / max w^2: same order of edges, levels squared
@@ -475,5 +478,6 @@ def _prune_subsets(sets: np.ndarray, strength: np.ndarray) -> tuple[np.ndarray, 
 def _frame(features: list[tuple[int, ...]], strength: np.ndarray) -> pandas.DataFrame:
     import pandas as pd
 
-    return pd.DataFrame({"features": pd.Series(features, dtype=object),
-                         "strength": np.asarray(strength, dtype=np.float64)})
+    column_features, column_strength = INTERACTION_COLUMNS
+    return pd.DataFrame({column_features: pd.Series(features, dtype=object),
+                         column_strength: np.asarray(strength, dtype=np.float64)})

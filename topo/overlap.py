@@ -1,30 +1,41 @@
-"""How much two sparse networks share their connections, and how much a run ever used.
+"""How much two sparse networks share their connections, against chance.
 
-- :func:`mask_overlap`: per layer and pooled, the Jaccard index and Hamming distance of two
-  connection sets, raw and after aligning hidden units with the NNSTD matchings, beside the
-  value two independent random masks of the same counts would give (hypergeometric).
-- :func:`ever_active_rate`: over a sequence of snapshots, the fraction of possible
-  connections that have been active at least once so far, the in-time over-parameterisation
-  rate of Liu et al. (2021).
+:func:`mask_overlap`: per layer and pooled, the Jaccard index and Hamming distance of two
+connection sets, raw and after aligning hidden units with the NNSTD matchings, beside the
+value two independent random masks of the same counts would give (hypergeometric).
+:func:`topo.compare` puts it beside NNSTD. The union of one run's connections over time (the
+ITOP rate) is in :mod:`topo.evolution`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from topo.errors import IncompatibleGraphsError, TopoError
-from topo.graph import LayeredGraph
+from topo import structure
+from topo.distance import matching_column_map
+from topo.errors import ConfigError, IncompatibleGraphsError
+from topo.graph import LayeredGraph, require_graph
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
 
-__all__ = ["mask_overlap", "overlap_records", "ever_active_rate", "pooled_jaccard",
-           "expected_random_jaccard"]
+__all__ = ["OVERLAP_COLUMNS", "ALIGNED_COLUMNS", "mask_overlap", "overlap_records",
+           "pooled_jaccard", "expected_random_jaccard"]
+
+#: Columns of :func:`mask_overlap` (and keys of :func:`overlap_records`), in order; the
+#: :data:`ALIGNED_COLUMNS` follow when matchings are given. ``topo compare --json`` prints
+#: them under ``"overlap"``.
+OVERLAP_COLUMNS = (
+    "layer", "name", "possible", "connections_a", "connections_b", "intersection", "union",
+    "jaccard", "hamming", "hamming_fraction", "density_a", "density_b",
+    "expected_intersection_random", "expected_jaccard_random",
+)
+#: Columns of the overlap after re-indexing B's hidden units by the NNSTD matchings.
+ALIGNED_COLUMNS = ("aligned_intersection", "aligned_union", "aligned_jaccard", "aligned_hamming")
 
 # hypergeometric probabilities below this fraction of the largest one are dropped before
 # convolving layers: they change E[J] by less than 1e-20 relative.
@@ -32,8 +43,8 @@ _PMF_FLOOR = 1e-20
 
 
 def mask_overlap(
-    a: LayeredGraph | str | Path,
-    b: LayeredGraph | str | Path,
+    a: LayeredGraph,
+    b: LayeredGraph,
     matchings: Sequence[np.ndarray | None] | None = None,
 ) -> pandas.DataFrame:
     """Overlap of the connection sets of two networks, per layer and pooled.
@@ -41,9 +52,9 @@ def mask_overlap(
     Parameters
     ----------
     a, b
-        Two networks with the same number of layers, as LayeredGraphs or as paths
-        :func:`topo.load` reads. Layers whose shapes differ are compared on their own indices
-        (a position outside the common shape cannot be shared).
+        Two networks with the same number of layers (read files with :func:`topo.load`).
+        Layers whose shapes differ are compared on their own indices (a position outside the
+        common shape cannot be shared).
     matchings
         Optional NNSTD matchings (:attr:`topo.distance.NNSTDResult.matchings` of
         ``nnstd(a, b)``): one entry per layer, ``perm[i]`` = B's unit matched to A's unit
@@ -54,8 +65,9 @@ def mask_overlap(
     Returns
     -------
     pandas.DataFrame
-        One row per layer (``layer`` = its index, ``name``) and a last pooled row
-        (``layer = "all"``). Columns: ``possible`` (positions of either grid),
+        One row per layer (``layer`` = its index as a string, ``name``) and a last pooled row
+        (``layer = "all"``). Columns (:data:`OVERLAP_COLUMNS`, then :data:`ALIGNED_COLUMNS`
+        with matchings): ``possible`` (positions of either grid),
         ``connections_a``, ``connections_b``, ``intersection``, ``union``, ``jaccard``
         (``|A ∩ B| / |A ∪ B|``, 1 when both are empty), ``hamming`` (``|A △ B|``, the number
         of positions where the masks differ), ``hamming_fraction`` (``hamming / possible``),
@@ -69,9 +81,10 @@ def mask_overlap(
     ------
     IncompatibleGraphsError
         Different numbers of layers.
-    TopoError
-        Matchings whose count or lengths do not fit the layers, or a path that
-        :func:`topo.load` cannot read.
+    ConfigError
+        Matchings whose count or lengths do not fit the layers.
+    NotAGraphError
+        ``a`` or ``b`` is not a LayeredGraph.
 
     Notes
     -----
@@ -114,18 +127,16 @@ def mask_overlap(
 
 
 def overlap_records(
-    a: LayeredGraph | str | Path,
-    b: LayeredGraph | str | Path,
+    a: LayeredGraph,
+    b: LayeredGraph,
     matchings: Sequence[np.ndarray | None] | None = None,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """The rows of :func:`mask_overlap` as plain dicts (per layer, then pooled), without pandas.
 
     For callers that only print or serialise the values (the ``topo compare --json`` path),
     so that they need not import pandas.
     """
-    from topo.distance import as_graph
-
-    a, b = as_graph(a), as_graph(b)
+    a, b = require_graph(a, "network a"), require_graph(b, "network b")
     if a.n_layers != b.n_layers:
         raise IncompatibleGraphsError(
             f"{a.source} vs {b.source}: {a.n_layers} layers against {b.n_layers}")
@@ -135,14 +146,13 @@ def overlap_records(
     rows = []
     pmfs: list[tuple[int, np.ndarray] | None] = []
     for k, (ma, mb) in enumerate(zip(masks_a, masks_b)):
-        inter = _raw_intersection(ma, mb)
+        inter = structure.intersection_count(ma, mb)
         possible = _possible(ma.shape, mb.shape)
         row = _overlap_row(ma.nnz, mb.nnz, inter, possible)
         row = {"layer": str(k), "name": a.names[k], **row,
-               "density_a": ma.nnz / _size(ma.shape) if _size(ma.shape) else 0.0,
-               "density_b": mb.nnz / _size(mb.shape) if _size(mb.shape) else 0.0}
+               "density_a": structure.density(ma), "density_b": structure.density(mb)}
         if ma.shape == mb.shape:
-            n = _size(ma.shape)
+            n = structure.size(ma)
             lo, pmf = _hypergeom_pmf(n, ma.nnz, mb.nnz)
             pmfs.append((lo, pmf))
             row["expected_intersection_random"] = ma.nnz * mb.nnz / n if n else 0.0
@@ -161,8 +171,8 @@ def overlap_records(
               ("possible", "connections_a", "connections_b", "intersection")}
     pooled.update(_overlap_row(totals["connections_a"], totals["connections_b"],
                                totals["intersection"], totals["possible"]))
-    size_a = sum(_size(m.shape) for m in masks_a)
-    size_b = sum(_size(m.shape) for m in masks_b)
+    size_a = sum(structure.size(m) for m in masks_a)
+    size_b = sum(structure.size(m) for m in masks_b)
     pooled["density_a"] = totals["connections_a"] / size_a if size_a else 0.0
     pooled["density_b"] = totals["connections_b"] / size_b if size_b else 0.0
     if all(p is not None for p in pmfs):
@@ -180,79 +190,16 @@ def overlap_records(
     return [*rows, pooled]
 
 
-def ever_active_rate(graphs: Iterable[LayeredGraph]) -> np.ndarray:
-    """In-time over-parameterisation rate: connections ever active, per snapshot and layer.
-
-    Parameters
-    ----------
-    graphs
-        Snapshots of one network in time order (any iterable, read once), all with the same
-        layer shapes.
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape ``(n_snapshots, n_layers)``: entry ``[t, k]`` is the number of positions of
-        layer ``k`` that hold a connection in at least one of the snapshots ``0 .. t``,
-        divided by the layer's possible connections ``n_in · n_out``. Non-decreasing along
-        axis 0; the first row is the density of the first snapshot.
-
-    Raises
-    ------
-    TopoError
-        No snapshot given.
-    IncompatibleGraphsError
-        A snapshot whose layer count or shapes differ from the first one's.
-
-    Notes
-    -----
-    The union over time is kept as one sparse structure per layer and grown by sparse
-    structure addition, ``O(nnz)`` per snapshot and layer.
-
-    References
-    ----------
-    S. Liu, L. Yin, D. C. Mocanu, M. Pechenizkiy, "Do We Actually Need Dense
-    Over-Parameterization? In-Time Over-Parameterization in Sparse Training", ICML 2021
-    (the rate ``R_s`` of Section 3).
-    """
-    union: list[sp.csr_matrix] | None = None
-    first: LayeredGraph | None = None
-    out: list[np.ndarray] = []
-    for g in graphs:
-        masks = g.masks()
-        if union is None:
-            first = g
-            union = masks
-            sizes = np.array([_size(m.shape) for m in masks], dtype=np.float64)
-        else:
-            shapes = [m.shape for m in masks]
-            expected = [m.shape for m in union]
-            if shapes != expected:
-                raise IncompatibleGraphsError(
-                    f"{g.source}: layer shapes {shapes} differ from those of "
-                    f"{first.source} ({expected}); the union over time needs one architecture")
-            union = [_or(u, m) for u, m in zip(union, masks)]
-        counts = np.array([u.nnz for u in union], dtype=np.float64)
-        out.append(np.divide(counts, sizes, out=np.zeros_like(counts), where=sizes > 0))
-    if union is None:
-        raise TopoError("ever-active rate: no snapshot given")
-    return np.vstack(out)
-
-
 def pooled_jaccard(a: LayeredGraph, b: LayeredGraph) -> float:
     """Jaccard index of the two networks' connection sets, all layers pooled (1 if both empty).
 
     Positions are compared on each layer's own indices, as in :func:`mask_overlap`.
     """
+    a, b = require_graph(a, "network a"), require_graph(b, "network b")
     if a.n_layers != b.n_layers:
         raise IncompatibleGraphsError(
             f"{a.source} vs {b.source}: {a.n_layers} layers against {b.n_layers}")
-    inter = union = 0
-    for ma, mb in zip(a.masks(), b.masks()):
-        i = _raw_intersection(ma, mb)
-        inter += i
-        union += ma.nnz + mb.nnz - i
-    return inter / union if union else 1.0
+    return structure.pooled_jaccard(a.masks(), b.masks())
 
 
 def expected_random_jaccard(n: int, k_a: int, k_b: int) -> float:
@@ -262,29 +209,20 @@ def expected_random_jaccard(n: int, k_a: int, k_b: int) -> float:
     :func:`mask_overlap`); 1 when both counts are 0.
     """
     if not (0 <= k_a <= n and 0 <= k_b <= n):
-        raise TopoError(f"counts {k_a}, {k_b} do not fit {n} positions")
+        raise ConfigError(f"counts {k_a}, {k_b} do not fit {n} positions")
     lo, pmf = _hypergeom_pmf(n, k_a, k_b)
     return _expected_jaccard(lo, pmf, k_a + k_b)
 
 
 # --------------------------------------------------------------------------- helpers
-def _size(shape: tuple[int, int]) -> int:
-    return int(shape[0]) * int(shape[1])
-
-
 def _possible(shape_a: tuple[int, int], shape_b: tuple[int, int]) -> int:
+    """Positions of either grid: both sizes less the common sub-grid."""
     common = min(shape_a[0], shape_b[0]) * min(shape_a[1], shape_b[1])
-    return _size(shape_a) + _size(shape_b) - common
+    return (int(shape_a[0]) * int(shape_a[1]) + int(shape_b[0]) * int(shape_b[1])
+            - int(common))
 
 
-def _raw_intersection(ma: sp.csr_matrix, mb: sp.csr_matrix) -> int:
-    if ma.shape != mb.shape:
-        r, c = min(ma.shape[0], mb.shape[0]), min(ma.shape[1], mb.shape[1])
-        ma, mb = ma[:r, :c], mb[:r, :c]
-    return int(ma.multiply(mb).nnz)
-
-
-def _overlap_row(n_a: int, n_b: int, inter: int, possible: int) -> dict:
+def _overlap_row(n_a: int, n_b: int, inter: int, possible: int) -> dict[str, Any]:
     union = n_a + n_b - inter
     hamming = union - inter
     return {
@@ -293,29 +231,24 @@ def _overlap_row(n_a: int, n_b: int, inter: int, possible: int) -> dict:
         "connections_b": int(n_b),
         "intersection": int(inter),
         "union": int(union),
-        "jaccard": inter / union if union else 1.0,
+        "jaccard": structure.jaccard_index(inter, n_a, n_b),
         "hamming": int(hamming),
         "hamming_fraction": hamming / possible if possible else 0.0,
     }
 
 
-def _aligned_columns(n_a: int, n_b: int, inter: int) -> dict:
+def _aligned_columns(n_a: int, n_b: int, inter: int) -> dict[str, Any]:
     union = n_a + n_b - inter
-    return {
-        "aligned_intersection": int(inter),
-        "aligned_union": int(union),
-        "aligned_jaccard": inter / union if union else 1.0,
-        "aligned_hamming": int(union - inter),
-    }
+    return dict(zip(ALIGNED_COLUMNS, (int(inter), int(union),
+                                      structure.jaccard_index(inter, n_a, n_b),
+                                      int(union - inter))))
 
 
 def _row_maps(a: LayeredGraph, b: LayeredGraph,
               matchings: Sequence[np.ndarray | None]) -> list[np.ndarray]:
     """Index in A's frame of every output unit of B, per layer, from the matchings."""
-    from topo.distance import _next_column_map
-
     if len(matchings) != a.n_layers:
-        raise TopoError(f"{len(matchings)} matchings for {a.n_layers} layers")
+        raise ConfigError(f"{len(matchings)} matchings for {a.n_layers} layers")
     maps = []
     for k, perm in enumerate(matchings):
         n_a, n_b = a.n_out[k], b.n_out[k]
@@ -326,10 +259,10 @@ def _row_maps(a: LayeredGraph, b: LayeredGraph,
         matched = perm[perm >= 0]
         if (perm.shape != (n_a,) or matched.size and matched.max() >= n_b
                 or np.unique(matched).size != matched.size):
-            raise TopoError(
+            raise ConfigError(
                 f"layer {a.names[k]!r}: matching of length {perm.size} is not a matching of "
                 f"{n_a} units of A to {n_b} units of B")
-        maps.append(_next_column_map(perm, n_a, n_b)[0])
+        maps.append(matching_column_map(perm, n_a, n_b)[0])
     return maps
 
 
@@ -392,9 +325,3 @@ def _expected_jaccard(lo: int, pmf: np.ndarray, total: int) -> float:
         return 1.0
     x = np.arange(lo, lo + pmf.size, dtype=np.float64)
     return float(np.sum(pmf * x / (total - x)))
-
-
-def _or(u: sp.csr_matrix, m: sp.csr_matrix) -> sp.csr_matrix:
-    s = (u + m).tocsr()
-    s.data[:] = 1
-    return s

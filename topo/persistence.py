@@ -31,18 +31,23 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import minimum_spanning_tree
 
 from topo.errors import ConfigError
-from topo.graph import LayeredGraph, stacked_edges
+from topo.graph import LayeredGraph, require_graph, stacked_edges
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
 
 __all__ = [
+    "PERSISTENCE_COLUMNS",
     "NeuralPersistenceResult",
     "neural_persistence",
     "persistence_diagrams",
     "network_persistence_diagram",
     "normalized_abs_weights",
 ]
+
+#: Columns of :meth:`NeuralPersistenceResult.to_frame` (``topo persistence``'s table and CSV).
+PERSISTENCE_COLUMNS = ("name", "n_in", "n_out", "components", "total_persistence",
+                       "normalized")
 
 # Transformed edge weight t = _SHIFT - w lies in [1, 2] for w in [0, 1]: never 0.
 _SHIFT = 2.0
@@ -84,17 +89,12 @@ class NeuralPersistenceResult:
     scale: float
 
     def to_frame(self) -> pandas.DataFrame:
-        """One row per layer: ``name, n_in, n_out, components, total_persistence, normalized``."""
+        """One row per layer with the columns of :data:`PERSISTENCE_COLUMNS`."""
         import pandas as pd
 
-        return pd.DataFrame({
-            "name": list(self.names),
-            "n_in": self.n_in.astype(int),
-            "n_out": self.n_out.astype(int),
-            "components": self.components.astype(int),
-            "total_persistence": self.total_persistence,
-            "normalized": self.normalized,
-        })
+        return pd.DataFrame(dict(zip(PERSISTENCE_COLUMNS, (
+            list(self.names), self.n_in.astype(int), self.n_out.astype(int),
+            self.components.astype(int), self.total_persistence, self.normalized))))
 
     def to_dict(self) -> dict[str, Any]:
         """``{"layers": [{"name", "total_persistence", "normalized"}, ...], "mean_normalized"}``."""
@@ -248,7 +248,10 @@ def normalized_abs_weights(
     ------
     NonFiniteWeightsError
         A weight is NaN or infinite (the message names the layers and ``what``).
+    NotAGraphError
+        ``graph`` is not a LayeredGraph.
     """
+    graph = require_graph(graph)
     graph.require_finite(what)
     scale = max((float(np.abs(w.data).max()) for w in graph.layers if w.nnz), default=0.0)
     out = []

@@ -1,9 +1,12 @@
 """Figures of topo's results, drawn with matplotlib.
 
-Every function takes ``ax=None`` (an existing Axes, or for multi-panel figures a sequence of
-Axes) and returns what it drew, so notebooks can compose figures; when ``ax`` is None a new
-figure is made. Nothing here calls ``plt.show``; the command line saves figures with
-:func:`topo.cli._output.save_figure` (PNG, SVG or PDF by the file's suffix).
+Every function takes a result (a result object of topo's API, or its table: the
+``to_frame()`` of a :class:`~topo.comparison.Comparison`, an evolution or interaction
+table, a distance matrix) and ``ax=None`` (an existing Axes, or for multi-panel figures a
+sequence of Axes), and returns what it drew, so notebooks can compose figures; when ``ax`` is
+None a new figure is made. Columns are read by the names the API, ``--json`` and ``--csv``
+use. Nothing here calls ``plt.show`` or writes a file; :func:`topo.io.export.save_figure`
+saves a figure (PNG, SVG or PDF by the file's suffix).
 
 When the user has chosen no matplotlib backend (no ``MPLBACKEND`` and pyplot not yet
 imported), the non-interactive Agg backend is selected, so figures render on machines
@@ -19,11 +22,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from topo.comparison import COMPARISON_COLUMNS
+from topo.errors import ConfigError, InvalidTableError
+from topo.interactions import INTERACTION_COLUMNS
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
     from matplotlib.axes import Axes
 
+    from topo.comparison import Comparison
+
 __all__ = [
+    "pyplot",
     "plot_distance_matrix",
     "plot_comparison",
     "plot_evolution",
@@ -35,12 +45,12 @@ __all__ = [
     "plot_barcode",
 ]
 
-_COMPARISON_SERIES = (
-    ("nnstd", "NNSTD", "tab:red", None),
-    ("jaccard", "Jaccard (raw)", "tab:blue", None),
-    ("jaccard_aligned", "Jaccard (aligned)", "tab:green", None),
-    ("jaccard_chance", "Jaccard (chance)", "0.6", "//"),
-)
+_COMPARISON_SERIES = tuple(zip(
+    COMPARISON_COLUMNS[2:6],  # nnstd, jaccard, jaccard_aligned, jaccard_chance
+    ("NNSTD", "Jaccard (raw)", "Jaccard (aligned)", "Jaccard (chance)"),
+    ("tab:red", "tab:blue", "tab:green", "0.6"),
+    (None, None, None, "//"),
+))
 
 
 def plot_distance_matrix(matrix_df: pandas.DataFrame, ax: Axes | None = None,
@@ -72,8 +82,10 @@ def plot_distance_matrix(matrix_df: pandas.DataFrame, ax: Axes | None = None,
 
     Raises
     ------
-    ValueError
-        The matrix is not square or ``order`` is unknown.
+    InvalidTableError
+        The matrix is not square.
+    ConfigError
+        ``order`` is unknown.
 
     Notes
     -----
@@ -81,17 +93,17 @@ def plot_distance_matrix(matrix_df: pandas.DataFrame, ax: Axes | None = None,
     ``optimal_ordering=True``), :math:`O(n^3)` for ``n`` snapshots at most. Reference:
     S. Liu et al., "Topological insights into sparse neural networks", ECML PKDD 2020.
     """
-    plt = _pyplot()
+    plt = pyplot()
     values = np.asarray(matrix_df, dtype=np.float64)
     if values.ndim != 2 or values.shape[0] != values.shape[1]:
-        raise ValueError(f"a distance matrix must be square, got shape {values.shape}")
+        raise InvalidTableError(f"a distance matrix must be square, got shape {values.shape}")
     labels = [str(x) for x in getattr(matrix_df, "index", range(values.shape[0]))]
     if order == "cluster":
         index = _cluster_order(values)
     elif order in (None, "given"):
         index = np.arange(values.shape[0])
     else:
-        raise ValueError(f"unknown order {order!r}; use 'cluster' or None")
+        raise ConfigError(f"unknown order {order!r}; use 'cluster' or None")
     values = values[np.ix_(index, index)]
     labels = [labels[i] for i in index]
     if ax is None:
@@ -115,14 +127,15 @@ def plot_distance_matrix(matrix_df: pandas.DataFrame, ax: Axes | None = None,
     return ax
 
 
-def plot_comparison(frame: pandas.DataFrame, ax: Axes | None = None) -> Axes:
+def plot_comparison(frame: Comparison | pandas.DataFrame, ax: Axes | None = None) -> Axes:
     """Per-layer grouped bars comparing two topologies.
 
     Parameters
     ----------
     frame
-        The comparison table of ``topo compare`` with one row per layer (a pooled row
-        ``"all"`` is drawn too when present) and any of the columns ``nnstd``, ``jaccard``,
+        A :class:`~topo.comparison.Comparison` (``topo.compare(a, b)``) or its table (the
+        table of ``topo compare``), with one row per layer (a pooled row ``"all"`` is drawn
+        too when present) and any of the columns ``nnstd``, ``jaccard``,
         ``jaccard_aligned`` (Jaccard after neuron matching) and ``jaccard_chance`` (what two
         random masks of the same densities share). Missing columns are skipped; a column
         with no value (all NaN, e.g. the chance level of layers whose widths differ) draws no
@@ -137,13 +150,14 @@ def plot_comparison(frame: pandas.DataFrame, ax: Axes | None = None) -> Axes:
 
     Raises
     ------
-    ValueError
+    InvalidTableError
         The frame holds none of the columns above.
     """
-    plt = _pyplot()
+    plt = pyplot()
+    frame = _table(frame)
     series = [s for s in _COMPARISON_SERIES if s[0] in frame.columns]
     if not series:
-        raise ValueError("the comparison table has none of the columns "
+        raise InvalidTableError("the comparison table has none of the columns "
                          + ", ".join(s[0] for s in _COMPARISON_SERIES))
     labels = _row_labels(frame)
     if ax is None:
@@ -168,7 +182,8 @@ def plot_comparison(frame: pandas.DataFrame, ax: Axes | None = None) -> Axes:
     return ax
 
 
-#: Panels of :func:`plot_evolution`: (column, title, y label); a dashed companion series.
+#: Panels of :func:`plot_evolution`: (column, title, y label); the last one draws the run's
+#: train and test accuracy.
 _EVOLUTION_PANELS = (
     ("nnstd_to_first", "NNSTD to the first snapshot", "NNSTD"),
     ("nnstd_to_previous", "NNSTD to the previous snapshot", "NNSTD"),
@@ -202,7 +217,8 @@ def plot_evolution(frame: pandas.DataFrame, ax: Any = None) -> np.ndarray:
     numpy.ndarray
         The six Axes, in panel order.
     """
-    plt = _pyplot()
+    plt = pyplot()
+    frame = _table(frame)
     axes = _as_axes_list(ax, len(_EVOLUTION_PANELS))
     if axes is None:
         fig, grid = plt.subplots(2, 3, figsize=(13, 6.6), constrained_layout=True)
@@ -283,7 +299,7 @@ def plot_embedding(matrix_df: pandas.DataFrame, runs: Sequence[str] | None = Non
 
     Raises
     ------
-    ValueError
+    InvalidTableError
         The matrix is not square, or ``runs`` has the wrong length.
 
     Notes
@@ -296,16 +312,16 @@ def plot_embedding(matrix_df: pandas.DataFrame, runs: Sequence[str] | None = Non
     Psychometrika 29, 1964; J. de Leeuw, "Applications of convex analysis to
     multidimensional scaling", 1977 (SMACOF); S. Liu et al., ECML PKDD 2020 (NNSTD).
     """
-    plt = _pyplot()
+    plt = pyplot()
     values = np.asarray(matrix_df, dtype=np.float64)
     if values.ndim != 2 or values.shape[0] != values.shape[1]:
-        raise ValueError(f"a distance matrix must be square, got shape {values.shape}")
+        raise InvalidTableError(f"a distance matrix must be square, got shape {values.shape}")
     labels = [str(x) for x in getattr(matrix_df, "index", range(values.shape[0]))]
     if runs is None:
         runs = [_run_of(label) for label in labels]
     runs = [str(r) for r in runs]
     if len(runs) != len(labels):
-        raise ValueError(f"{len(runs)} run names for {len(labels)} snapshots")
+        raise InvalidTableError(f"{len(runs)} run names for {len(labels)} snapshots")
     coords = _mds(values, random_state)
     if ax is None:
         _, ax = plt.subplots(figsize=(6.4, 5.4))
@@ -369,13 +385,14 @@ def plot_input_connectivity(counts: np.ndarray, input_shape: Sequence[int] | Non
 
     Raises
     ------
-    ValueError
+    InvalidTableError
         ``counts`` is not 2-D or ``input_shape`` does not hold ``n_inputs`` values.
     """
-    plt = _pyplot()
+    plt = pyplot()
     counts = np.asarray(counts)
     if counts.ndim != 2:
-        raise ValueError(f"counts must be (n_snapshots, n_inputs), got shape {counts.shape}")
+        raise InvalidTableError(
+            f"counts must be (n_snapshots, n_inputs), got shape {counts.shape}")
     n_snapshots, n_inputs = counts.shape
     pictures = _pictures(counts, input_shape)
     shape = pictures.shape[1:]
@@ -426,14 +443,15 @@ def plot_interactions(frame: pandas.DataFrame, ax: Axes | None = None, top: int 
 
     Raises
     ------
-    ValueError
+    InvalidTableError
         No strength column was found.
     """
-    plt = _pyplot()
-    strength = next((c for c in ("strength", "score", "interaction_strength")
+    plt = pyplot()
+    frame = _table(frame)
+    strength = next((c for c in (INTERACTION_COLUMNS[1], "score", "interaction_strength")
                      if c in frame.columns), None)
     if strength is None:
-        raise ValueError("the interaction table has no strength/score column")
+        raise InvalidTableError("the interaction table has no strength/score column")
     ordered = frame.sort_values(strength, ascending=False).head(top)
     labels = _interaction_labels(ordered)
     truth_set = {str(t) for t in truth} if truth is not None else set()
@@ -514,7 +532,7 @@ def _pictures(counts: np.ndarray, input_shape: Sequence[int] | None) -> np.ndarr
         return counts.reshape(n_snapshots, *shape)
     shape = tuple(int(s) for s in input_shape)
     if int(np.prod(shape)) != n_inputs:
-        raise ValueError(f"input shape {shape} does not hold {n_inputs} inputs")
+        raise InvalidTableError(f"input shape {shape} does not hold {n_inputs} inputs")
     stacked = counts.reshape(n_snapshots, *shape)
     if len(shape) == 2:
         return stacked
@@ -524,8 +542,14 @@ def _pictures(counts: np.ndarray, input_shape: Sequence[int] | None) -> np.ndarr
     return counts.reshape(n_snapshots, 1, n_inputs)
 
 
+def _table(result: Any) -> Any:
+    """The table of a result object (its ``to_frame()``), or the table itself."""
+    to_frame = getattr(result, "to_frame", None)
+    return to_frame() if callable(to_frame) and not hasattr(result, "columns") else result
+
+
 def _interaction_labels(frame: Any) -> list[str]:
-    for column in ("interaction", "features", "pair", "set"):
+    for column in ("interaction", INTERACTION_COLUMNS[0], "pair", "set"):
         if column in frame.columns:
             return [_format_features(v) for v in frame[column]]
     index_columns = [c for c in ("i", "j", "k", "l") if c in frame.columns]
@@ -541,8 +565,10 @@ def _format_features(value: Any) -> str:
     return str(value)
 
 
-def _pyplot():
-    """``matplotlib.pyplot``, with the Agg backend when the user chose none."""
+def pyplot() -> Any:
+    """``matplotlib.pyplot``, with the non-interactive Agg backend when the user chose none
+    (no ``MPLBACKEND`` and pyplot not imported yet), for figures of one's own in topo's
+    style of use (scripts, servers without a display)."""
     import matplotlib
 
     if "matplotlib.pyplot" not in sys.modules and not os.environ.get("MPLBACKEND"):
@@ -589,7 +615,7 @@ def _as_axes_list(ax: Any, n: int) -> list[Any] | None:
     else:
         axes = [ax]
     if len(axes) < n:
-        raise ValueError(f"this figure needs {n} axes, got {len(axes)}")
+        raise ConfigError(f"this figure needs {n} axes, got {len(axes)}")
     return axes
 
 
@@ -612,7 +638,7 @@ def plot_persistence_diagram(diagram: np.ndarray, ax: Axes | None = None,
     -------
     matplotlib.axes.Axes
     """
-    plt = _pyplot()
+    plt = pyplot()
     diagram = np.asarray(diagram, dtype=np.float64).reshape(-1, 2)
     if ax is None:
         _, ax = plt.subplots(figsize=(3.6, 3.4))
@@ -647,7 +673,7 @@ def plot_persistence_diagrams(diagrams: Sequence[np.ndarray], ax: Any = None,
     numpy.ndarray
         The Axes drawn into, one per layer.
     """
-    plt = _pyplot()
+    plt = pyplot()
     n = len(diagrams)
     names = list(names) if names is not None else [f"layer{k}" for k in range(n)]
     axes = _as_axes_list(ax, n)
@@ -672,7 +698,7 @@ def plot_barcode(diagram: np.ndarray, ax: Axes | None = None, max_bars: int = 20
     -------
     matplotlib.axes.Axes
     """
-    plt = _pyplot()
+    plt = pyplot()
     diagram = np.asarray(diagram, dtype=np.float64).reshape(-1, 2)
     pers = diagram[:, 0] - diagram[:, 1]
     order = np.argsort(-pers, kind="stable")[:max_bars]

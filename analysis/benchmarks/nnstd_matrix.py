@@ -10,7 +10,7 @@ published-networks matrix ``analysis/results/nnstd_matrix_published_epoch190.csv
 1. The ten SET networks published with Liu et al. (2020), 784-784-784-784-10, at epoch 190
    (``../shared/external/nnstd-set-topologies``; skipped when absent): all 45 pairs, every
    layer, with ``reference=True`` (the published algorithm), through
-   :func:`topo.distance.distance_matrix` in this process and with two worker processes. The
+   :func:`topo.distance_matrix` in this process and with two worker processes. The
    published implementation needs about 45 CPU s per pair (README of the data), 2025 CPU s
    for the 45 pairs.
 2. A 200-snapshot matrix (19,900 pairs): one 784-300-100-10 network (density about 5%) whose
@@ -36,9 +36,9 @@ import scipy
 import scipy.sparse as sp
 
 import topo
-from topo.distance import distance_matrix
 from topo.graph import LayeredGraph
 from topo.io.atomic import atomic_write_text
+from topo.pairwise import distance_matrix
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "analysis" / "results"
@@ -92,8 +92,9 @@ def _vm_hwm_mib(pid: int) -> float:
 
 
 def time_matrix(paths, **kwargs) -> tuple[float, tuple]:
+    """Seconds and result of the matrix of ``paths`` (read by the workers: topo.read_sequence)."""
     t = time.perf_counter()
-    out = distance_matrix(paths, **kwargs)
+    out = distance_matrix(topo.read_sequence(paths), **kwargs)
     return time.perf_counter() - t, out
 
 
@@ -118,7 +119,7 @@ def main() -> None:
     if PUBLISHED.is_dir():
         paths = sorted(PUBLISHED.glob("e5_s0_w*/epoch_190"))
         labels = [p.parent.name[-2:] for p in paths]
-        distance_matrix(paths[:2], reference=True)  # warm-up
+        time_matrix(paths[:2], reference=True)  # warm-up
         t_serial, (dist, over) = time_matrix(paths, reference=True, labels=labels)
         # first call with workers: includes starting them (each imports topo and scipy)
         t_cold, _ = time_matrix(paths, reference=True, labels=labels, n_jobs=args.n_jobs)

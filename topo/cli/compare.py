@@ -1,21 +1,25 @@
-"""``topo compare`` and ``topo distances``: topology distance and overlap of networks."""
+"""``topo compare`` and ``topo distances``: topology distance and overlap of networks.
+
+:func:`compare_files` and :func:`distances_files` do each command's work (read, compute with
+the API, write the requested files) and are what ``topo demo`` calls too; ``run_*`` print.
+"""
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
 
-    from topo.distance import NNSTDResult
+    from topo.comparison import Comparison
+    from topo.graph import LayeredGraph
+    from topo.io.sequence import GraphSequence
 
 ORDER = 30
-
-_FILE_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -63,212 +67,127 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from topo.cli._output import check_outputs, print_json
-    from topo.distance import nnstd
-    from topo.io import load
-    from topo.overlap import overlap_records
+    from topo.cli._output import format_table, print_json, print_lines
 
-    check_outputs(files=(args.csv,), figures=(args.plot,))
-    a, b = load(args.a), load(args.b)
-    result = nnstd(a, b, reference=args.reference)
-    overlap = overlap_records(a, b, result.matchings)
-    rows = _comparison_rows(result, overlap)
-    written = []
-    # pandas only for the outputs that need a DataFrame: --json alone starts without it
-    if args.csv:
-        from topo.cli._output import write_csv
-
-        written.append(f"wrote {write_csv(_frame(rows), args.csv)}")
-    if args.plot:
-        from topo.cli._output import save_figure
-        from topo.plot import plot_comparison
-
-        ax = plot_comparison(_frame(rows))
-        written.append(f"wrote {save_figure(ax.figure, args.plot)}")
+    a, b, comparison, written = compare_files(args.a, args.b, reference=args.reference,
+                                              csv=args.csv, plot=args.plot)
     if args.json:
-        print_json({
-            "a": str(args.a),
-            "b": str(args.b),
-            "mode": "reference" if args.reference else "default",
-            "nnstd": {"per_layer": result.per_layer, "distance": result.distance},
-            "overlap": {"per_layer": _per_layer(overlap), "all": overlap[-1]},
-            "layers": _per_layer(rows),
-        })
-        for line in written:
-            print(line, file=sys.stderr)
+        print_json({"a": str(args.a), "b": str(args.b), **comparison.to_dict()})
+        print_lines(written, to_stderr=True)
         return 0
-    from topo.cli._output import format_table
-
     print(f"A: {args.a}  ({a.metadata.get('format')}, {'-'.join(map(str, a.widths))})")
     print(f"B: {args.b}  ({b.metadata.get('format')}, {'-'.join(map(str, b.widths))})")
     print()
-    print(format_table(_frame(rows)))
+    print(format_table(comparison.to_frame()))
     print()
     mode = ("published algorithm, output layer matched" if args.reference
             else "output units kept in place")
-    print(f"NNSTD distance: {result.distance:.4g} ({mode})")
-    for line in written:
-        print(line)
+    print(f"NNSTD distance: {comparison.distance:.4g} ({mode})")
+    print_lines(written)
     return 0
 
 
-def run_distances(args: argparse.Namespace) -> int:
-    from topo.cli._output import check_outputs, format_table, print_json, write_csv
-    from topo.distance import distance_matrix
+def compare_files(a: str | Path, b: str | Path, *, reference: bool = False,
+                  csv: str | Path | None = None, plot: str | Path | None = None
+                  ) -> tuple[LayeredGraph, LayeredGraph, Comparison, list[str]]:
+    """``topo compare``'s work: check the outputs, read both networks, compare, write.
 
-    if args.out:
-        out = Path(args.out)
-        overlap_out = out.with_name(f"{out.stem}_overlap{out.suffix or '.csv'}")
-        check_outputs(files=(out, overlap_out))
-    check_outputs(figures=(args.plot,))
-    paths = expand_paths(args.paths)
-    if len(paths) < 2:
-        from topo.errors import TopoError
+    Returns the two graphs, the :class:`~topo.comparison.Comparison` and the ``wrote ...``
+    notes of the files written (``csv``: the comparison table; ``plot``: its bar chart).
+    """
+    from topo.cli._output import check_outputs
+    from topo.comparison import compare
+    from topo.io import load
 
-        raise TopoError(f"{args.paths[0]}: a distance matrix needs at least two networks, "
-                        f"found {len(paths)}")
-    labels = short_labels(paths)
-    progress = sys.stderr.isatty() if args.progress is None else args.progress
-    dist, over = distance_matrix(paths, reference=args.reference, n_jobs=args.n_jobs,
-                                 scheduler=args.scheduler, progress=progress, labels=labels)
+    check_outputs(files=(csv,), figures=(plot,))
+    graph_a, graph_b = load(a), load(b)
+    comparison = compare(graph_a, graph_b, reference=reference)
     written = []
-    if args.out:
-        write_csv(_labelled(dist), out)
-        write_csv(_labelled(over), overlap_out)
-        written.append(f"wrote {args.out} and {overlap_out}")
-    if args.plot:
-        from topo.cli._output import save_figure
-        from topo.plot import plot_distance_matrix
+    # pandas only for the outputs that need a DataFrame: --json alone starts without it
+    if csv:
+        from topo.cli._output import write_csv
 
-        ax = plot_distance_matrix(dist)
-        save_figure(ax.figure, args.plot)
-        written.append(f"wrote {args.plot}")
+        written.append(f"wrote {write_csv(comparison.to_frame(), csv)}")
+    if plot:
+        from topo.cli._output import save_figure
+        from topo.plot import plot_comparison
+
+        written.append(f"wrote {save_figure(plot_comparison(comparison).figure, plot)}")
+    return graph_a, graph_b, comparison, written
+
+
+def run_distances(args: argparse.Namespace) -> int:
+    from topo.cli._output import format_table, print_json, print_lines
+
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    sequence, dist, over, written = distances_files(
+        args.paths, reference=args.reference, n_jobs=args.n_jobs, scheduler=args.scheduler,
+        progress=progress, out=args.out, plot=args.plot)
     if args.json:
         print_json({
-            "labels": labels,
-            "paths": [str(p) for p in paths],
+            "labels": sequence.labels,
+            "paths": [str(p) for p in sequence.sources],
             "mode": "reference" if args.reference else "default",
             "nnstd": dist.to_numpy(),
             "overlap": over.to_numpy(),
         })
-        for line in written:
-            print(line, file=sys.stderr)
+        print_lines(written, to_stderr=True)
         return 0
-    print(f"NNSTD distance ({len(paths)} networks, {len(paths) * (len(paths) - 1) // 2} "
-          "pairs)")
+    n = len(sequence)
+    print(f"NNSTD distance ({n} networks, {n * (n - 1) // 2} pairs)")
     print(format_table(_labelled(dist), digits=3))
     print()
     print("Jaccard index of the connection sets (all layers pooled)")
     print(format_table(_labelled(over), digits=3))
     if written:
         print()
-    for line in written:
-        print(line)
+    print_lines(written)
     return 0
 
 
-def comparison_table(result: NNSTDResult, overlap: pandas.DataFrame) -> pandas.DataFrame:
-    """The ``topo compare`` table: one row per layer and a pooled ``all`` row.
+def distances_files(paths: Sequence[str | Path], *, reference: bool = False, n_jobs: int = 1,
+                    scheduler: str | None = None, progress: bool = False,
+                    out: str | Path | None = None, plot: str | Path | None = None
+                    ) -> tuple[GraphSequence, pandas.DataFrame, pandas.DataFrame, list[str]]:
+    """``topo distances``'s work: check the outputs, expand the paths, compute, write.
 
-    Columns: ``layer``, ``name``, ``nnstd`` (the network distance on the pooled row),
-    ``jaccard``, ``jaccard_aligned`` (after re-indexing B's hidden units by the NNSTD
-    matchings), ``jaccard_chance`` (``E[J]`` of two random masks with the same counts),
-    ``density_a``, ``density_b``.
+    Returns the networks (a :class:`~topo.io.sequence.GraphSequence` whose labels label the
+    matrices), the NNSTD and pooled-Jaccard matrices and the ``wrote ...`` notes (``out``: the
+    NNSTD matrix as CSV and the overlap matrix beside it, ``NAME_overlap.csv``; ``plot``: the
+    clustered heatmap).
     """
-    return _frame(_comparison_rows(result, overlap.to_dict(orient="records")))
+    from topo.cli._output import check_outputs, write_csv
+    from topo.errors import EmptyInputError
+    from topo.io import read_sequence
+    from topo.pairwise import distance_matrix
 
+    if out:
+        out_path = Path(out)
+        overlap_out = out_path.with_name(f"{out_path.stem}_overlap{out_path.suffix or '.csv'}")
+        check_outputs(files=(out_path, overlap_out))
+    check_outputs(figures=(plot,))
+    sequence = read_sequence(list(paths))
+    if len(sequence) < 2:
+        raise EmptyInputError(f"{paths[0]}: a distance matrix needs at least two networks, "
+                              f"found {len(sequence)}")
+    dist, over = distance_matrix(sequence, reference=reference, n_jobs=n_jobs,
+                                 scheduler=scheduler, progress=progress)
+    written = []
+    if out:
+        write_csv(_labelled(dist), out)
+        write_csv(_labelled(over), overlap_out)
+        written.append(f"wrote {out} and {overlap_out}")
+    if plot:
+        from topo.cli._output import save_figure
+        from topo.plot import plot_distance_matrix
 
-def expand_paths(paths: list[str]) -> list[Path]:
-    """Networks named by the command line: files and network folders as given, run
-    directories and folders of snapshots expanded to their snapshots (time order)."""
-    from topo.errors import UnreadableFileError
-    from topo.io import snapshot_paths
-    from topo.io.nnstd_folder import is_nnstd_folder
-    from topo.io.run import is_run_dir
-
-    out: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if not path.exists():
-            raise UnreadableFileError(f"{path}: no such file or folder")
-        if is_run_dir(path) or (path.is_dir() and not is_nnstd_folder(path)):
-            out.extend(snapshot_paths(path))
-        else:
-            out.append(path)
-    return out
-
-
-def short_labels(paths: list[Path]) -> list[str]:
-    """Shortest unique trailing parts of the paths (suffix and ``snapshots/`` dropped).
-
-    ``runs/set_1/snapshots/epoch_0010.safetensors`` becomes ``epoch_0010`` when that is
-    unique, else ``set_1/epoch_0010``, and so on. Files that differ only by their suffix
-    (``in/tiny.pt``, ``in/tiny.safetensors``) keep it. A path given more than once gets the
-    same label with ``#2``, ``#3`` on its repeats; it does not lengthen the other labels.
-    """
-    keys = [os.path.abspath(p) for p in paths]
-    distinct = list(dict.fromkeys(keys))
-    given = {key: Path(p) for key, p in zip(reversed(keys), reversed(paths))}
-    chains = [_label_chain(given[key], keep_suffix=False) for key in distinct]
-    full = ["/".join(reversed(c)) for c in chains]
-    for i, key in enumerate(distinct):
-        if full.count(full[i]) > 1:  # only the suffix tells these apart
-            chains[i] = _label_chain(given[key], keep_suffix=True)
-    depth = max(len(c) for c in chains)
-    for k in range(1, depth + 1):
-        labels = ["/".join(reversed(c[:k])) for c in chains]
-        if len(set(labels)) == len(labels):
-            break
-    labels = [label if labels.count(label) == 1 else key  # e.g. x/e.pt, x/snapshots/e.pt
-              for label, key in zip(labels, distinct)]
-    label_of = dict(zip(distinct, labels))
-    seen: dict[str, int] = {}
-    out = []
-    for key in keys:
-        seen[key] = seen.get(key, 0) + 1
-        out.append(label_of[key] if seen[key] == 1 else f"{label_of[key]}#{seen[key]}")
-    return out
+        save_figure(plot_distance_matrix(dist).figure, plot)
+        written.append(f"wrote {plot}")
+    return sequence, dist, over, written
 
 
 def _labelled(matrix: pandas.DataFrame) -> pandas.DataFrame:
+    """A labelled square matrix with its labels as a first ``label`` column (for CSV)."""
     frame = matrix.copy()
     frame.insert(0, "label", frame.index)
     return frame.reset_index(drop=True)
-
-
-def _comparison_rows(result: NNSTDResult, overlap: list[dict]) -> list[dict]:
-    """Rows of :func:`comparison_table` from the rows of :func:`topo.overlap.overlap_records`."""
-    nnstd_values = [*result.per_layer, result.distance]
-    return [{
-        "layer": row["layer"],
-        "name": row["name"],
-        "nnstd": float(value),
-        "jaccard": row["jaccard"],
-        "jaccard_aligned": row["aligned_jaccard"],
-        "jaccard_chance": row["expected_jaccard_random"],
-        "density_a": row["density_a"],
-        "density_b": row["density_b"],
-    } for row, value in zip(overlap, nnstd_values)]
-
-
-def _per_layer(rows: list[dict]) -> list[dict]:
-    """The per-layer rows (pooled row dropped) with ``layer`` as an integer, for JSON."""
-    from topo.cli._output import to_jsonable
-
-    return [to_jsonable({**row, "layer": int(row["layer"])}) for row in rows
-            if row["layer"] != "all"]
-
-
-def _frame(rows: list[dict]) -> pandas.DataFrame:
-    import pandas as pd
-
-    return pd.DataFrame(rows)
-
-
-def _label_chain(path: Path, keep_suffix: bool) -> list[str]:
-    """The file name, then its folders upwards (``snapshots`` and the root left out)."""
-    name = path.name
-    if not keep_suffix and path.suffix.lower() in _FILE_SUFFIXES:
-        name = path.stem
-    parts = Path(os.path.abspath(path)).parent.parts
-    return [name] + [q for q in reversed(parts) if q not in ("snapshots", os.sep)]

@@ -5,7 +5,9 @@ follows the topology evolution of the first run, builds the NNSTD distance matri
 runs' snapshots with its clustered heatmap and MDS embedding, and reads neural persistence
 and feature interactions from the trained networks. Every result is a file under ``--out``;
 the demo prints where each one went and the command that makes it by hand (and says so
-where the command line makes only part of it).
+where the command line makes only part of it). Each step calls the function that does that
+command's work (``compare_files``, ``evolution_files``, ...), so the printed commands make
+the same files.
 """
 
 from __future__ import annotations
@@ -117,49 +119,28 @@ def _train_runs(tour: _Tour, root: Path, epochs: int) -> dict[str, Path]:
 
 
 def _compare(tour: _Tour, a: Path, b: Path, out: Path) -> None:
-    from topo.cli._output import save_figure, write_csv
-    from topo.cli.compare import comparison_table
-    from topo.distance import nnstd
-    from topo.io import load
-    from topo.overlap import mask_overlap
-    from topo.plot import plot_comparison
+    from topo.cli.compare import compare_files
 
     figure, table_path = out / "compare.png", out / "compare.csv"
     started = tour.begin("compare the two SET networks (NNSTD, overlap)",
                          f"topo compare {a} {b} --csv {table_path} --plot {figure}")
-    ga, gb = load(a), load(b)
-    result = nnstd(ga, gb)
-    overlap = mask_overlap(ga, gb, result.matchings)
-    table = comparison_table(result, overlap)
-    write_csv(table, table_path)
+    _, _, comparison, _ = compare_files(a, b, csv=table_path, plot=figure)
     tour.wrote(table_path, "per-layer NNSTD and Jaccard")
-    save_figure(plot_comparison(table).figure, figure)
     tour.wrote(figure, "bar chart")
-    tour.done(started, f"NNSTD {result.distance:.3f}")
+    tour.done(started, f"NNSTD {comparison.distance:.3f}")
 
 
 def _evolution(tour: _Tour, run: Path, out: Path) -> None:
-    from topo.cli._output import save_figure, write_csv
-    from topo.evolution import input_connectivity, topology_evolution
-    from topo.io import load
-    from topo.io.run import snapshot_paths
-    from topo.plot import plot_evolution, plot_input_connectivity
+    from topo.cli.evolution import evolution_files
 
     table_path, figure, inputs = (out / "evolution.csv", out / "evolution.png",
                                   out / "input_connectivity.png")
     started = tour.begin("topology evolution of set-s0",
                          f"topo evolution {run} --csv {table_path} --plot {figure} "
                          f"--inputs-plot {inputs}")
-    frame = topology_evolution(run)
-    write_csv(frame, table_path)
+    frame, _ = evolution_files(run, csv=table_path, plot=figure, inputs_plot=inputs)
     tour.wrote(table_path, f"{len(frame)} rows: one per snapshot and layer")
-    save_figure(plot_evolution(frame)[0].figure, figure)
     tour.wrote(figure, "evolution panel")
-    counts = input_connectivity(run)
-    shape = load(snapshot_paths(run)[0]).input_shape or (8, 8)
-    epochs = frame.drop_duplicates("snapshot")["epoch"].tolist()
-    save_figure(plot_input_connectivity(counts, input_shape=shape, epochs=epochs)[0].figure,
-                inputs)
     tour.wrote(inputs, "outgoing connections per pixel over epochs")
     sparse = frame[(frame["snapshot"] > 0) & (frame["density"] < 1)]
     note = (f"mean churn of sparse layers {sparse['churn'].mean():.3f}" if len(sparse)
@@ -168,19 +149,18 @@ def _evolution(tour: _Tour, run: Path, out: Path) -> None:
 
 
 def _distances(tour: _Tour, runs: list[Path], out: Path) -> None:
-    from topo.cli._output import save_figure, write_csv
-    from topo.distance import distance_matrix
-    from topo.io.run import snapshot_paths
-    from topo.plot import plot_distance_matrix, plot_embedding
+    from topo.cli._output import save_figure
+    from topo.cli.compare import distances_files
+    from topo.io import read_sequence
+    from topo.plot import plot_embedding
 
-    paths, labels, run_names = [], [], []
+    paths, run_names = [], []
     for run in runs:
-        snaps = snapshot_paths(run)
+        snaps = read_sequence(run).sources
         keep = snaps[::DEMO_EMBED_EVERY]
         if keep[-1] != snaps[-1]:
             keep.append(snaps[-1])
         paths += keep
-        labels += [f"{run.name}/{p.stem}" for p in keep]
         run_names += [run.name] * len(keep)
     table_path, heatmap, embedding = (out / "distances.csv", out / "distance_matrix.png",
                                       out / "embedding.png")
@@ -195,14 +175,9 @@ def _distances(tour: _Tour, runs: list[Path], out: Path) -> None:
         f"--plot {heatmap}",
         f"{embedding.name}, the MDS map of the same matrix, has no command-line flag: "
         "topo.plot.plot_embedding draws it")
-    dist, over = distance_matrix(paths, labels=labels, n_jobs=2)
-    for matrix, path in ((dist, table_path), (over, overlap_path)):
-        labelled = matrix.copy()
-        labelled.insert(0, "label", labelled.index)
-        write_csv(labelled, path)
+    _, dist, _, _ = distances_files(paths, n_jobs=2, out=table_path, plot=heatmap)
     tour.wrote(table_path, f"{len(paths)} x {len(paths)} NNSTD matrix")
     tour.wrote(overlap_path, "pooled Jaccard index of every pair")
-    save_figure(plot_distance_matrix(dist).figure, heatmap)
     tour.wrote(heatmap, "heatmap ordered by hierarchical clustering")
     save_figure(plot_embedding(dist, runs=run_names).figure, embedding)
     tour.wrote(embedding, "MDS embedding with each run's trajectory")
@@ -212,10 +187,8 @@ def _distances(tour: _Tour, runs: list[Path], out: Path) -> None:
 def _persistence(tour: _Tour, final: dict[str, Path], out: Path) -> None:
     import pandas as pd
 
-    from topo.cli._output import save_figure, write_csv
-    from topo.io import load
-    from topo.persistence import neural_persistence, persistence_diagrams
-    from topo.plot import plot_persistence_diagrams
+    from topo.cli._output import write_csv
+    from topo.cli.persistence import persistence_file
 
     table_path, figure = out / "persistence.csv", out / "persistence_diagrams.png"
     started = tour.begin(
@@ -223,18 +196,15 @@ def _persistence(tour: _Tour, final: dict[str, Path], out: Path) -> None:
         f"topo persistence {final['set-s0']} --plot {figure}",
         f"run `topo persistence FILE --csv OUT` once per network for the tables; "
         f"{table_path.name} stacks the three with a run column")
-    frames, graphs = [], {}
+    frames = []
     for name, path in final.items():
-        graphs[name] = load(path)
-        frame = neural_persistence(graphs[name]).to_frame()
+        _, result, _ = persistence_file(path, plot=figure if name == "set-s0" else None)
+        frame = result.to_frame()
         frame.insert(0, "run", name)
         frames.append(frame)
     table = pd.concat(frames, ignore_index=True)
     write_csv(table, table_path)
     tour.wrote(table_path, "per-layer neural persistence of each run")
-    set0 = graphs["set-s0"]
-    axes = plot_persistence_diagrams(persistence_diagrams(set0), names=set0.names)
-    save_figure(axes[0].figure, figure)
     tour.wrote(figure, "persistence diagrams of set-s0")
     means = table.groupby("run", sort=False)["normalized"].mean()
     tour.done(started, "mean normalised: " + ", ".join(f"{k} {v:.3f}"
@@ -242,21 +212,14 @@ def _persistence(tour: _Tour, final: dict[str, Path], out: Path) -> None:
 
 
 def _interactions(tour: _Tour, snapshot: Path, out: Path) -> None:
-    from topo.cli._output import save_figure, write_csv
-    from topo.interactions import interaction_strengths
-    from topo.io import load
-    from topo.plot import plot_interactions
+    from topo.cli.persistence import interactions_file
 
     table_path, figure = out / "interactions.csv", out / "interactions.png"
     started = tour.begin(f"strongest pixel-pair interactions of {snapshot.parent.parent.name}",
                          f"topo interactions {snapshot} --top {DEMO_TOP_PAIRS} "
                          f"--csv {table_path} --plot {figure}")
-    table = interaction_strengths(load(snapshot), order="pairwise", top=DEMO_TOP_PAIRS)
-    # the CSV as `topo interactions --csv` writes it: features as "i j"
-    write_csv(table.assign(features=[" ".join(map(str, f)) for f in table["features"]]),
-              table_path)
+    table, _ = interactions_file(snapshot, top=DEMO_TOP_PAIRS, csv=table_path, plot=figure)
     tour.wrote(table_path, f"{len(table)} strongest pairs")
-    save_figure(plot_interactions(table, top=max(len(table), 1)).figure, figure)
     tour.wrote(figure, f"bar chart of the same {len(table)} pairs")
     tour.done(started)
 

@@ -1,9 +1,17 @@
-"""``topo evolution``: how a run's topology changed over training, as a table and a figure."""
+"""``topo evolution``: how a run's topology changed over training, as a table and a figure.
+
+:func:`evolution_files` does the command's work (and is what ``topo demo`` calls);
+:func:`run_evolution` prints.
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas
 
 ORDER = 50
 
@@ -39,39 +47,54 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_evolution(args: argparse.Namespace) -> int:
-    from topo.cli._output import check_outputs, format_table, print_json, records
-    from topo.evolution import topology_evolution
+    from topo.cli._output import format_table, print_json, print_lines, records
 
-    check_outputs(files=(args.csv,), figures=(args.plot, args.inputs_plot))
-    frame = topology_evolution(args.run, persistence=not args.no_persistence)
-    written = []
-    if args.csv:
-        from topo.cli._output import write_csv
-
-        written.append(f"wrote {write_csv(frame, args.csv)} ({len(frame)} rows)")
-    if args.plot:
-        from topo.cli._output import save_figure
-        from topo.plot import plot_evolution
-
-        axes = plot_evolution(frame)
-        written.append(f"wrote {save_figure(axes[0].figure, args.plot)}")
-    if args.inputs_plot:
-        from topo.cli._output import save_figure
-        from topo.evolution import input_connectivity
-        from topo.io import load
-        from topo.io.run import snapshot_paths
-        from topo.plot import plot_input_connectivity
-
-        counts = input_connectivity(args.run)
-        shape = load(snapshot_paths(args.run)[0]).input_shape
-        epochs = frame.drop_duplicates("snapshot")["epoch"].tolist()
-        axes = plot_input_connectivity(counts, input_shape=shape, epochs=epochs)
-        written.append(f"wrote {save_figure(axes[0].figure, args.inputs_plot)}")
+    frame, written = evolution_files(args.run, persistence=not args.no_persistence,
+                                     csv=args.csv, plot=args.plot, inputs_plot=args.inputs_plot)
     if args.json:
         print_json(records(frame))
     elif not args.csv:
         columns = [c for c in TABLE_COLUMNS if c in frame.columns]
         print(format_table(frame[columns]))
-    for line in written:
-        print(line, file=sys.stderr if args.json else sys.stdout)
+    print_lines(written, to_stderr=args.json)
     return 0
+
+
+def evolution_files(run: str | Path, *, persistence: bool = True,
+                    csv: str | Path | None = None, plot: str | Path | None = None,
+                    inputs_plot: str | Path | None = None) -> tuple[pandas.DataFrame, list[str]]:
+    """``topo evolution``'s work: check the outputs, read the run, compute, write.
+
+    Returns the evolution table (:func:`topo.topology_evolution`) and the ``wrote ...``
+    notes (``csv``: the whole table; ``plot``: the evolution panel; ``inputs_plot``: the
+    input-connectivity maps).
+    """
+    from topo.cli._output import check_outputs
+    from topo.evolution import topology_evolution
+    from topo.io import read_sequence
+
+    check_outputs(files=(csv,), figures=(plot, inputs_plot))
+    sequence = read_sequence(run)
+    frame = topology_evolution(sequence, persistence=persistence)
+    written = []
+    if csv:
+        from topo.cli._output import write_csv
+
+        written.append(f"wrote {write_csv(frame, csv)} ({len(frame)} rows)")
+    if plot:
+        from topo.cli._output import save_figure
+        from topo.plot import plot_evolution
+
+        axes = plot_evolution(frame)
+        written.append(f"wrote {save_figure(axes[0].figure, plot)}")
+    if inputs_plot:
+        from topo.cli._output import save_figure
+        from topo.evolution import input_connectivity
+        from topo.plot import plot_input_connectivity
+
+        counts = input_connectivity(sequence)
+        shape = sequence[0].graph.input_shape
+        epochs = frame.drop_duplicates("snapshot")["epoch"].tolist()
+        axes = plot_input_connectivity(counts, input_shape=shape, epochs=epochs)
+        written.append(f"wrote {save_figure(axes[0].figure, inputs_plot)}")
+    return frame, written

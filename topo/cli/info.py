@@ -102,11 +102,11 @@ def run_info(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     from topo.cli._output import check_output_path
-    from topo.io import load
+    from topo.io import export_graph, load
 
     check_output_path(args.out)
     graph = load(args.path, key=args.key)
-    out = graph.export(args.out, args.format)
+    out = export_graph(graph, args.out, args.format)
     print(f"wrote {out} ({args.format}: {graph.n_units} nodes, "
           f"{sum(graph.n_connections)} edges)")
     return 0

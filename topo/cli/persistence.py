@@ -1,10 +1,27 @@
-"""``topo persistence`` and ``topo interactions``: persistent homology of a checkpoint's weights."""
+"""``topo persistence`` and ``topo interactions``: persistent homology of a checkpoint's weights.
+
+:func:`persistence_file` and :func:`interactions_file` do each command's work (and are what
+``topo demo`` calls); ``run_*`` print. These two commands print no ``wrote`` notes.
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas
+
+    from topo.graph import LayeredGraph
+    from topo.persistence import NeuralPersistenceResult
 
 ORDER = 40
+
+# topo.interactions.METHODS and ORDERS, spelled out so that `topo --help` imports no scipy
+# (tests/cli/test_persistence.py checks that they agree)
+METHODS = ("ph", "nid", "ph2", "ph2n")
+ORDERS = ("pairwise", "any")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,10 +49,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "Pairwise lists every pair (zero strengths included) unless --top cuts "
                     "it; --top applies after the pruning of any-order candidates.")
     p.add_argument("path", help="checkpoint file, NNSTD folder or run directory")
-    p.add_argument("--method", choices=["ph", "nid", "ph2", "ph2n"], default="ph",
+    p.add_argument("--method", choices=METHODS, default="ph",
                    help="scoring method (default: ph; ph2: ph on the squared weights; ph2n: "
                         "ph2 normalised by the features' own persistence, pairwise only)")
-    p.add_argument("--order", choices=["pairwise", "any"], default="pairwise",
+    p.add_argument("--order", choices=ORDERS, default="pairwise",
                    help="pairs only, or sets of any size (default: pairwise)")
     p.add_argument("--top", type=_positive_int, metavar="K",
                    help="keep only the K strongest interactions")
@@ -47,49 +64,52 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_persistence(args: argparse.Namespace) -> int:
-    from topo.cli._output import check_outputs, format_table, print_json, write_csv
-    from topo.io import load
-    from topo.persistence import neural_persistence
+    from topo.cli._output import format_table, print_json
 
-    check_outputs(files=(args.csv,), figures=(args.plot,))
-    graph = load(args.path)
-    result = neural_persistence(graph)
-    table = result.to_frame()
-    if args.csv:
-        write_csv(table, args.csv)
-    if args.plot:
-        from topo.cli._output import save_figure
-        from topo.persistence import persistence_diagrams
-        from topo.plot import plot_persistence_diagrams
-
-        axes = plot_persistence_diagrams(persistence_diagrams(graph), names=graph.names)
-        save_figure(axes.ravel()[0].figure, args.plot)
+    _, result, _ = persistence_file(args.path, csv=args.csv, plot=args.plot)
     if args.json:
         print_json(result.to_dict())
         return 0
     print(args.path)
-    print(format_table(table))
+    print(format_table(result.to_frame()))
     print()
     print(f"mean normalized neural persistence: {result.mean_normalized:.4g}")
     return 0
 
 
-def run_interactions(args: argparse.Namespace) -> int:
-    from topo.cli._output import check_outputs, format_table, print_json, write_csv
-    from topo.interactions import interaction_strengths
+def persistence_file(path: str | Path, *, csv: str | Path | None = None,
+                     plot: str | Path | None = None
+                     ) -> tuple[LayeredGraph, NeuralPersistenceResult, list[str]]:
+    """``topo persistence``'s work: check the outputs, read, compute, write.
+
+    Returns the graph, its :class:`~topo.persistence.NeuralPersistenceResult` and the
+    ``wrote ...`` notes (``csv``: the per-layer table; ``plot``: the persistence diagrams).
+    """
+    from topo.cli._output import check_outputs, write_csv
     from topo.io import load
+    from topo.persistence import neural_persistence
 
-    check_outputs(files=(args.csv,), figures=(args.plot,))
-    graph = load(args.path)
-    table = interaction_strengths(graph, method=args.method, order=args.order, top=args.top)
-    if args.csv:
-        out = table.assign(features=[" ".join(map(str, f)) for f in table["features"]])
-        write_csv(out, args.csv)
-    if args.plot:
+    check_outputs(files=(csv,), figures=(plot,))
+    graph = load(path)
+    result = neural_persistence(graph)
+    written = []
+    if csv:
+        written.append(f"wrote {write_csv(result.to_frame(), csv)}")
+    if plot:
         from topo.cli._output import save_figure
-        from topo.plot import plot_interactions
+        from topo.persistence import persistence_diagrams
+        from topo.plot import plot_persistence_diagrams
 
-        save_figure(plot_interactions(table, top=min(len(table), 20) or 1).figure, args.plot)
+        axes = plot_persistence_diagrams(persistence_diagrams(graph), names=graph.names)
+        written.append(f"wrote {save_figure(axes.ravel()[0].figure, plot)}")
+    return graph, result, written
+
+
+def run_interactions(args: argparse.Namespace) -> int:
+    from topo.cli._output import format_table, print_json
+
+    table, _ = interactions_file(args.path, method=args.method, order=args.order,
+                                 top=args.top, csv=args.csv, plot=args.plot)
     if args.json:
         print_json({"interactions": [
             {"features": list(f), "strength": float(s)}
@@ -100,6 +120,32 @@ def run_interactions(args: argparse.Namespace) -> int:
     print(f"{args.path}: {args.order} interactions by {args.method}")
     print(format_table(shown))
     return 0
+
+
+def interactions_file(path: str | Path, *, method: str = "ph", order: str = "pairwise",
+                      top: int | None = None, csv: str | Path | None = None,
+                      plot: str | Path | None = None) -> tuple[pandas.DataFrame, list[str]]:
+    """``topo interactions``'s work: check the outputs, read, rank, write.
+
+    Returns the ranked table (:func:`topo.interaction_strengths`) and the ``wrote ...``
+    notes (``csv``: the table, features as ``"i j"``; ``plot``: bars of the strongest 20).
+    """
+    from topo.cli._output import check_outputs, write_csv
+    from topo.interactions import interaction_strengths
+    from topo.io import load
+
+    check_outputs(files=(csv,), figures=(plot,))
+    table = interaction_strengths(load(path), method=method, order=order, top=top)
+    written = []
+    if csv:
+        written.append(f"wrote {write_csv(table, csv)}")
+    if plot:
+        from topo.cli._output import save_figure
+        from topo.plot import plot_interactions
+
+        figure = plot_interactions(table, top=min(len(table), 20) or 1).figure
+        written.append(f"wrote {save_figure(figure, plot)}")
+    return table, written
 
 
 def _positive_int(text: str) -> int:

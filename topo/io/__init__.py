@@ -39,12 +39,15 @@ from pathlib import Path
 
 from topo.errors import UnreadableFileError
 from topo.graph import LayeredGraph
+from topo.io.export import export_graph
 from topo.io.limits import ZIP_ERRORS
 from topo.io.nnstd_folder import is_nnstd_folder, read_nnstd_folder
 from topo.io.run import is_run_dir, snapshot_paths
+from topo.io.sequence import GraphSequence, read_sequence
 from topo.io.snapshot import is_topo_snapshot_header, read_snapshot, save_snapshot
 
-__all__ = ["load", "save_snapshot", "detect_format", "snapshot_paths", "FORMATS"]
+__all__ = ["load", "save_snapshot", "detect_format", "snapshot_paths", "FORMATS",
+           "read_sequence", "GraphSequence", "export_graph"]
 
 FORMATS = ("topo.snapshot", "topo.run", "safetensors", "pytorch", "pytorch-module", "pickle",
            "keras-hdf5", "keras", "onnx", "onnx-gzip", "numpy-npz", "numpy-npy", "nnstd-npz")

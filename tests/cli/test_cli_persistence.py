@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -211,20 +209,26 @@ def test_bad_figure_suffix_fails_before_work(tmp_path, capsys):
     assert "figure files must end in" in capsys.readouterr().err
 
 
-def test_errors_are_one_line_without_traceback_in_a_real_process(tmp_path):
+def test_a_missing_file_is_a_one_line_error(tmp_path, capsys):
     missing = tmp_path / "missing.safetensors"
-    proc = subprocess.run([sys.executable, "-m", "topo", "persistence", str(missing)],
-                          capture_output=True, text=True)
-    assert proc.returncode != 0
-    assert "Traceback" not in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1 and "missing.safetensors" in proc.stderr
+    assert main(["persistence", str(missing)]) == 1
+    err = capsys.readouterr().err
+    assert err == f"topo persistence: error: {missing}: no such file or folder\n"
 
 
-def test_top_must_be_positive(tmp_path, capsys):
+def test_the_command_offers_exactly_the_methods_and_orders_of_the_api():
+    from topo.cli import persistence as command
+    from topo.interactions import METHODS, ORDERS
+
+    assert command.METHODS == METHODS and command.ORDERS == ORDERS
+
+
+def test_top_must_be_a_positive_integer(tmp_path, capsys):
     path = _write_snapshot(tmp_path)
-    with pytest.raises(SystemExit):
-        main(["interactions", str(path), "--top", "0"])
-    assert "positive integer" in capsys.readouterr().err
+    for top in ("0", "two"):
+        with pytest.raises(SystemExit):
+            main(["interactions", str(path), "--top", top])
+        assert f"expected a positive integer, got '{top}'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", ["persistence", "interactions"])

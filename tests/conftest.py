@@ -1,0 +1,160 @@
+"""Fixtures shared by the whole suite.
+
+Expensive results are made once per test session, also when pytest-xdist runs the suite in
+several worker processes: the first worker that needs one builds it in the session's shared
+temporary folder under a file lock, the others wait for it and reuse it. Tests must not
+change these shared outputs (copy what you need to change into ``tmp_path``).
+
+- ``repo_root``, ``example_run``: the checkout and its committed example run;
+- ``shared_data``: ``<repo>/../shared`` (the published topologies and real checkpoints), or a
+  skip when it is absent;
+- ``trained_run``: a SET run on digits (64-100-100-10, 3 epochs, seed 0) made by topo's trainer;
+- ``demo_output``: ``topo demo --epochs 3`` into a folder that held an earlier demo's run, and
+  what it printed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import io
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+
+#: The architecture, epochs and seed of the trained run and of the demo's SET runs.
+TRAINED_ARCH = [64, 100, 100, 10]
+TRAINED_EPOCHS = 3
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # figures render off-screen everywhere in the suite
+    os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The few end-to-end tests (marked slow) start first: with two workers, the long ones
+    # then run beside the many short ones instead of being left for last.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def example_run() -> Path:
+    """``data/example-run``: a 15-epoch SET run on digits committed with the repository."""
+    return REPO_ROOT / "data" / "example-run"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared read-only data beside the checkout; the test is skipped without it."""
+    if not SHARED.is_dir():
+        pytest.skip(f"shared data not available ({SHARED})")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SET run on digits (64-100-100-10, ER ε = 20, ζ = 0.3, 3 epochs, seed 0)."""
+
+    def build(folder: Path) -> None:
+        from topo.train import TrainConfig, train
+
+        train(TrainConfig(method="set", dataset="digits", arch=TRAINED_ARCH,
+                          epochs=TRAINED_EPOCHS, seed=0), folder / "set", progress=False)
+
+    return _once(tmp_path_factory, "trained-run", build) / "set"
+
+
+@pytest.fixture(scope="session")
+def demo_output(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """``topo demo --epochs 3``: its output folder and what it printed on stdout.
+
+    Before the demo, ``runs/set-s0`` holds an earlier demo's run with a stale
+    ``snapshots/epoch_0099.safetensors``, which the demo must replace.
+    """
+
+    def build(folder: Path) -> None:
+        from topo.cli import main
+
+        out = folder / "demo"
+        earlier = out / "runs" / "set-s0"
+        (earlier / "snapshots").mkdir(parents=True)
+        (earlier / "run.json").write_text('{"status": "finished"}')
+        (earlier / "snapshots" / "epoch_0099.safetensors").write_bytes(b"old")
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            status = main(["demo", "--out", str(out), "--epochs", str(TRAINED_EPOCHS)])
+        assert status == 0, printed.getvalue()
+        (folder / "printed.txt").write_text(printed.getvalue())
+
+    folder = _once(tmp_path_factory, "demo-output", build)
+    return folder / "demo", (folder / "printed.txt").read_text()
+
+
+@pytest.fixture
+def write_run() -> Callable[..., Path]:
+    """``write_run(root, masks_per_snapshot, epochs=None, metrics=None, seed=0)``: a run
+    directory with one topo snapshot per list of boolean masks (random weights on them),
+    names ``fc0, fc1, ...``, and the given ``metrics.jsonl`` rows."""
+    return _write_run
+
+
+# --------------------------------------------------------------------------- helpers
+def _write_run(root: Path, masks_per_snapshot: list[list[np.ndarray]], epochs: Any = None,
+               metrics: list[dict[str, Any]] | None = None, seed: int = 0) -> Path:
+    from topo.graph import LayeredGraph
+    from topo.io import save_snapshot
+    from topo.io.run import MANIFEST_NAME, METRICS_NAME, snapshot_name
+
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / MANIFEST_NAME).write_text(json.dumps({"config": {"method": "stand-in"}}))
+    epochs = list(range(len(masks_per_snapshot))) if epochs is None else epochs
+    for epoch, masks in zip(epochs, masks_per_snapshot):
+        weights = [np.where(m, rng.normal(size=m.shape), 0.0) for m in masks]
+        graph = LayeredGraph(weights, masks=masks, names=[f"fc{k}" for k in range(len(masks))],
+                             metadata={"epoch": epoch})
+        save_snapshot(graph, root / snapshot_name(epoch))
+    if metrics is not None:
+        (root / METRICS_NAME).write_text("".join(json.dumps(m) + "\n" for m in metrics))
+    return root
+
+
+def _once(factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+    """A folder ``name`` made by ``build`` once per test session, shared by xdist workers."""
+    base = factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the session's folder, above each worker's own
+    folder = base / name
+    done = base / f"{name}.done"
+    with _locked(base / f"{name}.lock"):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # what a failed build left
+            folder.mkdir(parents=True)
+            build(folder)
+            done.touch()
+    return folder
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

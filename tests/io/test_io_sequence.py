@@ -1,0 +1,173 @@
+"""Runs, folders and lists of files as lazily read sequences of (label, graph, metadata)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import topo
+from topo.errors import ConfigError, EmptyInputError, UnreadableFileError
+from topo.graph import LayeredGraph
+from topo.io.run import MANIFEST_NAME, METRICS_NAME, snapshot_name
+from topo.io.sequence import GraphSequence, expand_paths, read_sequence, short_labels
+
+ONES = [np.ones((2, 3), bool), np.ones((1, 2), bool)]
+
+
+def counting_loader(calls: list[str]):
+    def load(path):
+        calls.append(Path(path).name)
+        return topo.load(path)
+
+    return load
+
+
+def test_a_run_is_its_snapshots_in_time_order_read_only_when_used(tmp_path, write_run):
+    run = write_run(tmp_path / "run", [ONES] * 12, epochs=list(range(12)))
+    calls: list[str] = []
+    seq = read_sequence(run, loader=counting_loader(calls))
+    assert len(seq) == 12 and calls == []
+    assert seq.labels[:3] == ["epoch_0000", "epoch_0001", "epoch_0002"]
+    assert [p.name for p in seq.sources][-2:] == ["epoch_0010.safetensors",
+                                                 "epoch_0011.safetensors"]
+    label, graph, metadata = seq[-1]
+    assert calls == ["epoch_0011.safetensors"]
+    assert label == "epoch_0011" and graph.widths == [3, 2, 1]
+    assert metadata["epoch"] == 11 and metadata["path"] == str(seq.sources[-1])
+    tail = seq[10:]
+    assert isinstance(tail, GraphSequence) and tail.labels == ["epoch_0010", "epoch_0011"]
+    assert calls == ["epoch_0011.safetensors"]
+    assert [g.metadata["epoch"] for g in tail.graphs()] == [10, 11]
+    assert repr(tail) == "GraphSequence(2 snapshots: epoch_0010, epoch_0011)"
+
+
+def test_each_entry_carries_its_epochs_metrics_row_the_last_one_written(tmp_path, write_run):
+    metrics = [{"epoch": 0, "step": 0, "loss": 2.0, "density": [0.5, 1.0]},
+               {"epoch": 1, "step": 10, "loss": 9.9},
+               {"epoch": 1, "step": 12, "loss": 1.0}]  # epoch 1 again, after a resume
+    run = write_run(tmp_path / "run", [ONES, ONES], metrics=metrics)
+    first, second = read_sequence(run)
+    assert first.metadata["metrics"]["density_0"] == 0.5
+    assert first.metadata["step"] == 0
+    assert second.metadata["metrics"]["loss"] == 1.0 and second.metadata["step"] == 12
+    assert np.isnan(second.metadata["metrics"]["density_1"])  # not recorded that epoch
+    assert read_sequence(run).metrics()["loss"].tolist() == [2.0, 9.9, 1.0]
+
+
+def test_pruning_levels_come_from_their_folders_and_join_metrics_by_level(tmp_path):
+    run = tmp_path / "imp"
+    run.mkdir()
+    (run / MANIFEST_NAME).write_text("{}")
+    for level in (0, 1):
+        for epoch in (0, 1):
+            graph = LayeredGraph([np.ones((2, 3)), np.ones((1, 2))])  # no epoch metadata
+            topo.save_snapshot(graph, run / snapshot_name(epoch, level))
+    (run / METRICS_NAME).write_text("".join(
+        json.dumps({"level": lv, "epoch": e, "test_accuracy": lv + e / 10}) + "\n"
+        for lv in (0, 1) for e in (0, 1)))
+    entries = list(read_sequence(run))
+    assert [(e.metadata["level"], e.metadata["epoch"]) for e in entries] == [
+        (0, 0), (0, 1), (1, 0), (1, 1)]
+    assert [e.metadata["metrics"]["test_accuracy"] for e in entries] == [0, 0.1, 1, 1.1]
+    assert [e.label for e in entries] == ["level_00/epoch_0000", "level_00/epoch_0001",
+                                          "level_01/epoch_0000", "level_01/epoch_0001"]
+
+
+def test_snapshots_without_levels_join_metrics_by_epoch(tmp_path, write_run):
+    run = write_run(tmp_path / "run", [ONES], metrics=[
+        {"level": 0, "epoch": 0, "loss": 1.0}, {"level": 1, "epoch": 0, "loss": 0.5}])
+    (entry,) = read_sequence(run)
+    assert "level" not in entry.metadata and entry.metadata["metrics"]["loss"] == 0.5
+
+
+def test_a_folder_of_files_takes_epochs_from_names_and_has_no_metrics(tmp_path):
+    folder = tmp_path / "ckpts"
+    folder.mkdir()
+    for name in ("epoch_10.safetensors", "epoch_2.safetensors", ".epoch_5.safetensors.tmp"):
+        topo.save_snapshot(LayeredGraph([np.eye(2)]), folder / name)
+    seq = read_sequence(folder)
+    assert seq.labels == ["epoch_2", "epoch_10"]
+    assert [e.metadata["epoch"] for e in seq] == [2, 10]
+    assert all("metrics" not in e.metadata for e in seq)
+    assert seq.metrics() is None
+
+
+def test_a_list_expands_runs_and_folders_and_keeps_files_and_nnstd_folders(tmp_path, write_run):
+    run = write_run(tmp_path / "run_a", [ONES, ONES], metrics=[{"epoch": 1, "loss": 3.0}])
+    loose = topo.save_snapshot(LayeredGraph([np.eye(2)]), tmp_path / "loose.safetensors")
+    npz = tmp_path / "npz_net"
+    npz.mkdir()
+    sp.save_npz(npz / "weight_l0.npz", sp.csr_matrix(np.ones((4, 2))))
+    seq = read_sequence([run, loose, npz])
+    assert [p.name for p in seq.sources] == ["epoch_0000.safetensors",
+                                             "epoch_0001.safetensors", "loose.safetensors",
+                                             "npz_net"]
+    assert seq.runs == [run, run, None, None]
+    assert seq.labels == ["epoch_0000", "epoch_0001", "loose", "npz_net"]
+    assert seq[1].metadata["metrics"]["loss"] == 3.0 and "metrics" not in seq[2].metadata
+    assert seq.metrics() is None  # not one run
+    assert expand_paths([loose, run]) == [loose, *seq.sources[:2]]
+
+
+def test_missing_empty_and_damaged_inputs_are_clear_errors(tmp_path, write_run):
+    with pytest.raises(UnreadableFileError, match="nope: no such file or folder"):
+        read_sequence(tmp_path / "nope")
+    with pytest.raises(UnreadableFileError, match="nope.pt: no such file or folder"):
+        read_sequence([tmp_path / "nope.pt"])
+    with pytest.raises(EmptyInputError, match="no snapshots given"):
+        read_sequence([])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UnreadableFileError, match="empty: holds no snapshots"):
+        read_sequence(tmp_path / "empty")
+    single = topo.save_snapshot(LayeredGraph([np.eye(2)]), tmp_path / "one.safetensors")
+    with pytest.raises(UnreadableFileError, match="expected a run directory or a folder"):
+        read_sequence(single)
+    run = write_run(tmp_path / "run", [ONES, ONES])
+    damaged = run / snapshot_name(1)
+    damaged.write_bytes(damaged.read_bytes()[:60])  # truncated by a crash
+    seq = read_sequence(run)
+    assert seq[0].graph.widths == [3, 2, 1]  # the sound snapshot still reads
+    with pytest.raises(UnreadableFileError, match="epoch_0001.safetensors"):
+        seq[1]
+
+
+def test_labels_and_runs_must_fit_the_sources(tmp_path):
+    with pytest.raises(ConfigError, match="2 snapshots with 1 labels"):
+        GraphSequence([tmp_path / "a", tmp_path / "b"], labels=["a"], loader=topo.load)
+
+
+def test_the_default_loader_is_topo_load(tmp_path):
+    assert GraphSequence([tmp_path / "x.safetensors"]).loader is topo.load
+
+
+def test_short_labels_are_unique_suffixes():
+    paths = [Path("runs/set_1/snapshots/epoch_0001.safetensors"),
+             Path("runs/set_2/snapshots/epoch_0001.safetensors"),
+             Path("runs/set_2/snapshots/epoch_0002.safetensors")]
+    assert short_labels(paths) == ["set_1/epoch_0001", "set_2/epoch_0001", "set_2/epoch_0002"]
+    assert short_labels([Path("a/x.pt"), Path("b/y.pt")]) == ["x", "y"]
+    assert short_labels([]) == []
+
+
+def test_short_labels_keep_the_suffix_of_files_that_differ_only_by_it():
+    assert short_labels([Path("in/tiny.pt"), Path("in/tiny.safetensors")]) == [
+        "tiny.pt", "tiny.safetensors"]
+    assert short_labels([Path("in/tiny.pt"), Path("in/tiny.safetensors"),
+                         Path("in/other.pt")]) == ["tiny.pt", "tiny.safetensors", "other"]
+
+
+def test_short_labels_number_only_true_repeats():
+    paths = [Path("runs/a/x.pt"), Path("runs/b/y.pt"), Path("runs/a/x.pt")]
+    assert short_labels(paths) == ["x", "y", "x#2"]
+    assert short_labels([Path("a/x.pt"), Path("./a/x.pt"), Path("a/z.pt")]) == [
+        "x", "x#2", "z"]
+
+
+def test_short_labels_fall_back_to_the_full_path_when_no_suffix_is_unique(tmp_path):
+    # x/e.pt and x/snapshots/e.pt: "snapshots" is not part of a label, so both read x/e
+    a, b = tmp_path / "x" / "e.pt", tmp_path / "x" / "snapshots" / "e.pt"
+    assert short_labels([a, b]) == [str(a), str(b)]

@@ -1,0 +1,68 @@
+"""topo.compare: NNSTD and overlap side by side, one vocabulary for API, CLI and plots."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import topo
+from topo.cli import main
+from topo.comparison import COMPARISON_COLUMNS, Comparison, compare
+from topo.errors import NotAGraphError
+from topo.graph import LayeredGraph
+from topo.io.tables import to_jsonable
+
+# A: hidden h0 <- {x0, x1}, h1 <- {x2}; output <- {h0, h1}. B: the same with h0, h1 swapped.
+A = LayeredGraph([np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]), np.ones((1, 2))],
+                 names=["fc1", "fc2"])
+B = LayeredGraph([np.array([[0.0, 0.0, 1.0], [1.0, 1.0, 0.0]]), np.ones((1, 2))],
+                 names=["fc1", "fc2"])
+
+
+def test_a_relabelled_copy_by_hand():
+    comparison = compare(A, B)
+    assert isinstance(comparison, Comparison) and not comparison.reference
+    table = comparison.to_frame()
+    assert list(table.columns) == list(COMPARISON_COLUMNS)
+    assert table["layer"].tolist() == ["0", "1", "all"]
+    assert table["name"].tolist() == ["fc1", "fc2", "all"]
+    assert table["nnstd"].tolist() == [0.0, 0.0, 0.0]
+    # in place: layer 0 shares nothing, the output layer everything; pooled 2 of 8 distinct
+    assert table["jaccard"].tolist() == [0.0, 1.0, 0.25]
+    assert table["jaccard_aligned"].tolist() == [1.0, 1.0, 1.0]
+    # chance: 3 of 6 positions each, E[|A ∩ B| / |A ∪ B|] over the hypergeometric law
+    # x = 0..3 with P = (1, 9, 9, 1) / 20 and J = x / (6 - x): 0, 1/5, 1/2, 1
+    assert table["jaccard_chance"].iloc[0] == pytest.approx((9 / 5 + 9 / 2 + 1) / 20)
+    assert table["density_a"].tolist() == [3 / 6, 2 / 2, 5 / 8]  # 3 + 2 of 6 + 2
+
+
+def test_vocabulary_is_the_one_of_the_cli_table_csv_and_json(tmp_path, capsys):
+    a = topo.save_snapshot(A, tmp_path / "a.safetensors")
+    b = topo.save_snapshot(B, tmp_path / "b.safetensors")
+    assert COMPARISON_COLUMNS == ("layer", "name", "nnstd", "jaccard", "jaccard_aligned",
+                                  "jaccard_chance", "density_a", "density_b")
+    assert main(["compare", str(a), str(b), "--json", "--csv", str(tmp_path / "c.csv")]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    api = to_jsonable(compare(A, B).to_dict())
+    assert printed == {"a": str(a), "b": str(b), **api}
+    assert list(printed["layers"][0]) == list(COMPARISON_COLUMNS)
+    header = (tmp_path / "c.csv").read_text().splitlines()[0]
+    assert header == ",".join(COMPARISON_COLUMNS)
+
+
+def test_to_dict_has_integer_layers_and_the_pooled_rows_apart():
+    document = compare(A, B, reference=True).to_dict()
+    assert list(document) == ["mode", "nnstd", "overlap", "layers"]
+    assert document["mode"] == "reference"
+    assert [row["layer"] for row in document["layers"]] == [0, 1]
+    assert [row["layer"] for row in document["overlap"]["per_layer"]] == [0, 1]
+    assert document["overlap"]["all"]["layer"] == "all"
+    assert document["nnstd"] == {"per_layer": [0.0, 0.0], "distance": 0.0}
+    assert compare(A, B).overlap_frame()["aligned_jaccard"].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_compare_takes_graphs():
+    with pytest.raises(NotAGraphError, match="network b: got the path"):
+        compare(A, "b.safetensors")

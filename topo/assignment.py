@@ -1,0 +1,658 @@
+"""Exact unit matchings for NNSTD: layer costs, assignment solvers and the canonical optimum.
+
+One NNSTD layer compares the ``n_a`` output units of network A with the ``n_b`` output units
+of network B. Two units cost the Jaccard distance of their incoming-neighbour sets (inputs in
+a common frame). A pair that shares no input costs exactly 1, unless both units have no
+inputs at all (then 0), so a layer's cost is fully described by its *similarity graph*: the
+unit pairs that share an input or are both empty, with their costs; every other pair costs 1.
+Widths may differ: the problem is padded to ``n = max(n_a, n_b)`` with dummy units that cost
+1 against everything (an unmatched unit costs 1).
+
+This module builds that cost (:func:`layer_cost`, sparse or dense), solves it exactly with a
+solver chosen from its shape and the density of its similarity graph (:func:`solve_layer`:
+LAPMOD on the sparse graph, LAPJV on the dense matrix, or SciPy's solver), and then picks one
+optimal matching canonically (:func:`canonical_optimum`), so that the answer does not depend
+on which of several optimal matchings a solver happened to return.
+
+The canonical choice
+--------------------
+All optimal matchings share one *optimal face*: given any optimal matching ``M`` and any
+optimal dual ``(u, v)``, a pair belongs to some optimal matching exactly when its reduced cost
+``c_ij - u_i - v_j`` is 0 and it lies on an alternating cycle of such pairs, i.e. when its two
+matched pairs fall in the same strongly connected component of the zero-reduced-cost
+exchange graph. The face splits into independent blocks (those components); every perfect
+matching of zero-reduced-cost pairs inside every block is optimal, and nothing else is. The
+canonical matching minimises a secondary cost over this face: a pair of units with the same
+*canonical colour* (:mod:`topo.canonical`) costs 1, any other pair ``2 + h`` with ``h`` in
+``[0, 1)`` a fixed symmetric hash of the two colours. The face does not depend on the solver
+or on unit order, nor do the colours, so neither does the choice.
+
+The dual is recovered from the solver's matching as shortest-path potentials of the exchange
+graph (Bellman-Ford on the pairs that can matter, plus one hub node standing for all pairs
+that cost 1); pairs are called tight when their reduced cost is at most ``TOL = 1e-9``: two
+matchings whose costs differ by less than that are treated as equally good.
+
+References
+----------
+R. Jonker and A. Volgenant, "A shortest augmenting path algorithm for dense and sparse linear
+assignment problems", Computing 38, 1987 (LAPJV). A. Volgenant, "Linear and semi-assignment
+problems: a core oriented approach", Computers & Operations Research 23, 1996 (LAPMOD).
+D. F. Crouse, "On implementing 2D rectangular assignment algorithms", IEEE Trans. Aerospace
+and Electronic Systems 52(4), 2016 (SciPy's solver). R. E. Burkard, M. Dell'Amico and
+S. Martello, "Assignment Problems", SIAM 2009, Section 4 (duality, the optimal face).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import linear_sum_assignment
+from scipy.sparse.csgraph import connected_components, min_weight_full_bipartite_matching
+
+from topo.errors import ConfigError, TopoError
+
+__all__ = ["LayerCost", "jaccard_cost", "layer_cost", "choose_solver", "solve_layer",
+           "canonical_optimum", "optimal_face", "SOLVERS", "TOL"]
+
+SOLVERS = ("auto", "sparse", "dense", "scipy")
+# reduced costs at most this are zero: matchings closer than this in cost are equally good
+TOL = 1e-9
+# a decrease of a potential smaller than this is float noise, not an update
+_STEP = 1e-12
+# first bound on the exchanges that can bind (doubled until it exceeds -min potential)
+_THETA0 = 0.05
+# levels of exchange weights in the Bellman-Ford tables
+_LEVELS = 5
+# layers up to this size get their face from the full exchange matrix (measured crossover;
+# larger when the dense cost is at hand anyway)
+_SMALL = 384
+_SMALL_DENSE = 768
+
+
+@dataclass
+class LayerCost:
+    """Jaccard costs of one layer: the similarity graph, optionally with the dense matrix.
+
+    Attributes
+    ----------
+    n_a, n_b
+        Widths of A's and B's layer.
+    rows, cols, values
+        The similarity graph in row-major order: every pair ``(rows[t], cols[t])`` whose
+        units share an input or both have none, with its cost ``values[t] < 1`` (or 0).
+        Every other pair costs exactly 1. Empty when ``dense`` holds the costs.
+    dense
+        The full ``(n_a, n_b)`` cost matrix when it was built (dense path), else ``None``.
+    """
+
+    n_a: int
+    n_b: int
+    rows: np.ndarray
+    cols: np.ndarray
+    values: np.ndarray
+    dense: np.ndarray | None = None
+
+    def lookup(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Cost of the pairs ``(i[t], j[t])`` (indices below ``n_a`` and ``n_b``)."""
+        i = np.asarray(i, dtype=np.int64)
+        j = np.asarray(j, dtype=np.int64)
+        if self.dense is not None:
+            return self.dense[i, j].astype(np.float64)
+        out = np.ones(i.size)
+        if self.rows.size:
+            keys = self.rows.astype(np.int64) * self.n_b + self.cols
+            want = i * self.n_b + j
+            pos = np.minimum(np.searchsorted(keys, want), keys.size - 1)
+            hit = keys[pos] == want
+            out[hit] = self.values[pos[hit]]
+        return out
+
+
+def layer_cost(mask_a: sp.csr_matrix, mask_b: sp.csr_matrix, col_map: np.ndarray,
+               n_cols: int, *, dense: bool) -> LayerCost:
+    """Build the Jaccard cost of one layer in a common input frame.
+
+    Parameters
+    ----------
+    mask_a, mask_b
+        Binary structures ``(n_a, m_a)`` and ``(n_b, m_b)``; row ``i`` holds unit ``i``'s
+        inputs.
+    col_map
+        Column of A's frame for each input of B (length ``m_b``, values below ``n_cols``).
+    n_cols
+        Size of the common input frame (at least ``m_a``).
+    dense
+        Also build the dense ``(n_a, n_b)`` matrix (for a dense solver). Otherwise only the
+        similarity graph is built: no array of ``n_a * n_b`` entries is allocated.
+
+    Returns
+    -------
+    LayerCost
+
+    Notes
+    -----
+    Intersections come from one sparse product ``A Bᵀ`` (integer counts); the cost of a pair
+    is ``(U - I) / U`` with ``U = deg_a + deg_b - I``, the correctly rounded quotient of two
+    integers, bit-identical to :func:`jaccard_cost`. ``O(Σ_c deg_A(c) deg_B(c))``
+    time for the sparse graph (``c`` over inputs), plus ``O(n_a n_b)`` for the dense matrix.
+    """
+    n_a, n_b = mask_a.shape[0], mask_b.shape[0]
+    deg_a = np.diff(mask_a.indptr)
+    deg_b = np.diff(mask_b.indptr)
+    if dense:
+        full = jaccard_cost(mask_a, mask_b, col_map, n_cols)
+        none = np.zeros(0, dtype=np.int64)
+        return LayerCost(n_a, n_b, none, none, np.zeros(0), dense=full)
+    a = sp.csr_matrix((np.ones(mask_a.nnz, dtype=np.int32), mask_a.indices, mask_a.indptr),
+                      shape=(n_a, n_cols))
+    bt = sp.csr_matrix((np.ones(mask_b.nnz, dtype=np.int32), col_map[mask_b.indices],
+                        mask_b.indptr), shape=(n_b, n_cols)).T.tocsr()
+    inter = (a @ bt).tocsr()
+    inter.sum_duplicates()
+    inter.sort_indices()
+    rows = np.repeat(np.arange(n_a, dtype=np.int64), np.diff(inter.indptr))
+    cols = inter.indices.astype(np.int64)
+    shared = inter.data.astype(np.float32)
+    union = deg_a[rows].astype(np.float32) + deg_b[cols].astype(np.float32) - shared
+    values = np.divide(union - shared, union, dtype=np.float64)
+    empty_a = np.flatnonzero(deg_a == 0)
+    empty_b = np.flatnonzero(deg_b == 0)
+    if empty_a.size and empty_b.size:  # two units without inputs cost 0
+        er = np.repeat(empty_a, empty_b.size)
+        ec = np.tile(empty_b, empty_a.size)
+        rows = np.concatenate([rows, er])
+        cols = np.concatenate([cols, ec])
+        values = np.concatenate([values, np.zeros(er.size)])
+        order = np.lexsort((cols, rows))
+        rows, cols, values = rows[order], cols[order], values[order]
+    return LayerCost(n_a, n_b, rows, cols, values)
+
+
+def similarity_density_bound(mask_a: sp.csr_matrix, mask_b: sp.csr_matrix,
+                             col_map: np.ndarray, n_cols: int) -> float:
+    """Upper bound on the fraction of unit pairs that share an input, in ``O(n_cols)``.
+
+    The number of (A unit, B unit, shared input) triples, ``Σ_c deg_A(c) deg_B(c)`` over
+    the common inputs ``c``, bounds the number of pairs sharing an input.
+    """
+    size = mask_a.shape[0] * mask_b.shape[0]
+    if size == 0:
+        return 0.0
+    in_a = np.bincount(mask_a.indices, minlength=n_cols)[:n_cols]
+    in_b = np.bincount(col_map[mask_b.indices], minlength=n_cols)[:n_cols]
+    return min(1.0, float(in_a.astype(np.float64) @ in_b) / size)
+
+
+def choose_solver(n_a: int, n_b: int, density: float) -> str:
+    """The solver path for a layer: ``"sparse"`` or ``"dense"``.
+
+    ``"sparse"`` (LAPMOD on the similarity graph) when the fraction of unit pairs sharing an
+    input (or its bound) is at most 0.1 for layers of 256 to 999 units, 0.25 from 1000 units
+    and 0.45 from 3000 units; else ``"dense"`` (LAPJV on the full matrix). The thresholds come
+    from ``analysis/results/nnstd_solvers.md`` (cost, solve and optimal face together): the
+    sparse path's advantage grows with the width.
+    """
+    n = max(n_a, n_b)
+    limit = 0.45 if n >= 3000 else 0.25 if n >= 1000 else 0.1 if n >= 256 else -1.0
+    return "sparse" if density <= limit else "dense"
+
+
+def solve_layer(cost: LayerCost, solver: str) -> np.ndarray:
+    """One optimal matching of the padded square problem.
+
+    Parameters
+    ----------
+    cost
+        The layer cost (``cost.dense`` is needed for ``"dense"`` and ``"scipy"``).
+    solver
+        ``"sparse"`` (LAPMOD of the ``lapx`` package on the similarity graph),
+        ``"dense"`` (its Rust LAPJV on the dense matrix) or ``"scipy"``
+        (:func:`scipy.optimize.linear_sum_assignment`).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``col_of`` of length ``n = max(n_a, n_b)``: the column matched to every row of the
+        padded problem (rows ``>= n_a`` and columns ``>= n_b`` are the cost-1 dummies).
+    """
+    n_a, n_b = cost.n_a, cost.n_b
+    n = max(n_a, n_b)
+    partner = np.full(n_a, -1, dtype=np.int64)
+    if n_a and n_b:
+        if solver == "sparse":
+            partner = _lapmod_partial(cost)
+        elif solver in ("dense", "scipy"):
+            if cost.dense is None:
+                raise ConfigError(f"solver {solver!r} needs the dense cost matrix")
+            if solver == "dense":
+                import lap
+
+                rows, cols = lap.lapjvr(cost.dense, extend_cost=n_a != n_b,
+                                        return_cost=False)
+            else:
+                rows, cols = linear_sum_assignment(cost.dense)
+            partner[rows] = cols
+        else:
+            raise ConfigError(f"unknown solver {solver!r}; use one of {', '.join(SOLVERS)}")
+    return _complete(partner, n_a, n_b, n)
+
+
+def canonical_optimum(cost: LayerCost, col_of: np.ndarray,
+                      colours: Callable[[], tuple[np.ndarray, np.ndarray]]
+                      ) -> tuple[np.ndarray, int]:
+    """The canonical optimal matching, from any optimal matching ``col_of``.
+
+    Parameters
+    ----------
+    cost
+        The layer cost.
+    col_of
+        An optimal matching of the padded problem (:func:`solve_layer`).
+    colours
+        Called only when the optimum is not unique: returns the canonical colours
+        (``uint64``) of A's ``n_a`` and B's ``n_b`` units (:mod:`topo.canonical`).
+
+    Returns
+    -------
+    (numpy.ndarray, int)
+        ``perm`` of length ``n_a``: B's unit matched to each unit of A, ``-1`` for none.
+        Among all optimal matchings it minimises the secondary cost of the module notes, so
+        it is the same whichever optimal matching ``col_of`` was. Then the number of A's
+        units in blocks of the face with a choice.
+    """
+    n_a, n_b = cost.n_a, cost.n_b
+    face = optimal_face(cost, col_of)
+    n_tied = 0
+    if face.blocks.size:
+        col_of = _choose_in_blocks(cost, col_of, face, colours)
+        n_tied = int(np.isin(face.label[:n_a], face.blocks).sum())
+    perm = col_of[:n_a].copy()
+    perm[perm >= n_b] = -1
+    return perm, n_tied
+
+
+@dataclass
+class Face:
+    """The optimal face of one layer, in terms of the matched pairs of ``col_of``.
+
+    ``label[k]`` is the block of pair ``k`` (row ``k``, column ``col_of[k]``); ``blocks``
+    lists the labels of blocks with two or more pairs (only there is there a choice).
+    ``tight_k, tight_l`` are the zero-reduced-cost exchanges ``k -> l`` (row ``k`` takes
+    column ``col_of[l]``) of the similarity graph; rows in ``hub_rows`` may take any column of
+    a pair in ``hub_cols`` that is not in the similarity graph, when both lie in block
+    ``hub_label`` (-1: none).
+    """
+
+    label: np.ndarray
+    blocks: np.ndarray
+    tight_k: np.ndarray
+    tight_l: np.ndarray
+    hub_rows: np.ndarray
+    hub_cols: np.ndarray
+    hub_label: int
+    potentials: np.ndarray
+
+
+def optimal_face(cost: LayerCost, col_of: np.ndarray) -> Face:
+    """Blocks of the optimal face of one layer, from one optimal matching.
+
+    Parameters
+    ----------
+    cost
+        The layer cost.
+    col_of
+        An optimal matching of the padded problem (length ``max(n_a, n_b)``).
+
+    Returns
+    -------
+    Face
+
+    Notes
+    -----
+    Pair ``k`` is row ``k`` with column ``col_of[k]``, of cost ``d_k``. The exchange
+    ``k -> l`` (row ``k`` takes column ``col_of[l]``) changes the cost by
+    ``w_kl = c(k, col_of[l]) - d_k``; cycles of exchanges are the differences between
+    matchings, none is negative because ``col_of`` is optimal, and the zero ones connect the
+    optimal matchings. Potentials ``p`` with ``p_l - p_k <= w_kl`` (an optimal dual) come
+    from Bellman-Ford started at 0 everywhere; only exchanges with ``w_kl < θ`` can bind when
+    ``-min p < θ``, so ``θ`` doubles from 0.05 (0.2 on the sparse path) until that holds
+    (each try starts from the last potentials). The ``n²`` exchanges into columns outside
+    the similarity graph all cost ``1 - d_k`` and go through one hub node. Layers of at
+    most 384 units (768 with a dense cost) use the full ``n x n`` exchange matrix instead
+    (no pruning, no hub).
+    Blocks are the strongly connected components of the tight exchanges. Time ``O(R · E_θ)``
+    for ``R`` Bellman-Ford rounds over the ``E_θ`` exchanges below ``θ``.
+    """
+    n_a, n_b = cost.n_a, cost.n_b
+    n = col_of.size
+    node_of_col = np.empty(n, dtype=np.int64)
+    node_of_col[col_of] = np.arange(n)
+    real = np.flatnonzero((np.arange(n) < n_a) & (col_of < n_b))
+    d = np.ones(n)
+    d[real] = cost.lookup(real, col_of[real])
+    if n <= (_SMALL_DENSE if cost.dense is not None else _SMALL):
+        return _small_face(cost, col_of, d)
+    hub_w = 1.0 - d
+    p = np.zeros(n)
+    # the similarity graph is short: list most of it at once; a dense matrix is long
+    theta = _THETA0 if cost.dense is not None else 4 * _THETA0
+    exchanges = _Exchanges(cost, d, node_of_col)
+    while True:
+        k, head, w = exchanges.below(theta)
+        keep_hub = hub_w < theta
+        p = _bellman_ford(n, k, head, w, hub_w, keep_hub, p)
+        # an exchange left out (w >= theta) then has reduced cost above TOL: never tight
+        if -p.min(initial=0.0) + 2 * TOL < theta or theta > 2.0:
+            break
+        theta *= 2.0
+    tight = w + p[k] - p[head] <= TOL
+    tk, tl = k[tight], head[tight]
+    hub_rows = hub_cols = np.zeros(0, dtype=np.int64)
+    graph_k, graph_l = [tk], [tl]
+    if keep_hub.any():
+        hub_value = (p + hub_w)[keep_hub].min()
+        hub_rows = np.flatnonzero(keep_hub & (p + hub_w - hub_value <= TOL))
+        hub_cols = np.flatnonzero(p >= hub_value - TOL)
+        graph_k += [hub_rows, np.full(hub_cols.size, n)]
+        graph_l += [np.full(hub_rows.size, n), hub_cols]
+    gk, gl = np.concatenate(graph_k), np.concatenate(graph_l)
+    graph = sp.csr_matrix((np.ones(gk.size, dtype=np.int8), (gk, gl)), shape=(n + 1, n + 1))
+    _, labels = connected_components(graph, directed=True, connection="strong")
+    label = labels[:n]
+    sizes = np.bincount(label, minlength=labels.max() + 1)
+    blocks = np.flatnonzero(sizes >= 2)
+    return Face(label=label, blocks=blocks, tight_k=tk, tight_l=tl, hub_rows=hub_rows,
+                hub_cols=hub_cols, hub_label=int(labels[n]) if hub_rows.size else -1,
+                potentials=p)
+
+
+# --------------------------------------------------------------------------- helpers
+def jaccard_cost(
+    mask_a: sp.csr_matrix,
+    mask_b: sp.csr_matrix,
+    col_map: np.ndarray | None = None,
+    n_cols: int | None = None,
+) -> np.ndarray:
+    """Jaccard distance of the incoming-neighbour sets of every pair of units.
+
+    Parameters
+    ----------
+    mask_a, mask_b
+        Layer structures of shape ``(n_a, m_a)`` and ``(n_b, m_b)``: the stored entries of
+        row ``i`` are the inputs of unit ``i``.
+    col_map
+        Where each input of B lies in A's input frame (length ``m_b``, values below
+        ``n_cols``); identity when omitted (then ``m_a`` must equal ``m_b``).
+    n_cols
+        Size of the common input frame (``m_a`` when omitted).
+
+    Returns
+    -------
+    numpy.ndarray
+        Dense ``(n_a, n_b)`` float64 array: ``|a △ b| / |a ∪ b|``, 0 where both sets are empty.
+
+    Notes
+    -----
+    Intersections come from one sparse-times-dense product ``A · Bᵀ`` in float32 (exact for
+    counts below 2²⁴); no pair of units is visited in Python. ``O(nnz(A) · n_b)`` time.
+    """
+    n_a, n_b = mask_a.shape[0], mask_b.shape[0]
+    if n_cols is None:
+        n_cols = mask_a.shape[1]
+    if col_map is None:
+        col_map = np.arange(mask_b.shape[1], dtype=np.int64)
+    a32 = sp.csr_matrix(
+        (np.ones(mask_a.nnz, dtype=np.float32), mask_a.indices, mask_a.indptr),
+        shape=(n_a, n_cols))
+    bt = np.zeros((n_cols, n_b), dtype=np.float32)
+    rows_b = np.repeat(np.arange(n_b), np.diff(mask_b.indptr))
+    bt[col_map[mask_b.indices], rows_b] = 1.0
+    # counts stay exact in float32 (below 2**24); only the final division is float64, so
+    # every cost is the correctly rounded quotient of two integers, as in the published code
+    inter = a32 @ bt
+    union = np.add.outer(np.diff(mask_a.indptr).astype(np.float32),
+                         np.diff(mask_b.indptr).astype(np.float32))
+    union -= inter
+    edit = union - inter
+    np.maximum(union, 1.0, out=union)  # both sets empty: edit = 0, cost 0
+    return np.divide(edit, union, dtype=np.float64)
+
+
+def _small_face(cost: LayerCost, col_of: np.ndarray, d: np.ndarray) -> Face:
+    """The optimal face of a small layer from the full exchange matrix (no pruning, no hub)."""
+    n = col_of.size
+    full = np.ones((n, n))
+    if cost.dense is not None:
+        full[:cost.n_a, :cost.n_b] = cost.dense
+    else:
+        full[cost.rows, cost.cols] = cost.values
+    w = full[:, col_of] - d[:, None]  # w[k, l]: row k takes the column of pair l
+    np.fill_diagonal(w, 0.0)
+    p = np.zeros(n)
+    frontier = np.arange(n)
+    for _ in range(2 * n + 8):
+        if frontier.size == 0:
+            break
+        new = np.minimum(p, (p[frontier, None] + w[frontier]).min(axis=0))
+        dropped = new < p - _STEP
+        p = np.where(dropped, new, p)
+        frontier = np.flatnonzero(dropped)
+    else:
+        raise TopoError("NNSTD: the dual potentials of a layer did not converge (please report)")
+    tight = w + p[:, None] - p[None, :] <= TOL
+    np.fill_diagonal(tight, False)
+    tk, tl = np.nonzero(tight)
+    graph = sp.csr_matrix((np.ones(tk.size, dtype=np.int8), (tk, tl)), shape=(n, n))
+    _, label = connected_components(graph, directed=True, connection="strong")
+    sizes = np.bincount(label, minlength=label.max() + 1)
+    empty = np.zeros(0, dtype=np.int64)
+    return Face(label=label, blocks=np.flatnonzero(sizes >= 2), tight_k=tk, tight_l=tl,
+                hub_rows=empty, hub_cols=empty, hub_label=-1, potentials=p)
+
+
+def _complete(partner: np.ndarray, n_a: int, n_b: int, n: int) -> np.ndarray:
+    """Full matching of the padded square problem from a partial one of the real units.
+
+    Rows without a partner (and the dummy rows) take the free columns in increasing order;
+    any such completion is optimal when the partial matching is, since every pair involving
+    them costs 1.
+    """
+    col_of = np.empty(n, dtype=np.int64)
+    col_of[:n_a] = partner
+    used = np.zeros(n, dtype=bool)
+    used[partner[partner >= 0]] = True
+    free_rows = np.concatenate([np.flatnonzero(partner < 0), np.arange(n_a, n)])
+    col_of[free_rows] = np.flatnonzero(~used)
+    return col_of
+
+
+def _lapmod_partial(cost: LayerCost) -> np.ndarray:
+    """Optimal partial matching on the similarity graph with LAPMOD (lapx).
+
+    The square problem of size ``n_a + n_b``: A's units, then one stand-in per B unit (rows);
+    B's units, then one stand-in per A unit (columns). Unit ``i`` of A takes a B unit of the
+    similarity graph at its cost, or its own stand-in (unmatched); the stand-in of B's unit
+    ``j`` takes ``j`` (unmatched) or, at no cost, the stand-in of an A unit it shares a pair
+    with (the mirror of a matched pair). Unmatched units cost 1 on the wider side and 0 on
+    the other, so the total is the layer's cost with every leftover pair at 1. All costs are
+    shifted by +1 (constant over perfect matchings).
+    """
+    import lap
+
+    n_a, n_b = cost.n_a, cost.n_b
+    r, c, v = cost.rows, cost.cols, cost.values
+    unmatched_a, unmatched_b = (1.0, 0.0) if n_a >= n_b else (0.0, 1.0)
+    rows = np.concatenate([r, np.arange(n_a), n_a + c, n_a + np.arange(n_b)])
+    cols = np.concatenate([c, n_b + np.arange(n_a), n_b + r, np.arange(n_b)])
+    vals = np.concatenate([v + 1.0, np.full(n_a, 1.0 + unmatched_a), np.ones(r.size),
+                           np.full(n_b, 1.0 + unmatched_b)])
+    size = n_a + n_b
+    g = sp.csr_matrix((vals, (rows, cols)), shape=(size, size))
+    g.sort_indices()
+    x, _ = lap.lapmod(size, g.data, g.indptr.astype(np.int32), g.indices.astype(np.int32),
+                      return_cost=False)
+    x = np.asarray(x[:n_a], dtype=np.int64)
+    x[x >= n_b] = -1
+    return x
+
+
+class _Exchanges:
+    """Exchanges ``k -> l`` of the similarity graph with ``w_kl < theta``, sorted by ``k``.
+
+    Built with one pass over the costs for each larger bound asked for.
+    """
+
+    def __init__(self, cost: LayerCost, d: np.ndarray, node_of_col: np.ndarray) -> None:
+        self.cost, self.d, self.node_of_col = cost, d, node_of_col
+        self.cap = -1.0
+
+    def below(self, theta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if theta > self.cap:
+            self.cap = theta
+            self.k, self.head, self.w = self._build(self.cap)
+        sel = self.w < theta
+        return self.k[sel], self.head[sel], self.w[sel]
+
+    def _build(self, cap: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        cost, d = self.cost, self.d
+        if cost.dense is not None:
+            full = cost.dense
+            # the same subtraction as the exchange weights, so no weight below cap is lost
+            # to rounding
+            rows, cols = np.nonzero((full < 1.0) & (full - d[:cost.n_a, None] < cap))
+            vals = full[rows, cols]
+        else:
+            rows, cols, vals = cost.rows, cost.cols, cost.values
+            sel = vals - d[rows] < cap
+            rows, cols, vals = rows[sel], cols[sel], vals[sel]
+        k = rows.astype(np.int64)
+        head = self.node_of_col[cols]
+        w = vals - d[k]
+        keep = k != head
+        return k[keep], head[keep], w[keep]
+
+
+def _bellman_ford(n: int, k: np.ndarray, head: np.ndarray, w: np.ndarray, hub_w: np.ndarray,
+                  keep_hub: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Largest potentials ``p' <= p`` with ``p'_l <= p'_k + w_kl`` and the hub constraints.
+
+    Frontier Bellman-Ford: only nodes whose potential dropped in the last round relax their
+    exchanges, and a node ``k`` only those with ``w_kl < -p_k`` (no other can lower a
+    potential that is at most 0). Exchanges are grouped in levels of ``w`` (bounds halving
+    from the largest), each level by tail ``k``, so that a node reads at most about twice
+    the exchanges it needs.
+    """
+    p = p.copy()
+    top = float(w.max(initial=0.0))
+    bounds = np.array([0.0] + [top / 2.0 ** j for j in range(_LEVELS - 2, -1, -1)])
+    level = np.searchsorted(bounds, w, side="right").astype(np.uint8)
+    order = np.argsort(level, kind="stable")  # keeps the order by tail within a level
+    k, head, w, level = k[order], head[order], w[order], level[order]
+    starts_of = np.searchsorted(level, np.arange(_LEVELS + 1))
+    lower = np.concatenate([[-np.inf], bounds])  # exchanges of level j have w >= lower[j]
+    tables = []
+    for j in range(_LEVELS + 1):
+        lo, hi = starts_of[j], (starts_of[j + 1] if j < _LEVELS else k.size)
+        if hi > lo:
+            indptr = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(np.bincount(k[lo:hi], minlength=n), out=indptr[1:])
+            tables.append((lower[j], indptr + lo))
+    hub_value = np.inf
+    frontier = np.arange(n)
+    for _ in range(2 * n + 8):
+        if frontier.size == 0:
+            return p
+        new = p.copy()
+        reach = -p[frontier]
+        for low, indptr in tables:
+            nodes = frontier[reach > low]
+            if nodes.size == 0:
+                continue
+            starts = indptr[nodes]
+            counts = indptr[nodes + 1] - starts
+            total = int(counts.sum())
+            if total:
+                idx = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(total)
+                np.minimum.at(new, head[idx], p[k[idx]] + w[idx])
+        hubbed = frontier[keep_hub[frontier]]
+        if hubbed.size:
+            hub_value = min(hub_value, float((p[hubbed] + hub_w[hubbed]).min()))
+            np.minimum(new, hub_value, out=new)
+        dropped = new < p - _STEP
+        p = np.where(dropped, new, p)
+        frontier = np.flatnonzero(dropped)
+    raise TopoError("NNSTD: the dual potentials of a layer did not converge (please report)")
+
+
+def _choose_in_blocks(cost: LayerCost, col_of: np.ndarray, face: Face,
+                      colours: Callable[[], tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Re-match the pairs of every block of the face by the secondary cost."""
+    n_a, n_b = cost.n_a, cost.n_b
+    n = col_of.size
+    colour_a, colour_b = colours()
+    row_colour = np.full(n, _DUMMY_COLOUR, dtype=np.uint64)
+    row_colour[:n_a] = colour_a
+    col_colour = np.full(n, _DUMMY_COLOUR, dtype=np.uint64)
+    col_colour[:n_b] = colour_b
+    in_block = np.isin(face.label, face.blocks)
+    col_of = col_of.copy()
+    # allowed (row, column) pairs inside blocks: own pairs, tight exchanges, hub pairs
+    nodes = np.flatnonzero(in_block)
+    ek = face.tight_k
+    el = face.tight_l
+    same = in_block[ek] & (face.label[ek] == face.label[el])
+    pr = [nodes, ek[same]]
+    pc = [col_of[nodes], col_of[el[same]]]
+    if face.hub_label >= 0 and face.hub_label in set(face.blocks.tolist()):
+        hr = face.hub_rows[face.label[face.hub_rows] == face.hub_label]
+        hc = face.hub_cols[face.label[face.hub_cols] == face.hub_label]
+        rr = np.repeat(hr, hc.size)
+        cc = np.tile(col_of[hc], hr.size)
+        outside = _not_in_graph(cost, rr, cc)
+        pr.append(rr[outside])
+        pc.append(cc[outside])
+    rows = np.concatenate(pr)
+    cols = np.concatenate(pc)
+    key = np.unique(rows * n + cols)
+    rows, cols = key // n, key % n
+    weight = np.where(row_colour[rows] == col_colour[cols], 1.0,
+                      2.0 + _pair_hash(row_colour[rows], col_colour[cols]))
+    # rows and columns of the blocks in canonical order (colour, then index)
+    block_rows = nodes[np.lexsort((nodes, row_colour[nodes]))]
+    block_cols = col_of[nodes]
+    block_cols = block_cols[np.lexsort((block_cols, col_colour[block_cols]))]
+    row_pos = np.empty(n, dtype=np.int64)
+    row_pos[block_rows] = np.arange(block_rows.size)
+    col_pos = np.empty(n, dtype=np.int64)
+    col_pos[block_cols] = np.arange(block_cols.size)
+    m = block_rows.size
+    graph = sp.csr_matrix((weight, (row_pos[rows], col_pos[cols])), shape=(m, m))
+    r, c = min_weight_full_bipartite_matching(graph)
+    col_of[block_rows[r]] = block_cols[c]
+    return col_of
+
+
+_DUMMY_COLOUR = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _pair_hash(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """A fixed symmetric hash of two colours, as a float in ``[0, 1)``.
+
+    Symmetric so that comparing B with A makes the mirror choice of comparing A with B.
+    """
+    from topo.canonical import mix64
+
+    h = mix64(mix64(x) + mix64(y))
+    return (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def _not_in_graph(cost: LayerCost, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """True for the pairs that are not in the similarity graph (they cost 1)."""
+    real = (rows < cost.n_a) & (cols < cost.n_b)
+    out = np.ones(rows.size, dtype=bool)
+    out[real] = cost.lookup(rows[real], cols[real]) >= 1.0
+    return out
+

@@ -1,0 +1,162 @@
+"""Files made from results: graphs for other tools, figures, and the checks before writing.
+
+- :func:`export_graph` writes a :class:`~topo.graph.LayeredGraph` as GraphML, GEXF or a plain
+  edge list (the data model itself never touches files; ``LayeredGraph.to_networkx`` and
+  ``to_igraph`` build the in-memory views these writers use).
+- :func:`save_figure` saves a matplotlib figure in the format its suffix names.
+- :func:`check_output_path` / :func:`check_figure_path` / :func:`check_outputs` refuse, before
+  any work, a path that could not be written, so a command never computes for minutes and then
+  fails, nor leaves half its outputs.
+
+Every file is written atomically (a temporary file beside the target, then a rename).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from topo.errors import ConfigError, OutputError
+from topo.graph import LayeredGraph, require_graph
+from topo.io.atomic import atomic_path
+
+__all__ = ["EXPORT_FORMATS", "FIGURE_SUFFIXES", "export_graph", "save_figure",
+           "check_output_path", "check_figure_path", "check_outputs"]
+
+EXPORT_FORMATS = ("graphml", "gexf", "edgelist")
+FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def export_graph(graph: LayeredGraph, path: str | Path, format: str = "graphml") -> Path:
+    """Write ``graph`` to ``path`` as ``graphml``, ``gexf`` or ``edgelist``, atomically.
+
+    Parameters
+    ----------
+    graph
+        The network.
+    path
+        Target file.
+    format
+        ``"graphml"`` or ``"gexf"`` (networkx's writers of :meth:`LayeredGraph.to_networkx`:
+        global node ids, node attributes ``layer`` and ``unit``, edge attributes ``weight``
+        and ``layer``), or ``"edgelist"``: one connection per line, ``source target weight``
+        separated by a space, global node ids, and ``#`` comment lines at the top describing
+        the layers.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    ConfigError
+        An unknown ``format``.
+    OutputError
+        ``path`` cannot be written.
+    """
+    graph = require_graph(graph)
+    if format not in EXPORT_FORMATS:
+        raise ConfigError(
+            f"unknown export format {format!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if format == "edgelist":
+            _write_edgelist(graph, tmp)
+        else:
+            import networkx as nx
+
+            writer = nx.write_graphml if format == "graphml" else nx.write_gexf
+            writer(graph.to_networkx(), tmp)
+    return path
+
+
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """Save a matplotlib figure atomically in the format its suffix names, then close it.
+
+    Raises
+    ------
+    OutputError
+        The suffix is not one of :data:`FIGURE_SUFFIXES`, or ``path`` cannot be written.
+    """
+    path = check_figure_path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lower().lstrip("."), bbox_inches="tight", dpi=150)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
+def check_output_path(path: str | Path) -> Path:
+    """Fail early, before any work, when ``path`` cannot be written as a file.
+
+    The path must not be a folder, and its nearest existing ancestor must be a folder this
+    process may write in (missing folders below it are created when writing).
+
+    Raises
+    ------
+    OutputError
+        Naming the path and why.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: cannot write a file here, it is a folder")
+    ancestor = path.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise OutputError(f"{path}: cannot write, {ancestor} is a file, not a folder")
+    # Try it: permission bits do not bind root, and a read-only or virtual file system
+    # (/proc) only shows itself when something is created there.
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".topo-write-check.", dir=ancestor)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write in {ancestor} ({exc.strerror or exc})") from None
+    return path
+
+
+def check_figure_path(path: str | Path) -> Path:
+    """:func:`check_output_path` for a figure, whose suffix must be one of
+    :data:`FIGURE_SUFFIXES`."""
+    path = Path(path)
+    if path.suffix.lower() not in FIGURE_SUFFIXES:
+        raise OutputError(
+            f"{path}: figure files must end in {', '.join(FIGURE_SUFFIXES)}")
+    return check_output_path(path)
+
+
+def check_outputs(*, files: Iterable[Any] = (), figures: Iterable[Any] = ()) -> None:
+    """Check every given output path (``None`` entries are skipped) before any work."""
+    for path in files:
+        if path:
+            check_output_path(path)
+    for path in figures:
+        if path:
+            check_figure_path(path)
+
+
+def _write_edgelist(graph: LayeredGraph, path: Path) -> None:
+    src, dst, wts = graph.edges()
+    offsets = graph.offsets()
+    header = [
+        "topo edge list: source target weight (global node ids, input side first)",
+        f"source: {graph.source}",
+        f"widths: {'-'.join(map(str, graph.widths))}",
+    ]
+    header += [
+        f"layer {k} {name}: inputs {offsets[k]}..{offsets[k] + graph.n_in[k] - 1} -> "
+        f"outputs {offsets[k + 1]}..{offsets[k + 1] + graph.n_out[k] - 1}"
+        for k, name in enumerate(graph.names)
+    ]
+    table = np.empty(len(src), dtype=[("s", np.int64), ("t", np.int64), ("w", np.float64)])
+    table["s"], table["t"], table["w"] = src, dst, wts
+    np.savetxt(path, table, fmt=["%d", "%d", "%.9g"], header="\n".join(header),
+               comments="# ")

@@ -1,0 +1,346 @@
+"""Many-pair work for any pair function, on local processes (joblib) or a Dask cluster.
+
+:func:`pairwise` evaluates a function on every pair ``i < j`` of a list of networks;
+:func:`distance_matrix` is the NNSTD and overlap matrix built on it. The pairs are cut into
+row-major blocks, one task per block, and each task reads every network it needs once.
+
+Workers receive *references*, not arrays: file paths (or any picklable keys) together with the
+function that reads them (``loader``, e.g. :func:`topo.load`), so no weight matrix crosses a
+process or network boundary and each worker reads the files itself. This module never opens a
+file: the caller (``topo.io``, the command line, a user) passes the loader, or passes a
+sequence that knows its own (:func:`topo.read_sequence` returns one, with ``sources`` and
+``loader``). With ``scheduler=None`` joblib runs the tasks in local worker processes
+(``loky``); with the address of a Dask distributed scheduler the same joblib code runs on that
+cluster (joblib's ``dask`` backend with a :class:`distributed.Client`).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from topo.distance import nnstd
+from topo.errors import ConfigError, EmptyInputError
+from topo.graph import LayeredGraph
+from topo.overlap import pooled_jaccard
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas
+
+__all__ = ["pairwise", "distance_matrix", "nnstd_and_jaccard", "run_tasks", "pair_blocks",
+           "effective_jobs"]
+
+Task = tuple[Callable[..., Any], tuple[Any, ...]]
+
+# Tasks per worker: more than one keeps workers busy when pairs differ in cost, few enough
+# that each task still reads each file once for many pairs.
+_TASKS_PER_WORKER = 4
+_CLUSTER_WORKERS = 8
+
+
+def pairwise(
+    items: Sequence[Any],
+    pair_function: Callable[[LayeredGraph, LayeredGraph], Any],
+    *,
+    loader: Callable[[Any], LayeredGraph] | None = None,
+    n_jobs: int = 1,
+    scheduler: str | None = None,
+    progress: bool = False,
+    desc: str = "pairs",
+) -> tuple[np.ndarray, list[Any]]:
+    """``pair_function(a, b)`` for every pair ``i < j`` of ``items``.
+
+    Parameters
+    ----------
+    items
+        The networks: LayeredGraphs, or references that ``loader`` turns into LayeredGraphs
+        (file paths for :func:`topo.load`), or a sequence with ``sources`` and ``loader``
+        attributes (what :func:`topo.read_sequence` returns), whose sources are then sent to
+        the workers.
+    pair_function
+        A picklable function of two graphs (a module-level function, or a
+        :func:`functools.partial` of one); its results must be picklable too.
+    loader
+        Reads one item; needed when the items are not LayeredGraphs.
+    n_jobs
+        Local worker processes (joblib's ``loky`` backend); 1 runs in this process, -1 uses
+        every core. Ignored with ``scheduler``.
+    scheduler
+        Address of a Dask distributed scheduler (``"tcp://host:8786"``): the same joblib code
+        then runs on that cluster. The workers must see the same file paths.
+    progress
+        Show a progress bar on stderr (tqdm), advanced by pairs.
+    desc
+        Label of the progress bar.
+
+    Returns
+    -------
+    (numpy.ndarray, list)
+        The pairs as an ``(m, 2)`` array of ``(i, j)`` rows in row-major order, and
+        ``pair_function``'s result for each, in the same order.
+
+    Raises
+    ------
+    ConfigError
+        Items that are not LayeredGraphs without a ``loader``, a bad ``n_jobs``, or a
+        scheduler that cannot be reached.
+
+    Notes
+    -----
+    The ``n (n - 1) / 2`` pairs are cut into contiguous row-major blocks (one per task: one
+    block in this process, four per local worker, 32 on a cluster); a task reads each item it
+    needs once and keeps it for its block.
+    """
+    items, loader = _sources(items, loader)
+    pairs_blocks = pair_blocks(len(items), n_jobs=n_jobs, scheduler=scheduler)
+    # each task carries only the items its block needs
+    tasks = [(_block_worker, ({int(i): items[i] for i in np.unique(block)}, loader, block,
+                              pair_function)) for block in pairs_blocks]
+    results = run_tasks(tasks, n_jobs=n_jobs, scheduler=scheduler, progress=progress,
+                        total_items=[len(b) for b in pairs_blocks], desc=desc)
+    pairs = (np.concatenate(pairs_blocks) if pairs_blocks
+             else np.zeros((0, 2), dtype=np.int64))
+    return pairs, [r for block_results in results for r in block_results]
+
+
+def distance_matrix(
+    networks: Sequence[Any],
+    *,
+    loader: Callable[[Any], LayeredGraph] | None = None,
+    reference: bool = False,
+    n_jobs: int = 1,
+    scheduler: str | None = None,
+    progress: bool = False,
+    labels: Sequence[str] | None = None,
+) -> tuple[pandas.DataFrame, pandas.DataFrame]:
+    """NNSTD and connection overlap of every pair of networks.
+
+    Parameters
+    ----------
+    networks
+        LayeredGraphs, references with a ``loader`` (``distance_matrix(paths,
+        loader=topo.load)``), or what :func:`topo.read_sequence` returns (its file paths go
+        to the workers, its labels label the matrices).
+    loader
+        Reads one reference into a LayeredGraph, in the worker.
+    reference
+        Passed to :func:`topo.nnstd`.
+    n_jobs, scheduler, progress
+        As for :func:`pairwise`.
+    labels
+        Row/column labels; by default the sequence's labels, else the references as strings,
+        else the graphs' sources (their positions when those repeat).
+
+    Returns
+    -------
+    (pandas.DataFrame, pandas.DataFrame)
+        Square symmetric matrices labelled by ``labels``: the NNSTD distance (0 on the
+        diagonal) and the pooled Jaccard index of the two connection sets (1 on the
+        diagonal), the values of :func:`nnstd_and_jaccard`.
+
+    Raises
+    ------
+    EmptyInputError
+        No network given.
+    ConfigError
+        A label count that differs from the network count, or see :func:`pairwise`.
+    TopoError
+        Any error of the loader or of :func:`topo.nnstd` for a pair (the first one is raised).
+
+    Notes
+    -----
+    ``O(n²)`` NNSTD evaluations in all; see :func:`pairwise` for how they are shared out.
+    """
+    import pandas as pd
+
+    default_labels = getattr(networks, "labels", None)
+    items, loader = _sources(networks, loader)
+    n = len(items)
+    if n == 0:
+        raise EmptyInputError("distance matrix: no networks given")
+    if labels is None:
+        labels = default_labels if default_labels is not None else _default_labels(items)
+    labels = list(labels)
+    if len(labels) != n:
+        raise ConfigError(f"distance matrix: {len(labels)} labels for {n} networks")
+    pairs, values = pairwise(items, functools.partial(nnstd_and_jaccard, reference=reference),
+                             loader=loader, n_jobs=n_jobs, scheduler=scheduler,
+                             progress=progress, desc="NNSTD pairs")
+    dist = np.zeros((n, n))
+    over = np.eye(n)
+    if len(pairs):
+        i, j = pairs[:, 0], pairs[:, 1]
+        d, o = np.array(values, dtype=np.float64).reshape(-1, 2).T
+        dist[i, j] = dist[j, i] = d
+        over[i, j] = over[j, i] = o
+    return (pd.DataFrame(dist, index=labels, columns=labels),
+            pd.DataFrame(over, index=labels, columns=labels))
+
+
+def nnstd_and_jaccard(a: LayeredGraph, b: LayeredGraph, *,
+                      reference: bool = False) -> tuple[float, float]:
+    """The pair function of :func:`distance_matrix`: NNSTD distance and pooled Jaccard index."""
+    return nnstd(a, b, reference=reference).distance, pooled_jaccard(a, b)
+
+
+def run_tasks(
+    tasks: Sequence[Task],
+    *,
+    n_jobs: int = 1,
+    scheduler: str | None = None,
+    progress: bool = False,
+    total_items: Sequence[int] | None = None,
+    desc: str | None = None,
+) -> list[Any]:
+    """Run ``func(*args)`` for every ``(func, args)`` task; results in task order.
+
+    Parameters
+    ----------
+    tasks
+        ``(function, arguments)`` pairs. Functions must be importable module-level functions
+        and arguments picklable (paths, not arrays of weights, for large work).
+    n_jobs
+        Worker processes on this machine (joblib ``loky``); 1 runs in this process, -1 uses
+        every core. Ignored with ``scheduler``.
+    scheduler
+        Address of a running Dask distributed scheduler, e.g. ``"tcp://10.0.0.5:8786"``.
+    progress
+        Show a tqdm progress bar on stderr, advanced as tasks finish.
+    total_items
+        Size of every task for the progress bar (e.g. pairs per task); 1 each by default.
+    desc
+        Label of the progress bar.
+
+    Returns
+    -------
+    list
+        The return value of every task, in the order of ``tasks``.
+
+    Raises
+    ------
+    ConfigError
+        ``n_jobs`` is 0 or below -1, or the scheduler address cannot be reached.
+    """
+    import joblib
+
+    if n_jobs == 0 or n_jobs < -1:
+        raise ConfigError(f"n_jobs must be a positive number of workers or -1, got {n_jobs}")
+    sizes = list(total_items) if total_items is not None else [1] * len(tasks)
+    calls = (joblib.delayed(func)(*args) for func, args in tasks)
+    bar = _progress_bar(sum(sizes), desc) if progress else None
+    try:
+        if scheduler:
+            client = _connect(scheduler)
+            try:
+                with joblib.parallel_config(backend="dask", client=client):
+                    results = _collect(joblib.Parallel(n_jobs=-1, return_as="generator"),
+                                       calls, sizes, bar)
+            finally:
+                client.close()
+        else:
+            jobs = effective_jobs(n_jobs)
+            parallel = joblib.Parallel(n_jobs=min(jobs, max(len(tasks), 1)),
+                                       return_as="generator")
+            results = _collect(parallel, calls, sizes, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    return results
+
+
+def pair_blocks(n: int, *, n_jobs: int = 1, scheduler: str | None = None) -> list[np.ndarray]:
+    """The pairs ``i < j`` of ``n`` items, row-major, cut into contiguous blocks (one per task).
+
+    Returns
+    -------
+    list of numpy.ndarray
+        Arrays of shape ``(m, 2)`` whose rows are ``(i, j)``; together every pair once. One
+        block when running in this process, a few per worker otherwise.
+    """
+    i, j = np.triu_indices(n, k=1)
+    pairs = np.column_stack([i, j]).astype(np.int64)
+    # a cluster's size is not known before connecting: cut for a few dozen workers
+    workers = _CLUSTER_WORKERS if scheduler else effective_jobs(n_jobs)
+    n_blocks = 1 if workers == 1 and not scheduler else workers * _TASKS_PER_WORKER
+    n_blocks = max(1, min(n_blocks, len(pairs)))
+    return list(np.array_split(pairs, n_blocks))
+
+
+def effective_jobs(n_jobs: int) -> int:
+    """Number of local workers that ``n_jobs`` means (-1: every core)."""
+    if n_jobs == -1:
+        return max(1, os.cpu_count() or 1)
+    if n_jobs < 1:
+        raise ConfigError(f"n_jobs must be a positive number of workers or -1, got {n_jobs}")
+    return n_jobs
+
+
+# --------------------------------------------------------------------------- helpers
+def _sources(items: Sequence[Any], loader: Callable[[Any], LayeredGraph] | None
+             ) -> tuple[list[Any], Callable[[Any], LayeredGraph] | None]:
+    """The references to send to workers and the loader that reads them."""
+    sources = getattr(items, "sources", None)
+    if sources is not None and getattr(items, "loader", None) is not None:
+        return list(sources), loader if loader is not None else items.loader
+    items = list(items)
+    if loader is None:
+        bad = next((x for x in items if not isinstance(x, LayeredGraph)), None)
+        if bad is not None:
+            raise ConfigError(
+                f"got {type(bad).__name__} {str(bad)!r} without a loader: pass LayeredGraphs, "
+                "loader=topo.load with paths, or topo.read_sequence(paths)")
+    return items, loader
+
+
+def _default_labels(items: list[Any]) -> list[str]:
+    if not all(isinstance(x, LayeredGraph) for x in items):
+        return [str(x) for x in items]
+    sources = [x.source for x in items]
+    return sources if len(set(sources)) == len(sources) else [str(k) for k in range(len(items))]
+
+
+def _block_worker(items: dict[int, Any], loader: Callable[[Any], LayeredGraph] | None,
+                  pairs: np.ndarray, pair_function: Callable[[LayeredGraph, LayeredGraph], Any]
+                  ) -> list[Any]:
+    """``pair_function`` on ``pairs`` of ``items`` (one task); each item read once."""
+    cache: dict[int, LayeredGraph] = {}
+
+    def get(i: int) -> LayeredGraph:
+        if i not in cache:
+            item = items[i]
+            cache[i] = item if isinstance(item, LayeredGraph) else loader(item)
+        return cache[i]
+
+    return [pair_function(get(int(i)), get(int(j))) for i, j in pairs]
+
+
+def _collect(parallel: Any, calls: Any, sizes: list[int], bar: Any) -> list[Any]:
+    results = []
+    for size, result in zip(sizes, parallel(calls)):
+        results.append(result)
+        if bar is not None:
+            bar.update(size)
+    return results
+
+
+def _connect(address: str) -> Any:
+    try:
+        from distributed import Client
+    except ImportError:  # pragma: no cover - dask[distributed] is a dependency
+        raise ConfigError("--scheduler needs dask.distributed, which is not installed") from None
+    try:
+        return Client(address, timeout="10s", set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ConfigError(
+            f"cannot reach the Dask scheduler at {address!r}: "
+            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+
+
+def _progress_bar(total: int, desc: str | None) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="pair" if desc and "pair" in desc else "it")
