@@ -492,6 +492,14 @@ def test_itop_rate_does_not_depend_on_snapshot_frequency(set_run, tmp_path):
                                                       for e in (0, 2, 4)]
     lower = len(_mask_union(snapshot_paths(out))[0]) / (64 * 40)
     assert lower < read_metrics(out)["itop_rate_0"].iloc[-1]
+    # topo evolution shows both, each under its own name
+    from topo import read_sequence, topology_evolution
+
+    frame = topology_evolution(read_sequence(out), nnstd=False, persistence=False)
+    last = frame[(frame["epoch"] == 4) & (frame["layer"] == 0)].iloc[0]
+    assert last["itop_rate_snapshots"] == lower
+    assert last["itop_rate"] == read_metrics(out)["itop_rate_0"].iloc[-1]
+    assert last["itop_rate_network"] == read_metrics(out)["itop_rate_network"].iloc[-1]
 
 
 def test_itop_rate_of_rigl_counts_every_update_between_epochs(tmp_path):

@@ -292,11 +292,12 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _read_digits_file() -> np.ndarray | None:
-    import importlib.util
+    """scikit-learn's ``digits.csv.gz``, found on ``sys.path`` as the import system finds
+    the installed package (which is not imported); None when it is not there."""
+    import sys
 
-    spec = importlib.util.find_spec("sklearn")   # locates the package, does not import it
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(folder) / "datasets" / "data" / "digits.csv.gz"
+    for entry in sys.path:
+        path = Path(entry or ".") / "sklearn" / "datasets" / "data" / "digits.csv.gz"
         if path.is_file():
             with gzip.open(path, mode="rt", encoding="utf-8") as handle:
                 return np.loadtxt(handle, delimiter=",")
