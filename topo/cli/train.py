@@ -28,9 +28,10 @@ _HELP = {
     "momentum": "SGD momentum (default 0.9)",
     "weight_decay": "L2 weight decay (default 0)",
     "l1": "L1 penalty coefficient on the weights (default 0)",
-    "seed": "random seed of the training: data split and order, regrowth (default 0)",
-    "init_seed": "random seed of the initial masks and weights (default: --seed); runs "
-                 "sharing it start from the same network",
+    "seed": "random seed of the training: batch order, regrowth (default 0); without "
+            "--init-seed also of the start",
+    "init_seed": "random seed of the start: data split, initial masks and weights (default: "
+                 "--seed); runs sharing it start from the same network on the same data",
     "epsilon": "Erdos-Renyi epsilon of set/rigl/static without --density (default 20)",
     "density": "target density of the whole network in (0, 1] (connections over possible "
                "connections of all layers, layers kept dense included): set/rigl/static start "
