@@ -28,12 +28,13 @@ from scipy.optimize import linear_sum_assignment
 
 from topo.assignment import (
     SOLVERS,
-    canonical_optimum,
+    Preference,
+    canonical_matching,
     choose_solver,
+    dense_cost_wanted,
     jaccard_cost,
     layer_cost,
     similarity_density_bound,
-    solve_layer,
 )
 from topo.canonical import CanonicalColours, canonical_colours
 from topo.errors import ConfigError, IncompatibleGraphsError
@@ -260,8 +261,11 @@ def nnstd(a: LayeredGraph, b: LayeredGraph, *, reference: bool = False,
             tied.append(0)
             per_layer[k] = cost / n_a if n_a else 0.0
         else:
+            preference = Preference(
+                _agreement(masks_a[k + 1], masks_b[k + 1], outputs=k + 1 == n_layers - 1),
+                lambda k=k: labels.layer(k))
             perm, cost, path, n_tied = _canonical_layer(ma, mb, col_map, n_cols, solver,
-                                                        lambda k=k: labels.layer(k))
+                                                        preference)
             paths.append(path)
             tied.append(n_tied)
             per_layer[k] = cost / max(n_a, n_b) if max(n_a, n_b) else 0.0
@@ -361,24 +365,65 @@ def _reference_layer(ma: sp.csr_matrix, mb: sp.csr_matrix, col_map: np.ndarray, 
 
 
 def _canonical_layer(ma: sp.csr_matrix, mb: sp.csr_matrix, col_map: np.ndarray, n_cols: int,
-                     solver: str, colours) -> tuple[np.ndarray, float, str, int]:
+                     solver: str, preference: Preference) -> tuple[np.ndarray, float, str, int]:
     """One layer of the default mode: the canonical optimal matching and its cost.
 
     Returns the matching, the layer's cost (unmatched units at 1 each), the solver path used
     and the number of A's units whose partner was chosen among tied optimal matchings.
     """
     n_a, n_b = ma.shape[0], mb.shape[0]
-    if solver == "auto":
-        density = similarity_density_bound(ma, mb, col_map, n_cols)
-        path = choose_solver(n_a, n_b, density)
-    else:
-        path = solver
-    cost = layer_cost(ma, mb, col_map, n_cols, dense=path != "sparse")
-    col_of = solve_layer(cost, path)
-    perm, n_tied = canonical_optimum(cost, col_of, colours)
+    density = similarity_density_bound(ma, mb, col_map, n_cols)
+    path = choose_solver(n_a, n_b, density) if solver == "auto" else solver
+    dense = path in ("dense", "scipy") or (path == "core"
+                                          and dense_cost_wanted(n_a, n_b, density))
+    cost = layer_cost(ma, mb, col_map, n_cols, dense=dense)
+    perm, n_tied = canonical_matching(cost, path, preference)
     matched = np.flatnonzero(perm >= 0)
     total = float(cost.lookup(matched, perm[matched]).sum()) + abs(n_a - n_b)
     return perm, total, path, n_tied
+
+
+def _agreement(next_a: sp.csr_matrix, next_b: sp.csr_matrix, *, outputs: bool):
+    """How well two units' outgoing connections agree: the secondary cost of the tie rule.
+
+    ``next_a``, ``next_b`` are the structures of the next layer (``(n_next, n_units)``).
+    When the next layer is the output layer (kept in place, so both networks' outputs are
+    the same units) it is the Jaccard distance of the two units' sets of outputs (0 when both
+    are empty); elsewhere the next layer's units are not matched yet and it is the relative
+    difference of the two out-degrees, ``|o_a - o_b| / max(o_a, o_b)`` (0 when both are 0).
+    Both depend on nothing that relabelling hidden units changes.
+    """
+    if not outputs:
+        out_a = np.bincount(next_a.indices, minlength=next_a.shape[1]).astype(np.float64)
+        out_b = np.bincount(next_b.indices, minlength=next_b.shape[1]).astype(np.float64)
+
+        def degree_gap(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+            x, y = out_a[i], out_b[j]
+            top = np.maximum(x, y)
+            return np.divide(np.abs(x - y), top, out=np.zeros_like(top), where=top > 0)
+
+        return degree_gap
+    sets_a = next_a.T.tocsr()
+    sets_b = next_b.T.tocsr()
+    size_a = np.diff(sets_a.indptr).astype(np.float64)
+    size_b = np.diff(sets_b.indptr).astype(np.float64)
+
+    def output_distance(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        rows, ri = np.unique(i, return_inverse=True)
+        cols, ci = np.unique(j, return_inverse=True)
+        shared = (sets_a[rows].astype(np.float64) @ sets_b[cols].astype(np.float64).T)
+        if rows.size * cols.size <= _DENSE_LOOKUP:
+            inter = np.asarray(shared.toarray())[ri, ci]
+        else:
+            inter = np.asarray(shared.tocsr()[ri, ci]).ravel()
+        union = size_a[i] + size_b[j] - inter
+        return np.divide(union - inter, union, out=np.zeros_like(union), where=union > 0)
+
+    return output_distance
+
+
+# pairs of a secondary-cost lookup held as one dense array at most
+_DENSE_LOOKUP = 4_000_000
 
 
 class _LazyColours:
