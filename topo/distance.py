@@ -75,8 +75,9 @@ class NNSTDResult:
     dense
         Per layer, whether it is fully connected in both networks.
     solvers
-        Per layer, the assignment path used: ``"sparse"`` (LAPMOD on the pairs sharing an
-        input), ``"dense"`` (LAPJV), ``"scipy"``, or ``"in place"`` (outputs not matched).
+        Per layer, the assignment path used: ``"core"`` (LAPMOD on the cheapest pairs,
+        certified), ``"sparse"`` (LAPMOD on the pairs sharing an input), ``"dense"``
+        (LAPJV), ``"scipy"``, or ``"in place"`` (outputs not matched).
     tied_units
         Per layer, how many of A's units had their partner chosen among equally good optimal
         matchings by the canonical rule (0 in reference mode, which keeps the solver's).
@@ -145,9 +146,11 @@ def nnstd(a: LayeredGraph, b: LayeredGraph, *, reference: bool = False,
         partner costs 1, and the layer's cost is divided by the larger width) and chooses
         among equally good matchings by the canonical rule below.
     solver
-        ``"auto"`` (default) picks per layer from its widths and the fraction of unit pairs
-        that share an input: ``"sparse"`` (LAPMOD on those pairs only, every other pair
-        costing exactly 1) or ``"dense"`` (LAPJV on the full matrix); ``"scipy"`` forces
+        ``"auto"`` (default) picks per layer from its widths: ``"core"`` (LAPMOD on the
+        cheapest pairs, certified by the dual; the cost is built dense or sparse from the
+        fraction of unit pairs that share an input) from 128 units, else ``"dense"``.
+        ``"sparse"`` forces LAPMOD on every pair sharing an input (every other pair costing
+        exactly 1), ``"dense"`` LAPJV on the full matrix, ``"scipy"``
         :func:`scipy.optimize.linear_sum_assignment`. Every choice gives the same result in
         the default mode; the path used is in :attr:`NNSTDResult.solvers`. Reference mode
         always uses SciPy's solver.
@@ -187,22 +190,35 @@ def nnstd(a: LayeredGraph, b: LayeredGraph, *, reference: bool = False,
     The default mode makes the choice canonical:
 
     1. The *optimal face* of the layer (every pair that belongs to some optimal matching, in
-       independent blocks) is computed exactly from the solver's matching and an optimal dual
+       independent blocks) is computed exactly from an optimal matching and an optimal dual
        (:func:`topo.assignment.optimal_face`); costs within ``1e-9`` count as equal.
-    2. Within each block the matching minimises a secondary cost: 1 for two units of the
-       same *canonical colour*, otherwise 2 plus a fixed hash of the two colours in
-       ``[0, 1)``. Colours come from colour refinement of both layered graphs (inputs and
-       output classes labelled by index), checked exact (units of equal colour are twins),
-       else from a canonical labelling (BLISS); see :mod:`topo.canonical`.
+    2. Within each block the matching minimises the secondary cost
+       ``agreement(i, j) + 2**-20 * t(i, j)`` (:class:`topo.assignment.Preference`).
+       ``agreement`` compares the two units' outgoing connections: for the last hidden
+       layer (its next layer is the output layer, kept in place) the Jaccard distance of
+       their sets of outputs; for earlier hidden layers, whose next layer is not matched
+       yet, the relative difference of their out-degrees ``|o_a - o_b| / max(o_a, o_b)``.
+       ``t`` is 0 for two units of the same *canonical colour* and ``1 + h`` otherwise, ``h``
+       in ``[0, 1)`` a fixed symmetric hash of the two colours. Colours come from colour
+       refinement of both layered graphs (inputs and output classes labelled by index),
+       checked exact (units of equal colour are twins), else from a canonical labelling
+       (BLISS); see :mod:`topo.canonical`.
 
     What this guarantees: every layer's value is still the optimum given the previous layer's
     matching (only the choice among optima is fixed); the result depends neither on the
     solver nor on how the hidden units of either network are numbered; and a network against
     a relabelled copy of itself is at 0 in every layer, for every structure (tied, duplicate
-    or empty units, dense layers), because the colour-keeping optimum of each layer is an
-    isomorphism between the copies. What it does not promise: the choice among optima is not
-    the one that minimises later layers (that is a quadratic assignment problem); for two
-    different networks it is a fixed, documented rule.
+    or empty units, dense layers), because the relabelling is an optimal matching whose every
+    pair has secondary cost 0, and any other such matching differs from it only by twins.
+    What it does not promise: the choice among optima is not the one that minimises later
+    layers (that is a quadratic assignment problem); for two different networks it is a
+    fixed, documented rule.
+
+    Solvers. With ``solver="auto"`` a layer of 128 units or more is solved by LAPMOD on its
+    cheapest pairs only (about 32 per unit, :func:`topo.assignment.core_cap`); the dual of
+    step 1 then certifies that matching for the whole layer, or names the pairs left out with
+    a negative reduced cost, which join before the layer is solved again
+    (:func:`topo.assignment.canonical_matching`). Smaller layers use LAPJV on the full matrix.
 
     Complexity per layer: ``O(Σ_c deg_A(c) deg_B(c))`` for the sparse cost (``c`` over
     inputs) or ``O(nnz(A) · n_b)`` for the dense one, ``O(n³)`` worst case for the
