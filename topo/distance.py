@@ -19,6 +19,7 @@ D. C. Mocanu, "Topological Insights into Sparse Neural Networks", ECML-PKDD 2020
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -399,7 +400,8 @@ def _canonical_layer(ma: sp.csr_matrix, mb: sp.csr_matrix, col_map: np.ndarray, 
     return perm, total, path, n_tied
 
 
-def _agreement(next_a: sp.csr_matrix, next_b: sp.csr_matrix, *, outputs: bool):
+def _agreement(next_a: sp.csr_matrix, next_b: sp.csr_matrix, *, outputs: bool
+               ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """How well two units' outgoing connections agree: the secondary cost of the tie rule.
 
     ``next_a``, ``next_b`` are the structures of the next layer (``(n_next, n_units)``).

@@ -15,11 +15,11 @@ format name         what it is                                    read with
                     dicts, Lightning ``.ckpt``                    else topo's unpickler
 ``pytorch-module``  a whole pickled ``nn.Module``                 topo's unpickler
 ``pickle``          a plain pickle of arrays                      topo's unpickler
-``keras-hdf5``      Keras HDF5 (``.h5``; HDF5 ``.keras``)          h5py
+``keras-hdf5``      Keras HDF5 (``.h5``; HDF5 ``.keras``)         h5py
 ``keras``           Keras 3 ``.keras`` zip                        h5py
 ``onnx``            ONNX model; ``onnx-gzip``: gzip of one         onnx
 ``numpy-npz``       ``.npz`` of several arrays                    numpy
-``numpy-npy``       a folder of per-layer ``.npy`` (+ ``masks/``)  numpy
+``numpy-npy``       a folder of per-layer ``.npy`` (``masks/``)   numpy
 ``nnstd-npz``       a folder of ``weight_l{k}.npz`` (NNSTD)        scipy
 ==================  ============================================  ==========================
 
