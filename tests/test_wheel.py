@@ -56,9 +56,9 @@ def built(tmp_path_factory):
                               "['purelib'])"], check=True, capture_output=True,
                              text=True).stdout.strip()
     Path(purelib, "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                    "--no-index", "--target", purelib, str(wheel)], check=True,
-                   capture_output=True)
+    # this pip installs into the fresh environment (--python), with its entry point script
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet",
+                    "--no-deps", "--no-index", str(wheel)], check=True, capture_output=True)
     return sdist, wheel, python
 
 
