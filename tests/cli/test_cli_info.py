@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import networkx as nx
 import numpy as np
 import pytest
 from safetensors.numpy import save_file
@@ -66,6 +67,40 @@ def test_errors_are_one_line_without_traceback(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and str(bad) in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("name, read", [
+    ("g.gexf", lambda p: nx.read_gexf(p)),
+    ("g.graphml", lambda p: nx.read_graphml(p)),
+    ("g.edgelist", lambda p: nx.read_edgelist(p, data=[("weight", float)],
+                                              create_using=nx.DiGraph)),
+])
+def test_export_writes_the_format_its_file_name_says(snapshot, tmp_path, capsys, name, read):
+    out = tmp_path / name
+    assert main(["export", str(snapshot), "-o", str(out)]) == 0
+    assert read(out).number_of_edges() == 5
+    fmt = name.split(".")[1]
+    assert f"({fmt}: " in capsys.readouterr().out
+
+
+def test_export_refuses_a_file_name_without_a_format_and_writes_nothing(snapshot, tmp_path,
+                                                                      capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main(["export", str(snapshot), "-o", str(out / "g.xml")]) == 1
+    err = capsys.readouterr().err
+    assert "cannot tell the export format from the suffix '.xml'" in err
+    assert not any(out.iterdir())
+    assert main(["export", str(snapshot), "--format", "gexf", "-o", str(out / "g.xml")]) == 0
+    assert nx.read_gexf(out / "g.xml").number_of_edges() == 5
+
+
+def test_export_help_explains_the_format_option():
+    proc = subprocess.run([sys.executable, "-m", "topo", "export", "--help"],
+                          capture_output=True, text=True, check=True)
+    help_text = " ".join(proc.stdout.split())
+    assert "--format {graphml,gexf,edgelist} graphml, gexf or edgelist (default: from the " \
+           "suffix of --out" in help_text
 
 
 def test_export_to_bad_format_writes_nothing(snapshot, tmp_path):

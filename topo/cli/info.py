@@ -22,11 +22,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "export", help="write a checkpoint's graph as GraphML, GEXF or an edge list",
-        description="Write the layered graph with global node ids (inputs first). The edge "
-                    "list has one 'source target weight' line per connection and '#' comments.")
+        description="Write the layered graph with global node ids (inputs first), in the "
+                    "format the output file's suffix names (.graphml, .gexf, .edgelist or "
+                    ".edges) unless --format says otherwise. GraphML and GEXF nodes carry "
+                    "their layer, layer name, unit index and bias; edges their weight and "
+                    "layer. The edge list has one 'source target weight' line per connection "
+                    "and '#' comments naming the layers.")
     p.add_argument("path", help="file or folder to read")
-    p.add_argument("--format", choices=["graphml", "gexf", "edgelist"], default="graphml")
-    p.add_argument("-o", "--out", required=True, help="output file")
+    # the choices spelled out so that `topo --help` imports nothing of topo.io
+    p.add_argument("--format", choices=["graphml", "gexf", "edgelist"], default=None,
+                   help="graphml, gexf or edgelist (default: from the suffix of --out; an "
+                        "unknown suffix is refused)")
+    p.add_argument("-o", "--out", required=True,
+                   help="output file (.graphml, .gexf, .edgelist or .edges)")
     _add_key_option(p)
     p.set_defaults(func=run_export)
 
@@ -103,10 +111,12 @@ def run_info(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     from topo.cli._output import check_output_path
     from topo.io import export_graph, load
+    from topo.io.export import export_format
 
+    fmt = export_format(args.out, args.format)
     check_output_path(args.out)
     graph = load(args.path, key=args.key)
-    out = export_graph(graph, args.out, args.format)
-    print(f"wrote {out} ({args.format}: {graph.n_units} nodes, "
+    out = export_graph(graph, args.out, fmt)
+    print(f"wrote {out} ({fmt}: {graph.n_units} nodes, "
           f"{sum(graph.n_connections)} edges)")
     return 0
