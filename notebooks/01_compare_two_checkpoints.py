@@ -101,5 +101,5 @@ from topo.plot import plot_distance_matrix
 every_third = snapshots[::3]  # still nothing read: the workers read the files
 nnstd_matrix, overlap_matrix = topo.distance_matrix(every_third)
 print(nnstd_matrix.round(3).to_string())
-ax = plot_distance_matrix(nnstd_matrix)
+ax = plot_distance_matrix(nnstd_matrix, metric="NNSTD")
 save(ax, "distance_matrix.png")

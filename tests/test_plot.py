@@ -76,7 +76,8 @@ def test_comparison_draws_one_bar_series_per_available_column():
     assert len(ax.containers) == 3
     heights = [[bar.get_height() for bar in c] for c in ax.containers]
     assert heights == [[0.2, 0.4, 0.3], [0.1, 0.3, 0.2], [0.05, 0.05, 0.05]]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["fc0", "fc1", "all"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["layer 0\nfc0", "layer 1\nfc1",
+                                                            "all"]
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend == ["NNSTD", "Jaccard (raw)", "Jaccard (chance)"]
 
@@ -107,7 +108,7 @@ def test_comparison_draws_a_comparison_result_itself():
     # a relabelled copy (tests/test_comparison.py): NNSTD 0, raw Jaccard 0, 1, pooled 1/4,
     # aligned 1 everywhere
     assert heights[:3] == [[0.0, 0.0, 0.0], [0.0, 1.0, 0.25], [1.0, 1.0, 1.0]]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["layer0", "layer1", "all"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["layer 0", "layer 1", "all"]
 
 
 def _evolution_frame():
@@ -134,9 +135,9 @@ def test_evolution_panel_has_one_line_per_layer_against_epoch():
     np.testing.assert_allclose(x, [0, 2, 4, 6])
     np.testing.assert_allclose(y, [0.0, 0.2, 0.4, 0.6])
     legend = first.figure.legends[0]
-    assert [t.get_text() for t in legend.get_texts()] == ["0: fc0", "1: fc1"]
+    assert [t.get_text() for t in legend.get_texts()] == ["layer 0: fc0", "layer 1: fc1"]
     accuracy = axes[5]
-    assert [line.get_label() for line in accuracy.lines] == ["test accuracy"]
+    assert [line.get_label() for line in accuracy.lines] == ["test (after the epoch)"]
 
 
 def test_evolution_panel_draws_the_columns_of_topology_evolution():
@@ -243,11 +244,12 @@ def test_distance_matrix_of_many_snapshots_is_not_annotated_and_skips_missing_va
     assert plot_distance_matrix(pd.DataFrame(values, index=labels, columns=labels), ax=ax,
                                 order="given") is ax
     assert len(ax.texts) == 0
-    assert ax.get_title() == "topology distance"
+    assert ax.get_title() == "distance between snapshots"
     small = pd.DataFrame([[0.0, np.nan], [np.nan, 0.0]], index=["a", "b"], columns=["a", "b"])
     ax = plot_distance_matrix(small)  # two snapshots: nothing to cluster
     assert [t.get_text() for t in ax.texts] == ["0.00", "0.00"]
-    assert ax.get_title() == "topology distance (clustered)"
+    assert ax.get_title() == ("distance between snapshots\n"
+                              "(ordered by average-linkage clustering)")
 
 
 def test_evolution_of_pruning_levels_is_drawn_by_snapshot_with_level_marks():
@@ -257,14 +259,14 @@ def test_evolution_of_pruning_levels_is_drawn_by_snapshot_with_level_marks():
                      "name": "fc0", "churn": 0.1 * snapshot,
                      "train_accuracy": 0.5, "test_accuracy": 0.6})
     axes = plot_evolution(pd.DataFrame(rows))
-    assert axes[2].get_xlabel() == "snapshot (dotted: a new pruning level begins)"
+    assert axes[2].get_xlabel() == "pruning level (network density); dotted: a level begins"
     marks = [line for line in axes[2].lines if line.get_linestyle() == ":"]
     assert len(marks) == 1 and marks[0].get_xdata()[0] == 1.5  # level 1 starts at snapshot 2
     np.testing.assert_allclose(axes[2].lines[-1].get_xdata(), [0, 1, 2, 3])
     assert [line.get_label() for line in axes[5].lines if line.get_linestyle() != ":"] == [
-        "train accuracy", "test accuracy"]
+        "train (mean over the epoch's batches)", "test (after the epoch)"]
     legend = axes[0].figure.legends[0]
-    assert [t.get_text() for t in legend.get_texts()] == ["0: fc0"]  # no NNSTD panel to copy
+    assert [t.get_text() for t in legend.get_texts()] == ["layer 0: fc0"]  # no NNSTD panel
 
 
 def test_embedding_into_given_axes_with_one_run_when_labels_name_none():
@@ -305,7 +307,7 @@ def test_interaction_labels_from_index_columns_plain_values_or_the_index():
 
 def test_comparison_rows_are_labelled_by_layer_without_names():
     ax = plot_comparison(pd.DataFrame({"layer": ["0", "all"], "nnstd": [0.1, 0.1]}))
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "all"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["layer 0", "all"]
     ax = plot_comparison(pd.DataFrame({"nnstd": [0.1, 0.2]}))
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1"]
 
@@ -322,3 +324,93 @@ def test_persistence_diagrams_into_one_given_axes():
     np.testing.assert_array_equal(untitled.collections[0].get_offsets(), diagram)
     bars = plot_barcode(diagram, max_bars=1)
     assert bars.get_title() == "1 of 2 bars"
+
+
+# ------------------------------------------------------------- labels say what is drawn
+def test_layers_are_named_as_layers_also_for_bare_module_numbers():
+    from topo.plot import layer_label
+
+    # a PyTorch Sequential names its Linear layers by module index: "0", "2", "4"
+    assert [layer_label(k, n) for k, n in enumerate(["0", "2", "4"])] == [
+        "layer 0 (module 0)", "layer 1 (module 2)", "layer 2 (module 4)"]
+    assert layer_label(1, "fc2") == "layer 1: fc2"
+    assert layer_label(1, "layer1") == "layer 1"
+    frame = _evolution_frame().replace({"name": {"fc0": "0", "fc1": "2"}})
+    legend = plot_evolution(frame)[0].figure.legends[0]
+    assert [t.get_text() for t in legend.get_texts()] == ["layer 0 (module 0)",
+                                                          "layer 1 (module 2)"]
+
+
+def test_pruning_levels_are_ticked_with_their_network_density():
+    rows = []
+    connections = {0: (20, 10), 1: (16, 8), 2: (12, 6)}  # per level: two layers of 20 and 10
+    for snapshot, (level, epoch) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1), (2, 0)]):
+        for layer in range(2):
+            rows.append({"snapshot": snapshot, "epoch": epoch, "level": level, "layer": layer,
+                         "name": f"fc{layer}", "connections": connections[level][layer],
+                         "possible": (20, 10)[layer], "churn": 0.0})
+    axes = plot_evolution(pd.DataFrame(rows))
+    for ax in axes:
+        assert list(ax.get_xticks()) == [0, 2, 4]
+        # densities 30/30, 24/30, 18/30 of the whole network
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["L0\n100%", "L1\n80%",
+                                                                "L2\n60%"]
+
+
+def test_distance_matrix_names_its_metric_and_keeps_labels_readable():
+    n = 42
+    labels = [f"set-s{i // 21}/epoch_{i % 21:04d}" for i in range(n)]
+    values = np.abs(np.subtract.outer(np.arange(n), np.arange(n))) / n
+    ax = plot_distance_matrix(pd.DataFrame(values, index=labels, columns=labels),
+                              metric="NNSTD", order=None)
+    assert ax.get_title() == "NNSTD between snapshots"
+    assert ax.figure.axes[1].get_ylabel() == "NNSTD"  # the colour bar
+    shown = ax.get_xticklabels()
+    assert [t.get_text() for t in shown] == labels
+    assert {t.get_fontsize() for t in shown} == {8.0}
+    assert {t.get_fontsize() for t in ax.get_yticklabels()} == {8.0}
+
+
+def test_distance_matrix_of_hundreds_of_snapshots_thins_its_labels_not_their_size():
+    n = 300
+    labels = [f"s{i}" for i in range(n)]
+    ax = plot_distance_matrix(pd.DataFrame(np.zeros((n, n)), index=labels, columns=labels),
+                              order=None, metric="NNSTD")
+    shown = [t.get_text() for t in ax.get_yticklabels()]
+    step = int(ax.get_yticks()[1])
+    assert step > 1 and shown == labels[::step]
+    assert {t.get_fontsize() for t in ax.get_yticklabels()} == {8.0}
+    ordinal = {2: "2nd", 3: "3rd"}.get(step, f"{step}th")
+    assert ax.get_title().endswith(f"(every {ordinal} label of 300 shown)")
+
+
+def test_input_connectivity_titles_say_level_and_epoch_or_the_position():
+    counts = np.arange(4 * 4).reshape(4, 4)
+    axes = plot_input_connectivity(counts, epochs=[0, 3, 0, 3], levels=[0, 0, 1, 1],
+                                   n_panels=4)
+    assert [a.get_title() for a in axes] == ["level 0 · epoch 0", "level 0 · epoch 3",
+                                             "level 1 · epoch 0", "level 1 · epoch 3"]
+    plain = plot_input_connectivity(counts, n_panels=2)
+    assert [a.get_title() for a in plain] == ["snapshot 0", "snapshot 3"]
+
+
+def test_snapshot_titles_of_an_evolution_table():
+    from topo.plot import snapshot_titles
+
+    frame = pd.DataFrame({"snapshot": [0, 0, 1, 1], "epoch": [0, 0, 3, 3],
+                          "level": [2, 2, 2, 2], "layer": [0, 1, 0, 1]})
+    assert snapshot_titles(frame) == ["level 2 · epoch 0", "level 2 · epoch 3"]
+    assert snapshot_titles(frame.drop(columns="level")) == ["epoch 0", "epoch 3"]
+
+
+def test_embedding_keeps_the_levels_of_a_pruning_run_in_one_trajectory():
+    labels = [f"imp/level_0{lv}/epoch_000{e}" for lv in (0, 1) for e in (0, 1)]
+    labels += ["set/epoch_0000", "set/epoch_0001"]
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(6, 2))
+    d = np.linalg.norm(points[:, None] - points[None], axis=-1)
+    ax = plot_embedding(pd.DataFrame(d, index=labels, columns=labels))
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend[:2] == ["imp", "set"]
+    assert sorted(t.get_text() for t in ax.texts) == [
+        "epoch_0000", "epoch_0001", "level_00/epoch_0000", "level_01/epoch_0001"]

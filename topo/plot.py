@@ -16,6 +16,7 @@ without a display.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,8 @@ __all__ = [
     "plot_persistence_diagram",
     "plot_persistence_diagrams",
     "plot_barcode",
+    "layer_label",
+    "snapshot_titles",
 ]
 
 _COMPARISON_SERIES = tuple(zip(
@@ -55,7 +58,7 @@ _COMPARISON_SERIES = tuple(zip(
 
 def plot_distance_matrix(matrix_df: pandas.DataFrame, ax: Axes | None = None,
                          order: str | None = "cluster", cmap: str = "viridis",
-                         annotate: bool | None = None) -> Axes:
+                         annotate: bool | None = None, metric: str = "distance") -> Axes:
     """Heatmap of a square distance matrix, rows and columns ordered by clustering.
 
     Parameters
@@ -65,6 +68,10 @@ def plot_distance_matrix(matrix_df: pandas.DataFrame, ax: Axes | None = None,
         :func:`topo.distance.distance_matrix`); its index labels the rows and columns.
     ax
         Axes to draw into; a new figure when None.
+    metric
+        What the values are, for the title and the colour bar: e.g. ``"NNSTD"`` for the
+        first matrix of :func:`topo.distance_matrix` (the command line says so), or
+        ``"pooled Jaccard index"`` for its second.
     order
         ``"cluster"`` orders the snapshots by the leaves of an average-linkage hierarchical
         clustering of the (symmetrised) matrix with optimal leaf ordering, so that similar
@@ -78,7 +85,8 @@ def plot_distance_matrix(matrix_df: pandas.DataFrame, ax: Axes | None = None,
     Returns
     -------
     matplotlib.axes.Axes
-        The Axes holding the heatmap (with a colorbar beside it).
+        The Axes holding the heatmap (with a colorbar beside it). Every label is written at
+        8 pt; when the Axes cannot hold them all at that size, every ``k``-th is written.
 
     Raises
     ------
@@ -110,10 +118,12 @@ def plot_distance_matrix(matrix_df: pandas.DataFrame, ax: Axes | None = None,
         size = min(12.0, 3.0 + 0.35 * len(labels))
         _, ax = plt.subplots(figsize=(size + 1.2, size))
     image = ax.imshow(values, cmap=cmap, interpolation="nearest")
-    ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="distance")
-    ticks = np.arange(len(labels))
-    ax.set_xticks(ticks, labels, rotation=90, fontsize=_tick_fontsize(len(labels)))
-    ax.set_yticks(ticks, labels, fontsize=_tick_fontsize(len(labels)))
+    ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=metric)
+    step = _label_step(ax, len(labels), _TICK_FONTSIZE)
+    ticks = np.arange(0, len(labels), step)
+    shown = [labels[i] for i in ticks]
+    ax.set_xticks(ticks, shown, rotation=90, fontsize=_TICK_FONTSIZE)
+    ax.set_yticks(ticks, shown, fontsize=_TICK_FONTSIZE)
     if annotate is None:
         annotate = len(labels) <= 12
     if annotate:
@@ -123,7 +133,12 @@ def plot_distance_matrix(matrix_df: pandas.DataFrame, ax: Axes | None = None,
             if np.isfinite(values[i, j]):
                 ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=7,
                         color="white" if values[i, j] < middle else "black")
-    ax.set_title("topology distance" + (" (clustered)" if order == "cluster" else ""))
+    title = f"{metric} between snapshots"
+    if order == "cluster":
+        title += "\n(ordered by average-linkage clustering)"
+    if step > 1:
+        title += f"\n(every {_ordinal(step)} label of {len(labels)} shown)"
+    ax.set_title(title)
     return ax
 
 
@@ -199,8 +214,10 @@ def plot_evolution(frame: pandas.DataFrame, ax: Any = None) -> np.ndarray:
 
     Panels: NNSTD to the first and to the previous snapshot, churn rate, in-time
     over-parameterisation rate (fraction of possible connections ever active), raw Jaccard
-    index to the first snapshot, and the run's train/test accuracy. A panel whose columns
-    are missing says so instead of drawing.
+    index to the first snapshot, and the run's train/test accuracy (train: the running mean
+    over the epoch's mini-batches that the training loop records; test: measured after the
+    epoch). A panel whose columns are missing says so instead of drawing. Layers are named
+    by :func:`layer_label`.
 
     Parameters
     ----------
@@ -208,7 +225,9 @@ def plot_evolution(frame: pandas.DataFrame, ax: Any = None) -> np.ndarray:
         The table of :func:`topo.evolution.topology_evolution` (columns ``epoch``, ``layer``,
         ``name`` and the panels' columns; ``train_accuracy``/``test_accuracy`` for the last
         panel). When it has a ``level`` column (iterative pruning), snapshots are plotted by
-        their position instead of their epoch.
+        their position instead of their epoch, with a tick at the first snapshot of every
+        level naming the level and the network's density there (``connections`` over
+        ``possible``, summed over the layers).
     ax
         Six Axes to draw into (any sequence or array); a new 2 x 3 figure when None.
 
@@ -225,12 +244,10 @@ def plot_evolution(frame: pandas.DataFrame, ax: Any = None) -> np.ndarray:
         axes = list(grid.ravel())
     by_position = "level" in frame.columns
     x_column, x_label = ("snapshot", "snapshot") if by_position else ("epoch", "epoch")
-    level_starts = []
+    level_ticks = None
     if by_position:
-        x_label = "snapshot (dotted: a new pruning level begins)"
-        per_snapshot = frame.drop_duplicates("snapshot")
-        changed = per_snapshot["level"].ne(per_snapshot["level"].shift()).to_numpy()
-        level_starts = per_snapshot["snapshot"].to_numpy()[changed][1:]
+        x_label = "pruning level (network density); dotted: a level begins"
+        level_ticks = _level_ticks(frame)
     layers = frame.drop_duplicates("layer")[["layer", "name"]].itertuples(index=False)
     layers = list(layers)
     colours = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, max(1, len(layers))))
@@ -240,8 +257,11 @@ def plot_evolution(frame: pandas.DataFrame, ax: Any = None) -> np.ndarray:
         a.set_xlabel(x_label, fontsize=9 if by_position else None)
         a.set_ylabel(y_label)
         a.grid(alpha=0.3)
-        for start in level_starts:
-            a.axvline(start - 0.5, color="0.5", linestyle=":", linewidth=1)
+        if level_ticks is not None:
+            starts, tick_labels = level_ticks
+            for start in starts[1:]:
+                a.axvline(start - 0.5, color="0.5", linestyle=":", linewidth=1)
+            a.set_xticks(starts, tick_labels, fontsize=8)
         if column == "accuracy":
             _accuracy_panel(a, frame, x_column)
             continue
@@ -252,7 +272,7 @@ def plot_evolution(frame: pandas.DataFrame, ax: Any = None) -> np.ndarray:
         for (layer, name), colour in zip(layers, colours):
             part = frame[frame["layer"] == layer]
             (line,) = a.plot(part[x_column], part[column], marker="o", markersize=2.5,
-                             linewidth=1.3, color=colour, label=f"{layer}: {name}")
+                             linewidth=1.3, color=colour, label=layer_label(layer, name))
             if column == "nnstd_to_first":
                 handles.append(line)
         if column in ("ever_active_rate", "jaccard_to_first"):
@@ -260,9 +280,9 @@ def plot_evolution(frame: pandas.DataFrame, ax: Any = None) -> np.ndarray:
         else:
             a.set_ylim(bottom=0)
     if not handles:
-        handles = [plt.Line2D([], [], color=c, label=f"{layer}: {name}")
+        handles = [plt.Line2D([], [], color=c, label=layer_label(layer, name))
                    for (layer, name), c in zip(layers, colours)]
-    axes[0].figure.legend(handles=handles, title="layer", loc="outside lower center",
+    axes[0].figure.legend(handles=handles, loc="outside lower center",
                           ncols=min(6, len(handles)), fontsize=8)
     return np.asarray(axes[: len(_EVOLUTION_PANELS)], dtype=object)
 
@@ -284,7 +304,8 @@ def plot_embedding(matrix_df: pandas.DataFrame, runs: Sequence[str] | None = Non
         within each run.
     runs
         The run each row belongs to (same length as the matrix); by default the part of the
-        label before its last ``/`` or ``:`` (all rows one run when labels have neither).
+        label before its last ``/`` or ``:`` and before a pruning level's ``level_XX``
+        folder (all rows one run when labels have neither).
     ax
         Axes to draw into; a new figure when None.
     random_state
@@ -353,7 +374,9 @@ def plot_embedding(matrix_df: pandas.DataFrame, runs: Sequence[str] | None = Non
 
 def plot_input_connectivity(counts: np.ndarray, input_shape: Sequence[int] | None = None,
                             epochs: Sequence[Any] | None = None, ax: Any = None,
-                            n_panels: int = 6, cmap: str = "magma") -> np.ndarray:
+                            n_panels: int = 6, cmap: str = "magma",
+                            levels: Sequence[Any] | None = None,
+                            titles: Sequence[str] | None = None) -> np.ndarray:
     """Maps of each input feature's outgoing connections at several points of training.
 
     Like the MNIST input-connectivity figure of Mocanu et al. (2018): under SET the
@@ -369,7 +392,14 @@ def plot_input_connectivity(counts: np.ndarray, input_shape: Sequence[int] | Non
         32)`` or ``(32, 32, 3)``: the shorter of the first and last axes) is shown summed
         over its channels. When None: a square when ``n_inputs`` is a perfect square, else one row.
     epochs
-        Label of every snapshot (default: its position).
+        The epoch of every snapshot: panels are titled ``"epoch 5"``.
+    levels
+        With ``epochs``, the pruning level of every snapshot (iterative pruning restarts the
+        epochs at every level): panels are titled ``"level 2 · epoch 5"``.
+    titles
+        The title of every snapshot's panel, as given (e.g. :func:`snapshot_titles` of an
+        evolution table); overrides ``epochs`` and ``levels``. Without any of the three,
+        panels are titled by the snapshot's position, ``"snapshot 3"``.
     ax
         Axes to draw into (a sequence of at least ``n_panels`` or as many as snapshots);
         a new one-row figure when None.
@@ -398,7 +428,16 @@ def plot_input_connectivity(counts: np.ndarray, input_shape: Sequence[int] | Non
     shape = pictures.shape[1:]
     chosen = np.unique(np.linspace(0, n_snapshots - 1, min(n_panels, n_snapshots))
                        .round().astype(int))
-    labels = list(range(n_snapshots)) if epochs is None else list(epochs)
+    if titles is None:
+        if epochs is None:
+            titles = [f"snapshot {t}" for t in range(n_snapshots)]
+        elif levels is None:
+            titles = [f"epoch {e}" for e in epochs]
+        else:
+            titles = [f"level {lv} · epoch {e}" for lv, e in zip(levels, epochs)]
+    titles = [str(t) for t in titles]
+    if len(titles) != n_snapshots:
+        raise InvalidTableError(f"{len(titles)} snapshot titles for {n_snapshots} snapshots")
     axes = _as_axes_list(ax, len(chosen))
     if axes is None:
         wide = shape[0] == 1
@@ -410,7 +449,7 @@ def plot_input_connectivity(counts: np.ndarray, input_shape: Sequence[int] | Non
     for a, t in zip(axes, chosen):
         image = a.imshow(pictures[t], cmap=cmap, vmin=0, vmax=vmax,
                          interpolation="nearest", aspect="equal" if shape[0] > 1 else "auto")
-        a.set_title(f"epoch {labels[t]}", fontsize=9)
+        a.set_title(titles[t], fontsize=9)
         a.set_xticks([])
         a.set_yticks([])
     axes[0].figure.colorbar(image, ax=axes[: len(chosen)], shrink=0.85,
@@ -472,6 +511,43 @@ def plot_interactions(frame: pandas.DataFrame, ax: Axes | None = None, top: int 
     return ax
 
 
+#: How the accuracy panel draws and names the run's accuracies: the training loop's train
+#: accuracy is the running mean over the epoch's mini-batches while the weights change (at
+#: epoch 0: the whole training set at initialisation), the test accuracy is measured once,
+#: after the epoch.
+_ACCURACY_LINES = {
+    "train_accuracy": ("--", "train (mean over the epoch's batches)"),
+    "test_accuracy": ("-", "test (after the epoch)"),
+}
+
+
+def _level_ticks(frame: Any) -> tuple[np.ndarray, list[str]]:
+    """Positions of the first snapshot of every pruning level, labelled with the level and
+    the network's density there (connections over possible connections, all layers)."""
+    sums = frame.groupby("snapshot", sort=True)[["connections", "possible"]].sum() \
+        if {"connections", "possible"} <= set(frame.columns) else None
+    per_snapshot = frame.drop_duplicates("snapshot")
+    changed = per_snapshot["level"].ne(per_snapshot["level"].shift()).to_numpy()
+    starts = per_snapshot["snapshot"].to_numpy()[changed]
+    levels = per_snapshot["level"].to_numpy()[changed]
+    labels = []
+    for start, level in zip(starts, levels):
+        label = f"L{int(level)}"
+        if sums is not None and sums.loc[start, "possible"] > 0:
+            density = sums.loc[start, "connections"] / sums.loc[start, "possible"]
+            label += f"\n{_percent(density)}"
+        labels.append(label)
+    return starts, labels
+
+
+def _percent(fraction: float) -> str:
+    """A density as a percentage with two significant digits (``80%``, ``4.1%``, ``0.52%``)."""
+    value = 100.0 * float(fraction)
+    if value >= 10 or value == 0:
+        return f"{value:.0f}%"
+    return f"{value:.2g}%"
+
+
 def _accuracy_panel(ax: Axes, frame: Any, x_column: str) -> None:
     columns = [c for c in ("train_accuracy", "test_accuracy") if c in frame.columns
                and frame[c].notna().any()]
@@ -480,11 +556,12 @@ def _accuracy_panel(ax: Axes, frame: Any, x_column: str) -> None:
                 transform=ax.transAxes, color="0.4")
         return
     per_snapshot = frame.drop_duplicates("snapshot")
-    for column, style in zip(columns, ("--", "-")):
+    for column in columns:
+        style, label = _ACCURACY_LINES[column]
         ax.plot(per_snapshot[x_column], per_snapshot[column], style, color="black",
-                marker="o", markersize=2.5, linewidth=1.3, label=column.replace("_", " "))
+                marker="o", markersize=2.5, linewidth=1.3, label=label)
     ax.set_ylim(0, 1.02)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=7, loc="lower right")
 
 
 def _mds(values: np.ndarray, random_state: int) -> np.ndarray:
@@ -510,17 +587,30 @@ def _mds(values: np.ndarray, random_state: int) -> np.ndarray:
 
 
 def _run_of(label: str) -> str:
+    """The run part of a snapshot label: before its last ``/`` or ``:``, and before a pruning
+    level's folder (``imp/level_02/epoch_0003`` is a snapshot of ``imp``)."""
     for sep in ("/", ":"):
         if sep in label:
-            return label.rsplit(sep, 1)[0]
+            run, _ = _split_snapshot(label, sep)
+            return run or "run"
     return "run"
 
 
 def _short(label: str) -> str:
+    """The snapshot part of a label (``level_02/epoch_0003`` keeps its level)."""
     for sep in ("/", ":"):
         if sep in label:
-            label = label.rsplit(sep, 1)[1]
+            label = _split_snapshot(label, sep)[1]
+            break
     return label.removesuffix(".safetensors")
+
+
+def _split_snapshot(label: str, sep: str) -> tuple[str, str]:
+    parts = label.split(sep)
+    cut = len(parts) - 1
+    if cut >= 1 and re.fullmatch(r"level_\d+", parts[cut - 1]):
+        cut -= 1
+    return sep.join(parts[:cut]), sep.join(parts[cut:])
 
 
 def _pictures(counts: np.ndarray, input_shape: Sequence[int] | None) -> np.ndarray:
@@ -596,15 +686,53 @@ def _cluster_order(values: np.ndarray) -> np.ndarray:
 
 
 def _row_labels(frame: Any) -> list[str]:
+    """Per row of a per-layer table: its :func:`layer_label` on two lines (``"all"`` for a
+    pooled row)."""
+    if "layer" in frame.columns:
+        names = frame["name"] if "name" in frame.columns else [""] * len(frame)
+        return [str(layer) if str(layer) == "all" else
+                layer_label(layer, name).replace(": ", "\n", 1).replace(" (", "\n(", 1)
+                for layer, name in zip(frame["layer"], names)]
     if "name" in frame.columns:
         return [str(x) for x in frame["name"]]
-    if "layer" in frame.columns:
-        return [str(x) for x in frame["layer"]]
     return [str(x) for x in frame.index]
 
 
-def _tick_fontsize(n: int) -> float:
-    return 8.0 if n <= 20 else max(4.0, 8.0 - (n - 20) / 10)
+#: Size of tick labels that name snapshots, in points.
+_TICK_FONTSIZE = 8.0
+
+
+def _label_step(ax: Axes, n: int, fontsize: float) -> int:
+    """Write every k-th of ``n`` labels along the Axes' height, so each gets 1.15 lines."""
+    height = ax.get_position().height * ax.figure.get_figheight() * 72.0  # points
+    return max(1, int(np.ceil(n * fontsize * 1.15 / max(height, 1.0))))
+
+
+def _ordinal(k: int) -> str:
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"
+
+
+def layer_label(layer: Any, name: Any) -> str:
+    """How figures name a layer: ``"layer 1: fc2"``, or ``"layer 1 (module 2)"`` for the
+    bare module numbers of a PyTorch ``Sequential`` (``"2.weight"``), and ``"layer 1"``
+    when the name says nothing more."""
+    name = str(name)
+    if name.isdigit():
+        return f"layer {layer} (module {name})"
+    if name in ("", f"layer{layer}"):
+        return f"layer {layer}"
+    return f"layer {layer}: {name}"
+
+
+def snapshot_titles(frame: Any) -> list[str]:
+    """One title per snapshot of an evolution table: ``"epoch 5"``, or ``"level 2 · epoch 5"``
+    for a run with pruning levels (where epochs restart at every level)."""
+    per_snapshot = frame.drop_duplicates("snapshot")
+    if "level" in per_snapshot.columns:
+        return [f"level {int(lv)} · epoch {int(e)}"
+                for lv, e in zip(per_snapshot["level"], per_snapshot["epoch"])]
+    return [f"epoch {int(e)}" for e in per_snapshot["epoch"]]
 
 
 def _as_axes_list(ax: Any, n: int) -> list[Any] | None:

@@ -320,3 +320,26 @@ def test_distances_incompatible_networks_in_workers_is_one_line_error(tmp_path, 
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert "c.safetensors" in err and "12 inputs against 10" in err
+
+
+def test_distance_heatmap_names_nnstd_and_runs_of_pruning_levels(tmp_path, write_run, drawn,
+                                                                   capsys):
+    import shutil
+
+    from topo.io.run import snapshot_name
+
+    masks = [[np.array([[1, 1, 0], [0, 0, 1]], bool), np.array([[1, 0]], bool)],
+             [np.array([[1, 0, 0], [0, 1, 1]], bool), np.array([[1, 0]], bool)]]
+    plain = write_run(tmp_path / "set", masks)
+    imp = tmp_path / "imp"
+    for level in (0, 1):
+        (imp / "snapshots" / f"level_0{level}").mkdir(parents=True)
+        shutil.copy(plain / snapshot_name(level), imp / snapshot_name(0, level))
+    shutil.copy(plain / "run.json", imp / "run.json")
+    assert main(["distances", str(imp), str(plain), "--plot", str(tmp_path / "d.png")]) == 0
+    ax = drawn["d.png"].axes[0]
+    assert ax.get_title().startswith("NNSTD between snapshots")
+    assert drawn["d.png"].axes[1].get_ylabel() == "NNSTD"
+    assert sorted(t.get_text() for t in ax.get_xticklabels()) == [
+        "imp/level_00/epoch_0000", "imp/level_01/epoch_0000", "set/epoch_0000",
+        "set/epoch_0001"]

@@ -153,6 +153,16 @@ def test_short_labels_are_unique_suffixes():
     assert short_labels([]) == []
 
 
+def test_short_labels_of_pruning_levels_name_their_run_beside_another_run():
+    imp = [Path(f"runs/imp/snapshots/level_0{lv}/epoch_000{e}.safetensors")
+           for lv in (0, 1) for e in (0, 1)]
+    sgd = [Path(f"runs/set/snapshots/epoch_000{e}.safetensors") for e in (0, 1)]
+    assert short_labels(imp) == ["level_00/epoch_0000", "level_00/epoch_0001",
+                                 "level_01/epoch_0000", "level_01/epoch_0001"]
+    assert short_labels(imp[:2] + sgd) == ["imp/level_00/epoch_0000", "imp/level_00/epoch_0001",
+                                           "set/epoch_0000", "set/epoch_0001"]
+
+
 def test_short_labels_keep_the_suffix_of_files_that_differ_only_by_it():
     assert short_labels([Path("in/tiny.pt"), Path("in/tiny.safetensors")]) == [
         "tiny.pt", "tiny.safetensors"]

@@ -181,7 +181,8 @@ def distances_files(paths: Sequence[str | Path], *, reference: bool = False, n_j
         from topo.cli._output import save_figure
         from topo.plot import plot_distance_matrix
 
-        save_figure(plot_distance_matrix(dist).figure, plot)
+        metric = "NNSTD (published algorithm)" if reference else "NNSTD"
+        save_figure(plot_distance_matrix(dist, metric=metric).figure, plot)
         written.append(f"wrote {plot}")
     return sequence, dist, over, written
 

@@ -237,7 +237,9 @@ def short_labels(paths: Sequence[str | Path]) -> list[str]:
     """Shortest unique trailing parts of the paths (suffix and ``snapshots/`` dropped).
 
     ``runs/set_1/snapshots/epoch_0010.safetensors`` becomes ``epoch_0010`` when that is
-    unique, else ``set_1/epoch_0010``, and so on. Files that differ only by their suffix
+    unique, else ``set_1/epoch_0010``, and so on. A label that would begin at a pruning
+    level's folder (``level_05/epoch_0005``) also names the run (``imp/level_05/epoch_0005``)
+    unless every snapshot comes from the levels of one run. Files that differ only by their suffix
     (``in/tiny.pt``, ``in/tiny.safetensors``) keep it. A path given more than once gets the
     same label with ``#2``, ``#3`` on its repeats; it does not lengthen the other labels.
 
@@ -263,6 +265,13 @@ def short_labels(paths: Sequence[str | Path]) -> list[str]:
         labels = ["/".join(reversed(c[:k])) for c in chains]
         if len(set(labels)) == len(labels):
             break
+    # a label that begins at a pruning level's folder names its run too, unless every label
+    # comes from the levels of one run: a level is not a run
+    at_level = [len(c) > k >= 2 and snapshot_level(Path(c[k - 1], "x")) is not None
+                for c in chains]
+    if any(at_level) and (not all(at_level) or len({c[k] for c in chains}) > 1):
+        labels = ["/".join(reversed(c[:k + 1])) if top else label
+                  for c, top, label in zip(chains, at_level, labels)]
     labels = [label if labels.count(label) == 1 else key  # e.g. x/e.pt, x/snapshots/e.pt
               for label, key in zip(labels, distinct)]
     label_of = dict(zip(distinct, labels))
