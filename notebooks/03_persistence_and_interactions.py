@@ -59,7 +59,9 @@ print(curve.round(4).to_string())
 # ## Persistence diagrams
 #
 # One 0-dimensional diagram per layer: every point is a connected component born at
-# filtration value 1 and dying at the normalised weight of the edge that merged it.
+# filtration value 1 and dying at the normalised weight of the edge that merged it. With
+# every birth at 1 a diagram would be one vertical line of overplotted points, so each
+# layer's deaths are drawn as a histogram (persistence = 1 - death).
 
 # %%
 diagrams = topo.persistence_diagrams(last)
@@ -83,6 +85,11 @@ pairs = topo.interaction_strengths(last, method="ph", order="pairwise", top=15)
 pairs["pixels"] = [f"({i // 8},{i % 8})-({j // 8},{j % 8})" for i, j in pairs["features"]]
 print(pairs.to_string())
 
+# %% [markdown]
+# The figure names each pixel by its (row, column) in the 8 x 8 picture, which the snapshot
+# records as its input shape, and writes every strength beside its dot: the strongest pairs
+# are close together, so the axis spans their values rather than starting at 0.
+
 # %%
-ax = plot_interactions(pairs[["pixels", "strength"]].rename(columns={"pixels": "pair"}))
+ax = plot_interactions(pairs, input_shape=last.input_shape, method="ph")
 save(ax, "interactions.png")

@@ -452,3 +452,20 @@ def test_docstring_examples_hold():
     import topo.interactions
 
     assert doctest.testmod(topo.interactions).failed == 0
+
+
+def test_interaction_auc_is_sklearns_roc_auc_with_pairs_inside_true_sets_positive():
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    from topo.interactions import interaction_auc
+
+    rng = np.random.default_rng(5)
+    pairs = [(i, j) for i in range(6) for j in range(i + 1, 6)]
+    strengths = np.round(rng.uniform(size=len(pairs)), 1)  # rounded: ties included
+    table = pd.DataFrame({"features": pairs, "strength": strengths})
+    truth = [(0, 1, 2), (3, 5)]
+    true_pairs = {(0, 1), (0, 2), (1, 2), (3, 5)}  # inside (0, 1, 2) or (3, 5)
+    labels = [p in true_pairs for p in pairs]
+    assert interaction_auc(table, truth) == pytest.approx(roc_auc_score(labels, strengths))
+    assert np.isnan(interaction_auc(table, [(7, 8)]))

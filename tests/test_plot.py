@@ -153,7 +153,8 @@ def test_evolution_panel_draws_the_columns_of_topology_evolution():
         assert column in EVOLUTION_COLUMNS
         first_layer = frame[frame["layer"] == 0]
         np.testing.assert_allclose(ax.lines[0].get_ydata(), first_layer[column])
-    assert "accuracy: not available" in axes[5].texts[0].get_text()
+    assert axes[3].get_title() == "ITOP rate at the snapshots (a lower bound)"
+    assert axes[5].texts[0].get_text() == "no accuracy, MSE or loss in the run's metrics"
 
 
 def test_evolution_panel_needs_six_axes_when_given_some():
@@ -212,16 +213,25 @@ def test_input_connectivity_refuses_a_shape_that_does_not_fit():
         plot_input_connectivity(np.ones(6))
 
 
-def test_interactions_bars_are_sorted_strongest_first_with_planted_ones_marked():
+def _dots(ax):
+    """(label, strength, colour) of every drawn interaction, top row first."""
+    offsets = ax.collections[0].get_offsets()
+    colours = ax.collections[0].get_facecolors()
+    ticks = {round(float(t), 6): lab.get_text()
+             for t, lab in zip(ax.get_yticks(), ax.get_yticklabels())}
+    rows = sorted(zip(offsets[:, 1], offsets[:, 0], map(tuple, colours)), reverse=True)
+    return [(ticks[round(float(y), 6)], float(x), c) for y, x, c in rows]
+
+
+def test_interactions_are_sorted_strongest_first_with_planted_ones_marked():
     frame = pd.DataFrame({"interaction": [(0, 1), (2, 3), (1, 4)],
                           "strength": [0.5, 2.0, 1.0]})
     ax = plot_interactions(frame, truth=["{2, 3}"])
-    bars = ax.containers[0]
-    top_to_bottom = sorted(bars, key=lambda b: -b.get_y())
-    assert [b.get_width() for b in top_to_bottom] == [2.0, 1.0, 0.5]
-    labels = {t.get_position()[1]: t.get_text() for t in ax.get_yticklabels()}
-    assert labels[top_to_bottom[0].get_y() + top_to_bottom[0].get_height() / 2] == "{2, 3}"
-    assert top_to_bottom[0].get_facecolor() != top_to_bottom[1].get_facecolor()
+    dots = _dots(ax)
+    assert [(label, x) for label, x, _ in dots] == [("{2, 3}", 2.0), ("{1, 4}", 1.0),
+                                                    ("{0, 1}", 0.5)]
+    assert dots[0][2] != dots[1][2] and dots[1][2] == dots[2][2]
+    assert [t.get_text() for t in ax.texts] == ["2", "1", "0.5"]
 
 
 def test_input_connectivity_sums_the_channels_of_a_colour_picture():
@@ -317,8 +327,8 @@ def test_persistence_diagrams_into_one_given_axes():
 
     diagram = np.array([[1.0, 0.5], [1.0, 0.0]])
     fig, ax = plt.subplots()
-    (drawn,) = plot_persistence_diagrams([diagram], ax=ax)
-    assert drawn is ax and ax.get_title() == "layer0"
+    (drawn,) = plot_persistence_diagrams([diagram], ax=ax, kind="diagram")
+    assert drawn is ax and ax.get_title() == "layer 0"
     untitled = plot_persistence_diagram(diagram)
     assert untitled.get_title() == ""
     np.testing.assert_array_equal(untitled.collections[0].get_offsets(), diagram)
@@ -414,3 +424,117 @@ def test_embedding_keeps_the_levels_of_a_pruning_run_in_one_trajectory():
     assert legend[:2] == ["imp", "set"]
     assert sorted(t.get_text() for t in ax.texts) == [
         "epoch_0000", "epoch_0001", "level_00/epoch_0000", "level_01/epoch_0001"]
+
+
+# ------------------------------------------------------- panels that show their information
+def _run_frame(densities, metrics):
+    """Two layers over len(densities) snapshots; ``metrics`` columns added per snapshot."""
+    rows = []
+    for snapshot, density in enumerate(densities):
+        for layer in range(2):
+            rows.append({"snapshot": snapshot, "epoch": snapshot, "layer": layer,
+                         "name": f"fc{layer}", "density": density,
+                         "ever_active_rate": 1.0 if densities[0] == 1 else
+                         min(1.0, densities[0] + 0.1 * snapshot),
+                         **{k: v[snapshot] for k, v in metrics.items()}})
+    return pd.DataFrame(rows)
+
+
+def test_a_regression_run_draws_its_mse_not_an_empty_accuracy_panel():
+    mse = {"train_mse": [0.9, 0.2, 0.05, 0.01], "test_mse": [0.8, 0.3, 0.06, 0.02]}
+    panel = plot_evolution(_run_frame([0.5] * 4, mse))[5]
+    assert panel.get_title() == "mean squared error"
+    assert panel.get_yscale() == "log" and panel.get_ylabel() == "MSE (log scale)"
+    assert [line.get_label() for line in panel.lines] == [
+        "train (mean over the epoch's batches)", "test (after the epoch)"]
+    np.testing.assert_allclose(panel.lines[1].get_ydata(), mse["test_mse"])
+    loss = plot_evolution(_run_frame([0.5] * 3, {"loss": [2.0, 1.5, 1.2]}))[5]
+    assert loss.get_title() == "loss" and loss.get_yscale() == "linear"
+    np.testing.assert_allclose(loss.lines[0].get_ydata(), [2.0, 1.5, 1.2])
+
+
+def test_a_run_that_starts_dense_draws_its_density_instead_of_a_flat_itop_rate():
+    pruned = plot_evolution(_run_frame([1.0, 0.8, 0.64], {}))[3]
+    assert pruned.get_title() == "density (connections / possible)"
+    np.testing.assert_allclose(pruned.lines[0].get_ydata(), [1.0, 0.8, 0.64])
+    rewired = plot_evolution(_run_frame([0.2, 0.2, 0.2], {}))[3]
+    assert rewired.get_title() == "ITOP rate at the snapshots (a lower bound)"
+    np.testing.assert_allclose(rewired.lines[0].get_ydata(), [0.2, 0.3, 0.4])
+
+
+def test_the_itop_panel_prefers_the_rate_the_training_loop_recorded():
+    frame = _run_frame([0.2, 0.2, 0.2], {})
+    frame["run_itop_rate"] = [0.2, 0.2, 0.45, 0.45, 0.6, 0.6]
+    panel = plot_evolution(frame)[3]
+    assert panel.get_title() == "ITOP rate (every mask update)"
+    np.testing.assert_allclose(panel.lines[0].get_ydata(), [0.2, 0.45, 0.6])
+
+
+def test_epoch_axes_are_ticked_at_whole_numbers():
+    # 16 snapshots (epochs 0-15, as the example run): matplotlib's default would tick 2.5, 7.5
+    for ax in plot_evolution(_run_frame([0.5] * 16, {"test_accuracy": [0.1] * 16})):
+        ticks = [t for t in ax.get_xticks() if 0 <= t <= 15]
+        assert ticks and all(float(t).is_integer() for t in ticks)
+
+
+def test_persistence_of_a_layered_filtration_is_drawn_as_death_histograms():
+    from topo.plot import plot_persistence_diagrams
+
+    # births all 1: deaths 0.91, 0.56, 0.51 and a surviving component at 0; one of 0.05
+    diagrams = [np.array([[1.0, 0.91], [1.0, 0.56], [1.0, 0.51], [1.0, 0.0]]),
+                np.array([[1.0, 0.05], [1.0, 0.0], [1.0, 0.0]])]
+    axes = plot_persistence_diagrams(diagrams, names=["fc1", "2"])
+    assert [a.get_title() for a in axes] == ["layer 0: fc1", "layer 1 (module 2)"]
+    counts = [p.get_height() for p in axes[0].patches]
+    assert len(counts) == 40 and sum(counts) == 3
+    edges = [p.get_x() for p in axes[0].patches]
+    for death in (0.91, 0.56, 0.51):  # bins of width 1/40
+        assert counts[int(np.searchsorted(edges, death, side="right")) - 1] == 1
+    legend = [t.get_text() for t in axes[0].get_legend().get_texts()]
+    assert legend == ["3 merges above 0", "1 pair dying at 0"]
+    assert [t.get_text() for t in axes[1].get_legend().get_texts()] == [
+        "1 merge above 0", "2 pairs dying at 0"]
+    assert axes[0].get_xlabel() == "death (normalised |w| of the merging edge)"
+    assert "every unit is born at 1" in axes[0].figure.get_suptitle()
+    # a diagram with births of its own keeps the birth-death picture
+    (other,) = plot_persistence_diagrams([np.array([[0.8, 0.2], [1.0, 0.5]])])
+    np.testing.assert_array_equal(other.collections[0].get_offsets(), [[0.8, 0.2], [1.0, 0.5]])
+
+
+def test_interaction_strengths_far_from_zero_are_readable():
+    strengths = [8.56, 8.52, 8.3, 8.1]
+    frame = pd.DataFrame({"features": [(27, 43), (25, 27), (5, 43), (28, 36)],
+                          "strength": strengths})
+    ax = plot_interactions(frame, input_shape=(8, 8), method="ph")
+    left, right = ax.get_xlim()
+    assert 7.9 < left < 8.1 and right > 8.56  # the spread fills the axis
+    assert ax.get_xlabel() == "interaction strength (the axis does not start at 0)"
+    assert [label for label, _, _ in _dots(ax)] == [
+        "{(3, 3), (5, 3)}", "{(3, 1), (3, 3)}", "{(0, 5), (5, 3)}", "{(3, 4), (4, 4)}"]
+    assert [t.get_text() for t in ax.texts] == ["8.56", "8.52", "8.3", "8.1"]
+    assert ax.get_ylabel() == "pixels (row, column)"
+    assert ax.get_title() == "strongest 4 interactions (ph)"
+    spread = plot_interactions(pd.DataFrame({"features": [(0, 1), (1, 2)],
+                                             "strength": [1.0, 0.2]}))
+    assert spread.get_xlim()[0] == 0 and spread.get_xlabel() == "interaction strength"
+
+
+def test_true_interactions_are_highlighted_and_the_auc_captioned():
+    frame = pd.DataFrame({"features": [(0, 1), (1, 6), (3, 4), (2, 4)],
+                          "strength": [4.0, 3.0, 2.0, 1.0]})
+    truth = [(0, 1, 2), (2, 4), (1, 6)]  # {3, 4} is no subset of any
+    ax = plot_interactions(frame, truth=truth, auc=0.8125)
+    colours = [c for _, _, c in _dots(ax)]
+    assert colours[0] == colours[1] == colours[3] != colours[2]
+    assert ax.get_title().endswith("pairwise AUC against the true interactions: 0.812")
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "inside a true interaction", "not"]
+
+
+def test_comparison_bars_carry_their_values_so_a_zero_is_seen():
+    frame = pd.DataFrame({"layer": ["0", "1", "all"], "name": ["fc0", "fc1", "all"],
+                          "nnstd": [0.25, 0.0, 0.125],
+                          "jaccard_chance": [np.nan, np.nan, np.nan]})
+    ax = plot_comparison(frame)
+    assert [t.get_text() for t in ax.texts] == ["0.25", "0.00", "0.12", "n/a", "n/a", "n/a"]
+    assert ax.get_ylim()[1] > 1.0  # room for the labels above bars of height 1

@@ -43,6 +43,7 @@ __all__ = [
     "plot_interactions",
     "plot_persistence_diagram",
     "plot_persistence_diagrams",
+    "plot_death_histogram",
     "plot_barcode",
     "layer_label",
     "snapshot_titles",
@@ -154,8 +155,9 @@ def plot_comparison(frame: Comparison | pandas.DataFrame, ax: Axes | None = None
         ``jaccard_aligned`` (Jaccard after neuron matching) and ``jaccard_chance`` (what two
         random masks of the same densities share). Missing columns are skipped; a column
         with no value (all NaN, e.g. the chance level of layers whose widths differ) draws no
-        bars and its legend entry says ``n/a``. Rows are labelled by ``name`` when present,
-        else by ``layer``.
+        bars and its legend entry says ``n/a``. Every bar's value is written above it (so a
+        bar of height 0 reads ``0.00``, a missing value ``n/a``). Rows are labelled by
+        :func:`layer_label` of ``layer`` and ``name``.
     ax
         Axes to draw into; a new figure when None.
 
@@ -184,28 +186,48 @@ def plot_comparison(frame: Comparison | pandas.DataFrame, ax: Axes | None = None
         if np.isnan(heights).all():
             # e.g. no chance level for layers of different widths: say so, draw no bars
             label = f"{label}: n/a"
-            heights = np.zeros_like(heights)
-        ax.bar(x - 0.4 + width * (i + 0.5), np.nan_to_num(heights), width, label=label,
-               color=colour, hatch=hatch, edgecolor="white" if hatch is None else "0.3")
+        bars = ax.bar(x - 0.4 + width * (i + 0.5), np.nan_to_num(heights), width,
+                      label=label, color=colour, hatch=hatch,
+                      edgecolor="white" if hatch is None else "0.3")
+        # every bar's value above it, so that a bar of height 0 is seen to be 0
+        ax.bar_label(bars, labels=["n/a" if np.isnan(h) else f"{h:.2f}" for h in heights],
+                     fontsize=6, padding=1.5, rotation=90 if len(labels) > 6 else 0)
     ax.set_xticks(x, labels)
-    ax.set_xlabel("layer")
     ax.set_ylabel("NNSTD / Jaccard index")
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.12)
     ax.legend(fontsize=8, ncols=min(4, len(series)), loc="upper center",
-              bbox_to_anchor=(0.5, -0.18), frameon=False)
+              bbox_to_anchor=(0.5, -0.2), frameon=False)
     ax.set_title("topology distance and mask overlap per layer")
     return ax
 
 
-#: Panels of :func:`plot_evolution`: (column, title, y label); the last one draws the run's
-#: train and test accuracy.
+#: Panels of :func:`plot_evolution`: (column, title, y label). The fourth and the sixth
+#: are chosen from what the table holds (:func:`_itop_panel`, :func:`_metric_panel`).
 _EVOLUTION_PANELS = (
     ("nnstd_to_first", "NNSTD to the first snapshot", "NNSTD"),
     ("nnstd_to_previous", "NNSTD to the previous snapshot", "NNSTD"),
     ("churn", "churn (removed / previous connections)", "churn rate"),
-    ("ever_active_rate", "in-time over-parameterisation", "ever-active fraction"),
+    ("itop", "in-time over-parameterisation", "ever-active fraction"),
     ("jaccard_to_first", "Jaccard index to the first snapshot", "Jaccard index"),
-    ("accuracy", "accuracy", "accuracy"),
+    ("metrics", "accuracy", "accuracy"),
+)
+
+#: Where the in-time over-parameterisation (ITOP) rate comes from, best first: the exact
+#: rate the training loop records at every mask update (joined from the run's metrics), else
+#: the union of the snapshots' connections, which misses connections grown and dropped
+#: between two snapshots.
+_ITOP_COLUMNS = (
+    ("itop_rate", "ITOP rate (every mask update)"),
+    ("run_itop_rate", "ITOP rate (every mask update)"),
+    ("ever_active_rate", "ITOP rate at the snapshots (a lower bound)"),
+)
+
+#: The run's metrics the last panel draws, first available first: (title, y label,
+#: (train column, test column), log scale when the values span more than 20x).
+_METRIC_PANELS = (
+    ("accuracy", "accuracy", ("train_accuracy", "test_accuracy"), False),
+    ("mean squared error", "MSE", ("train_mse", "test_mse"), True),
+    ("loss", "loss", ("loss", "test_loss"), True),
 )
 
 
@@ -213,11 +235,18 @@ def plot_evolution(frame: pandas.DataFrame, ax: Any = None) -> np.ndarray:
     """The evolution panel of a run: six small plots against epoch, one line per layer.
 
     Panels: NNSTD to the first and to the previous snapshot, churn rate, in-time
-    over-parameterisation rate (fraction of possible connections ever active), raw Jaccard
-    index to the first snapshot, and the run's train/test accuracy (train: the running mean
-    over the epoch's mini-batches that the training loop records; test: measured after the
-    epoch). A panel whose columns are missing says so instead of drawing. Layers are named
-    by :func:`layer_label`.
+    over-parameterisation (ITOP) rate, raw Jaccard index to the first snapshot, and the run's
+    train/test accuracy (train: the running mean over the epoch's mini-batches that the
+    training loop records; test: measured after the epoch). The ITOP panel draws the exact
+    rate the training loop recorded (``itop_rate`` or ``run_itop_rate``) where the table has
+    it, else ``ever_active_rate``, the rate at the snapshots (a lower bound: connections
+    grown and dropped between two snapshots are missed); where that rate never changes in
+    any layer (a run that starts dense, as IMP and GMP do, or a static mask), the panel
+    draws the layers' density instead. A regression run's last panel draws its MSE
+    (``train_mse``, ``test_mse``), a run with neither its loss (``loss``, ``test_loss``);
+    loss and MSE use a log scale when they span more than a factor 20. A panel whose
+    columns are missing says so instead of drawing. Epochs are ticked at whole numbers;
+    layers are named by :func:`layer_label`.
 
     Parameters
     ----------
@@ -251,8 +280,14 @@ def plot_evolution(frame: pandas.DataFrame, ax: Any = None) -> np.ndarray:
     layers = frame.drop_duplicates("layer")[["layer", "name"]].itertuples(index=False)
     layers = list(layers)
     colours = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, max(1, len(layers))))
+    x_values = frame[x_column].to_numpy(dtype=np.float64)
+    x_range = (x_values.min() - 0.5, x_values.max() + 0.5) if x_values.size else None
     handles = []
     for a, (column, title, y_label) in zip(axes, _EVOLUTION_PANELS):
+        if x_range is not None:  # one x range for every panel, also where the first is NaN
+            a.set_xlim(*x_range)
+        if column == "itop":
+            column, title, y_label = _itop_panel(frame)
         a.set_title(title, fontsize=10)
         a.set_xlabel(x_label, fontsize=9 if by_position else None)
         a.set_ylabel(y_label)
@@ -262,8 +297,10 @@ def plot_evolution(frame: pandas.DataFrame, ax: Any = None) -> np.ndarray:
             for start in starts[1:]:
                 a.axvline(start - 0.5, color="0.5", linestyle=":", linewidth=1)
             a.set_xticks(starts, tick_labels, fontsize=8)
-        if column == "accuracy":
-            _accuracy_panel(a, frame, x_column)
+        else:
+            a.xaxis.set_major_locator(_integer_locator())
+        if column == "metrics":
+            _metric_panel(a, frame, x_column)
             continue
         if column not in frame.columns or frame[column].isna().all():
             a.text(0.5, 0.5, f"{column}: not available", ha="center", va="center",
@@ -275,7 +312,7 @@ def plot_evolution(frame: pandas.DataFrame, ax: Any = None) -> np.ndarray:
                              linewidth=1.3, color=colour, label=layer_label(layer, name))
             if column == "nnstd_to_first":
                 handles.append(line)
-        if column in ("ever_active_rate", "jaccard_to_first"):
+        if column in ("density", "jaccard_to_first") or column in dict(_ITOP_COLUMNS):
             a.set_ylim(-0.02, 1.02)
         else:
             a.set_ylim(bottom=0)
@@ -458,8 +495,16 @@ def plot_input_connectivity(counts: np.ndarray, input_shape: Sequence[int] | Non
 
 
 def plot_interactions(frame: pandas.DataFrame, ax: Axes | None = None, top: int = 15,
-                      truth: Sequence[Any] | None = None) -> Axes:
-    """Horizontal bars of the strongest detected feature interactions.
+                      truth: Sequence[Any] | None = None,
+                      input_shape: Sequence[int] | None = None, auc: float | None = None,
+                      method: str | None = None) -> Axes:
+    """The strongest detected feature interactions, one dot per interaction with its value.
+
+    Detected strengths are often close together and far from 0 (e.g. 8.1 to 8.6), where
+    bars from 0 would all look the same length; each interaction is a dot at its strength,
+    with its value written beside it, and the strength axis spans the values shown (starting
+    at 0 only when the weakest shown is below half the strongest; otherwise the x label says
+    that the axis does not start at 0).
 
     Parameters
     ----------
@@ -473,12 +518,25 @@ def plot_interactions(frame: pandas.DataFrame, ax: Axes | None = None, top: int 
     top
         How many of the strongest interactions to draw, strongest on top.
     truth
-        Labels (as drawn) of interactions known to be real, e.g. those planted in a
-        synthetic benchmark; their bars are drawn in a second colour.
+        The interactions known to be real, e.g. the ground truth of a synthetic benchmark
+        (``run.json``'s ``interactions``): feature sets (tuples of 0-based indices; a
+        detected interaction counts as true when its features lie inside one of them, the
+        rule of Tsang et al. 2018's pairwise AUC) or labels as drawn (strings). True ones
+        are drawn in a second colour.
+    input_shape
+        The shape of one input (e.g. ``(8, 8)``): features are then named by their
+        coordinates, ``(row, column)``, instead of their flat index.
+    auc
+        The pairwise ROC AUC of the whole ranking against ``truth``
+        (:func:`topo.interactions.interaction_auc`), written under the title.
+    method
+        The scoring method (``ph``, ``nid``, ...), named in the title.
 
     Returns
     -------
     matplotlib.axes.Axes
+        ``ax.collections[0]`` holds one dot per interaction (offsets: strength, row; the
+        strongest on the top row), ``ax.texts`` their values.
 
     Raises
     ------
@@ -491,34 +549,55 @@ def plot_interactions(frame: pandas.DataFrame, ax: Axes | None = None, top: int 
                      if c in frame.columns), None)
     if strength is None:
         raise InvalidTableError("the interaction table has no strength/score column")
-    ordered = frame.sort_values(strength, ascending=False).head(top)
-    labels = _interaction_labels(ordered)
-    truth_set = {str(t) for t in truth} if truth is not None else set()
+    ordered = frame.sort_values(strength, ascending=False, kind="stable").head(top)
+    labels = _interaction_labels(ordered, input_shape)
+    sets = _interaction_sets(ordered)
+    true = [_is_true(label, features, truth) for label, features in zip(labels, sets)]
+    values = np.asarray(ordered[strength], dtype=np.float64)
     if ax is None:
-        _, ax = plt.subplots(figsize=(6.0, 0.3 * len(labels) + 1.4))
-    y = np.arange(len(labels))[::-1]
-    colours = ["tab:orange" if label in truth_set else "tab:blue" for label in labels]
-    ax.barh(y, np.asarray(ordered[strength], dtype=np.float64), color=colours)
+        _, ax = plt.subplots(figsize=(6.4, 0.3 * len(labels) + 1.6))
+    y = np.arange(len(labels))[::-1].astype(np.float64)
+    colours = np.array(["tab:orange" if t else "tab:blue" for t in true])
+    ax.scatter(values, y, s=28, c=list(colours), zorder=3)
+    ax.grid(axis="y", color="0.9", linewidth=0.8)
+    ax.set_axisbelow(True)
+    finite = values[np.isfinite(values)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    from_zero = lo <= 0.5 * hi or hi <= 0
+    left = min(0.0, lo) if from_zero else lo - 0.08 * (hi - lo or abs(hi) or 1.0)
+    right = hi + 0.22 * ((hi - left) or abs(hi) or 1.0)
+    ax.set_xlim(left, right)
+    for value, yy in zip(values, y):
+        ax.annotate(f"{value:.4g}", (value, yy), xytext=(5, 0), textcoords="offset points",
+                    va="center", fontsize=7)
     ax.set_yticks(y, labels, fontsize=8)
-    ax.set_xlabel(f"interaction {strength}")
-    ax.set_ylabel("features")
-    ax.set_title(f"strongest {len(labels)} interactions")
-    if truth_set:
-        from matplotlib.patches import Patch
+    ax.set_ylim(-0.7, len(labels) - 0.3)
+    ax.set_xlabel(f"interaction {strength}"
+                  + ("" if from_zero else " (the axis does not start at 0)"))
+    ax.set_ylabel("pixels (row, column)" if _picture(input_shape) else "features")
+    title = f"strongest {len(labels)} interactions"
+    if method:
+        title += f" ({method})"
+    if auc is not None:
+        title += f"\npairwise AUC against the true interactions: {auc:.3f}"
+    ax.set_title(title, fontsize=10)
+    if any(true) or (truth is not None and len(truth)):
+        from matplotlib.lines import Line2D
 
-        ax.legend(handles=[Patch(color="tab:orange", label="planted"),
-                           Patch(color="tab:blue", label="other")], fontsize=8)
+        ax.legend(handles=[
+            Line2D([], [], marker="o", linestyle="none", color="tab:orange",
+                   label="inside a true interaction"),
+            Line2D([], [], marker="o", linestyle="none", color="tab:blue", label="not")],
+            fontsize=7, loc="best")
     return ax
 
 
-#: How the accuracy panel draws and names the run's accuracies: the training loop's train
-#: accuracy is the running mean over the epoch's mini-batches while the weights change (at
-#: epoch 0: the whole training set at initialisation), the test accuracy is measured once,
-#: after the epoch.
-_ACCURACY_LINES = {
-    "train_accuracy": ("--", "train (mean over the epoch's batches)"),
-    "test_accuracy": ("-", "test (after the epoch)"),
-}
+#: How the last panel draws and names the run's train and test metric: the training loop's
+#: train accuracy, MSE and loss are running means over the epoch's mini-batches while the
+#: weights change (at epoch 0: the whole training set at initialisation); the test value is
+#: measured once, after the epoch.
+_METRIC_LINES = (("--", "train (mean over the epoch's batches)"),
+                 ("-", "test (after the epoch)"))
 
 
 def _level_ticks(frame: Any) -> tuple[np.ndarray, list[str]]:
@@ -548,20 +627,60 @@ def _percent(fraction: float) -> str:
     return f"{value:.2g}%"
 
 
-def _accuracy_panel(ax: Axes, frame: Any, x_column: str) -> None:
-    columns = [c for c in ("train_accuracy", "test_accuracy") if c in frame.columns
-               and frame[c].notna().any()]
-    if not columns:
-        ax.text(0.5, 0.5, "accuracy: not available", ha="center", va="center",
-                transform=ax.transAxes, color="0.4")
+def _itop_panel(frame: Any) -> tuple[str, str, str]:
+    """The fourth panel: the ITOP rate, or the density when the ITOP rate says nothing.
+
+    The ITOP rate of a run that starts dense (IMP, GMP) or never adds a connection (a
+    static mask) stays at its first value in every layer; such a run's story is its
+    density, which is drawn instead."""
+    column, title = next(((c, t) for c, t in _ITOP_COLUMNS
+                          if c in frame.columns and frame[c].notna().any()), (None, ""))
+    if column is None:
+        if "density" in frame.columns:
+            return "density", "density (connections / possible)", "density"
+        return "ever_active_rate", "in-time over-parameterisation", "ever-active fraction"
+    spread = frame.groupby("layer")[column].agg(lambda v: np.nanmax(v) - np.nanmin(v))
+    if "density" in frame.columns and bool((spread <= 1e-12).all()):
+        return "density", "density (connections / possible)", "density"
+    return column, title, "ever-active fraction"
+
+
+def _metric_panel(ax: Axes, frame: Any, x_column: str) -> None:
+    """The last panel: the run's train and test accuracy, else MSE (regression), else loss."""
+    chosen = next(((panel, [c for c in panel[2] if c in frame.columns
+                            and frame[c].notna().any()]) for panel in _METRIC_PANELS
+                   if any(c in frame.columns and frame[c].notna().any() for c in panel[2])),
+                  None)
+    if chosen is None:
+        ax.set_title("accuracy", fontsize=10)
+        ax.text(0.5, 0.5, "no accuracy, MSE or loss in the run's metrics", ha="center",
+                va="center", transform=ax.transAxes, color="0.4", fontsize=8)
         return
+    (title, y_label, pair, log), columns = chosen
+    ax.set_title(title, fontsize=10)
+    ax.set_ylabel(y_label)
     per_snapshot = frame.drop_duplicates("snapshot")
-    for column in columns:
-        style, label = _ACCURACY_LINES[column]
-        ax.plot(per_snapshot[x_column], per_snapshot[column], style, color="black",
-                marker="o", markersize=2.5, linewidth=1.3, label=label)
-    ax.set_ylim(0, 1.02)
-    ax.legend(fontsize=7, loc="lower right")
+    for column, (style, label) in zip(pair, _METRIC_LINES):
+        if column in columns:
+            ax.plot(per_snapshot[x_column], per_snapshot[column], style, color="black",
+                    marker="o", markersize=2.5, linewidth=1.3, label=label)
+    values = np.concatenate([per_snapshot[c].to_numpy(dtype=np.float64) for c in columns])
+    positive = values[np.isfinite(values) & (values > 0)]
+    if log and positive.size and positive.max() > 20 * positive.min():
+        ax.set_yscale("log")
+        ax.set_ylabel(f"{y_label} (log scale)")
+    elif not log:
+        ax.set_ylim(0, 1.02)
+    else:
+        ax.set_ylim(bottom=0)
+    ax.legend(fontsize=7, loc="lower right" if not log else "upper right")
+
+
+def _integer_locator() -> Any:
+    """Ticks on whole numbers only: epochs and snapshot positions have no fractions."""
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
 
 
 def _mds(values: np.ndarray, random_state: int) -> np.ndarray:
@@ -638,21 +757,61 @@ def _table(result: Any) -> Any:
     return to_frame() if callable(to_frame) and not hasattr(result, "columns") else result
 
 
-def _interaction_labels(frame: Any) -> list[str]:
+def _interaction_sets(frame: Any) -> list[tuple[int, ...] | None]:
+    """The feature indices of every row, where the table gives them as indices."""
     for column in ("interaction", INTERACTION_COLUMNS[0], "pair", "set"):
         if column in frame.columns:
-            return [_format_features(v) for v in frame[column]]
+            return [tuple(sorted(int(x) for x in v))
+                    if isinstance(v, (list, tuple, set, frozenset, np.ndarray)) else None
+                    for v in frame[column]]
     index_columns = [c for c in ("i", "j", "k", "l") if c in frame.columns]
     if index_columns:
-        return ["{" + ", ".join(str(v) for v in row) + "}"
+        return [tuple(sorted(int(x) for x in row))
+                for row in frame[index_columns].itertuples(index=False)]
+    return [None] * len(frame)
+
+
+def _interaction_labels(frame: Any, input_shape: Sequence[int] | None = None) -> list[str]:
+    for column in ("interaction", INTERACTION_COLUMNS[0], "pair", "set"):
+        if column in frame.columns:
+            return [_format_features(v, input_shape) for v in frame[column]]
+    index_columns = [c for c in ("i", "j", "k", "l") if c in frame.columns]
+    if index_columns:
+        return [_format_features(tuple(row), input_shape)
                 for row in frame[index_columns].itertuples(index=False)]
     return [str(v) for v in frame.index]
 
 
-def _format_features(value: Any) -> str:
+def _format_features(value: Any, input_shape: Sequence[int] | None = None) -> str:
     if isinstance(value, (list, tuple, set, frozenset, np.ndarray)):
-        return "{" + ", ".join(str(v) for v in sorted(value)) + "}"
+        features = sorted(int(v) for v in value)
+        if _picture(input_shape):
+            shape = tuple(int(s) for s in input_shape)
+            coords = np.unravel_index(features, shape)
+            return "{" + ", ".join("(" + ", ".join(str(int(c[i])) for c in coords) + ")"
+                                   for i in range(len(features))) + "}"
+        return "{" + ", ".join(str(v) for v in features) + "}"
     return str(value)
+
+
+def _picture(input_shape: Sequence[int] | None) -> bool:
+    """Whether inputs of this shape have coordinates worth naming (two axes or more)."""
+    return input_shape is not None and len(tuple(input_shape)) >= 2
+
+
+def _is_true(label: str, features: tuple[int, ...] | None,
+             truth: Sequence[Any] | None) -> bool:
+    """Whether a detected interaction is real: its label is one of the true labels, or its
+    features lie inside one of the true feature sets."""
+    if not truth:
+        return False
+    for t in truth:
+        if isinstance(t, str):
+            if t == label:
+                return True
+        elif features is not None and set(features) <= {int(x) for x in t}:
+            return True
+    return False
 
 
 def pyplot() -> Any:
@@ -706,6 +865,11 @@ def _label_step(ax: Axes, n: int, fontsize: float) -> int:
     """Write every k-th of ``n`` labels along the Axes' height, so each gets 1.15 lines."""
     height = ax.get_position().height * ax.figure.get_figheight() * 72.0  # points
     return max(1, int(np.ceil(n * fontsize * 1.15 / max(height, 1.0))))
+
+
+def _count(n: int, noun: str) -> str:
+    """``"1 pair"``, ``"2 pairs"``: a count with its noun in the right number."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _ordinal(k: int) -> str:
@@ -784,8 +948,9 @@ def plot_persistence_diagram(diagram: np.ndarray, ax: Axes | None = None,
 
 
 def plot_persistence_diagrams(diagrams: Sequence[np.ndarray], ax: Any = None,
-                              names: Sequence[str] | None = None) -> np.ndarray:
-    """The persistence diagram of every layer, one panel each.
+                              names: Sequence[str] | None = None,
+                              kind: str = "auto") -> np.ndarray:
+    """Every layer's 0-dimensional persistence, one panel each.
 
     Parameters
     ----------
@@ -794,25 +959,93 @@ def plot_persistence_diagrams(diagrams: Sequence[np.ndarray], ax: Any = None,
     ax
         A sequence of at least ``len(diagrams)`` Axes; a new figure when None.
     names
-        Panel titles (layer names); ``layer0``, ``layer1``, ... by default.
+        Layer names, shown as :func:`layer_label` in the panel titles; ``layer 0``,
+        ``layer 1``, ... by default.
+    kind
+        ``"deaths"``: :func:`plot_death_histogram` of every layer; ``"diagram"``:
+        :func:`plot_persistence_diagram`; ``"auto"`` (default): the death histograms when
+        every birth of every diagram is the same (topo's filtrations: all births at 1, where
+        a diagram would be one vertical line of overplotted points), else the diagrams.
 
     Returns
     -------
     numpy.ndarray
         The Axes drawn into, one per layer.
+
+    Raises
+    ------
+    ConfigError
+        An unknown ``kind``.
     """
+    if kind not in ("auto", "deaths", "diagram"):
+        raise ConfigError(f"unknown kind {kind!r}; use 'auto', 'deaths' or 'diagram'")
     plt = pyplot()
     n = len(diagrams)
-    names = list(names) if names is not None else [f"layer{k}" for k in range(n)]
+    names = list(names) if names is not None else [""] * n
+    arrays = [np.asarray(d, dtype=np.float64).reshape(-1, 2) for d in diagrams]
+    if kind == "auto":
+        births = np.concatenate([d[:, 0] for d in arrays]) if arrays else np.ones(0)
+        kind = "deaths" if births.size == 0 or np.all(births == births[0]) else "diagram"
     axes = _as_axes_list(ax, n)
     if axes is None:
-        fig, grid = plt.subplots(1, max(n, 1), figsize=(3.4 * max(n, 1), 3.3), squeeze=False)
+        fig, grid = plt.subplots(1, max(n, 1), figsize=(3.6 * max(n, 1), 3.5), squeeze=False,
+                                 constrained_layout=True)
         axes = list(grid.ravel())
-    for k, diagram in enumerate(diagrams):
-        plot_persistence_diagram(diagram, ax=axes[k], title=names[k])
-    if ax is None:
-        fig.tight_layout()
+    draw = plot_death_histogram if kind == "deaths" else plot_persistence_diagram
+    for k, diagram in enumerate(arrays):
+        draw(diagram, ax=axes[k], title=layer_label(k, names[k]))
+    if ax is None and kind == "deaths" and n:
+        fig.suptitle("0-dimensional persistence of each layer: every unit is born at 1, a "
+                     "component dies at the normalised |w| of the edge that merges it",
+                     fontsize=9)
     return np.asarray(axes[:n], dtype=object)
+
+
+def plot_death_histogram(diagram: np.ndarray, ax: Axes | None = None,
+                         title: str | None = None, bins: int = 40) -> Axes:
+    """Histogram of the deaths of a 0-dimensional diagram whose births are all 1.
+
+    In topo's super-level filtration every unit is born at normalised weight 1 and a
+    component dies at the normalised ``|w|`` of the edge that merges it into another, so the
+    deaths (persistence = 1 - death) are all the diagram says. Pairs that die at exactly 0
+    (the component that survives, one per connected part of the layer) are counted in the
+    legend rather than drawn as a bar.
+
+    Parameters
+    ----------
+    diagram
+        Array of shape ``(n, 2)`` of ``(birth, death)`` pairs (from
+        :func:`topo.persistence.persistence_diagrams`).
+    ax
+        Axes to draw into; a new figure when None.
+    title
+        Panel title (e.g. the layer's :func:`layer_label`).
+    bins
+        Number of equal bins over ``(0, 1]``.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The bars hold the counts of the deaths above 0 per bin.
+    """
+    plt = pyplot()
+    diagram = np.asarray(diagram, dtype=np.float64).reshape(-1, 2)
+    deaths = diagram[:, 1]
+    at_zero = int(np.count_nonzero(deaths <= 0))
+    merges = deaths[deaths > 0]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(3.8, 3.2))
+    ax.hist(merges, bins=np.linspace(0.0, 1.0, bins + 1), color="tab:blue",
+            edgecolor="white", linewidth=0.4,
+            label=f"{_count(merges.size, 'merge')} above 0")
+    ax.plot([], [], " ", label=f"{_count(at_zero, 'pair')} dying at 0")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("death (normalised |w| of the merging edge)")
+    ax.set_ylabel("pairs")
+    ax.legend(fontsize=7, loc="upper left", handlelength=1.0)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
 
 
 def plot_barcode(diagram: np.ndarray, ax: Axes | None = None, max_bars: int = 200,

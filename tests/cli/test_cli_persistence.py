@@ -248,3 +248,43 @@ def test_bad_csv_path_fails_before_work_and_writes_no_figure(command, tmp_path, 
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and str(csv) in err
     assert not fig.exists()
+
+
+def _synthetic_run(folder: Path, truth: list[list[int]]) -> Path:
+    """A run directory of the hand network whose manifest records true interactions."""
+    from topo.io.run import snapshot_name
+
+    run = folder / "synth"
+    (run / "snapshots").mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"config": {"dataset": "synthetic-F1"},
+                                              "interactions": truth}))
+    g = LayeredGraph([W1, W2, W3], names=["fc1", "fc2", "fc3"], input_shape=(3, 1))
+    topo.save_snapshot(g, run / snapshot_name(3))
+    return run
+
+
+def test_interactions_of_a_run_with_true_interactions_give_their_auc(tmp_path, capsys, drawn):
+    from sklearn.metrics import roc_auc_score
+
+    run = _synthetic_run(tmp_path, [[1, 2]])
+    figure = tmp_path / "i.png"
+    assert main(["interactions", str(run), "--top", "1", "--plot", str(figure)]) == 0
+    out = capsys.readouterr().out
+    # ph ranks (0,1) 0.2 > (1,2) 0.06 > (0,2) 0: the true pair (1,2) beats one of two false
+    expected = roc_auc_score([0, 1, 0], [0.2, 0.06, 0.0])
+    assert expected == 0.5
+    assert ("pairwise AUC of the whole ranking against the run's true interactions "
+            "(1 in run.json): 0.5") in out
+    ax = drawn["i.png"].axes[0]
+    assert ax.get_title().endswith("(ph)\npairwise AUC against the true interactions: 0.500")
+    # the input shape (3, 1) names features by (row, column)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["{(0, 0), (1, 0)}"]
+
+
+def test_persistence_figure_draws_every_layers_deaths(tmp_path, capsys, drawn):
+    snapshot = _write_snapshot(tmp_path)
+    assert main(["persistence", str(snapshot), "--plot", str(tmp_path / "p.png")]) == 0
+    axes = drawn["p.png"].axes
+    assert [a.get_title() for a in axes] == ["layer 0: fc1", "layer 1: fc2", "layer 2: fc3"]
+    # layer 1 merges at 0.8, 0.6, 0.4, 0.2 (see _hand_np): four deaths above 0
+    assert sum(p.get_height() for p in axes[0].patches) == 4

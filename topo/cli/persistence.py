@@ -119,6 +119,9 @@ def run_interactions(args: argparse.Namespace) -> int:
     shown = table.assign(features=[",".join(map(str, f)) for f in table["features"]])
     print(f"{args.path}: {args.order} interactions by {args.method}")
     print(format_table(shown))
+    if "auc" in table.attrs:
+        print(f"pairwise AUC of the whole ranking against the run's true interactions "
+              f"({len(table.attrs['truth'])} in run.json): {table.attrs['auc']:.4g}")
     return 0
 
 
@@ -128,14 +131,28 @@ def interactions_file(path: str | Path, *, method: str = "ph", order: str = "pai
     """``topo interactions``'s work: check the outputs, read, rank, write.
 
     Returns the ranked table (:func:`topo.interaction_strengths`) and the ``wrote ...``
-    notes (``csv``: the table, features as ``"i j"``; ``plot``: bars of the strongest 20).
+    notes (``csv``: the table, features as ``"i j"``; ``plot``: the strongest 20, features
+    as pixel coordinates when the network records its input's shape). When the network
+    comes from a run that knows its true interactions (a synthetic benchmark), they are
+    ``table.attrs["truth"]``, highlighted in the figure, and for pairwise rankings the AUC
+    of the whole ranking against them is ``table.attrs["auc"]``.
     """
     from topo.cli._output import check_outputs, write_csv
-    from topo.interactions import interaction_strengths
+    from topo.interactions import interaction_auc, interaction_strengths
     from topo.io import load
 
     check_outputs(files=(csv,), figures=(plot,))
-    table = interaction_strengths(load(path), method=method, order=order, top=top)
+    graph = load(path)
+    truth = _true_interactions(path)
+    table = interaction_strengths(graph, method=method, order=order,
+                                  top=None if truth and order == "pairwise" else top)
+    attrs = {}
+    if truth:
+        attrs["truth"] = truth
+        if order == "pairwise":
+            attrs["auc"] = interaction_auc(table, truth)
+            table = table.head(top) if top is not None else table
+    table.attrs.update(attrs)
     written = []
     if csv:
         written.append(f"wrote {write_csv(table, csv)}")
@@ -143,9 +160,22 @@ def interactions_file(path: str | Path, *, method: str = "ph", order: str = "pai
         from topo.cli._output import save_figure
         from topo.plot import plot_interactions
 
-        figure = plot_interactions(table, top=min(len(table), 20) or 1).figure
+        figure = plot_interactions(table, top=min(len(table), 20) or 1, truth=truth,
+                                   input_shape=graph.input_shape, auc=attrs.get("auc"),
+                                   method=method).figure
         written.append(f"wrote {save_figure(figure, plot)}")
     return table, written
+
+
+def _true_interactions(path: str | Path) -> list[tuple[int, ...]]:
+    """The ground-truth interactions the run of ``path`` records (synthetic data), else []."""
+    from topo.io.run import read_manifest, run_of
+
+    run = run_of(path)
+    if run is None:
+        return []
+    truth = read_manifest(run).get("interactions") or []
+    return [tuple(int(f) for f in t) for t in truth]
 
 
 def _positive_int(text: str) -> int:
