@@ -538,3 +538,40 @@ def test_comparison_bars_carry_their_values_so_a_zero_is_seen():
     ax = plot_comparison(frame)
     assert [t.get_text() for t in ax.texts] == ["0.25", "0.00", "0.12", "n/a", "n/a", "n/a"]
     assert ax.get_ylim()[1] > 1.0  # room for the labels above bars of height 1
+
+
+# ------------------------------------------------------------------- the embedding's fit
+def test_embedding_stress_by_hand():
+    from topo.plot import embedding_stress
+
+    d = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 1.0], [2.0, 1.0, 0.0]])
+    # points 2 and 3 put together: fitted 1, 1, 0 against 1, 2, 1 -> sqrt((0 + 1 + 1) / 6)
+    coords = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    assert embedding_stress(d, coords) == pytest.approx(np.sqrt(1 / 3))
+    assert embedding_stress(d, np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0]])) == 0.0
+    assert embedding_stress(np.zeros((3, 3)), np.zeros((3, 2))) == 0.0
+
+
+def test_embedding_of_equidistant_snapshots_states_and_warns_its_poor_fit():
+    from topo.plot import EmbeddingWarning, embedding_stress
+
+    n = 10
+    labels = [f"run/e{i}" for i in range(n)]
+    d = pd.DataFrame(np.ones((n, n)) - np.eye(n), index=labels, columns=labels)
+    with pytest.warns(EmbeddingWarning, match=r"fits poorly \(Kruskal stress-1 0\.\d\d"):
+        ax = plot_embedding(d, metric="NNSTD")
+    assert ax.stress_ == pytest.approx(embedding_stress(d.to_numpy(), ax.embedding_))
+    assert ax.stress_ >= 0.2
+    assert ax.get_title() == ("snapshots embedded by NNSTD (metric MDS)\n"
+                              f"Kruskal stress-1 {ax.stress_:.3f}: poor fit, distances in "
+                              "the plane are unreliable")
+
+
+def test_embedding_of_planar_distances_is_an_excellent_fit_without_warning(recwarn):
+    rng = np.random.default_rng(3)
+    points = rng.normal(size=(8, 2))
+    d = np.linalg.norm(points[:, None] - points[None], axis=-1)
+    ax = plot_embedding(pd.DataFrame(d))
+    assert ax.stress_ < 0.01
+    assert ax.get_title().endswith(": excellent fit")
+    assert [str(w.message) for w in recwarn] == []

@@ -39,6 +39,8 @@ __all__ = [
     "plot_comparison",
     "plot_evolution",
     "plot_embedding",
+    "embedding_stress",
+    "EmbeddingWarning",
     "plot_input_connectivity",
     "plot_interactions",
     "plot_persistence_diagram",
@@ -326,13 +328,20 @@ def plot_evolution(frame: pandas.DataFrame, ax: Any = None) -> np.ndarray:
 
 def plot_embedding(matrix_df: pandas.DataFrame, runs: Sequence[str] | None = None,
                    ax: Axes | None = None, random_state: int = 0,
-                   annotate: bool = True) -> Axes:
+                   annotate: bool = True, metric: str = "distance") -> Axes:
     """A 2-D map of many snapshots from their NNSTD matrix, with each run's trajectory.
 
     Metric multidimensional scaling places the snapshots in the plane so that their
     Euclidean distances approximate the given topology distances; each run's snapshots are
     joined in order, its start drawn as an open circle and its end as a filled star, so runs
     that rewire towards one another, or drift apart, can be seen.
+
+    How well the plane holds the distances is stated in the figure: Kruskal's stress-1 of
+    the embedding and his rating of it (below 0.025 excellent, 0.05 good, 0.1 fair; 0.2 or
+    more poor).
+    Snapshots that are all nearly equally far apart (as SET's, once every snapshot has
+    rewired most of its connections) cannot be laid out in a plane; at a stress of 0.2 or
+    more an :class:`EmbeddingWarning` says that distances in the picture are unreliable.
 
     Parameters
     ----------
@@ -349,11 +358,14 @@ def plot_embedding(matrix_df: pandas.DataFrame, runs: Sequence[str] | None = Non
         Seed of the SMACOF iterations, for a reproducible picture.
     annotate
         Write the last part of each run's first and last label beside its point.
+    metric
+        What the matrix holds, for the title (e.g. ``"NNSTD"``).
 
     Returns
     -------
     matplotlib.axes.Axes
-        With the embedding's coordinates kept as ``ax.embedding_`` (``n x 2`` array).
+        With the embedding's coordinates kept as ``ax.embedding_`` (``n x 2`` array) and its
+        Kruskal stress-1 as ``ax.stress_`` (:func:`embedding_stress`).
 
     Raises
     ------
@@ -381,8 +393,9 @@ def plot_embedding(matrix_df: pandas.DataFrame, runs: Sequence[str] | None = Non
     if len(runs) != len(labels):
         raise InvalidTableError(f"{len(runs)} run names for {len(labels)} snapshots")
     coords = _mds(values, random_state)
+    stress = embedding_stress(values, coords)
     if ax is None:
-        _, ax = plt.subplots(figsize=(6.4, 5.4))
+        _, ax = plt.subplots(figsize=(6.4, 5.6))
     names = list(dict.fromkeys(runs))
     colours = plt.get_cmap("tab10")(np.arange(len(names)) % 10)
     for name, colour in zip(names, colours):
@@ -402,11 +415,61 @@ def plot_embedding(matrix_df: pandas.DataFrame, runs: Sequence[str] | None = Non
     ax.scatter([], [], s=120, marker="*", color="0.3", label="end")
     ax.set_xlabel("MDS dimension 1")
     ax.set_ylabel("MDS dimension 2")
-    ax.set_title("snapshots embedded by topology distance (MDS)")
+    rating = _stress_rating(stress)
+    ax.set_title(f"snapshots embedded by {metric} (metric MDS)\n"
+                 f"Kruskal stress-1 {stress:.3f}: {rating}", fontsize=10)
     ax.legend(fontsize=8, loc="best")
     ax.set_aspect("equal", adjustable="datalim")
     ax.embedding_ = coords
+    ax.stress_ = stress
+    if stress >= POOR_STRESS:
+        import warnings
+
+        warnings.warn(
+            f"the MDS embedding fits poorly (Kruskal stress-1 {stress:.2f}, 0.2 or more is "
+            "poor): distances in the plane do not show the distances of the matrix; read "
+            "the matrix or its heatmap instead", EmbeddingWarning, stacklevel=2)
     return ax
+
+
+#: Kruskal stress-1 from which an embedding is poor (Kruskal 1964: 0.2 poor, 0.1 fair, 0.05
+#: good, 0.025 excellent).
+POOR_STRESS = 0.2
+
+
+class EmbeddingWarning(UserWarning):
+    """An embedding's distances do not show the matrix's (a stress of :data:`POOR_STRESS`
+    or more)."""
+
+
+def embedding_stress(distances: Any, coords: np.ndarray) -> float:
+    """Kruskal's stress-1 of a planar embedding of a distance matrix.
+
+    ``sqrt(sum_{i<j} (d_ij - |x_i - x_j|)^2 / sum_{i<j} d_ij^2)``, with ``d`` the symmetrised
+    matrix (metric MDS fits the distances themselves, so they are the disparities). 0 for a
+    perfect fit; 0 also for a matrix of zeros embedded at one point.
+
+    References
+    ----------
+    J. B. Kruskal, "Multidimensional scaling by optimizing goodness of fit to a nonmetric
+    hypothesis", Psychometrika 29, 1964, pp. 1-27 (stress formula 1 and its verbal ratings).
+    """
+    values = np.asarray(distances, dtype=np.float64)
+    sym = (values + values.T) / 2
+    i, j = np.triu_indices(sym.shape[0], k=1)
+    d = sym[i, j]
+    fitted = np.linalg.norm(coords[i] - coords[j], axis=1)
+    total = float(np.sum(d ** 2))
+    return float(np.sqrt(np.sum((d - fitted) ** 2) / total)) if total > 0 else 0.0
+
+
+def _stress_rating(stress: float) -> str:
+    """Kruskal's words for a stress-1 value, by the band it lies in."""
+    for limit, word in ((0.025, "excellent fit"), (0.05, "good fit"), (0.1, "fair fit"),
+                        (POOR_STRESS, "between fair and poor")):
+        if stress < limit:
+            return word
+    return "poor fit, distances in the plane are unreliable"
 
 
 def plot_input_connectivity(counts: np.ndarray, input_shape: Sequence[int] | None = None,

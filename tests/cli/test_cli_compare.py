@@ -343,3 +343,24 @@ def test_distance_heatmap_names_nnstd_and_runs_of_pruning_levels(tmp_path, write
     assert sorted(t.get_text() for t in ax.get_xticklabels()) == [
         "imp/level_00/epoch_0000", "imp/level_01/epoch_0000", "set/epoch_0000",
         "set/epoch_0001"]
+
+
+def test_distances_embedding_states_its_fit_and_warns_when_poor(tmp_path, write_run, drawn,
+                                                              capsys):
+    rng = np.random.default_rng(0)
+    # eight unrelated random masks: every pair at about the same NNSTD
+    masks = [[rng.random((12, 10)) < 0.3, np.ones((2, 12), bool)] for _ in range(8)]
+    run = write_run(tmp_path / "random", masks)
+    out = tmp_path / "map.png"
+    assert main(["distances", str(run), "--embedding", str(out)]) == 0
+    captured = capsys.readouterr()
+    ax = drawn["map.png"].axes[0]
+    stress = ax.stress_
+    assert stress >= 0.2
+    assert f"wrote {out} (Kruskal stress-1 {stress:.3f})" in captured.out
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        f"topo distances: warning: the MDS embedding fits poorly (Kruskal stress-1 "
+        f"{stress:.2f}")
+    assert ax.get_title().startswith("snapshots embedded by NNSTD (metric MDS)\n")
+    assert [t.get_text() for t in ax.get_legend().get_texts()][0] == "random"

@@ -60,6 +60,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "beside it (NAME_overlap.csv)")
     p.add_argument("--plot", metavar="OUT",
                    help="save a clustered heatmap of the NNSTD matrix (.png, .svg or .pdf)")
+    p.add_argument("--embedding", metavar="OUT",
+                   help="save a 2-D map of the networks from the NNSTD matrix (metric MDS) "
+                        "with each run's trajectory (.png, .svg or .pdf); the figure states "
+                        "Kruskal's stress of the fit and a poor fit (0.2 or more) is warned "
+                        "about")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
@@ -122,7 +127,11 @@ def run_distances(args: argparse.Namespace) -> int:
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     sequence, dist, over, written = distances_files(
         args.paths, reference=args.reference, n_jobs=args.n_jobs, scheduler=args.scheduler,
-        progress=progress, out=args.out, plot=args.plot)
+        progress=progress, out=args.out, plot=args.plot, embedding=args.embedding)
+    for note in written:
+        if note.startswith("warning: "):
+            print(f"topo distances: {note}", file=sys.stderr)
+    written = [note for note in written if not note.startswith("warning: ")]
     if args.json:
         print_json({
             "labels": sequence.labels,
@@ -147,14 +156,16 @@ def run_distances(args: argparse.Namespace) -> int:
 
 def distances_files(paths: Sequence[str | Path], *, reference: bool = False, n_jobs: int = 1,
                     scheduler: str | None = None, progress: bool = False,
-                    out: str | Path | None = None, plot: str | Path | None = None
+                    out: str | Path | None = None, plot: str | Path | None = None,
+                    embedding: str | Path | None = None
                     ) -> tuple[GraphSequence, pandas.DataFrame, pandas.DataFrame, list[str]]:
     """``topo distances``'s work: check the outputs, expand the paths, compute, write.
 
     Returns the networks (a :class:`~topo.io.sequence.GraphSequence` whose labels label the
     matrices), the NNSTD and pooled-Jaccard matrices and the ``wrote ...`` notes (``out``: the
     NNSTD matrix as CSV and the overlap matrix beside it, ``NAME_overlap.csv``; ``plot``: the
-    clustered heatmap).
+    clustered heatmap; ``embedding``: the MDS map with each run's trajectory, and a
+    ``warning: ...`` note when its fit is poor).
     """
     from topo.cli._output import check_outputs, write_csv
     from topo.errors import EmptyInputError
@@ -165,13 +176,14 @@ def distances_files(paths: Sequence[str | Path], *, reference: bool = False, n_j
         out_path = Path(out)
         overlap_out = out_path.with_name(f"{out_path.stem}_overlap{out_path.suffix or '.csv'}")
         check_outputs(files=(out_path, overlap_out))
-    check_outputs(figures=(plot,))
+    check_outputs(figures=(plot, embedding))
     sequence = read_sequence(list(paths))
     if len(sequence) < 2:
         raise EmptyInputError(f"{paths[0]}: a distance matrix needs at least two networks, "
                               f"found {len(sequence)}")
     dist, over = distance_matrix(sequence, reference=reference, n_jobs=n_jobs,
                                  scheduler=scheduler, progress=progress)
+    metric = "NNSTD (published algorithm)" if reference else "NNSTD"
     written = []
     if out:
         write_csv(_labelled(dist), out)
@@ -181,10 +193,31 @@ def distances_files(paths: Sequence[str | Path], *, reference: bool = False, n_j
         from topo.cli._output import save_figure
         from topo.plot import plot_distance_matrix
 
-        metric = "NNSTD (published algorithm)" if reference else "NNSTD"
         save_figure(plot_distance_matrix(dist, metric=metric).figure, plot)
         written.append(f"wrote {plot}")
+    if embedding:
+        import warnings
+
+        from topo.cli._output import save_figure
+        from topo.plot import EmbeddingWarning, plot_embedding
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", EmbeddingWarning)
+            ax = plot_embedding(dist, runs=_run_names(sequence), metric=metric)
+        save_figure(ax.figure, embedding)
+        written.append(f"wrote {embedding} (Kruskal stress-1 {ax.stress_:.3f})")
+        written += [f"warning: {w.message}" for w in caught
+                    if issubclass(w.category, EmbeddingWarning)]
     return sequence, dist, over, written
+
+
+def _run_names(sequence: GraphSequence) -> list[str] | None:
+    """Every snapshot's run for the embedding's trajectories: the run folder's name when all
+    come from one run, else None (the run part of each label, which is unique)."""
+    runs = set(sequence.runs)
+    if len(runs) == 1 and None not in runs:
+        return [next(iter(runs)).name] * len(sequence)
+    return None
 
 
 def _labelled(matrix: pandas.DataFrame) -> pandas.DataFrame:

@@ -149,19 +149,16 @@ def _evolution(tour: _Tour, run: Path, out: Path) -> None:
 
 
 def _distances(tour: _Tour, runs: list[Path], out: Path) -> None:
-    from topo.cli._output import save_figure
     from topo.cli.compare import distances_files
     from topo.io import read_sequence
-    from topo.plot import plot_embedding
 
-    paths, run_names = [], []
+    paths = []
     for run in runs:
         snaps = read_sequence(run).sources
         keep = snaps[::DEMO_EMBED_EVERY]
         if keep[-1] != snaps[-1]:
             keep.append(snaps[-1])
         paths += keep
-        run_names += [run.name] * len(keep)
     table_path, heatmap, embedding = (out / "distances.csv", out / "distance_matrix.png",
                                       out / "embedding.png")
     overlap_path = out / "distances_overlap.csv"
@@ -172,15 +169,17 @@ def _distances(tour: _Tour, runs: list[Path], out: Path) -> None:
         f"NNSTD distance matrix of {len(paths)} snapshots of the two SET runs "
         f"(every {DEMO_EMBED_EVERY}rd snapshot of each and its last)",
         f"topo distances \\\n        {listed} \\\n        --n-jobs 2 --out {table_path} "
-        f"--plot {heatmap}",
-        f"{embedding.name}, the MDS map of the same matrix, has no command-line flag: "
-        "topo.plot.plot_embedding draws it")
-    _, dist, _, _ = distances_files(paths, n_jobs=2, out=table_path, plot=heatmap)
+        f"--plot {heatmap} --embedding {embedding}")
+    _, dist, _, notes = distances_files(paths, n_jobs=2, out=table_path, plot=heatmap,
+                                        embedding=embedding)
     tour.wrote(table_path, f"{len(paths)} x {len(paths)} NNSTD matrix")
     tour.wrote(overlap_path, "pooled Jaccard index of every pair")
     tour.wrote(heatmap, "heatmap ordered by hierarchical clustering")
-    save_figure(plot_embedding(dist, runs=run_names).figure, embedding)
-    tour.wrote(embedding, "MDS embedding with each run's trajectory")
+    fit = next(n for n in notes if n.startswith(f"wrote {embedding} (")).split(" (", 1)[1]
+    tour.wrote(embedding, f"MDS embedding with each run's trajectory; {fit.rstrip(')')}")
+    for note in notes:
+        if note.startswith("warning: "):
+            print(f"    {note}")
     tour.done(started)
 
 
