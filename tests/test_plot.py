@@ -23,6 +23,9 @@ from topo.plot import (  # noqa: E402
     plot_interactions,
 )
 
+#: How the comparison figure labels the ``all`` row: its columns aggregate differently.
+ALL_ROW_TICK = "all layers\nNNSTD: mean\nJaccard: pooled"
+
 
 @pytest.fixture(autouse=True)
 def _close_figures():
@@ -77,7 +80,7 @@ def test_comparison_draws_one_bar_series_per_available_column():
     heights = [[bar.get_height() for bar in c] for c in ax.containers]
     assert heights == [[0.2, 0.4, 0.3], [0.1, 0.3, 0.2], [0.05, 0.05, 0.05]]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["layer 0\nfc0", "layer 1\nfc1",
-                                                            "all"]
+                                                            ALL_ROW_TICK]
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend == ["NNSTD", "Jaccard (raw)", "Jaccard (chance)"]
 
@@ -108,7 +111,8 @@ def test_comparison_draws_a_comparison_result_itself():
     # a relabelled copy (tests/test_comparison.py): NNSTD 0, raw Jaccard 0, 1, pooled 1/4,
     # aligned 1 everywhere
     assert heights[:3] == [[0.0, 0.0, 0.0], [0.0, 1.0, 0.25], [1.0, 1.0, 1.0]]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["layer 0", "layer 1", "all"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["layer 0", "layer 1", ALL_ROW_TICK]
+    assert [t.get_text() for t in ax.get_legend().get_texts()][2] == "Jaccard (aligned by NNSTD)"
 
 
 def _evolution_frame():
@@ -317,7 +321,7 @@ def test_interaction_labels_from_index_columns_plain_values_or_the_index():
 
 def test_comparison_rows_are_labelled_by_layer_without_names():
     ax = plot_comparison(pd.DataFrame({"layer": ["0", "all"], "nnstd": [0.1, 0.1]}))
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["layer 0", "all"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["layer 0", ALL_ROW_TICK]
     ax = plot_comparison(pd.DataFrame({"nnstd": [0.1, 0.2]}))
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1"]
 

@@ -51,6 +51,11 @@ __all__ = [
     "snapshot_titles",
 ]
 
+#: The tick of the comparison's ``all`` row: its columns aggregate differently.
+_ALL_LABEL = "all layers\nNNSTD: mean\nJaccard: pooled"
+_ALIGNED_LABELS = {"nnstd": "Jaccard (aligned by NNSTD)",
+                   "overlap": "Jaccard (aligned for overlap)"}
+
 _COMPARISON_SERIES = tuple(zip(
     COMPARISON_COLUMNS[2:6],  # nnstd, jaccard, jaccard_aligned, jaccard_chance
     ("NNSTD", "Jaccard (raw)", "Jaccard (aligned)", "Jaccard (chance)"),
@@ -145,23 +150,28 @@ def plot_distance_matrix(matrix_df: pandas.DataFrame, ax: Axes | None = None,
     return ax
 
 
-def plot_comparison(frame: Comparison | pandas.DataFrame, ax: Axes | None = None) -> Axes:
+def plot_comparison(frame: Comparison | pandas.DataFrame, ax: Axes | None = None,
+                    alignment: str | None = None) -> Axes:
     """Per-layer grouped bars comparing two topologies.
 
     Parameters
     ----------
     frame
         A :class:`~topo.comparison.Comparison` (``topo.compare(a, b)``) or its table (the
-        table of ``topo compare``), with one row per layer (a pooled row ``"all"`` is drawn
-        too when present) and any of the columns ``nnstd``, ``jaccard``,
-        ``jaccard_aligned`` (Jaccard after neuron matching) and ``jaccard_chance`` (what two
-        random masks of the same densities share). Missing columns are skipped; a column
-        with no value (all NaN, e.g. the chance level of layers whose widths differ) draws no
-        bars and its legend entry says ``n/a``. Every bar's value is written above it (so a
-        bar of height 0 reads ``0.00``, a missing value ``n/a``). Rows are labelled by
-        :func:`layer_label` of ``layer`` and ``name``.
+        table of ``topo compare``), with one row per layer (the ``"all"`` row is drawn too
+        when present, labelled with how it aggregates: NNSTD the mean over the layers, the
+        Jaccard indices pooled over their connections) and any of the columns ``nnstd``,
+        ``jaccard``, ``jaccard_aligned`` (Jaccard after neuron matching) and
+        ``jaccard_chance`` (what two random masks of the same densities share). Missing
+        columns are skipped; a column with no value (all NaN, e.g. the chance level of
+        layers whose widths differ) draws no bars and its legend entry says ``n/a``. Every
+        bar's value is written above it (so a bar of height 0 reads ``0.00``, a missing
+        value ``n/a``). Rows are labelled by :func:`layer_label` of ``layer`` and ``name``.
     ax
         Axes to draw into; a new figure when None.
+    alignment
+        How hidden units were matched for ``jaccard_aligned`` (``"nnstd"`` or
+        ``"overlap"``), named in the legend; a Comparison says so itself.
 
     Returns
     -------
@@ -173,14 +183,19 @@ def plot_comparison(frame: Comparison | pandas.DataFrame, ax: Axes | None = None
         The frame holds none of the columns above.
     """
     plt = pyplot()
+    alignment = alignment or getattr(frame, "alignment", None)
     frame = _table(frame)
     series = [s for s in _COMPARISON_SERIES if s[0] in frame.columns]
+    if alignment is not None:
+        aligned = _ALIGNED_LABELS.get(alignment, f"Jaccard (aligned: {alignment})")
+        series = [(c, aligned if c == "jaccard_aligned" else lab, col, h)
+                  for c, lab, col, h in series]
     if not series:
         raise InvalidTableError("the comparison table has none of the columns "
                          + ", ".join(s[0] for s in _COMPARISON_SERIES))
-    labels = _row_labels(frame)
+    labels = [_ALL_LABEL if label == "all" else label for label in _row_labels(frame)]
     if ax is None:
-        _, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(labels) + 2.5), 3.8))
+        _, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(labels) + 2.5), 3.9))
     x = np.arange(len(labels))
     width = 0.8 / len(series)
     for i, (column, label, colour, hatch) in enumerate(series):
@@ -198,7 +213,7 @@ def plot_comparison(frame: Comparison | pandas.DataFrame, ax: Axes | None = None
     ax.set_ylabel("NNSTD / Jaccard index")
     ax.set_ylim(0, 1.12)
     ax.legend(fontsize=8, ncols=min(4, len(series)), loc="upper center",
-              bbox_to_anchor=(0.5, -0.2), frameon=False)
+              bbox_to_anchor=(0.5, -0.26), frameon=False)
     ax.set_title("topology distance and mask overlap per layer")
     return ax
 

@@ -86,8 +86,8 @@ def test_compare_reads_every_format(fmt, tmp_path, capsys):
     b = write_topo(weights(0), tmp_path / "same.safetensors")
     assert main(["compare", str(a), str(b), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["nnstd"]["per_layer"] == [0.0, 0.0]
-    assert out["nnstd"]["distance"] == 0.0
+    assert [row["nnstd"] for row in out["layers"]] == [0.0, 0.0]
+    assert out["distance"] == 0.0
     assert [row["jaccard"] for row in out["layers"]] == [1.0, 1.0]
     assert topo.detect_format(a) == fmt
 
@@ -98,19 +98,18 @@ def test_compare_json_layout(tmp_path, capsys):
     b = write_torch(wb, tmp_path / "b.pt")
     assert main(["compare", str(a), str(b), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) >= {"nnstd", "overlap", "layers"}
-    per_layer = out["nnstd"]["per_layer"]
-    assert len(per_layer) == 2 and len(out["layers"]) == 2
-    assert out["nnstd"]["distance"] == pytest.approx(np.mean(per_layer))
+    assert list(out) == ["a", "b", "mode", "alignment", "distance", "layers", "all", "all_row"]
+    per_layer = [row["nnstd"] for row in out["layers"]]
+    assert len(per_layer) == 2
+    assert out["distance"] == pytest.approx(np.mean(per_layer)) == out["all"]["nnstd"]
     assert [row["layer"] for row in out["layers"]] == [0, 1]  # integers, as in evolution
-    assert [row["layer"] for row in out["overlap"]["per_layer"]] == [0, 1]
     first = out["layers"][0]
     assert {"nnstd", "jaccard", "jaccard_aligned", "jaccard_chance", "density_a",
             "density_b"} <= set(first)
     sa, sb = wa[0] != 0, wb[0] != 0
     assert first["jaccard"] == pytest.approx((sa & sb).sum() / (sa | sb).sum())
     assert first["density_a"] == pytest.approx(sa.mean())
-    assert out["overlap"]["all"]["connections_a"] == sum(int((w != 0).sum()) for w in wa)
+    assert out["all"]["connections_a"] == sum(int((w != 0).sum()) for w in wa)
 
 
 def test_compare_keeps_output_units_in_place_unless_reference(tmp_path, capsys):
@@ -120,11 +119,12 @@ def test_compare_keeps_output_units_in_place_unless_reference(tmp_path, capsys):
     a = write_topo(wa, tmp_path / "a.safetensors")
     b = write_topo(wb, tmp_path / "b.safetensors")
     assert main(["compare", str(a), str(b), "--json"]) == 0
-    default = json.loads(capsys.readouterr().out)["nnstd"]["per_layer"]
+    default = [row["nnstd"] for row in json.loads(capsys.readouterr().out)["layers"]]
     assert default[1] == pytest.approx(independent_layer_nnstd(wa[1], wb[1]))
     assert default[1] > 0
     assert main(["compare", str(a), str(b), "--json", "--reference"]) == 0
-    assert json.loads(capsys.readouterr().out)["nnstd"]["per_layer"] == [0.0, 0.0]
+    assert [row["nnstd"] for row in json.loads(capsys.readouterr().out)["layers"]] == [0.0,
+                                                                                       0.0]
 
 
 def test_compare_table_and_plot(tmp_path, capsys):
@@ -302,13 +302,14 @@ def test_compare_different_hidden_widths_and_single_layer(tmp_path, capsys):
     assert main(["compare", str(a), str(b), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert [row["jaccard_chance"] for row in out["layers"]] == [None, None]  # shapes differ
-    assert 0 < out["nnstd"]["per_layer"][0] <= 1
+    assert 0 < out["layers"][0]["nnstd"] <= 1
     one_a = write_topo(weights(10, widths=[6, 2]), tmp_path / "one_a.safetensors")
     one_b = write_topo(weights(11, widths=[6, 2]), tmp_path / "one_b.safetensors")
     assert main(["compare", str(one_a), str(one_b), "--json"]) == 0
     single = json.loads(capsys.readouterr().out)
     wa, wb = weights(10, widths=[6, 2])[0], weights(11, widths=[6, 2])[0]
-    assert single["nnstd"]["per_layer"] == [pytest.approx(independent_layer_nnstd(wa, wb))]
+    assert [row["nnstd"] for row in single["layers"]] == [
+        pytest.approx(independent_layer_nnstd(wa, wb))]
 
 
 def test_distances_incompatible_networks_in_workers_is_one_line_error(tmp_path, capsys):
@@ -364,3 +365,59 @@ def test_distances_embedding_states_its_fit_and_warns_when_poor(tmp_path, write_
         f"{stress:.2f}")
     assert ax.get_title().startswith("snapshots embedded by NNSTD (metric MDS)\n")
     assert [t.get_text() for t in ax.get_legend().get_texts()][0] == "random"
+
+
+def test_compare_json_speaks_one_vocabulary_and_names_its_aggregates(tmp_path, capsys):
+    from topo.comparison import COMPARISON_COLUMNS, DETAIL_COLUMNS
+
+    a = write_topo(weights(1), tmp_path / "a.safetensors")
+    b = write_topo(weights(2), tmp_path / "b.safetensors")
+    assert main(["compare", str(a), str(b), "--json"]) == 0
+    printed = capsys.readouterr().out
+    out = json.loads(printed)
+    for legacy in ("aligned_jaccard", "expected_jaccard_random", "aligned_intersection",
+                   "expected_intersection_random", "per_layer"):
+        assert legacy not in printed
+    columns = [*COMPARISON_COLUMNS, *DETAIL_COLUMNS]
+    assert [list(row) for row in out["layers"]] == [columns, columns]
+    assert list(out["all"]) == columns and out["all"]["layer"] == "all"
+    assert out["all_row"]["nnstd"] == "mean of the layers' NNSTD (the network distance)"
+    assert out["all_row"]["jaccard"] == "pooled: every layer's connections together"
+    assert out["alignment"] == "nnstd"
+    # the pooled Jaccard index is the summed intersections over the summed unions
+    assert out["all"]["jaccard"] == pytest.approx(
+        sum(r["intersection"] for r in out["layers"]) / sum(r["union"] for r in out["layers"]))
+
+
+def test_compare_table_says_how_the_all_row_aggregates_and_what_aligned_means(tmp_path,
+                                                                             capsys):
+    a = write_topo(weights(1), tmp_path / "a.safetensors")
+    b = write_topo(weights(2), tmp_path / "b.safetensors")
+    assert main(["compare", str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    assert ("all: NNSTD is the mean over the layers; the Jaccard indices and densities pool "
+            "every layer's connections") in out
+    assert "jaccard_aligned: hidden units matched by NNSTD" in out
+    assert "it can be below jaccard; --align overlap maximises it" in out
+    assert main(["compare", str(a), str(b), "--align", "overlap", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["alignment"] == "overlap"
+
+
+def test_compare_help_says_aligned_can_fall_below_raw():
+    proc = subprocess.run([sys.executable, "-m", "topo", "compare", "--help"],
+                          capture_output=True, text=True, check=True)
+    text = " ".join(proc.stdout.split())
+    assert "The aligned Jaccard index can be below the raw one" in text
+    assert "--align {nnstd,overlap}" in text
+
+
+def test_compare_figure_names_the_all_row_and_the_alignment(tmp_path, capsys, drawn):
+    a = write_topo(weights(1), tmp_path / "a.safetensors")
+    b = write_topo(weights(2), tmp_path / "b.safetensors")
+    assert main(["compare", str(a), str(b), "--align", "overlap", "--plot",
+                 str(tmp_path / "c.png")]) == 0
+    ax = drawn["c.png"].axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()][-1] == (
+        "all layers\nNNSTD: mean\nJaccard: pooled")
+    assert "Jaccard (aligned for overlap)" in [t.get_text()
+                                                for t in ax.get_legend().get_texts()]

@@ -28,16 +28,28 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Compare two networks (any files topo info reads): per layer the NNSTD "
                     "topology distance (Liu et al. 2020), the Jaccard index of the connection "
                     "sets raw and after matching hidden units, the Jaccard index expected of "
-                    "two random masks with the same densities, and both densities.")
+                    "two random masks with the same densities, and both densities. The 'all' "
+                    "row averages NNSTD over the layers but pools the Jaccard indices and "
+                    "densities over every layer's connections. The aligned Jaccard index can "
+                    "be below the raw one: NNSTD's matching makes matched units' incoming "
+                    "sets alike, it does not maximise the overlap (--align overlap does, "
+                    "layer by layer).")
     p.add_argument("a", help="first network (file or folder)")
     p.add_argument("b", help="second network (file or folder)")
     p.add_argument("--reference", action="store_true",
                    help="the published algorithm exactly (output layer matched too, equal "
                         "widths needed)")
+    # topo.comparison.ALIGNMENTS, spelled out so that `topo --help` imports no analysis
+    p.add_argument("--align", choices=("nnstd", "overlap"), default="nnstd",
+                   help="how hidden units are matched for the aligned Jaccard index: 'nnstd' "
+                        "(default) by NNSTD's matchings, which make matched units' incoming "
+                        "sets alike and can leave the aligned index below the raw one; "
+                        "'overlap' by the matching with the most shared connections, layer "
+                        "by layer given the previous layer's matching")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--csv", metavar="OUT",
-                   help="also write the table (one row per layer and the pooled 'all' row) "
-                        "as CSV to OUT")
+                   help="also write the table (one row per layer and the 'all' row) as CSV "
+                        "to OUT")
     p.add_argument("--plot", metavar="OUT", help="save a bar chart (.png, .svg or .pdf)")
     p.set_defaults(func=run_compare)
 
@@ -75,7 +87,7 @@ def run_compare(args: argparse.Namespace) -> int:
     from topo.cli._output import format_table, print_json, print_lines
 
     a, b, comparison, written = compare_files(args.a, args.b, reference=args.reference,
-                                              csv=args.csv, plot=args.plot)
+                                              align=args.align, csv=args.csv, plot=args.plot)
     if args.json:
         print_json({"a": str(args.a), "b": str(args.b), **comparison.to_dict()})
         print_lines(written, to_stderr=True)
@@ -85,6 +97,15 @@ def run_compare(args: argparse.Namespace) -> int:
     print()
     print(format_table(comparison.to_frame()))
     print()
+    print("all: NNSTD is the mean over the layers; the Jaccard indices and densities pool "
+          "every layer's connections")
+    if args.align == "nnstd":
+        print("jaccard_aligned: hidden units matched by NNSTD (alike incoming sets, not the "
+              "most overlap: it can be below jaccard; --align overlap maximises it)")
+    else:
+        print("jaccard_aligned: hidden units matched for the most shared connections, layer "
+              "by layer given the previous layer's matching")
+    print()
     mode = ("published algorithm, output layer matched" if args.reference
             else "output units kept in place")
     print(f"NNSTD distance: {comparison.distance:.4g} ({mode})")
@@ -93,7 +114,8 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def compare_files(a: str | Path, b: str | Path, *, reference: bool = False,
-                  csv: str | Path | None = None, plot: str | Path | None = None
+                  align: str = "nnstd", csv: str | Path | None = None,
+                  plot: str | Path | None = None
                   ) -> tuple[LayeredGraph, LayeredGraph, Comparison, list[str]]:
     """``topo compare``'s work: check the outputs, read both networks, compare, write.
 
@@ -106,7 +128,7 @@ def compare_files(a: str | Path, b: str | Path, *, reference: bool = False,
 
     check_outputs(files=(csv,), figures=(plot,))
     graph_a, graph_b = load(a), load(b)
-    comparison = compare(graph_a, graph_b, reference=reference)
+    comparison = compare(graph_a, graph_b, reference=reference, align=align)
     written = []
     # pandas only for the outputs that need a DataFrame: --json alone starts without it
     if csv:
