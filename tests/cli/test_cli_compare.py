@@ -421,3 +421,22 @@ def test_compare_figure_names_the_all_row_and_the_alignment(tmp_path, capsys, dr
         "all layers\nNNSTD: mean\nJaccard: pooled")
     assert "Jaccard (aligned for overlap)" in [t.get_text()
                                                 for t in ax.get_legend().get_texts()]
+
+
+def test_compare_reads_the_asked_epoch_of_each_run_and_says_which(tmp_path, write_run, capsys):
+    masks = [[np.array([[1, 1, 0], [0, 0, 1]], bool), np.array([[1, 0]], bool)],
+             [np.array([[1, 0, 0], [0, 1, 1]], bool), np.array([[1, 0]], bool)]]
+    run = write_run(tmp_path / "run", masks)
+    single = run / "snapshots" / "epoch_0001.safetensors"
+    assert main(["compare", str(run), str(single), "--epoch", "0", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["snapshots"] == {"a": {"path": str(run / "snapshots" / "epoch_0000.safetensors"),
+                                      "choice": "epoch 0, as asked"}}
+    # epoch 0: (0,0) (0,1) (1,2); epoch 1: (0,0) (1,1) (1,2): 2 shared of 4
+    assert out["layers"][0]["jaccard"] == pytest.approx(2 / 4)
+    assert main(["compare", str(run), str(single)]) == 0
+    text = capsys.readouterr().out
+    assert (f"   snapshot: {run}/snapshots/epoch_0001.safetensors (the run's last snapshot, "
+            "epoch_0001)") in text
+    assert main(["compare", str(single), str(single), "--best"]) == 1
+    assert "one network, not a run or a folder of checkpoints" in capsys.readouterr().err

@@ -200,3 +200,41 @@ def test_info_on_keras_onnx_npz_does_not_import_torch(tmp_path):
                           capture_output=True, text=True, check=True)
     assert proc.stdout.strip().splitlines()[-1] == "no torch"
     assert proc.stderr == ""
+
+
+def test_info_reads_a_folder_of_checkpoints_as_its_last_and_says_so(tmp_path, capsys):
+    folder = tmp_path / "ckpts"
+    folder.mkdir()
+    g = LayeredGraph([np.array([[1.0, 0.0, 2.0], [0.0, 0.0, -1.0]]), np.array([[0.5, 0.5]])],
+                     names=["fc1", "fc2"])
+    for epoch in (1, 2, 10):
+        topo.save_snapshot(g, folder / f"ckpt_epoch_{epoch}.safetensors")
+    assert main(["info", str(folder)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == (f"snapshot: {folder}/ckpt_epoch_10.safetensors (the last of 3 "
+                        "checkpoints in the natural order of their names, "
+                        "ckpt_epoch_10.safetensors)")
+    assert main(["info", str(folder), "--epoch", "2", "--json"]) == 0
+    meta = json.loads(capsys.readouterr().out)["metadata"]
+    assert meta["snapshot"] == str(folder / "ckpt_epoch_2.safetensors")
+    assert meta["snapshot_choice"] == "epoch 2, as asked"
+
+
+def test_info_of_an_early_stopped_run_names_its_best_snapshot(tmp_path, capsys, write_run):
+    from topo.io.run import snapshot_name
+
+    ones = [np.ones((2, 3), bool), np.ones((1, 2), bool)]
+    run = write_run(tmp_path / "run", [ones] * 5)
+    (run / "run.json").write_text(json.dumps({
+        "config": {"early_stopping_patience": 2}, "status": "finished",
+        "best_snapshot": snapshot_name(2), "stopped_early": True, "stopped_epoch": 4}))
+    assert main(["info", str(run)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1:3] == [
+        f"snapshot: {run}/snapshots/epoch_0004.safetensors (the run's last snapshot, "
+        "epoch_0004)",
+        "note: the run stopped early at epoch 4; its best snapshot (lowest validation loss) "
+        "is epoch_0002: --best reads it"]
+    assert main(["info", str(run), "--best"]) == 0
+    assert (f"snapshot: {run}/snapshots/epoch_0002.safetensors (the run's best snapshot, "
+            "epoch_0002: lowest validation loss)") in capsys.readouterr().out

@@ -288,3 +288,32 @@ def test_persistence_figure_draws_every_layers_deaths(tmp_path, capsys, drawn):
     assert [a.get_title() for a in axes] == ["layer 0: fc1", "layer 1: fc2", "layer 2: fc3"]
     # layer 1 merges at 0.8, 0.6, 0.4, 0.2 (see _hand_np): four deaths above 0
     assert sum(p.get_height() for p in axes[0].patches) == 4
+
+
+def test_any_order_says_what_it_pruned_and_keeps_subsets_on_request(tmp_path, capsys):
+    g = LayeredGraph([np.array([[0.9, 0.8, 0.7]]), np.array([[1.0]])], names=["fc1", "fc2"])
+    snapshot = topo.save_snapshot(g, tmp_path / "g.safetensors")
+    assert main(["interactions", str(snapshot), "--order", "any", "--top", "10"]) == 0
+    out = capsys.readouterr().out
+    assert ("1 of 2 candidate sets kept; 1 dropped as strict subsets of a stronger set "
+            "(Tsang et al. 2018); --keep-subsets lists them too") in out
+    assert main(["interactions", str(snapshot), "--order", "any", "--keep-subsets",
+                 "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert [row["features"] for row in document["interactions"]] == [[0, 1, 2], [0, 1]]
+    assert (document["candidates"], document["pruned"]) == (2, 0)
+
+
+def test_persistence_and_interactions_read_the_snapshot_asked_and_say_which(tmp_path, capsys,
+                                                                            write_run):
+    masks = [[np.ones((2, 3), bool), np.ones((1, 2), bool)]] * 4
+    run = write_run(tmp_path / "run", masks)
+    assert main(["persistence", str(run), "--epoch", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:2] == [str(run), f"snapshot: {run}/snapshots/epoch_0002.safetensors "
+                                   "(epoch 2, as asked)"]
+    assert main(["interactions", str(run)]) == 0
+    assert (f"snapshot: {run}/snapshots/epoch_0003.safetensors (the run's last snapshot, "
+            "epoch_0003)") in capsys.readouterr().out
+    assert main(["persistence", str(run), "--epoch", "9"]) == 1
+    assert "no snapshot of epoch 9 (epochs 0-3)" in capsys.readouterr().err

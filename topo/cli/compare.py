@@ -10,7 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from topo.cli._options import add_snapshot_options
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
@@ -51,6 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also write the table (one row per layer and the 'all' row) as CSV "
                         "to OUT")
     p.add_argument("--plot", metavar="OUT", help="save a bar chart (.png, .svg or .pdf)")
+    add_snapshot_options(p, both=True)
     p.set_defaults(func=run_compare)
 
     p = sub.add_parser(
@@ -84,16 +87,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> int:
+    from topo.cli._options import snapshot_choice, snapshot_lines
     from topo.cli._output import format_table, print_json, print_lines
 
     a, b, comparison, written = compare_files(args.a, args.b, reference=args.reference,
-                                              align=args.align, csv=args.csv, plot=args.plot)
+                                              align=args.align, csv=args.csv, plot=args.plot,
+                                              choice=snapshot_choice(args))
     if args.json:
-        print_json({"a": str(args.a), "b": str(args.b), **comparison.to_dict()})
+        chosen = {side: {"path": g.metadata["snapshot"], "choice": g.metadata["snapshot_choice"]}
+                  for side, g in (("a", a), ("b", b)) if "snapshot_choice" in g.metadata}
+        print_json({"a": str(args.a), "b": str(args.b),
+                    **({"snapshots": chosen} if chosen else {}), **comparison.to_dict()})
         print_lines(written, to_stderr=True)
         return 0
     print(f"A: {args.a}  ({a.metadata.get('format')}, {'-'.join(map(str, a.widths))})")
+    print_lines(snapshot_lines(a, prefix="   "))
     print(f"B: {args.b}  ({b.metadata.get('format')}, {'-'.join(map(str, b.widths))})")
+    print_lines(snapshot_lines(b, prefix="   "))
     print()
     print(format_table(comparison.to_frame()))
     print()
@@ -115,19 +125,25 @@ def run_compare(args: argparse.Namespace) -> int:
 
 def compare_files(a: str | Path, b: str | Path, *, reference: bool = False,
                   align: str = "nnstd", csv: str | Path | None = None,
-                  plot: str | Path | None = None
+                  plot: str | Path | None = None, choice: dict[str, Any] | None = None
                   ) -> tuple[LayeredGraph, LayeredGraph, Comparison, list[str]]:
     """``topo compare``'s work: check the outputs, read both networks, compare, write.
 
     Returns the two graphs, the :class:`~topo.comparison.Comparison` and the ``wrote ...``
     notes of the files written (``csv``: the comparison table; ``plot``: its bar chart).
+    ``choice`` (``epoch``, ``level``, ``best``) chooses the snapshot of each of ``a`` and
+    ``b`` that is a run or a folder of checkpoints (:func:`topo.io.load`).
     """
     from topo.cli._output import check_outputs
     from topo.comparison import compare
     from topo.io import load
 
     check_outputs(files=(csv,), figures=(plot,))
-    graph_a, graph_b = load(a), load(b)
+    choice = choice or {}
+    # the choice applies to the runs and folders among a and b; with none, it is refused
+    collections = [_is_collection(p) for p in (a, b)]
+    graph_a, graph_b = (load(p, **(choice if is_one or not any(collections) else {}))
+                        for p, is_one in zip((a, b), collections))
     comparison = compare(graph_a, graph_b, reference=reference, align=align)
     written = []
     # pandas only for the outputs that need a DataFrame: --json alone starts without it
@@ -231,6 +247,14 @@ def distances_files(paths: Sequence[str | Path], *, reference: bool = False, n_j
         written += [f"warning: {w.message}" for w in caught
                     if issubclass(w.category, EmbeddingWarning)]
     return sequence, dist, over, written
+
+
+def _is_collection(path: str | Path) -> bool:
+    """Whether ``path`` is a run or a folder of checkpoints (whose snapshot a choice picks)."""
+    from topo.io.run import is_run_dir
+    from topo.io.sequence import is_checkpoint_folder
+
+    return is_run_dir(Path(path)) or is_checkpoint_folder(path)
 
 
 def _run_names(sequence: GraphSequence) -> list[str] | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from topo.cli._options import add_snapshot_options
+
 ORDER = 10
 
 
@@ -15,9 +17,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                     ".keras, ONNX, numpy .npz or .npy folder, NNSTD folder) and print its "
                     "layers, how their order and orientation were found, and what was "
                     "skipped and why.")
-    p.add_argument("path", help="file or folder to read")
+    p.add_argument("path", help="file or folder to read (a run or a folder of checkpoints: "
+                                "one of its snapshots, the last by default)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_key_option(p)
+    add_snapshot_options(p)
     p.set_defaults(func=run_info)
 
     p = sub.add_parser(
@@ -36,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", required=True,
                    help="output file (.graphml, .gexf, .edgelist or .edges)")
     _add_key_option(p)
+    add_snapshot_options(p)
     p.set_defaults(func=run_export)
 
 
@@ -46,10 +51,11 @@ def _add_key_option(p: argparse.ArgumentParser) -> None:
 
 
 def run_info(args: argparse.Namespace) -> int:
+    from topo.cli._options import snapshot_choice, snapshot_lines
     from topo.cli._output import format_table, print_json, records
     from topo.io import load
 
-    graph = load(args.path, key=args.key)
+    graph = load(args.path, key=args.key, **snapshot_choice(args))
     table = graph.summary()
     totals = {
         "units": graph.n_units,
@@ -74,6 +80,8 @@ def run_info(args: argparse.Namespace) -> int:
         })
         return 0
     print(f"{args.path}")
+    for line in snapshot_lines(graph):
+        print(line)
     print(f"format: {graph.metadata.get('format')}    widths: "
           f"{'-'.join(map(str, graph.widths))}"
           + (f"    input shape: {graph.input_shape}" if graph.input_shape else ""))
@@ -109,14 +117,17 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from topo.cli._options import snapshot_choice, snapshot_lines
     from topo.cli._output import check_output_path
     from topo.io import export_graph, load
     from topo.io.export import export_format
 
     fmt = export_format(args.out, args.format)
     check_output_path(args.out)
-    graph = load(args.path, key=args.key)
+    graph = load(args.path, key=args.key, **snapshot_choice(args))
     out = export_graph(graph, args.out, fmt)
+    for line in snapshot_lines(graph):
+        print(line)
     print(f"wrote {out} ({fmt}: {graph.n_units} nodes, "
           f"{sum(graph.n_connections)} edges)")
     return 0
