@@ -226,10 +226,14 @@ def test_diagram_and_barcode_figures_draw_every_pair():
     g = LayeredGraph([np.array([[4.0, 2.0], [0.0, 1.0]]), np.array([[1.0, 1.0]])],
                      names=["fc1", "fc2"])
     diagrams = persistence_diagrams(g)
-    axes = plot_persistence_diagrams(diagrams, names=g.names)
-    assert [ax.get_title() for ax in axes] == ["fc1", "fc2"]
+    axes = plot_persistence_diagrams(diagrams, names=g.names, kind="diagram")
+    assert [ax.get_title() for ax in axes] == ["layer 0: fc1", "layer 1: fc2"]
     points = axes[0].collections[0].get_offsets()
     np.testing.assert_allclose(points, diagrams[0])
+    # topo's diagrams are all born at 1: by default each layer's deaths as a histogram
+    deaths = plot_persistence_diagrams(diagrams, names=g.names)
+    assert sum(p.get_height() for p in deaths[0].patches) == np.count_nonzero(
+        diagrams[0][:, 1] > 0)
     ax = plot_barcode(diagrams[0])
     segments = ax.collections[0].get_segments()
     # bars from death to birth, longest (persistence 1: the survivor) on top
