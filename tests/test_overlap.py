@@ -307,3 +307,8 @@ def test_overlap_matchings_refuse_networks_of_different_depths():
 
     with pytest.raises(IncompatibleGraphsError, match="2 layers against 1"):
         overlap_matchings(net(np.ones((2, 3)), np.ones((1, 2))), net(np.ones((1, 3))))
+
+
+def test_a_count_of_one_layer_is_singular_in_errors():
+    with pytest.raises(IncompatibleGraphsError, match=": 1 layer against 2$"):
+        mask_overlap(net(np.ones((1, 3))), net(np.ones((2, 3)), np.ones((1, 2))))

@@ -201,8 +201,11 @@ def test_frame_and_dict_views():
     assert list(frame["name"]) == ["fc1", "fc2"]
     d = result.to_dict()
     assert [layer["name"] for layer in d["layers"]] == ["fc1", "fc2"]
-    assert set(d["layers"][0]) == {"name", "total_persistence", "normalized"}
+    assert list(d["layers"][0]) == list(frame.columns)  # one vocabulary
+    assert (d["layers"][0]["n_in"], d["layers"][0]["n_out"]) == (2, 2)
+    assert d["layers"][1]["components"] == 1
     assert d["mean_normalized"] == pytest.approx(result.mean_normalized)
+    assert (d["p"], d["scale"]) == (2.0, 4.0)
 
 
 def test_nan_weights_are_a_clear_error():

@@ -140,7 +140,7 @@ def overlap_records(
     a, b = require_graph(a, "network a"), require_graph(b, "network b")
     if a.n_layers != b.n_layers:
         raise IncompatibleGraphsError(
-            f"{a.source} vs {b.source}: {a.n_layers} layers against {b.n_layers}")
+            f"{a.source} vs {b.source}: {_layers(a.n_layers)} against {b.n_layers}")
     masks_a, masks_b = a.masks(), b.masks()
     if matchings is not None:
         row_maps = _row_maps(a, b, matchings)
@@ -248,7 +248,7 @@ def overlap_matchings(a: LayeredGraph, b: LayeredGraph, *,
     a, b = require_graph(a, "network a"), require_graph(b, "network b")
     if a.n_layers != b.n_layers:
         raise IncompatibleGraphsError(
-            f"{a.source} vs {b.source}: {a.n_layers} layers against {b.n_layers}")
+            f"{a.source} vs {b.source}: {_layers(a.n_layers)} against {b.n_layers}")
     matchings: list[np.ndarray | None] = []
     col_map = np.arange(b.n_in[0])
     for k, (ma, mb) in enumerate(zip(a.masks(), b.masks())):
@@ -277,7 +277,7 @@ def pooled_jaccard(a: LayeredGraph, b: LayeredGraph) -> float:
     a, b = require_graph(a, "network a"), require_graph(b, "network b")
     if a.n_layers != b.n_layers:
         raise IncompatibleGraphsError(
-            f"{a.source} vs {b.source}: {a.n_layers} layers against {b.n_layers}")
+            f"{a.source} vs {b.source}: {_layers(a.n_layers)} against {b.n_layers}")
     return structure.pooled_jaccard(a.masks(), b.masks())
 
 
@@ -294,6 +294,10 @@ def expected_random_jaccard(n: int, k_a: int, k_b: int) -> float:
 
 
 # --------------------------------------------------------------------------- helpers
+def _layers(n: int) -> str:
+    return "1 layer" if n == 1 else f"{n} layers"
+
+
 def _possible(shape_a: tuple[int, int], shape_b: tuple[int, int]) -> int:
     """Positions of either grid: both sizes less the common sub-grid."""
     common = min(shape_a[0], shape_b[0]) * min(shape_a[1], shape_b[1])
@@ -327,7 +331,7 @@ def _row_maps(a: LayeredGraph, b: LayeredGraph,
               matchings: Sequence[np.ndarray | None]) -> list[np.ndarray]:
     """Index in A's frame of every output unit of B, per layer, from the matchings."""
     if len(matchings) != a.n_layers:
-        raise ConfigError(f"{len(matchings)} matchings for {a.n_layers} layers")
+        raise ConfigError(f"{len(matchings)} matchings for {_layers(a.n_layers)}")
     maps = []
     for k, perm in enumerate(matchings):
         n_a, n_b = a.n_out[k], b.n_out[k]

@@ -653,7 +653,7 @@ def plot_interactions(frame: pandas.DataFrame, ax: Axes | None = None, top: int 
     ax.set_xlabel(f"interaction {strength}"
                   + ("" if from_zero else " (the axis does not start at 0)"))
     ax.set_ylabel("pixels (row, column)" if _picture(input_shape) else "features")
-    title = f"strongest {len(labels)} interactions"
+    title = f"strongest {_count(len(labels), 'interaction')}"
     if method:
         title += f" ({method})"
     if auc is not None:
@@ -1014,7 +1014,7 @@ def plot_persistence_diagram(diagram: np.ndarray, ax: Axes | None = None,
         _, ax = plt.subplots(figsize=(3.6, 3.4))
     ax.plot([0, 1.05], [0, 1.05], color="0.6", lw=0.8, zorder=1)
     ax.scatter(diagram[:, 0], diagram[:, 1], s=10, alpha=0.35, color="tab:blue", zorder=2,
-               label=f"{len(diagram)} pairs")
+               label=_count(len(diagram), "pair"))
     ax.set_xlim(-0.02, 1.07)
     ax.set_ylim(-0.02, 1.07)
     ax.set_xlabel("birth (normalised |w|)")
@@ -1150,6 +1150,6 @@ def plot_barcode(diagram: np.ndarray, ax: Axes | None = None, max_bars: int = 20
     ax.set_ylabel("pair (longest on top)")
     ax.set_yticks([])
     shown = f"{order.size} of {len(diagram)} bars" if order.size < len(diagram) else \
-        f"{len(diagram)} bars"
+        _count(len(diagram), "bar")
     ax.set_title(f"{title}: {shown}" if title else shown, fontsize=9)
     return ax

@@ -440,3 +440,15 @@ def test_compare_reads_the_asked_epoch_of_each_run_and_says_which(tmp_path, writ
             "epoch_0001)") in text
     assert main(["compare", str(single), str(single), "--best"]) == 1
     assert "one network, not a run or a folder of checkpoints" in capsys.readouterr().err
+
+
+def test_counts_of_one_are_singular(tmp_path, capsys):
+    a = write_topo(weights(1), tmp_path / "a.safetensors")
+    b = write_topo(weights(2), tmp_path / "b.safetensors")
+    assert main(["distances", str(a), str(b)]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "NNSTD distance (2 networks, 1 pair)"
+    one = write_topo(weights(10, widths=[6, 2]), tmp_path / "one.safetensors")
+    two = write_topo(weights(11, widths=[6, 4, 2]), tmp_path / "two.safetensors")
+    assert main(["compare", str(one), str(two)]) == 1
+    assert ": 1 layer against 2; NNSTD compares networks with the same number of layers" \
+        in capsys.readouterr().err

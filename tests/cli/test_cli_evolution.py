@@ -140,3 +140,10 @@ def test_figures_of_pruning_levels_name_the_level_of_each_snapshot(tmp_path, dra
                                              "level 1 · epoch 0", "level 1 · epoch 1"]
     panel = drawn["e.png"].axes[0]
     assert [t.get_text() for t in panel.get_xticklabels()] == ["L0\n75%", "L1\n50%"]  # 6/8, 4/8
+
+
+def test_a_table_of_one_row_says_row(tmp_path, capsys, write_run):
+    run = write_run(tmp_path / "run", [[np.array([[1, 0, 1]], bool)]])
+    csv = tmp_path / "e.csv"
+    assert main(["evolution", str(run), "--csv", str(csv)]) == 0
+    assert capsys.readouterr().out == f"wrote {csv} (1 row)\n"

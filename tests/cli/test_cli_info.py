@@ -238,3 +238,18 @@ def test_info_of_an_early_stopped_run_names_its_best_snapshot(tmp_path, capsys, 
     assert main(["info", str(run), "--best"]) == 0
     assert (f"snapshot: {run}/snapshots/epoch_0002.safetensors (the run's best snapshot, "
             "epoch_0002: lowest validation loss)") in capsys.readouterr().out
+
+
+def test_info_rounds_metadata_floats_and_counts_in_the_right_number(tmp_path, capsys):
+    g = LayeredGraph([np.array([[1.0, 0.0]]), np.array([[0.5]])], names=["fc1", "fc2"],
+                     metadata={"epoch": 3, "test_accuracy": 0.9044444444444445})
+    snap = topo.save_snapshot(g, tmp_path / "one.safetensors")
+    assert main(["info", str(snap)]) == 0
+    out = capsys.readouterr().out
+    assert "test_accuracy: 0.9044" in out and "0.90444" not in out
+    assert "total: 2 connections of 3 possible (density 0.6667), 4 units" in out
+    single = topo.save_snapshot(LayeredGraph([np.array([[1.0, 0.0]])]), tmp_path / "s.safetensors")
+    assert main(["export", str(single), "-o", str(tmp_path / "s.edgelist")]) == 0
+    assert "(edgelist: 3 nodes, 1 edge)" in capsys.readouterr().out
+    assert main(["info", str(single)]) == 0
+    assert "total: 1 connection of 2 possible" in capsys.readouterr().out

@@ -93,10 +93,15 @@ def test_persistence_json_on_every_reader(fmt, tmp_path, capsys):
     path = WRITERS[fmt](tmp_path)
     assert main(["persistence", str(path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"layers", "mean_normalized"}
+    assert set(out) - {"snapshot_choice"} == {"source", "layers", "mean_normalized", "p",
+                                              "scale"}
     expected = list(_hand_np().values())
-    assert [set(layer) for layer in out["layers"]] == \
-        [{"name", "total_persistence", "normalized"}] * 3
+    assert [list(layer) for layer in out["layers"]] == [
+        ["name", "n_in", "n_out", "components", "total_persistence", "normalized"]] * 3
+    assert [(r["n_in"], r["n_out"], r["components"]) for r in out["layers"]] == [
+        (3, 2, 1), (2, 2, 1), (2, 1, 1)]
+    assert out["p"] == 2.0 and out["scale"] == pytest.approx(1.0)
+    assert out["source"].startswith(str(tmp_path))
     # float32 storage in some formats: compare to single precision
     np.testing.assert_allclose([layer["normalized"] for layer in out["layers"]], expected,
                                rtol=1e-6)
@@ -136,7 +141,9 @@ def test_interactions_nid_any_order_with_top(tmp_path, capsys):
                  "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     # NID any order: {0,1} at h0 with z0 * 0.4 = 0.56 * 0.4 beats {1,2} at h1 (0.18 * 0.2)
-    assert out == {"interactions": [{"features": [0, 1], "strength": pytest.approx(0.224)}]}
+    assert out == {"source": str(path), "method": "nid", "order": "any",
+                   "interactions": [{"features": [0, 1], "strength": pytest.approx(0.224)}],
+                   "candidates": 2, "pruned": 0}
 
 
 def test_interactions_ph2_squares_the_hand_scores(tmp_path, capsys):
@@ -295,7 +302,7 @@ def test_any_order_says_what_it_pruned_and_keeps_subsets_on_request(tmp_path, ca
     snapshot = topo.save_snapshot(g, tmp_path / "g.safetensors")
     assert main(["interactions", str(snapshot), "--order", "any", "--top", "10"]) == 0
     out = capsys.readouterr().out
-    assert ("1 of 2 candidate sets kept; 1 dropped as strict subsets of a stronger set "
+    assert ("1 of 2 candidate sets kept; 1 dropped as a strict subset of a stronger set "
             "(Tsang et al. 2018); --keep-subsets lists them too") in out
     assert main(["interactions", str(snapshot), "--order", "any", "--keep-subsets",
                  "--json"]) == 0
@@ -317,3 +324,29 @@ def test_persistence_and_interactions_read_the_snapshot_asked_and_say_which(tmp_
             "epoch_0003)") in capsys.readouterr().out
     assert main(["persistence", str(run), "--epoch", "9"]) == 1
     assert "no snapshot of epoch 9 (epochs 0-3)" in capsys.readouterr().err
+
+
+def test_persistence_and_interactions_say_what_they_wrote(tmp_path, capsys):
+    snapshot = _write_snapshot(tmp_path)
+    table, figure = tmp_path / "p.csv", tmp_path / "p.png"
+    assert main(["persistence", str(snapshot), "--csv", str(table), "--plot",
+                 str(figure)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2:] == [f"wrote {table}", f"wrote {figure}"]
+    assert main(["interactions", str(snapshot), "--json", "--csv", str(tmp_path / "i.csv")]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["source"] == str(snapshot)
+    assert captured.err == f"wrote {tmp_path / 'i.csv'}\n"  # stdout stays JSON
+
+
+def test_one_of_a_kind_is_not_plural(tmp_path, capsys):
+    # one hidden unit, one feature pair: "strongest 1 interaction", "1 pair", "1 bar"
+    from topo.plot import plot_barcode, plot_interactions, plot_persistence_diagram
+
+    g = LayeredGraph([np.array([[0.8, 0.4]]), np.array([[1.0]])], names=["fc1", "fc2"])
+    table = topo.interaction_strengths(g)
+    assert plot_interactions(table).get_title() == "strongest 1 interaction"
+    diagram = np.array([[1.0, 0.0]])
+    assert [t.get_text() for t in plot_persistence_diagram(diagram).get_legend().get_texts()
+            ] == ["1 pair"]
+    assert plot_barcode(diagram).get_title() == "1 bar"

@@ -160,7 +160,7 @@ def compare_files(a: str | Path, b: str | Path, *, reference: bool = False,
 
 
 def run_distances(args: argparse.Namespace) -> int:
-    from topo.cli._output import format_table, print_json, print_lines
+    from topo.cli._output import count, format_table, print_json, print_lines
 
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     sequence, dist, over, written = distances_files(
@@ -181,7 +181,7 @@ def run_distances(args: argparse.Namespace) -> int:
         print_lines(written, to_stderr=True)
         return 0
     n = len(sequence)
-    print(f"NNSTD distance ({n} networks, {n * (n - 1) // 2} pairs)")
+    print(f"NNSTD distance ({count(n, 'network')}, {count(n * (n - 1) // 2, 'pair')})")
     print(format_table(_labelled(dist), digits=3))
     print()
     print("Jaccard index of the connection sets (all layers pooled)")

@@ -139,7 +139,7 @@ def _evolution(tour: _Tour, run: Path, out: Path) -> None:
                          f"topo evolution {run} --csv {table_path} --plot {figure} "
                          f"--inputs-plot {inputs}")
     frame, _ = evolution_files(run, csv=table_path, plot=figure, inputs_plot=inputs)
-    tour.wrote(table_path, f"{len(frame)} rows: one per snapshot and layer")
+    tour.wrote(table_path, f"{_count(len(frame), 'row')}: one per snapshot and layer")
     tour.wrote(figure, "evolution panel")
     tour.wrote(inputs, "outgoing connections per pixel over epochs")
     sparse = frame[(frame["snapshot"] > 0) & (frame["density"] < 1)]
@@ -218,9 +218,15 @@ def _interactions(tour: _Tour, snapshot: Path, out: Path) -> None:
                          f"topo interactions {snapshot} --top {DEMO_TOP_PAIRS} "
                          f"--csv {table_path} --plot {figure}")
     table, _ = interactions_file(snapshot, top=DEMO_TOP_PAIRS, csv=table_path, plot=figure)
-    tour.wrote(table_path, f"{len(table)} strongest pairs")
-    tour.wrote(figure, f"bar chart of the same {len(table)} pairs")
+    tour.wrote(table_path, f"the strongest {_count(len(table), 'pair')}")
+    tour.wrote(figure, f"the same {_count(len(table), 'pair')} with their strengths")
     tour.done(started)
+
+
+def _count(n: int, noun: str) -> str:
+    from topo.cli._output import count
+
+    return count(n, noun)
 
 
 def _check_outputs(out: Path) -> None:

@@ -71,7 +71,7 @@ def evolution_files(run: str | Path, *, persistence: bool = True,
     notes (``csv``: the whole table; ``plot``: the evolution panel; ``inputs_plot``: the
     input-connectivity maps).
     """
-    from topo.cli._output import check_outputs
+    from topo.cli._output import check_outputs, count
     from topo.evolution import topology_evolution
     from topo.io import read_sequence
 
@@ -82,7 +82,7 @@ def evolution_files(run: str | Path, *, persistence: bool = True,
     if csv:
         from topo.cli._output import write_csv
 
-        written.append(f"wrote {write_csv(frame, csv)} ({len(frame)} rows)")
+        written.append(f"wrote {write_csv(frame, csv)} ({count(len(frame), 'row')})")
     if plot:
         from topo.cli._output import save_figure
         from topo.plot import plot_evolution

@@ -44,6 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_export)
 
 
+def _value(value: object) -> str:
+    """A metadata value as a reader wants it: floats to 4 significant digits."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def _add_key_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--key", default=None, metavar="ENTRY",
                    help="the entry of a PyTorch/pickle checkpoint that holds the network, "
@@ -52,7 +57,7 @@ def _add_key_option(p: argparse.ArgumentParser) -> None:
 
 def run_info(args: argparse.Namespace) -> int:
     from topo.cli._options import snapshot_choice, snapshot_lines
-    from topo.cli._output import format_table, print_json, records
+    from topo.cli._output import count, format_table, print_json, records
     from topo.io import load
 
     graph = load(args.path, key=args.key, **snapshot_choice(args))
@@ -89,7 +94,7 @@ def run_info(args: argparse.Namespace) -> int:
              if k in ("run_id", "method", "epoch", "level", "step", "global_step", "seed",
                       "test_accuracy")}
     if extra:
-        print("  ".join(f"{k}: {v}" for k, v in extra.items()))
+        print("  ".join(f"{k}: {_value(v)}" for k, v in extra.items()))
     reading = graph.metadata.get("reading")
     if isinstance(reading, dict):
         print(f"layer order: {reading.get('layer_order')}")
@@ -99,8 +104,8 @@ def run_info(args: argparse.Namespace) -> int:
     print()
     print(format_table(table))
     print()
-    print(f"total: {totals['connections']} connections of {totals['possible']} possible "
-          f"(density {totals['density']:.4g}), {totals['units']} units")
+    print(f"total: {count(totals['connections'], 'connection')} of {totals['possible']} "
+          f"possible (density {totals['density']:.4g}), {count(totals['units'], 'unit')}")
     if bad:
         print(f"warning: NaN or infinite weights in {', '.join(bad)}")
     if skipped:
@@ -118,7 +123,7 @@ def run_info(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     from topo.cli._options import snapshot_choice, snapshot_lines
-    from topo.cli._output import check_output_path
+    from topo.cli._output import check_output_path, count
     from topo.io import export_graph, load
     from topo.io.export import export_format
 
@@ -128,6 +133,6 @@ def run_export(args: argparse.Namespace) -> int:
     out = export_graph(graph, args.out, fmt)
     for line in snapshot_lines(graph):
         print(line)
-    print(f"wrote {out} ({fmt}: {graph.n_units} nodes, "
-          f"{sum(graph.n_connections)} edges)")
+    print(f"wrote {out} ({fmt}: {count(graph.n_units, 'node')}, "
+          f"{count(sum(graph.n_connections), 'edge')})")
     return 0

@@ -1,7 +1,8 @@
 """``topo persistence`` and ``topo interactions``: persistent homology of a checkpoint's weights.
 
 :func:`persistence_file` and :func:`interactions_file` do each command's work (and are what
-``topo demo`` calls); ``run_*`` print. These two commands print no ``wrote`` notes.
+``topo demo`` calls); ``run_*`` print, with a ``wrote`` note for every file written (on stderr
+under ``--json``).
 """
 
 from __future__ import annotations
@@ -73,12 +74,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_persistence(args: argparse.Namespace) -> int:
     from topo.cli._options import snapshot_choice, snapshot_lines
-    from topo.cli._output import format_table, print_json
+    from topo.cli._output import format_table, print_json, print_lines
 
-    graph, result, _ = persistence_file(args.path, csv=args.csv, plot=args.plot,
-                                        choice=snapshot_choice(args))
+    graph, result, written = persistence_file(args.path, csv=args.csv, plot=args.plot,
+                                              choice=snapshot_choice(args))
     if args.json:
-        print_json(result.to_dict())
+        print_json({**_source(graph), **result.to_dict()})
+        print_lines(written, to_stderr=True)
         return 0
     print(args.path)
     for line in snapshot_lines(graph):
@@ -86,6 +88,7 @@ def run_persistence(args: argparse.Namespace) -> int:
     print(format_table(result.to_frame()))
     print()
     print(f"mean normalized neural persistence: {result.mean_normalized:.4g}")
+    print_lines(written)
     return 0
 
 
@@ -120,19 +123,24 @@ def persistence_file(path: str | Path, *, csv: str | Path | None = None,
 
 def run_interactions(args: argparse.Namespace) -> int:
     from topo.cli._options import snapshot_choice
-    from topo.cli._output import format_table, print_json
+    from topo.cli._output import format_table, print_json, print_lines
 
-    table, _ = interactions_file(args.path, method=args.method, order=args.order,
-                                 top=args.top, csv=args.csv, plot=args.plot,
-                                 choice=snapshot_choice(args), keep_subsets=args.keep_subsets)
+    table, written = interactions_file(args.path, method=args.method, order=args.order,
+                                       top=args.top, csv=args.csv, plot=args.plot,
+                                       choice=snapshot_choice(args),
+                                       keep_subsets=args.keep_subsets)
     if args.json:
-        document: dict[str, Any] = {"interactions": [
+        document: dict[str, Any] = {**table.attrs["source"], "method": args.method,
+                                    "order": args.order, "interactions": [
             {"features": list(f), "strength": float(s)}
             for f, s in zip(table["features"], table["strength"])
         ]}
         if args.order == "any":
             document.update(candidates=table.attrs["candidates"], pruned=table.attrs["pruned"])
+        if "auc" in table.attrs:
+            document.update(true_interactions=table.attrs["truth"], auc=table.attrs["auc"])
         print_json(document)
+        print_lines(written, to_stderr=True)
         return 0
     shown = table.assign(features=[",".join(map(str, f)) for f in table["features"]])
     print(f"{args.path}: {args.order} interactions by {args.method}")
@@ -144,6 +152,7 @@ def run_interactions(args: argparse.Namespace) -> int:
     if "auc" in table.attrs:
         print(f"pairwise AUC of the whole ranking against the run's true interactions "
               f"({len(table.attrs['truth'])} in run.json): {table.attrs['auc']:.4g}")
+    print_lines(written)
     return 0
 
 
@@ -173,7 +182,8 @@ def interactions_file(path: str | Path, *, method: str = "ph", order: str = "pai
     table = interaction_strengths(graph, method=method, order=order,
                                   top=None if truth and order == "pairwise" else top,
                                   keep_subsets=keep_subsets)
-    attrs: dict[str, Any] = {**table.attrs, "snapshot_lines": snapshot_lines(graph)}
+    attrs: dict[str, Any] = {**table.attrs, "snapshot_lines": snapshot_lines(graph),
+                             "source": _source(graph)}
     if truth:
         attrs["truth"] = truth
         if order == "pairwise":
@@ -194,15 +204,25 @@ def interactions_file(path: str | Path, *, method: str = "ph", order: str = "pai
     return table, written
 
 
+def _source(graph: LayeredGraph) -> dict[str, Any]:
+    """The file a JSON document was computed from, and why that one for a run or folder."""
+    out: dict[str, Any] = {"source": graph.source}
+    if "snapshot_choice" in graph.metadata:
+        out["snapshot_choice"] = graph.metadata["snapshot_choice"]
+    return out
+
+
 def _pruning_line(attrs: dict[str, Any], shown: int, top: int | None) -> str:
     """What the any-order ranking kept of its candidates, and why."""
+    from topo.cli._output import count
+
     candidates, pruned = attrs.get("candidates", 0), attrs.get("pruned", 0)
     kept = candidates - pruned
-    line = (f"{kept} of {candidates} candidate sets kept"
+    line = (f"{kept} of {count(candidates, 'candidate set')} kept"
             + (f", {shown} shown (--top {top})" if top is not None and shown < kept else ""))
     if pruned:
-        line += (f"; {pruned} dropped as strict subsets of a stronger set (Tsang et al. "
-                 "2018); --keep-subsets lists them too")
+        line += (f"; {pruned} dropped as {'a strict subset' if pruned == 1 else 'strict subsets'}"
+                 " of a stronger set (Tsang et al. 2018); --keep-subsets lists them too")
     return line
 
 

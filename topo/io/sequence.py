@@ -442,6 +442,8 @@ def _choose_in_folder(folder: Path, epoch: int | None, level: int | None,
             f"{folder}: a folder of checkpoints records no "
             f"{'best snapshot' if best else 'pruning levels'}; choose a file, or --epoch N")
     if epoch is None:
+        if len(files) == 1:
+            return SnapshotChoice(files[0], f"the folder's one checkpoint, {files[0].name}")
         return SnapshotChoice(files[-1], f"the last of {len(files)} checkpoints in the "
                                          f"natural order of their names, {files[-1].name}")
     found = [p for p in files if snapshot_epoch(p) == epoch]
