@@ -41,8 +41,9 @@ def test_a_relabelled_copy_by_hand():
 def test_vocabulary_is_the_one_of_the_cli_table_csv_and_json(tmp_path, capsys):
     a = topo.save_snapshot(A, tmp_path / "a.safetensors")
     b = topo.save_snapshot(B, tmp_path / "b.safetensors")
-    assert COMPARISON_COLUMNS == ("layer", "name", "nnstd", "jaccard", "jaccard_aligned",
-                                  "jaccard_chance", "density_a", "density_b")
+    assert COMPARISON_COLUMNS == ("layer", "name", "nnstd", "nnstd_chance", "nnstd_chance_se",
+                                  "jaccard", "jaccard_aligned", "jaccard_chance", "density_a",
+                                  "density_b")
     assert main(["compare", str(a), str(b), "--json", "--csv", str(tmp_path / "c.csv")]) == 0
     printed = json.loads(capsys.readouterr().out)
     api = to_jsonable(compare(A, B).to_dict())
@@ -54,15 +55,24 @@ def test_vocabulary_is_the_one_of_the_cli_table_csv_and_json(tmp_path, capsys):
 
 def test_to_dict_has_integer_layers_and_the_all_row_apart():
     document = compare(A, B, reference=True).to_dict()
-    assert list(document) == ["mode", "alignment", "distance", "layers", "all", "all_row"]
+    assert list(document) == ["mode", "alignment", "distance", "sparse_distance", "chance",
+                              "layers", "all", "all_row"]
     assert document["mode"] == "reference" and document["alignment"] == "nnstd"
     assert [row["layer"] for row in document["layers"]] == [0, 1]
     assert document["all"]["layer"] == "all"
     assert [row["nnstd"] for row in document["layers"]] == [0.0, 0.0]
-    assert document["distance"] == 0.0
+    assert document["distance"] == 0.0 and document["sparse_distance"] == 0.0
+    assert [row["dense"] for row in document["layers"]] == [False, True]
     # 2 of 8 distinct positions shared in place; all 5 + 5 after matching
     assert (document["all"]["intersection"], document["all"]["union"]) == (2, 8)
     assert (document["all"]["intersection_aligned"], document["all"]["union_aligned"]) == (5, 5)
+    # the chance level of the same mode, with the API's names; per layer in the rows
+    chance = document["chance"]
+    assert set(chance) == {"distance_chance", "distance_chance_se", "sparse_distance_chance",
+                           "sparse_distance_chance_se", "n_samples", "seed"}
+    assert chance["n_samples"] == 10
+    assert all(row["nnstd_chance"] is not None for row in document["layers"])
+    assert "chance" not in compare(A, B, chance_samples=0).to_dict()
     assert compare(A, B).overlap_frame()["aligned_jaccard"].tolist() == [1.0, 1.0, 1.0]
 
 

@@ -1,12 +1,14 @@
 """Two networks side by side: NNSTD and connection overlap per layer and over all layers.
 
 :func:`compare` is what ``topo compare`` prints: for every layer the NNSTD topology distance
-(:func:`topo.nnstd`), the Jaccard index of the two connection sets raw and after matching hidden
-units (by the NNSTD matchings, or by :func:`topo.overlap.overlap_matchings`, which maximise the
-shared connections), the Jaccard index two random masks with the same counts would have
-(:func:`topo.mask_overlap`), and both densities, then an ``all`` row over every layer, whose
-columns aggregate in different ways (:data:`ALL_ROW`): NNSTD is the mean over the layers, the
-Jaccard indices and densities pool the connections of every layer.
+(:func:`topo.nnstd`) and its chance level (:func:`topo.nnstd_chance`: the NNSTD two random
+networks of the same widths and connection counts have, with its standard error), the Jaccard
+index of the two connection sets raw and after matching hidden units (by the NNSTD matchings,
+or by :func:`topo.overlap.overlap_matchings`, which maximise the shared connections), the
+Jaccard index two random masks with the same counts would have (:func:`topo.mask_overlap`), and
+both densities, then an ``all`` row over every layer, whose columns aggregate in different ways
+(:data:`ALL_ROW`): NNSTD and its chance level are means over the layers, the Jaccard indices and
+densities pool the connections of every layer.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from topo.distance import NNSTDResult, nnstd
+from topo.distance_chance import NNSTDChance, nnstd_chance
 from topo.errors import ConfigError
 from topo.graph import LayeredGraph, require_graph
 from topo.overlap import overlap_matchings, overlap_records
@@ -22,16 +27,19 @@ from topo.overlap import overlap_matchings, overlap_records
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
 
-__all__ = ["COMPARISON_COLUMNS", "DETAIL_COLUMNS", "ALIGNMENTS", "ALL_ROW", "Comparison",
-           "compare"]
+__all__ = ["COMPARISON_COLUMNS", "DETAIL_COLUMNS", "ALIGNMENTS", "ALL_ROW", "CHANCE_SAMPLES",
+           "Comparison", "compare"]
 
 #: Columns of :meth:`Comparison.to_frame`, in order: the table of ``topo compare``, its
 #: ``--csv`` file, the first columns of the ``"layers"`` rows of its ``--json`` output and
 #: the bars of :func:`topo.plot.plot_comparison`. ``jaccard_aligned`` and ``jaccard_chance``
 #: are the ``aligned_jaccard`` and ``expected_jaccard_random`` columns of
 #: :func:`topo.mask_overlap`.
-COMPARISON_COLUMNS = ("layer", "name", "nnstd", "jaccard", "jaccard_aligned",
-                      "jaccard_chance", "density_a", "density_b")
+COMPARISON_COLUMNS = ("layer", "name", "nnstd", "nnstd_chance", "nnstd_chance_se", "jaccard",
+                      "jaccard_aligned", "jaccard_chance", "density_a", "density_b")
+
+#: Random network pairs drawn for the NNSTD chance level by default (``topo compare``).
+CHANCE_SAMPLES = 10
 
 #: The rest of :func:`topo.mask_overlap`'s columns in the same vocabulary (``--json`` rows
 #: after :data:`COMPARISON_COLUMNS`): this name <- the overlap table's name.
@@ -53,6 +61,8 @@ ALIGNMENTS = ("nnstd", "overlap")
 #: How the ``all`` row aggregates each column over the layers.
 ALL_ROW = {
     "nnstd": "mean of the layers' NNSTD (the network distance)",
+    "nnstd_chance": "mean of the layers' chance levels (the network's chance level)",
+    "nnstd_chance_se": "standard error of the network's chance level",
     "jaccard": "pooled: every layer's connections together",
     "jaccard_aligned": "pooled: every layer's connections together",
     "jaccard_chance": "pooled: expected pooled Jaccard index of random masks",
@@ -74,11 +84,20 @@ class Comparison:
         layer (``layer`` a string index) and a last pooled row (``layer = "all"``).
     alignment
         How hidden units were matched for the aligned overlap (:data:`ALIGNMENTS`).
+    chance
+        The NNSTD chance level (:func:`topo.nnstd_chance`), or ``None`` when not asked for
+        (its columns are then NaN).
     """
 
     nnstd: NNSTDResult
     overlap: list[dict[str, Any]]
     alignment: str = "nnstd"
+    chance: NNSTDChance | None = None
+
+    @property
+    def sparse_distance(self) -> float:
+        """Mean NNSTD over the sparse layers (a dense layer always scores 0)."""
+        return self.nnstd.sparse_distance
 
     @property
     def distance(self) -> float:
@@ -93,14 +112,35 @@ class Comparison:
     def rows(self) -> list[dict[str, Any]]:
         """The rows of :meth:`to_frame` as plain dicts (no pandas needed).
 
-        ``nnstd`` of the ``all`` row is the network distance (the mean over layers); its
-        Jaccard and density columns pool the connections of every layer (:data:`ALL_ROW`).
+        ``nnstd`` of the ``all`` row is the network distance (the mean over layers) and
+        ``nnstd_chance`` its chance level; its Jaccard and density columns pool the
+        connections of every layer (:data:`ALL_ROW`).
         """
         values = [*self.nnstd.per_layer, self.nnstd.distance]
+        nan = float("nan")
+        if self.chance is not None:
+            chance = [*self.chance.per_layer, self.chance.distance]
+            chance_se = [*self.chance.per_layer_se, self.chance.distance_se]
+        else:
+            chance = chance_se = [nan] * len(values)
         return [dict(zip(COMPARISON_COLUMNS, (
-            row["layer"], row["name"], float(value), row["jaccard"], row["aligned_jaccard"],
-            row["expected_jaccard_random"], row["density_a"], row["density_b"])))
-            for row, value in zip(self.overlap, values)]
+            row["layer"], row["name"], float(value), float(c), float(se), row["jaccard"],
+            row["aligned_jaccard"], row["expected_jaccard_random"], row["density_a"],
+            row["density_b"])))
+            for row, value, c, se in zip(self.overlap, values, chance, chance_se)]
+
+    def summary_line(self) -> str:
+        """The network summary ``topo compare`` prints under the table: the mean NNSTD over
+        the sparse layers and its chance level."""
+        sparse = self.nnstd.sparse_distance
+        if np.isnan(sparse):
+            return "Every layer is dense in both networks: NNSTD 0 by construction"
+        text = f"Mean over sparse layers: {sparse:.4g}"
+        if self.chance is not None:
+            text += (f" vs chance level {self.chance.sparse_distance:.4g} "
+                     f"± {self.chance.sparse_distance_se:.2g} "
+                     f"({self.chance.n_samples} random network pairs)")
+        return text
 
     def to_frame(self) -> pandas.DataFrame:
         """One row per layer and a pooled ``all`` row, columns :data:`COMPARISON_COLUMNS`."""
@@ -124,26 +164,40 @@ class Comparison:
     def to_dict(self) -> dict[str, Any]:
         """The ``topo compare --json`` document (without the two paths), in one vocabulary.
 
-        ``{"mode", "alignment", "distance", "layers", "all", "all_row"}``: ``distance`` is
-        the network's NNSTD; ``layers`` one object per layer (``layer`` an integer) with the
-        columns of :data:`COMPARISON_COLUMNS` and then :data:`DETAIL_COLUMNS`; ``all`` the
-        same for all layers together, whose columns aggregate as ``all_row`` says
-        (:data:`ALL_ROW`: NNSTD is the mean over the layers, the Jaccard indices and
-        densities pool the connections).
+        ``{"mode", "alignment", "distance", "sparse_distance", "chance", "layers", "all",
+        "all_row"}``: ``distance`` is the network's NNSTD and ``sparse_distance`` its mean
+        over the layers that are not dense in both networks (``null`` when every layer is);
+        ``chance`` (absent when not computed) the chance level's network values under
+        :meth:`topo.NNSTDChance.summary`'s names with ``n_samples`` and ``seed``; ``layers``
+        one object per layer (``layer`` an integer) with the columns of
+        :data:`COMPARISON_COLUMNS`, then :data:`DETAIL_COLUMNS` and ``dense`` (fully
+        connected in both networks); ``all`` the same for all layers together, whose columns
+        aggregate as ``all_row`` says (:data:`ALL_ROW`: NNSTD and its chance level are means
+        over the layers, the Jaccard indices and densities pool the connections). NaN is
+        written as ``null``.
         """
         rows = self.detail_rows()
-        return {
+        dense = [bool(x) for x in self.nnstd.dense]
+        for row, is_dense in zip(rows, [*dense, all(dense)]):
+            row["dense"] = is_dense
+        document: dict[str, Any] = {
             "mode": "reference" if self.reference else "default",
             "alignment": self.alignment,
             "distance": float(self.nnstd.distance),
-            "layers": _per_layer(rows),
-            "all": rows[-1],
-            "all_row": dict(ALL_ROW),
+            "sparse_distance": _number(self.nnstd.sparse_distance),
         }
+        if self.chance is not None:
+            document["chance"] = {
+                **{k: _number(v) for k, v in self.chance.summary().items()},
+                "n_samples": self.chance.n_samples, "seed": self.chance.seed}
+        pooled = {k: _number(v) if isinstance(v, float) else v for k, v in rows[-1].items()}
+        document.update(layers=_per_layer(rows), all=pooled, all_row=dict(ALL_ROW))
+        return document
 
 
 def compare(a: LayeredGraph, b: LayeredGraph, *, reference: bool = False,
-            align: str = "nnstd") -> Comparison:
+            align: str = "nnstd", chance_samples: int = CHANCE_SAMPLES,
+            seed: int = 0) -> Comparison:
     """NNSTD and connection overlap of two networks, per layer and over all layers.
 
     Parameters
@@ -157,6 +211,11 @@ def compare(a: LayeredGraph, b: LayeredGraph, *, reference: bool = False,
         ``"nnstd"`` uses the NNSTD matchings, ``"overlap"`` those of
         :func:`topo.overlap.overlap_matchings`, which maximise the shared connections layer
         by layer (the output layer is matched too in reference mode, as NNSTD matches it).
+    chance_samples
+        Random network pairs for the NNSTD chance level (:func:`topo.nnstd_chance`, same
+        mode); 0 skips it. Estimates are cached in the process per shape.
+    seed
+        Seed of the chance level's random networks.
 
     Returns
     -------
@@ -188,7 +247,7 @@ def compare(a: LayeredGraph, b: LayeredGraph, *, reference: bool = False,
     >>> from topo.graph import LayeredGraph
     >>> a = LayeredGraph([np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]), np.ones((1, 2))])
     >>> b = LayeredGraph([np.array([[0.0, 0.0, 1.0], [1.0, 1.0, 0.0]]), np.ones((1, 2))])
-    >>> table = compare(a, b).to_frame()  # b is a with its hidden units swapped
+    >>> table = compare(a, b, chance_samples=0).to_frame()  # b: a with hidden units swapped
     >>> print(table[["layer", "nnstd", "jaccard", "jaccard_aligned"]].to_string(index=False))
     layer  nnstd  jaccard  jaccard_aligned
         0    0.0     0.00              1.0
@@ -205,9 +264,18 @@ def compare(a: LayeredGraph, b: LayeredGraph, *, reference: bool = False,
     result = nnstd(a, b, reference=reference)
     matchings = (result.matchings if align == "nnstd"
                  else overlap_matchings(a, b, match_outputs=reference))
-    return Comparison(nnstd=result, overlap=overlap_records(a, b, matchings), alignment=align)
+    chance = (nnstd_chance(a, b, n_samples=max(2, chance_samples), seed=seed,
+                           reference=reference) if chance_samples > 0 else None)
+    return Comparison(nnstd=result, overlap=overlap_records(a, b, matchings), alignment=align,
+                      chance=chance)
 
 
 def _per_layer(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The per-layer rows (pooled row dropped) with ``layer`` as an integer."""
-    return [{**row, "layer": int(row["layer"])} for row in rows if row["layer"] != "all"]
+    """The per-layer rows (pooled row dropped) with ``layer`` as an integer, NaN as None."""
+    return [{**{k: _number(v) if isinstance(v, float) else v for k, v in row.items()},
+             "layer": int(row["layer"])} for row in rows if row["layer"] != "all"]
+
+
+def _number(value: float) -> float | None:
+    """``value``, or ``None`` for NaN (JSON has no NaN)."""
+    return None if value != value else float(value)

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from topo.comparison import COMPARISON_COLUMNS
 from topo.errors import ConfigError, InvalidTableError
 from topo.interactions import INTERACTION_COLUMNS
 
@@ -57,7 +56,7 @@ _ALIGNED_LABELS = {"nnstd": "Jaccard (aligned by NNSTD)",
                    "overlap": "Jaccard (aligned for overlap)"}
 
 _COMPARISON_SERIES = tuple(zip(
-    COMPARISON_COLUMNS[2:6],  # nnstd, jaccard, jaccard_aligned, jaccard_chance
+    ("nnstd", "jaccard", "jaccard_aligned", "jaccard_chance"),  # of COMPARISON_COLUMNS
     ("NNSTD", "Jaccard (raw)", "Jaccard (aligned)", "Jaccard (chance)"),
     ("tab:red", "tab:blue", "tab:green", "0.6"),
     (None, None, None, "//"),

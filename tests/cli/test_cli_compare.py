@@ -98,7 +98,8 @@ def test_compare_json_layout(tmp_path, capsys):
     b = write_torch(wb, tmp_path / "b.pt")
     assert main(["compare", str(a), str(b), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert list(out) == ["a", "b", "mode", "alignment", "distance", "layers", "all", "all_row"]
+    assert list(out) == ["a", "b", "mode", "alignment", "distance", "sparse_distance",
+                         "chance", "layers", "all", "all_row"]
     per_layer = [row["nnstd"] for row in out["layers"]]
     assert len(per_layer) == 2
     assert out["distance"] == pytest.approx(np.mean(per_layer)) == out["all"]["nnstd"]
@@ -181,8 +182,9 @@ def test_compare_csv_holds_the_printed_table(tmp_path, capsys):
     assert f"wrote {out}" in capsys.readouterr().out
     table = pd.read_csv(out)
     assert list(table["layer"]) == ["0", "1", "all"]
-    assert list(table.columns) == ["layer", "name", "nnstd", "jaccard", "jaccard_aligned",
-                                   "jaccard_chance", "density_a", "density_b"]
+    assert list(table.columns) == ["layer", "name", "nnstd", "nnstd_chance", "nnstd_chance_se",
+                                   "jaccard", "jaccard_aligned", "jaccard_chance", "density_a",
+                                   "density_b"]
     sa, sb = wa[0] != 0, wb[0] != 0
     assert table["jaccard"][0] == pytest.approx((sa & sb).sum() / (sa | sb).sum())
     assert table["nnstd"][2] == pytest.approx(topo.nnstd(topo.load(a), topo.load(b)).distance)
@@ -378,7 +380,7 @@ def test_compare_json_speaks_one_vocabulary_and_names_its_aggregates(tmp_path, c
     for legacy in ("aligned_jaccard", "expected_jaccard_random", "aligned_intersection",
                    "expected_intersection_random", "per_layer"):
         assert legacy not in printed
-    columns = [*COMPARISON_COLUMNS, *DETAIL_COLUMNS]
+    columns = [*COMPARISON_COLUMNS, *DETAIL_COLUMNS, "dense"]
     assert [list(row) for row in out["layers"]] == [columns, columns]
     assert list(out["all"]) == columns and out["all"]["layer"] == "all"
     assert out["all_row"]["nnstd"] == "mean of the layers' NNSTD (the network distance)"
@@ -395,8 +397,8 @@ def test_compare_table_says_how_the_all_row_aggregates_and_what_aligned_means(tm
     b = write_topo(weights(2), tmp_path / "b.safetensors")
     assert main(["compare", str(a), str(b)]) == 0
     out = capsys.readouterr().out
-    assert ("all: NNSTD is the mean over the layers; the Jaccard indices and densities pool "
-            "every layer's connections") in out
+    assert ("all: NNSTD and its chance level are means over the layers; the Jaccard indices "
+            "and densities pool every layer's connections") in out
     assert "jaccard_aligned: hidden units matched by NNSTD" in out
     assert "it can be below jaccard; --align overlap maximises it" in out
     assert main(["compare", str(a), str(b), "--align", "overlap", "--json"]) == 0
@@ -452,3 +454,41 @@ def test_counts_of_one_are_singular(tmp_path, capsys):
     assert main(["compare", str(one), str(two)]) == 1
     assert ": 1 layer against 2; NNSTD compares networks with the same number of layers" \
         in capsys.readouterr().err
+
+
+def test_compare_shows_the_nnstd_chance_level_beside_nnstd(tmp_path, capsys):
+    a = write_topo(weights(1), tmp_path / "a.safetensors")
+    b = write_topo(weights(2), tmp_path / "b.safetensors")
+    assert main(["compare", str(a), str(b), "--json", "--chance-samples", "4"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    chance = out["chance"]
+    # the same estimate as the API's, row by row, under the table's column names
+    g_a, g_b = topo.load(a), topo.load(b)
+    expect = topo.nnstd_chance(g_a, g_b, n_samples=4, seed=0)
+    assert [row["nnstd_chance"] for row in out["layers"]] == pytest.approx(
+        expect.per_layer.tolist())
+    assert [row["nnstd_chance_se"] for row in out["layers"]] == pytest.approx(
+        expect.per_layer_se.tolist())
+    assert chance["sparse_distance_chance"] == pytest.approx(expect.sparse_distance)
+    assert chance["n_samples"] == 4
+    assert main(["compare", str(a), str(b), "--chance-samples", "4"]) == 0
+    text = capsys.readouterr().out
+    assert "nnstd_chance" in text and "nnstd_chance_se" in text
+    assert (f"Mean over sparse layers: {out['sparse_distance']:.4g} vs chance level "
+            f"{expect.sparse_distance:.4g}") in text
+
+
+def test_compare_chance_samples_zero_skips_it_and_one_is_refused(tmp_path, capsys):
+    a = write_topo(weights(1), tmp_path / "a.safetensors")
+    b = write_topo(weights(2), tmp_path / "b.safetensors")
+    out = tmp_path / "t.csv"
+    assert main(["compare", str(a), str(b), "--json", "--chance-samples", "0"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert "chance" not in doc
+    assert [row["nnstd_chance"] for row in doc["layers"]] == [None, None]
+    assert main(["compare", str(a), str(b), "--chance-samples", "0", "--csv", str(out)]) == 0
+    assert out.read_text().splitlines()[0].split(",")[2:5] == ["nnstd", "nnstd_chance",
+                                                               "nnstd_chance_se"]
+    capsys.readouterr()
+    assert main(["compare", str(a), str(b), "--chance-samples", "1"]) == 1
+    assert "--chance-samples must be 0 (skip) or at least 2" in capsys.readouterr().err

@@ -28,7 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "compare", help="NNSTD and connection overlap of two networks, layer by layer",
         description="Compare two networks (any files topo info reads): per layer the NNSTD "
-                    "topology distance (Liu et al. 2020), the Jaccard index of the connection "
+                    "topology distance (Liu et al. 2020) beside its chance level (the NNSTD of "
+                    "random networks with the same widths and connection counts), the Jaccard "
+                    "index of the connection "
                     "sets raw and after matching hidden units, the Jaccard index expected of "
                     "two random masks with the same densities, and both densities. The 'all' "
                     "row averages NNSTD over the layers but pools the Jaccard indices and "
@@ -48,6 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "sets alike and can leave the aligned index below the raw one; "
                         "'overlap' by the matching with the most shared connections, layer "
                         "by layer given the previous layer's matching")
+    p.add_argument("--chance-samples", type=int, default=None, metavar="N",
+                   help="random network pairs for the NNSTD chance level (default 10; "
+                        "0 skips it)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--csv", metavar="OUT",
                    help="also write the table (one row per layer and the 'all' row) as CSV "
@@ -92,7 +97,8 @@ def run_compare(args: argparse.Namespace) -> int:
 
     a, b, comparison, written = compare_files(args.a, args.b, reference=args.reference,
                                               align=args.align, csv=args.csv, plot=args.plot,
-                                              choice=snapshot_choice(args))
+                                              choice=snapshot_choice(args),
+                                              chance_samples=args.chance_samples)
     if args.json:
         chosen = {side: {"path": g.metadata["snapshot"], "choice": g.metadata["snapshot_choice"]}
                   for side, g in (("a", a), ("b", b)) if "snapshot_choice" in g.metadata}
@@ -107,8 +113,8 @@ def run_compare(args: argparse.Namespace) -> int:
     print()
     print(format_table(comparison.to_frame()))
     print()
-    print("all: NNSTD is the mean over the layers; the Jaccard indices and densities pool "
-          "every layer's connections")
+    print("all: NNSTD and its chance level are means over the layers; the Jaccard indices "
+          "and densities pool every layer's connections")
     if args.align == "nnstd":
         print("jaccard_aligned: hidden units matched by NNSTD (alike incoming sets, not the "
               "most overlap: it can be below jaccard; --align overlap maximises it)")
@@ -119,13 +125,15 @@ def run_compare(args: argparse.Namespace) -> int:
     mode = ("published algorithm, output layer matched" if args.reference
             else "output units kept in place")
     print(f"NNSTD distance: {comparison.distance:.4g} ({mode})")
+    print(comparison.summary_line())
     print_lines(written)
     return 0
 
 
 def compare_files(a: str | Path, b: str | Path, *, reference: bool = False,
                   align: str = "nnstd", csv: str | Path | None = None,
-                  plot: str | Path | None = None, choice: dict[str, Any] | None = None
+                  plot: str | Path | None = None, choice: dict[str, Any] | None = None,
+                  chance_samples: int | None = None
                   ) -> tuple[LayeredGraph, LayeredGraph, Comparison, list[str]]:
     """``topo compare``'s work: check the outputs, read both networks, compare, write.
 
@@ -135,16 +143,22 @@ def compare_files(a: str | Path, b: str | Path, *, reference: bool = False,
     ``b`` that is a run or a folder of checkpoints (:func:`topo.io.load`).
     """
     from topo.cli._output import check_outputs
-    from topo.comparison import compare
+    from topo.comparison import CHANCE_SAMPLES, compare
+    from topo.errors import ConfigError
     from topo.io import load
 
+    if chance_samples is None:
+        chance_samples = CHANCE_SAMPLES
+    if chance_samples < 0 or chance_samples == 1:
+        raise ConfigError(f"--chance-samples must be 0 (skip) or at least 2, got {chance_samples}")
     check_outputs(files=(csv,), figures=(plot,))
     choice = choice or {}
     # the choice applies to the runs and folders among a and b; with none, it is refused
     collections = [_is_collection(p) for p in (a, b)]
     graph_a, graph_b = (load(p, **(choice if is_one or not any(collections) else {}))
                         for p, is_one in zip((a, b), collections))
-    comparison = compare(graph_a, graph_b, reference=reference, align=align)
+    comparison = compare(graph_a, graph_b, reference=reference, align=align,
+                         chance_samples=chance_samples)
     written = []
     # pandas only for the outputs that need a DataFrame: --json alone starts without it
     if csv:
