@@ -123,7 +123,7 @@ def _evolution_frame():
                          "name": f"fc{layer}", "nnstd_to_first": 0.1 * snapshot * (layer + 1),
                          "nnstd_to_previous": np.nan if snapshot == 0 else 0.1,
                          "churn": np.nan if snapshot == 0 else 0.3 * layer,
-                         "ever_active_rate": 0.2 + 0.1 * snapshot,
+                         "itop_rate_snapshots": 0.2 + 0.1 * snapshot,
                          "jaccard_to_first": 1 - 0.2 * snapshot,
                          "test_accuracy": 0.2 * snapshot})
     return pd.DataFrame(rows)
@@ -153,12 +153,24 @@ def test_evolution_panel_draws_the_columns_of_topology_evolution():
                                persistence=False)
     axes = plot_evolution(frame)
     for ax, column in zip(axes, ["nnstd_to_first", "nnstd_to_previous", "churn",
-                                 "ever_active_rate", "jaccard_to_first"]):
+                                 "itop_rate_snapshots", "jaccard_to_first"]):   # no exact
         assert column in EVOLUTION_COLUMNS
         first_layer = frame[frame["layer"] == 0]
         np.testing.assert_allclose(ax.lines[0].get_ydata(), first_layer[column])
     assert axes[3].get_title() == "ITOP rate at the snapshots (a lower bound)"
     assert axes[5].texts[0].get_text() == "no accuracy, MSE or loss in the run's metrics"
+
+
+def test_the_itop_panel_draws_the_exact_rate_or_says_it_shows_a_lower_bound():
+    frame = _evolution_frame()
+    axes = plot_evolution(frame)
+    assert axes[3].get_title() == "ITOP rate at the snapshots (a lower bound)"
+    np.testing.assert_allclose(axes[3].lines[0].get_ydata(), [0.2, 0.3, 0.4, 0.5])
+    frame["itop_rate"] = frame["itop_rate_snapshots"] + 0.05
+    axes = plot_evolution(frame)
+    assert axes[3].get_title() == "ITOP rate (exact: every mask update)"
+    assert axes[3].get_ylabel() == "ITOP rate"
+    np.testing.assert_allclose(axes[3].lines[0].get_ydata(), [0.25, 0.35, 0.45, 0.55])
 
 
 def test_evolution_panel_needs_six_axes_when_given_some():
@@ -438,7 +450,7 @@ def _run_frame(densities, metrics):
         for layer in range(2):
             rows.append({"snapshot": snapshot, "epoch": snapshot, "layer": layer,
                          "name": f"fc{layer}", "density": density,
-                         "ever_active_rate": 1.0 if densities[0] == 1 else
+                         "itop_rate_snapshots": 1.0 if densities[0] == 1 else
                          min(1.0, densities[0] + 0.1 * snapshot),
                          **{k: v[snapshot] for k, v in metrics.items()}})
     return pd.DataFrame(rows)
@@ -468,9 +480,9 @@ def test_a_run_that_starts_dense_draws_its_density_instead_of_a_flat_itop_rate()
 
 def test_the_itop_panel_prefers_the_rate_the_training_loop_recorded():
     frame = _run_frame([0.2, 0.2, 0.2], {})
-    frame["run_itop_rate"] = [0.2, 0.2, 0.45, 0.45, 0.6, 0.6]
+    frame["itop_rate"] = [0.2, 0.2, 0.45, 0.45, 0.6, 0.6]
     panel = plot_evolution(frame)[3]
-    assert panel.get_title() == "ITOP rate (every mask update)"
+    assert panel.get_title() == "ITOP rate (exact: every mask update)"
     np.testing.assert_allclose(panel.lines[0].get_ydata(), [0.2, 0.45, 0.6])
 
 

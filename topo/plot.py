@@ -223,7 +223,7 @@ _EVOLUTION_PANELS = (
     ("nnstd_to_first", "NNSTD to the first snapshot", "NNSTD"),
     ("nnstd_to_previous", "NNSTD to the previous snapshot", "NNSTD"),
     ("churn", "churn (removed / previous connections)", "churn rate"),
-    ("itop", "in-time over-parameterisation", "ever-active fraction"),
+    ("itop", "in-time over-parameterisation", "ITOP rate"),
     ("jaccard_to_first", "Jaccard index to the first snapshot", "Jaccard index"),
     ("metrics", "accuracy", "accuracy"),
 )
@@ -233,9 +233,8 @@ _EVOLUTION_PANELS = (
 #: the union of the snapshots' connections, which misses connections grown and dropped
 #: between two snapshots.
 _ITOP_COLUMNS = (
-    ("itop_rate", "ITOP rate (every mask update)"),
-    ("run_itop_rate", "ITOP rate (every mask update)"),
-    ("ever_active_rate", "ITOP rate at the snapshots (a lower bound)"),
+    ("itop_rate", "ITOP rate (exact: every mask update)"),
+    ("itop_rate_snapshots", "ITOP rate at the snapshots (a lower bound)"),
 )
 
 #: The run's metrics the last panel draws, first available first: (title, y label,
@@ -254,8 +253,8 @@ def plot_evolution(frame: pandas.DataFrame, ax: Any = None) -> np.ndarray:
     over-parameterisation (ITOP) rate, raw Jaccard index to the first snapshot, and the run's
     train/test accuracy (train: the running mean over the epoch's mini-batches that the
     training loop records; test: measured after the epoch). The ITOP panel draws the exact
-    rate the training loop recorded (``itop_rate`` or ``run_itop_rate``) where the table has
-    it, else ``ever_active_rate``, the rate at the snapshots (a lower bound: connections
+    rate the training loop recorded (``itop_rate``) where the table has it, else
+    ``itop_rate_snapshots``, the rate at the snapshots (a lower bound: connections
     grown and dropped between two snapshots are missed); where that rate never changes in
     any layer (a run that starts dense, as IMP and GMP do, or a static mask), the panel
     draws the layers' density instead. A regression run's last panel draws its MSE
@@ -715,11 +714,11 @@ def _itop_panel(frame: Any) -> tuple[str, str, str]:
     if column is None:
         if "density" in frame.columns:
             return "density", "density (connections / possible)", "density"
-        return "ever_active_rate", "in-time over-parameterisation", "ever-active fraction"
+        return "itop_rate_snapshots", "in-time over-parameterisation", "ITOP rate"
     spread = frame.groupby("layer")[column].agg(lambda v: np.nanmax(v) - np.nanmin(v))
     if "density" in frame.columns and bool((spread <= 1e-12).all()):
         return "density", "density (connections / possible)", "density"
-    return column, title, "ever-active fraction"
+    return column, title, "ITOP rate"
 
 
 def _metric_panel(ax: Axes, frame: Any, x_column: str) -> None:
