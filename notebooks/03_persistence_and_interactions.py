@@ -30,7 +30,7 @@ from topo.examples import example_run, script_figures
 
 # The example run in data/, found from wherever this notebook's kernel was started. Run as a
 # plain script, the notebook prints its key results and saves its figures in $TOPO_FIGURES
-# or a temporary folder; in Jupyter they show inline and nothing is saved.
+# when that is set (else nowhere); in Jupyter they show inline and nothing is saved.
 AS_SCRIPT = "__file__" in globals()
 RUN = example_run(*([Path(__file__).parent] if AS_SCRIPT else []))
 save = script_figures("topo-nb03", enabled=AS_SCRIPT)
