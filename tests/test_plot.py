@@ -97,7 +97,7 @@ def test_comparison_marks_a_series_without_values_not_available():
 
 
 def test_comparison_without_any_known_column_is_an_error():
-    with pytest.raises(InvalidTableError, match="none of the columns nnstd, jaccard"):
+    with pytest.raises(InvalidTableError, match="none of the columns nnstd, nnstd_chance, jac"):
         plot_comparison(pd.DataFrame({"layer": [0], "other": [1.0]}))
 
 
@@ -106,13 +106,32 @@ def test_comparison_draws_a_comparison_result_itself():
 
     a = LayeredGraph([np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]), np.ones((1, 2))])
     b = LayeredGraph([np.array([[0.0, 0.0, 1.0], [1.0, 1.0, 0.0]]), np.ones((1, 2))])
-    ax = plot_comparison(topo.compare(a, b))
+    ax = plot_comparison(topo.compare(a, b, chance_samples=0))
     heights = [[bar.get_height() for bar in c] for c in ax.containers]
     # a relabelled copy (tests/test_comparison.py): NNSTD 0, raw Jaccard 0, 1, pooled 1/4,
-    # aligned 1 everywhere
-    assert heights[:3] == [[0.0, 0.0, 0.0], [0.0, 1.0, 0.25], [1.0, 1.0, 1.0]]
+    # aligned 1 everywhere; no NNSTD chance level asked (its series n/a)
+    assert [heights[0], heights[2], heights[3]] == [[0.0, 0.0, 0.0], [0.0, 1.0, 0.25],
+                                                    [1.0, 1.0, 1.0]]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["layer 0", "layer 1", ALL_ROW_TICK]
-    assert [t.get_text() for t in ax.get_legend().get_texts()][2] == "Jaccard (aligned by NNSTD)"
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend[:4] == ["NNSTD", "NNSTD (chance): n/a", "Jaccard (raw)",
+                          "Jaccard (aligned by NNSTD)"]
+
+
+def test_comparison_draws_nnstd_beside_its_chance_level():
+    # two independent SET networks sit at NNSTD's chance level: the figure must show that
+    frame = pd.DataFrame({"layer": [0, 1, "all"], "name": ["fc0", "fc1", "all"],
+                          "nnstd": [0.51, 0.63, 0.38], "nnstd_chance": [0.52, 0.63, 0.38],
+                          "nnstd_chance_se": [0.001, 0.001, 0.0005],
+                          "jaccard": [0.35, 0.25, 0.35]})
+    ax = plot_comparison(frame)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["NNSTD", "NNSTD (chance)", "Jaccard (raw)"]
+    chance = ax.containers[1]
+    assert [bar.get_height() for bar in chance] == [0.52, 0.63, 0.38]
+    assert all(bar.get_hatch() == "//" for bar in chance)
+    centres = [[bar.get_x() + bar.get_width() / 2 for bar in c] for c in ax.containers]
+    assert all(n < c < j for n, c, j in zip(*centres))  # the chance bar right of NNSTD
 
 
 def _evolution_frame():
@@ -290,7 +309,8 @@ def test_evolution_of_pruning_levels_is_drawn_by_snapshot_with_level_marks():
     assert len(marks) == 1 and marks[0].get_xdata()[0] == 1.5  # level 1 starts at snapshot 2
     np.testing.assert_allclose(axes[2].lines[-1].get_xdata(), [0, 1, 2, 3])
     assert [line.get_label() for line in axes[5].lines if line.get_linestyle() != ":"] == [
-        "train (mean over the epoch's batches)", "test (after the epoch)"]
+        "train (mean over the epoch's batches; epoch 0: before training)",
+        "test (after the epoch)"]
     legend = axes[0].figure.legends[0]
     assert [t.get_text() for t in legend.get_texts()] == ["layer 0: fc0"]  # no NNSTD panel
 
@@ -462,7 +482,8 @@ def test_a_regression_run_draws_its_mse_not_an_empty_accuracy_panel():
     assert panel.get_title() == "mean squared error"
     assert panel.get_yscale() == "log" and panel.get_ylabel() == "MSE (log scale)"
     assert [line.get_label() for line in panel.lines] == [
-        "train (mean over the epoch's batches)", "test (after the epoch)"]
+        "train (mean over the epoch's batches; epoch 0: before training)",
+        "test (after the epoch)"]
     np.testing.assert_allclose(panel.lines[1].get_ydata(), mse["test_mse"])
     loss = plot_evolution(_run_frame([0.5] * 3, {"loss": [2.0, 1.5, 1.2]}))[5]
     assert loss.get_title() == "loss" and loss.get_yscale() == "linear"

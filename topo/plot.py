@@ -55,11 +55,14 @@ _ALL_LABEL = "all layers\nNNSTD: mean\nJaccard: pooled"
 _ALIGNED_LABELS = {"nnstd": "Jaccard (aligned by NNSTD)",
                    "overlap": "Jaccard (aligned for overlap)"}
 
+#: Bars of :func:`plot_comparison` (columns of COMPARISON_COLUMNS): each measure, and beside
+#: it what two random networks of the same densities give (hatched), so that a value can be
+#: read against chance.
 _COMPARISON_SERIES = tuple(zip(
-    ("nnstd", "jaccard", "jaccard_aligned", "jaccard_chance"),  # of COMPARISON_COLUMNS
-    ("NNSTD", "Jaccard (raw)", "Jaccard (aligned)", "Jaccard (chance)"),
-    ("tab:red", "tab:blue", "tab:green", "0.6"),
-    (None, None, None, "//"),
+    ("nnstd", "nnstd_chance", "jaccard", "jaccard_aligned", "jaccard_chance"),
+    ("NNSTD", "NNSTD (chance)", "Jaccard (raw)", "Jaccard (aligned)", "Jaccard (chance)"),
+    ("tab:red", "#f1a9a9", "tab:blue", "tab:green", "0.6"),
+    (None, "//", None, None, "//"),
 ))
 
 
@@ -160,8 +163,9 @@ def plot_comparison(frame: Comparison | pandas.DataFrame, ax: Axes | None = None
         table of ``topo compare``), with one row per layer (the ``"all"`` row is drawn too
         when present, labelled with how it aggregates: NNSTD the mean over the layers, the
         Jaccard indices pooled over their connections) and any of the columns ``nnstd``,
-        ``jaccard``, ``jaccard_aligned`` (Jaccard after neuron matching) and
-        ``jaccard_chance`` (what two random masks of the same densities share). Missing
+        ``nnstd_chance`` (NNSTD's chance level: the expected NNSTD of random networks of the
+        same densities), ``jaccard``, ``jaccard_aligned`` (Jaccard after neuron matching)
+        and ``jaccard_chance`` (what two random masks of the same densities share). Missing
         columns are skipped; a column with no value (all NaN, e.g. the chance level of
         layers whose widths differ) draws no bars and its legend entry says ``n/a``. Every
         bar's value is written above it (so a bar of height 0 reads ``0.00``, a missing
@@ -211,7 +215,7 @@ def plot_comparison(frame: Comparison | pandas.DataFrame, ax: Axes | None = None
     ax.set_xticks(x, labels)
     ax.set_ylabel("NNSTD / Jaccard index")
     ax.set_ylim(0, 1.12)
-    ax.legend(fontsize=8, ncols=min(4, len(series)), loc="upper center",
+    ax.legend(fontsize=8, ncols=min(3, len(series)), loc="upper center",
               bbox_to_anchor=(0.5, -0.26), frameon=False)
     ax.set_title("topology distance and mask overlap per layer")
     return ax
@@ -672,7 +676,10 @@ def plot_interactions(frame: pandas.DataFrame, ax: Axes | None = None, top: int 
 #: train accuracy, MSE and loss are running means over the epoch's mini-batches while the
 #: weights change (at epoch 0: the whole training set at initialisation); the test value is
 #: measured once, after the epoch.
-_METRIC_LINES = (("--", "train (mean over the epoch's batches)"),
+#: The last panel's lines. A run's train metric is the mean over the epoch's mini-batches as
+#: the weights changed, except at epoch 0 (and each pruning level's start), where the
+#: training loop measures the whole training set before any step.
+_METRIC_LINES = (("--", "train (mean over the epoch's batches; epoch 0: before training)"),
                  ("-", "test (after the epoch)"))
 
 
@@ -1118,7 +1125,7 @@ def plot_death_histogram(diagram: np.ndarray, ax: Axes | None = None,
     ax.set_xlim(0, 1)
     ax.set_xlabel("death (normalised |w| of the merging edge)")
     ax.set_ylabel("pairs")
-    ax.legend(fontsize=7, loc="upper left", handlelength=1.0)
+    ax.legend(fontsize=7, loc="best", handlelength=1.0)  # where it hides the fewest bars
     if title:
         ax.set_title(title, fontsize=9)
     return ax
