@@ -676,9 +676,6 @@ def plot_interactions(frame: pandas.DataFrame, ax: Axes | None = None, top: int 
 #: train accuracy, MSE and loss are running means over the epoch's mini-batches while the
 #: weights change (at epoch 0: the whole training set at initialisation); the test value is
 #: measured once, after the epoch.
-#: The last panel's lines. A run's train metric is the mean over the epoch's mini-batches as
-#: the weights changed, except at epoch 0 (and each pruning level's start), where the
-#: training loop measures the whole training set before any step.
 _METRIC_LINES = (("--", "train (mean over the epoch's batches; epoch 0: before training)"),
                  ("-", "test (after the epoch)"))
 

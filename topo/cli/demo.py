@@ -204,7 +204,7 @@ def _persistence(tour: _Tour, final: dict[str, Path], out: Path) -> None:
     table = pd.concat(frames, ignore_index=True)
     write_csv(table, table_path)
     tour.wrote(table_path, "per-layer neural persistence of each run")
-    tour.wrote(figure, "persistence diagrams of set-s0")
+    tour.wrote(figure, "each layer's persistence of set-s0 (histograms of its deaths)")
     means = table.groupby("run", sort=False)["normalized"].mean()
     tour.done(started, "mean normalised: " + ", ".join(f"{k} {v:.3f}"
                                                       for k, v in means.items()))
