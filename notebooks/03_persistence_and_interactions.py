@@ -48,10 +48,14 @@ last = snapshots[-1].graph
 print(topo.neural_persistence(last).to_frame().to_string())
 
 # %%
+from topo.plot import layer_label
+
 frame = topo.topology_evolution(snapshots, nnstd=False)
-curve = frame.pivot(index="epoch", columns="name", values="neural_persistence")
-ax = curve.plot(marker="o", title="normalised neural persistence")
-ax.set_ylabel("neural persistence")
+frame["layer_label"] = [layer_label(k, n) for k, n in zip(frame["layer"], frame["name"])]
+curve = frame.pivot(index="epoch", columns="layer_label", values="neural_persistence")
+ax = curve.plot(marker="o", title="neural persistence of each layer over training")
+ax.set_ylabel("normalised neural persistence")
+ax.legend(title=None)
 save(ax, "neural_persistence.png")
 print(curve.round(4).to_string())
 
@@ -74,7 +78,7 @@ axes = plot_persistence_diagrams(diagrams, names=last.names)
 save(axes, "persistence_diagrams.png")
 
 # %%
-ax = plot_barcode(diagrams[0], title=last.names[0])
+ax = plot_barcode(diagrams[0], title=layer_label(0, last.names[0]))
 save(ax, "barcode.png")
 
 # %% [markdown]
