@@ -169,9 +169,14 @@ def write_api_pages() -> None:
                     lines.append("   :no-value:")
                 lines.append("")
         if reexported:
-            lines += ["Also available here", "-------------------", ""]
-            lines += [f"* :py:obj:`{name} <{home}.{name}>` (defined in :mod:`{home}`)"
-                      for name, home in reexported]
+            heading = "Documented in the modules that define them"
+            lines += [heading, "-" * len(heading), "", ".. currentmodule:: None", "",
+                      ".. autosummary::", "   :nosignatures:", ""]
+            lines += [f"   ~{home}.{name}" for name, home in reexported
+                      if typing.get_origin(getattr(module, name)) is None]
+            lines.append("")
+            lines += [f"* :py:data:`{name} <{home}.{name}>`" for name, home in reexported
+                      if typing.get_origin(getattr(module, name)) is not None]
             lines.append("")
         text = "\n".join(lines)
         path = folder / f"{module_name}.rst"

@@ -8,6 +8,7 @@ public names are enumerated here from the package itself, not from ``docs/conf.p
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import pkgutil
@@ -51,7 +52,9 @@ class _Page(HTMLParser):
             self.images.append(values["src"] or "")
 
 
+@functools.cache
 def page(relative: str) -> _Page:
+    """The parsed page (parsed once: each of the many name checks reads its module's page)."""
     require_site()
     path = HTML / relative
     assert path.is_file(), f"{relative} missing from the built site"
