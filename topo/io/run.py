@@ -36,8 +36,9 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "MANIFEST_NAME", "METRICS_NAME", "UPDATES_NAME", "SNAPSHOT_DIR", "SNAPSHOT_SUFFIX",
     "RUN_FORMAT", "snapshot_name", "is_run_dir", "read_manifest", "read_metrics",
-    "read_updates", "snapshot_paths", "snapshot_epoch", "snapshot_level", "natural_key",
-    "CHECKPOINT_SUFFIXES", "checkpoint_stem", "name_times", "metrics_line", "RunWriter",
+    "read_updates", "flat_metrics", "snapshot_paths", "snapshot_epoch", "snapshot_level",
+    "natural_key", "CHECKPOINT_SUFFIXES", "checkpoint_stem", "name_times", "metrics_line",
+    "RunWriter",
 ]
 
 MANIFEST_NAME = "run.json"
@@ -106,14 +107,19 @@ def read_metrics(run: str | Path) -> pandas.DataFrame:
                 warnings.warn(f"{path}: ignoring incomplete last line {n}", stacklevel=2)
                 break
             raise UnreadableFileError(f"{path}: line {n} is not valid JSON") from None
-        flat = {}
-        for key, value in row.items():
-            if isinstance(value, list):
-                flat.update({f"{key}_{i}": v for i, v in enumerate(value)})
-            else:
-                flat[key] = value
-        rows.append(flat)
+        rows.append(flat_metrics(row))
     return pd.DataFrame(rows)
+
+
+def flat_metrics(row: dict[str, Any]) -> dict[str, Any]:
+    """A metrics row with its per-layer lists spread as ``name_0``, ``name_1``, ..."""
+    flat: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, list):
+            flat.update({f"{key}_{i}": v for i, v in enumerate(value)})
+        else:
+            flat[key] = value
+    return flat
 
 
 def snapshot_epoch(path: str | Path) -> int | None:
