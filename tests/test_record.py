@@ -401,3 +401,23 @@ def test_live_tensorboard_scalars_equal_those_of_the_finished_run(tmp_path):
                                    rtol=1e-6, err_msg=tag)
     assert live["topo/loss"] == [(0, 1.0), (1, 0.5), (2, pytest.approx(1 / 3)), (3, 0.25)]
     assert "topo/run_itop_rate/0" in live and "topo/itop_rate_network" in live
+
+
+def test_the_readme_example_records_a_run(tmp_path, monkeypatch, repo_root):
+    text = (repo_root / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
+    (example,) = [b for b in blocks if "topo.Recorder(model, \"runs/mine\", metadata" in b]
+    g = torch.Generator().manual_seed(0)
+    data = [(torch.randn(8, 64, generator=g), torch.randint(0, 10, (8,), generator=g))
+            for _ in range(3)]
+    monkeypatch.chdir(tmp_path)
+    exec(example, {"train_loader": data, "loss_fn": nn.functional.cross_entropy,  # noqa: S102
+                   "evaluate": lambda model: 0.5})
+    metrics = read_metrics(tmp_path / "runs" / "mine")
+    assert metrics["epoch"].tolist() == list(range(11))
+    # global magnitude pruning: half of the 7400 weights at first, then 10 % of the rest
+    kept = [3700]
+    for _ in range(10):
+        kept.append(kept[-1] - round(0.1 * kept[-1]))
+    assert (metrics["connections_0"] + metrics["connections_1"]).tolist() == kept
+    assert read_manifest(tmp_path / "runs" / "mine")["status"] == "finished"
