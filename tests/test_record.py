@@ -125,7 +125,9 @@ def test_a_dict_of_masks_kept_by_the_training_code_is_read_at_every_call(tmp_pat
 
 
 # ------------------------------------------------------------------ the union
-def test_the_union_tracker_counts_what_each_update_added_and_removed():
+@pytest.mark.parametrize("kind", ["numpy", "torch"])   # torch: the path of accelerators
+def test_the_union_tracker_counts_what_each_update_added_and_removed(kind):
+    as_kind = (lambda x: x.copy()) if kind == "numpy" else (lambda x: torch.from_numpy(x.copy()))
     a = np.array([[1, 1, 0], [0, 0, 1]], bool)          # 6 positions (not whole words)
     b = np.array([[1, 0, 0], [0, 1, 1]], bool)
     c = np.zeros((8, 8), bool)                           # 64 positions (eight words)
@@ -133,16 +135,19 @@ def test_the_union_tracker_counts_what_each_update_added_and_removed():
     d = c.copy()
     d[0, 0], d[7, 7] = False, True
     tracker = UnionTracker()
-    assert tracker.observe([a.copy(), c.copy()]) is None
-    assert tracker.observe([a.copy(), c.copy()]) is None   # nothing changed
-    added, removed, before = tracker.observe([b.copy(), d.copy()])
+    reused = [as_kind(a), as_kind(c)]
+    assert tracker.observe(reused) is None
+    assert tracker.observe([as_kind(a), as_kind(c)]) is None   # nothing changed
+    reused[0][0, 2] = True   # the caller's arrays were copied, not kept
+    assert tracker.counts() == [3, 5]
+    added, removed, before = tracker.observe([as_kind(b), as_kind(d)])
     assert (added, removed, before) == ([1, 1], [1, 1], [3, 5])
     assert tracker.counts() == [4, 6] and tracker.sizes() == [6, 64]
     assert tracker.connections == [3, 5]
-    tracker.observe([a.copy(), c.copy()])   # back: the union does not shrink
+    tracker.observe([as_kind(a), as_kind(c)])   # back: the union does not shrink
     assert tracker.counts() == [4, 6]
     with pytest.raises(GraphStructureError, match="changed shape"):
-        tracker.observe([a.T.copy(), c])
+        tracker.observe([as_kind(a.T), as_kind(c)])
 
 
 def magnitude_prune_and_rigl_run(out: Path, *, epochs=3, steps=6, every_update=2, seed=0):

@@ -119,8 +119,8 @@ class UnionTracker:
 
     def observe(self, structures: Sequence[Any]
                 ) -> tuple[list[int], list[int], list[int]] | None:
-        """Add boolean structures (one per layer, fixed shapes) to the union. The arrays are
-        kept (not copied): pass fresh ones.
+        """Add boolean structures (one per layer, fixed shapes) to the union. They are
+        copied, so the caller may reuse its arrays.
 
         Returns
         -------
@@ -134,7 +134,7 @@ class UnionTracker:
         """
         if self.union is None:
             self.union = [_copy(s) for s in structures]
-            self.previous = list(structures)
+            self.previous = [_copy(s) for s in structures]
             self.connections = [_count(s) for s in structures]
             return None
         if len(structures) != len(self.union):
@@ -154,7 +154,7 @@ class UnionTracker:
             removed[k] = _count(_and_not(prev, now))
             self.connections[k] = before[k] + added[k] - removed[k]
             _or_into(self.union[k], now)
-            self.previous[k] = now
+            _copy_into(self.previous[k], now)
             changed = changed or added[k] > 0 or removed[k] > 0
         return (added, removed, before) if changed else None
 
@@ -265,6 +265,7 @@ class Recorder:
         self.widths: list[int] = graph.widths
         self._skipped = graph.metadata.get("skipped", [])
         self._tracker = UnionTracker()
+        self._buffers: dict[int, Any] = {}
         self._counted = self._itop_layers()
         self.step = 0
         self.n_updates = 0
@@ -521,17 +522,20 @@ class Recorder:
         return resolve_chain(ex)
 
     def _structures(self, live: Mapping[str, torch.Tensor]) -> list[Any]:
-        """Each layer's connections now, as a fresh boolean ``(n_out, n_in)`` array (numpy
-        for tensors in main memory, a torch tensor on an accelerator)."""
+        """Each layer's connections now, as a boolean ``(n_out, n_in)`` array (numpy for
+        tensors in main memory, a torch tensor on an accelerator), written into buffers
+        reused from call to call (no allocation, no fresh pages, on the common path)."""
         out: list[Any] = []
         pipeline = None
         for k, src in enumerate(self._sources):
             if src.key is None:
                 if pipeline is None:
                     pipeline = self._build(self._extract(live))
-                out.append(_csr_structure(pipeline.layers[k]))
+                s = _csr_structure(pipeline.layers[k])
             else:
-                out.append(_nonzero(live[src.key], src.transposed))
+                s = _nonzero(live[src.key], src.transposed, self._buffers.get(k))
+            self._buffers[k] = s
+            out.append(s)
         return out
 
     def _replan(self) -> None:
@@ -754,18 +758,29 @@ def _connections(structure: Any, weight: np.ndarray, transposed: bool) -> Any:
     return m.T if transposed else m
 
 
-def _nonzero(t: torch.Tensor, transposed: bool) -> Any:
-    """A tensor's non-zero positions as a fresh boolean array, ``(n_out, n_in)``."""
+def _nonzero(t: torch.Tensor, transposed: bool, out: Any = None) -> Any:
+    """A tensor's non-zero positions as a boolean ``(n_out, n_in)`` array, written into
+    ``out`` when it fits (same kind, shape and device)."""
     import torch
 
+    if t.layout != torch.strided:
+        t = t.to_dense()
+    if transposed:
+        t = t.t()
     if t.device.type != "cpu":
-        s = t.ne(0)
-        return s.t().contiguous() if transposed else s
-    if t.layout != torch.strided or t.dtype in (torch.bfloat16, torch.float16):
-        t = t.to_dense().float()
+        if not (torch.is_tensor(out) and out.device == t.device and out.shape == t.shape):
+            out = torch.empty(t.shape, dtype=torch.bool, device=t.device)
+        return torch.ne(t, 0, out=out)
+    if t.dtype in (torch.bfloat16, torch.float16):
+        t = t.float()
     a = t.numpy()
-    s = a.astype(bool) if a.dtype == bool else np.not_equal(a, 0)
-    return np.ascontiguousarray(s.T) if transposed else s
+    if not (isinstance(out, np.ndarray) and out.shape == a.shape):
+        out = np.empty(a.shape, dtype=bool)
+    if a.dtype == bool:
+        np.copyto(out, a)
+    else:
+        np.not_equal(a, 0, out=out)
+    return out
 
 
 def _words(a: np.ndarray) -> np.ndarray:
@@ -803,6 +818,13 @@ def _count(a: Any) -> int:
 
 def _copy(a: Any) -> Any:
     return a.copy() if isinstance(a, np.ndarray) else a.clone()
+
+
+def _copy_into(target: Any, a: Any) -> None:
+    if isinstance(target, np.ndarray):
+        np.copyto(target, a)
+    else:
+        target.copy_(a)
 
 
 def _nonnegative(value: Any, what: str) -> int:
