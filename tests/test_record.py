@@ -426,3 +426,53 @@ def test_the_readme_example_records_a_run(tmp_path, monkeypatch, repo_root):
         kept.append(kept[-1] - round(0.1 * kept[-1]))
     assert (metrics["connections_0"] + metrics["connections_1"]).tolist() == kept
     assert read_manifest(tmp_path / "runs" / "mine")["status"] == "finished"
+
+
+def test_a_weight_norm_layer_is_read_by_the_pipeline_at_every_update(tmp_path):
+    from torch.nn.utils.parametrizations import weight_norm
+
+    model = mlp()
+    with torch.no_grad():
+        model[0].weight[:4] = 0.0   # four output units without inputs
+    model[0] = weight_norm(model[0])
+    rec = topo.Recorder(model, tmp_path / "run")
+    assert read_manifest(tmp_path / "run")["recorder"]["structure"][0] == (
+        "the reading pipeline at every update")
+    want = checkpoint_graph(model, tmp_path / "model.pt")   # w = g v / ||v||, as topo.load
+    for a, b in zip(rec.graph().layers, want.layers):
+        np.testing.assert_allclose(a.toarray(), b.toarray())
+    rec.update()
+    with torch.no_grad():
+        model[0].parametrizations.weight.original1[4:6] = 0.0   # v: two more units emptied
+    rec.update()
+    rec.snapshot(epoch=1)
+    row = read_metrics(tmp_path / "run").iloc[0]
+    assert (row["connections_0"], row["removed_0"]) == (12 * 10, 24)
+
+
+def test_the_recorder_before_any_observation_and_its_argument_checks(tmp_path):
+    rec = topo.Recorder(mlp(), tmp_path / "run")
+    assert np.isnan(rec.itop_rate).all() and np.isnan(rec.itop_rate_network)
+    assert repr(rec) == (f"Recorder(Sequential, {str(tmp_path / 'run')!r}, 2 layers, "
+                         "status='running')")
+    rec.snapshot(epoch=0, metrics={"scores": np.array([0.5, 0.25])})
+    assert read_metrics(tmp_path / "run")["scores_1"].tolist() == [0.25]
+    with pytest.raises(ConfigError, match="masks must be a dict"):
+        topo.Recorder(mlp(), tmp_path / "a", masks=[torch.ones(16, 12)])
+    with pytest.raises(ConfigError, match="tensorboard_step 'hours'"):
+        topo.Recorder(mlp(), tmp_path / "b", tensorboard=tmp_path / "tb",
+                      tensorboard_step="hours")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="exists and is not a folder"):
+        topo.Recorder(mlp(), tmp_path / "file")
+
+
+def test_overwriting_a_run_removes_its_old_snapshots(tmp_path):
+    with topo.Recorder(mlp(), tmp_path / "run") as rec:
+        for epoch in range(3):
+            rec.snapshot(epoch=epoch)
+    with topo.Recorder(mlp(), tmp_path / "run", overwrite=True) as rec:
+        rec.snapshot(epoch=0)
+    assert [p.name for p in topo.snapshot_paths(tmp_path / "run")] == [
+        "epoch_0000.safetensors"]
+    assert read_metrics(tmp_path / "run")["epoch"].tolist() == [0]
