@@ -744,13 +744,11 @@ def _connections(structure: Any, weight: np.ndarray, transposed: bool) -> Any:
     if not isinstance(structure, np.ndarray):
         structure = structure.cpu().numpy()
     n_out, n_in = structure.shape
-    flat = np.flatnonzero(structure)
-    per_row = np.count_nonzero(structure, axis=1)
-    indptr = np.zeros(n_out + 1, dtype=np.int64)
-    np.cumsum(per_row, out=indptr[1:])
+    flat = np.flatnonzero(structure)   # sorted: row by row
+    indptr = np.searchsorted(flat, np.arange(n_out + 1, dtype=np.int64) * n_in)
     wide = np.int64 if n_out * n_in > np.iinfo(np.int32).max else np.int32
     indices = flat.astype(wide)
-    indices -= np.repeat(np.arange(n_out, dtype=wide) * n_in, per_row)
+    indices -= np.repeat(np.arange(n_out, dtype=wide) * n_in, np.diff(indptr))
     oriented = np.asarray(weight).T if transposed else np.asarray(weight)
     values = oriented.reshape(-1)[flat]
     m = sp.csr_matrix((values, indices, indptr), shape=(n_out, n_in))
