@@ -333,6 +333,8 @@ def test_what_is_not_a_recordable_model_is_refused(tmp_path):
         topo.Recorder(mlp(), tmp_path / "c", every=0)
     with pytest.raises(ConfigError, match="metadata cannot be stored as JSON"):
         topo.Recorder(mlp(), tmp_path / "d", metadata={"x": object()})
+    with pytest.raises(ConfigError, match="metadata 'epoch': each snapshot says its own"):
+        topo.Recorder(mlp(), tmp_path / "e", metadata={"epoch": 3})
     assert not (tmp_path / "b").exists()
 
 

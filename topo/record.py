@@ -253,6 +253,10 @@ class Recorder:
         self.every = every
         self.metadata = dict(metadata or {})
         _check_json(self.metadata, "metadata")
+        taken = sorted(set(self.metadata) & {"epoch", "step", "level"})
+        if taken:
+            raise ConfigError(f"metadata {taken[0]!r}: each snapshot says its own epoch, step "
+                              "and level (pass them to snapshot())")
         self.input_shape = tuple(input_shape) if input_shape is not None else None
         self.path = Path(out_dir)
         self.run_id = str(self.metadata.get("run_id")
@@ -356,9 +360,9 @@ class Recorder:
         graph = self._observe(build=True)
         written = None
         if self._snapshots == 0 or epoch % self.every == 0 or force:
-            graph.metadata = {**graph.metadata, "run_id": self.run_id, "epoch": epoch,
-                              "step": self.step, **self.metadata,
-                              **{k: v for k, v in clean.items() if not isinstance(v, list)}}
+            graph.metadata = {**graph.metadata, **self.metadata,
+                              **{k: v for k, v in clean.items() if not isinstance(v, list)},
+                              "run_id": self.run_id, "epoch": epoch, "step": self.step}
             if level is not None:
                 graph.metadata["level"] = level
             name = snapshot_name(epoch, level)
