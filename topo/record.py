@@ -699,8 +699,8 @@ class Recorder:
         self._tb_union = (masks if self._tb_union is None
                           else [structure.union(u, m) for u, m in zip(self._tb_union, masks)])
         ever = [int(u.nnz) for u in self._tb_union]
-        frame["ever_active"] = ever
-        frame["ever_active_rate"] = [e / (a * b) for e, (a, b) in
+        frame["ever_active_snapshots"] = ever
+        frame["itop_rate_snapshots"] = [e / (a * b) for e, (a, b) in
                                      zip(ever, (m.shape for m in masks))]
         frame["snapshot"] = self._tb_count
         self._tb_count += 1
