@@ -167,7 +167,7 @@ def magnitude_prune_and_rigl_run(out: Path, *, epochs=3, steps=6, every_update=2
 
     union = masks_now()
     previous = masks_now()
-    seen = {"rates": [], "snapshots": [], "update_changes": []}
+    seen = {"rates": [], "network": [], "snapshots": [], "update_changes": []}
 
     def observed():
         nonlocal previous
@@ -178,6 +178,7 @@ def magnitude_prune_and_rigl_run(out: Path, *, epochs=3, steps=6, every_update=2
         for k in range(len(union)):
             union[k] |= now[k]
         previous = now
+        seen["network"].append(sum(u.sum() for u in union) / sum(u.size for u in union))
         return [u.sum() / u.size for u in union]
 
     with topo.Recorder(model, out, metadata={"method": "prune+rigl", "seed": seed}) as rec:
@@ -206,6 +207,7 @@ def magnitude_prune_and_rigl_run(out: Path, *, epochs=3, steps=6, every_update=2
                 rec.update()
                 rates = observed()
                 np.testing.assert_allclose(rec.itop_rate, rates)   # at every update
+                assert rec.itop_rate_network == pytest.approx(seen["network"][-1])
                 seen["rates"].append(rates)
             for layer in layers:
                 prune.l1_unstructured(layer, "weight", amount=10)
@@ -216,6 +218,10 @@ def magnitude_prune_and_rigl_run(out: Path, *, epochs=3, steps=6, every_update=2
     seen["union_at_snapshots"] = [None] + [seen["rates"][(steps + 1) * e - 1]
                                            for e in range(1, epochs + 1)]
     seen["union_at_snapshots"][0] = [m.sum() / m.size for m in seen["snapshots"][0]]
+    first = seen["snapshots"][0]
+    seen["network_at_snapshots"] = [sum(m.sum() for m in first) / sum(m.size for m in first)
+                                    ] + [seen["network"][(steps + 1) * e - 1]
+                                         for e in range(1, epochs + 1)]
     return seen
 
 
@@ -234,11 +240,12 @@ def test_a_recorded_pruning_and_regrowth_run_shows_epochs_churn_and_the_exact_it
             removed = (snaps[e - 1][k] & ~snaps[e][k]).sum()
             assert r["churn"] == pytest.approx(removed / snaps[e - 1][k].sum())
         # the exact rate of every update, not the union of the snapshots
-        assert r["run_itop_rate"] == pytest.approx(seen["union_at_snapshots"][e][k])
+        assert r["itop_rate"] == pytest.approx(seen["union_at_snapshots"][e][k])
+        assert r["itop_rate_network"] == pytest.approx(seen["network_at_snapshots"][e])
     last = [r for r in rows if r["epoch"] == 3]
     snapshot_union = [np.logical_or.reduce([s[k] for s in snaps]).mean() for k in (0, 1)]
-    assert last[0]["run_itop_rate"] > snapshot_union[0]   # regrowth between snapshots
-    assert [r["ever_active_rate"] for r in last] == pytest.approx(snapshot_union)
+    assert last[0]["itop_rate"] > snapshot_union[0]   # regrowth between snapshots
+    assert [r["itop_rate_snapshots"] for r in last] == pytest.approx(snapshot_union)
     # every update that changed the structure, and the sums per epoch
     updates = read_updates(run)
     assert len(updates) == len(seen["update_changes"])
@@ -383,13 +390,18 @@ def test_live_tensorboard_scalars_equal_those_of_the_finished_run(tmp_path):
     model = mlp()
     for layer in linears(model):
         prune.random_unstructured(layer, "weight", amount=0.5)
+    first = linears(model)[0]
+    union = first.weight_mask.numpy() != 0
+    expected_itop = []
     with topo.Recorder(model, tmp_path / "run", tensorboard=tmp_path / "live") as rec:
         for epoch in range(4):
             if epoch:
-                prune.l1_unstructured(linears(model)[0], "weight", amount=15)
+                prune.l1_unstructured(first, "weight", amount=15)
                 with torch.no_grad():   # a regrown connection
-                    linears(model)[0].weight_mask.view(-1)[epoch] = 1.0
+                    first.weight_mask.view(-1)[epoch] = 1.0
             rec.update()
+            union |= first.weight_mask.numpy() != 0
+            expected_itop.append((epoch, union.mean()))
             rec.snapshot(epoch=epoch, metrics={"loss": 1.0 / (epoch + 1)})
     assert main(["evolution", str(tmp_path / "run"), "--tensorboard",
                  str(tmp_path / "after")]) == 0
@@ -407,7 +419,10 @@ def test_live_tensorboard_scalars_equal_those_of_the_finished_run(tmp_path):
         np.testing.assert_allclose([v for _, v in live[tag]], [v for _, v in after[tag]],
                                    rtol=1e-6, err_msg=tag)
     assert live["topo/loss"] == [(0, 1.0), (1, 0.5), (2, pytest.approx(1 / 3)), (3, 0.25)]
-    assert "topo/run_itop_rate/0" in live and "topo/itop_rate_network" in live
+    assert [s for s, _ in live["topo/itop_rate/0"]] == [e for e, _ in expected_itop]
+    np.testing.assert_allclose([v for _, v in live["topo/itop_rate/0"]],
+                               [r for _, r in expected_itop], rtol=1e-6)
+    assert "topo/itop_rate_network" in live and "topo/itop_rate_snapshots/0" in live
 
 
 def test_the_readme_example_records_a_run(tmp_path, monkeypatch, repo_root):

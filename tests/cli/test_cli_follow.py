@@ -101,8 +101,10 @@ def scalars(logdir: Path) -> dict[str, list[tuple[int, float]]]:
 
 def test_tensorboard_events_hold_every_column_per_layer(tmp_path, capsys, write_run):
     run = write_run(tmp_path / "run", HAND, epochs=[0, 5], metrics=[
-        {"epoch": 0, "step": 0, "loss": 2.5, "density": [0.5, 0.5]},
-        {"epoch": 5, "step": 40, "loss": 1.25, "density": [0.5, 0.5]}])
+        {"epoch": 0, "step": 0, "loss": 2.5, "density": [0.5, 0.5],
+         "itop_rate": [0.5, 0.5], "itop_rate_network": 0.5},
+        {"epoch": 5, "step": 40, "loss": 1.25, "density": [0.5, 0.5],
+         "itop_rate": [5 / 6, 0.5], "itop_rate_network": 0.75}])
     logdir = tmp_path / "tb"
     assert main(["evolution", str(run), "--tensorboard", str(logdir)]) == 0
     (event_file,) = logdir.glob("events.out.tfevents.*")
@@ -113,7 +115,12 @@ def test_tensorboard_events_hold_every_column_per_layer(tmp_path, capsys, write_
     assert found["topo/density/fc1"] == [(0, 0.5), (5, 0.5)]
     assert found["topo/added/fc0"] == [(0, 0.0), (5, 1.0)]
     assert found["topo/churn/fc0"] == [(5, pytest.approx(1 / 3))]   # none at the first
-    assert found["topo/ever_active/fc0"] == [(0, 3.0), (5, 4.0)]
+    assert found["topo/ever_active_snapshots/fc0"] == [(0, 3.0), (5, 4.0)]
+    assert found["topo/itop_rate_snapshots/fc0"] == [(0, 0.5), (5, pytest.approx(4 / 6))]
+    # the exact ITOP rate the run recorded (between snapshots too), as recorded
+    assert found["topo/itop_rate/fc0"] == [(0, 0.5), (5, pytest.approx(5 / 6))]
+    assert found["topo/itop_rate_network"] == [(0, 0.5), (5, 0.75)]
+    assert "topo/itop_rate_network/fc0" not in found
     assert found["topo/jaccard_to_previous/fc0"] == [(5, pytest.approx(2 / 4))]
     # the run's metrics: a scalar once per snapshot, a per-layer list per layer
     assert found["topo/loss"] == [(0, 2.5), (5, 1.25)]

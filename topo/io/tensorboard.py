@@ -3,9 +3,9 @@ event writer (no TensorFlow needed; ``pip install 'topo[tensorboard]'``).
 
 Every numeric column of an evolution table (:func:`topo.topology_evolution`) becomes scalars:
 
-- a per-layer column (connections, density, churn, NNSTD, the ITOP rate, degrees, neural
-  persistence, and the run's per-layer metrics such as ``run_itop_rate``) is the tag
-  ``topo/<column>/<layer name>``;
+- a per-layer column (connections, density, churn, NNSTD, the ITOP rate of the snapshots and
+  the exact ``itop_rate`` a run recorded, degrees, neural persistence, and the run's
+  per-layer metrics) is the tag ``topo/<column>/<layer name>``;
 - a column with one value per snapshot (the run's scalar metrics: ``loss``,
   ``test_accuracy``, ``itop_rate_network``, ...) is the tag ``topo/<column>``;
 
