@@ -150,6 +150,22 @@ def test_the_union_tracker_counts_what_each_update_added_and_removed(kind):
         tracker.observe([as_kind(a.T), as_kind(c)])
 
 
+def test_a_resumed_union_tracker_keeps_the_checkpoint_union_and_adds_the_structure_now():
+    kept = [np.array([1, 1, 0, 0, 0, 0, 0, 0, 0], bool)]   # ever connected before the stop
+    now = [np.array([0, 1, 1, 0, 0, 0, 0, 0, 0], bool)]    # the model as resumed
+    tracker = UnionTracker()
+    tracker.resume(kept, now)
+    kept[0][:] = True   # copied, not kept
+    assert tracker.counts() == [3] and tracker.connections == [2]
+    later = [np.array([0, 0, 1, 1, 0, 0, 0, 0, 0], bool)]
+    assert tracker.observe(later) == ([1], [1], [2])   # compared with the model as resumed
+    assert tracker.counts() == [4]
+    with pytest.raises(GraphStructureError, match="shape"):
+        UnionTracker().resume([np.zeros(9, bool)], [np.zeros(8, bool)])
+    with pytest.raises(GraphStructureError, match="layers"):
+        UnionTracker().resume([np.zeros(9, bool)], [])
+
+
 def magnitude_prune_and_rigl_run(out: Path, *, epochs=3, steps=6, every_update=2, seed=0):
     """Trains 12-16-4 on random data with prune buffers: magnitude pruning every epoch, and
     every ``every_update`` steps RigL's drop (smallest |w|) and grow (largest dense |grad|)

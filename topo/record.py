@@ -158,6 +158,29 @@ class UnionTracker:
             changed = changed or added[k] > 0 or removed[k] > 0
         return (added, removed, before) if changed else None
 
+    def resume(self, union: Sequence[Any], structures: Sequence[Any]) -> None:
+        """Start again from a union kept earlier (a checkpoint's) and the structures now,
+        which are added to it. Both are copied.
+
+        Raises
+        ------
+        GraphStructureError
+            A different number of layers, or a layer of another shape, in the two.
+        """
+        if len(union) != len(structures):
+            raise GraphStructureError(f"a union of {len(union)} layers resumed with "
+                                      f"{len(structures)} layers")
+        for k, (u, s) in enumerate(zip(union, structures)):
+            if tuple(u.shape) != tuple(s.shape):
+                raise GraphStructureError(f"layer {k}: a union of shape {tuple(u.shape)} "
+                                          f"resumed with a structure of shape "
+                                          f"{tuple(s.shape)}")
+        self.union = [_copy(u) for u in union]
+        self.previous = [_copy(s) for s in structures]
+        self.connections = [_count(s) for s in structures]
+        for u, s in zip(self.union, structures):
+            _or_into(u, s)
+
     def counts(self) -> list[int]:
         """Positions ever connected, per layer."""
         return [_count(u) for u in self.union] if self.union is not None else []
