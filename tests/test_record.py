@@ -399,6 +399,44 @@ def test_a_recorded_run_is_read_by_every_command(tmp_path, capsys):
     assert "Traceback" not in capsys.readouterr().err
 
 
+def test_topo_train_writes_every_run_file_through_the_recorders_writer(tmp_path, monkeypatch,
+                                                                     capsys):
+    """One writer in topo: the trainer's snapshots, metrics rows and manifest go through
+    RunWriter, as the Recorder's do, and its ITOP rate is kept by the Recorder's union."""
+    from topo.io.run import RunWriter
+    from topo.record import UnionTracker
+
+    calls: list[str] = []
+    for method in ("save_snapshot", "write_metrics", "write_manifest"):
+        original = getattr(RunWriter, method)
+
+        def spy(self, *args, _original=original, _name=method, **kwargs):
+            calls.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(RunWriter, method, spy)
+    observed: list[int] = []
+    observe = UnionTracker.observe
+
+    def counting(self, structures):
+        observed.append(len(structures))
+        return observe(self, structures)
+
+    monkeypatch.setattr(UnionTracker, "observe", counting)
+    run = tmp_path / "run"
+    assert main(["train", "--method", "set", "--arch", "64-8-10", "--density", "0.3",
+                 "--epochs", "2", "--no-progress", "--out", str(run)]) == 0
+    snapshots = sorted((run / "snapshots").glob("*.safetensors"))
+    assert calls.count("save_snapshot") == len(snapshots) == 3   # epochs 0, 1, 2
+    assert calls.count("write_metrics") == len(read_metrics(run)) == 3
+    assert calls.count("write_manifest") == 2   # started, finished
+    # the start, and SET's rewiring at the start of epoch 2 (none before epoch 1), each
+    # over both layers
+    assert observed == [2, 2]
+    itop = read_metrics(run)["itop_rate_network"]
+    assert itop.is_monotonic_increasing and itop.iloc[-1] > itop.iloc[0]
+
+
 # ------------------------------------------------------------------ TensorBoard
 def test_live_tensorboard_scalars_equal_those_of_the_finished_run(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
