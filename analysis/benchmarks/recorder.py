@@ -14,7 +14,8 @@ sparsity in each of the recorder's routes:
 - ``masks``: a dict of boolean masks kept by the training code;
 - ``zeros``: plain weights with zeros.
 
-Timed (median over ``--repeats`` calls, one process, after a warm-up call):
+Timed (median over ``--repeats`` calls, one process, after a warm-up call; wall-clock time
+and the process's CPU time):
 
 - ``update`` with the structure unchanged (a call after an optimizer step: every call);
 - ``update`` after RigL-like drop-and-grow of 1 % of every layer's connections;
@@ -103,57 +104,80 @@ def median_ms(values: list[float]) -> float:
     return float(np.median(values) * 1e3)
 
 
+class Clock:
+    """Wall time and this process's CPU time (all its threads) of what runs between
+    :meth:`start` and :meth:`stop`. On a loaded machine the wall time includes the time the
+    process waited for a CPU; its CPU time does not (cache and memory contention remain)."""
+
+    def __init__(self) -> None:
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+
+    def start(self) -> None:
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+
+    def stop(self) -> None:
+        self.wall.append(time.perf_counter() - self._wall)
+        self.cpu.append(time.process_time() - self._cpu)
+
+
 def bench(route: str, density: float, repeats: int, folder: Path) -> dict:
     model, layers, masks = model_for(route, density)
     rec = topo.Recorder(model, folder / f"{route}-{density}", masks=masks or None)
     connections = sum(int(c) for c in rec.graph().n_connections)
     positions = sum(a * b for a, b in zip(rec.widths[:-1], rec.widths[1:]))
     rec.update()
-    unchanged = []
+    unchanged = Clock()
     for _ in range(repeats):
-        start = time.perf_counter()
+        unchanged.start()
         rec.update()
-        unchanged.append(time.perf_counter() - start)
+        unchanged.stop()
     g = torch.Generator().manual_seed(1)
-    changed = []
+    changed = Clock()
     for _ in range(max(5, repeats // 3)):
         rewire(route, layers, masks, g)
-        start = time.perf_counter()
+        changed.start()
         rec.update()
-        changed.append(time.perf_counter() - start)
-    writes: list[float] = []
+        changed.stop()
+    writes = Clock()   # summed over the writes of one snapshot call
     timed = RunWriter.save_snapshot, RunWriter.write_metrics, RunWriter.write_updates
 
     def timing(method):
         def wrapper(self, *args, **kwargs):
-            start = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             try:
                 return method(self, *args, **kwargs)
             finally:
-                writes[-1] += time.perf_counter() - start
+                writes.wall[-1] += time.perf_counter() - wall
+                writes.cpu[-1] += time.process_time() - cpu
         return wrapper
 
     RunWriter.save_snapshot, RunWriter.write_metrics, RunWriter.write_updates = (
         timing(m) for m in timed)
+    totals = Clock()
     try:
-        totals = []
         for epoch in range(max(5, repeats // 3)):
-            writes.append(0.0)
-            start = time.perf_counter()
+            writes.wall.append(0.0)
+            writes.cpu.append(0.0)
+            totals.start()
             rec.snapshot(epoch=epoch, metrics={"loss": 1.0})
-            totals.append(time.perf_counter() - start)
+            totals.stop()
     finally:
         RunWriter.save_snapshot, RunWriter.write_metrics, RunWriter.write_updates = timed
     rec.close()
-    beyond = [t - w for t, w in zip(totals, writes)]
+    beyond = [t - w for t, w in zip(totals.wall, writes.wall)]
+    beyond_cpu = [t - w for t, w in zip(totals.cpu, writes.cpu)]
     return {
         "route": route, "density": density, "widths": rec.widths,
         "connections": connections, "positions": positions,
-        "update_unchanged_ms": median_ms(unchanged),
-        "update_after_rewiring_ms": median_ms(changed),
-        "snapshot_total_ms": median_ms(totals),
-        "snapshot_writes_ms": median_ms(writes),
+        "update_unchanged_ms": median_ms(unchanged.wall),
+        "update_unchanged_cpu_ms": median_ms(unchanged.cpu),
+        "update_after_rewiring_ms": median_ms(changed.wall),
+        "update_after_rewiring_cpu_ms": median_ms(changed.cpu),
+        "snapshot_total_ms": median_ms(totals.wall),
+        "snapshot_writes_ms": median_ms(writes.wall),
         "snapshot_beyond_write_ms": median_ms(beyond),
+        "snapshot_beyond_write_cpu_ms": median_ms(beyond_cpu),
     }
 
 
@@ -162,6 +186,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=30)
     args = parser.parse_args()
     results = []
+    load_at_start = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         for density in DENSITIES:
             for route in ROUTES:
@@ -172,7 +197,7 @@ def main() -> None:
         "python": platform.python_version(), "torch": torch.__version__,
         "numpy": np.__version__, "platform": platform.platform(),
         "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-        "load_average": os.getloadavg(),
+        "load_average_at_start": load_at_start, "load_average": os.getloadavg(),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     atomic_write_text(RESULTS / "recorder.json",
@@ -181,8 +206,12 @@ def main() -> None:
         "# topo.Recorder: cost per call on ~1M-connection models",
         "",
         "`analysis/benchmarks/recorder.py`; medians in milliseconds on "
-        f"{machine['cpus']} CPUs (load average {machine['load_average'][0]:.1f} while it "
-        f"ran), torch {machine['torch']} with {machine['torch_threads']} threads.",
+        f"{machine['cpus']} CPUs (1-minute load average {load_at_start[0]:.1f} at the start, "
+        f"{machine['load_average'][0]:.1f} at the end), torch {machine['torch']} with "
+        f"{machine['torch_threads']} threads.",
+        "",
+        "Wall-clock medians; in brackets the process's CPU time (all threads), which leaves "
+        "out the time spent waiting for a CPU on a loaded machine.",
         "",
         "| density | possible | connections | route | update (unchanged) | update (1 % "
         "rewired) | snapshot total | its writes | beyond the write |",
@@ -191,9 +220,11 @@ def main() -> None:
     for r in results:
         lines.append(
             f"| {r['density']} | {r['positions'] / 1e6:.1f} M | {r['connections']:,} | "
-            f"{r['route']} | {r['update_unchanged_ms']:.1f} | "
-            f"{r['update_after_rewiring_ms']:.1f} | {r['snapshot_total_ms']:.1f} | "
-            f"{r['snapshot_writes_ms']:.1f} | {r['snapshot_beyond_write_ms']:.1f} |")
+            f"{r['route']} | {r['update_unchanged_ms']:.1f} "
+            f"({r['update_unchanged_cpu_ms']:.1f}) | {r['update_after_rewiring_ms']:.1f} "
+            f"({r['update_after_rewiring_cpu_ms']:.1f}) | {r['snapshot_total_ms']:.1f} | "
+            f"{r['snapshot_writes_ms']:.1f} | {r['snapshot_beyond_write_ms']:.1f} "
+            f"({r['snapshot_beyond_write_cpu_ms']:.1f}) |")
     atomic_write_text(RESULTS / "recorder.md", "\n".join(lines) + "\n")
 
 
