@@ -37,8 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "connections), NNSTD and Jaccard to the first and previous snapshot, the "
                     "in-time over-parameterisation rate (itop_rate: exact, as the run "
                     "recorded it; itop_rate_snapshots: a lower bound from the snapshots), "
-                    "degree statistics, units off every "
-                    "input-to-output path, neural persistence and the run's metrics.")
+                    "degree statistics, units off every input-to-output path, neural "
+                    "persistence and the run's metrics (train_accuracy is the running mean "
+                    "over the epoch's mini-batches as the weights changed, test_accuracy is "
+                    "measured after the epoch).")
     p.add_argument("run", help="run directory, or a folder of checkpoints of any format topo "
                                "reads (each file's epoch and step from its own metadata, else "
                                "from a number in its name: see the epoch_source column)")
@@ -105,7 +107,7 @@ def evolution_files(run: str | Path, *, persistence: bool = True,
     :func:`topo.io.tensorboard.write_evolution_events`). ``glob`` selects the files of a
     folder; ``progress`` shows a bar over the snapshots on stderr.
     """
-    from topo.cli._output import check_outputs
+    from topo.cli._output import check_outputs, count
     from topo.evolution import topology_evolution
     from topo.io import read_sequence
 
@@ -122,7 +124,7 @@ def evolution_files(run: str | Path, *, persistence: bool = True,
     if csv:
         from topo.cli._output import write_csv
 
-        written.append(f"wrote {write_csv(frame, csv)} ({len(frame)} rows)")
+        written.append(f"wrote {write_csv(frame, csv)} ({count(len(frame), 'row')})")
     if plot:
         from topo.cli._output import save_figure
         from topo.plot import plot_evolution
@@ -132,12 +134,12 @@ def evolution_files(run: str | Path, *, persistence: bool = True,
     if inputs_plot:
         from topo.cli._output import save_figure
         from topo.evolution import input_connectivity
-        from topo.plot import plot_input_connectivity
+        from topo.plot import plot_input_connectivity, snapshot_titles
 
         counts = input_connectivity(_watched(sequence, progress, "input maps"))
         shape = sequence[0].graph.input_shape
-        epochs = frame.drop_duplicates("snapshot")["epoch"].tolist()
-        axes = plot_input_connectivity(counts, input_shape=shape, epochs=epochs)
+        axes = plot_input_connectivity(counts, input_shape=shape,
+                                       titles=snapshot_titles(frame))
         written.append(f"wrote {save_figure(axes[0].figure, inputs_plot)}")
     if tensorboard:
         from topo.io.tensorboard import network_columns, write_evolution_events

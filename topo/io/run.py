@@ -38,7 +38,7 @@ __all__ = [
     "RUN_FORMAT", "snapshot_name", "is_run_dir", "read_manifest", "read_metrics",
     "read_updates", "flat_metrics", "snapshot_paths", "snapshot_epoch", "snapshot_level",
     "natural_key", "CHECKPOINT_SUFFIXES", "checkpoint_stem", "name_times", "metrics_line",
-    "RunWriter",
+    "RunWriter", "run_of",
 ]
 
 MANIFEST_NAME = "run.json"
@@ -120,6 +120,18 @@ def flat_metrics(row: dict[str, Any]) -> dict[str, Any]:
         else:
             flat[key] = value
     return flat
+
+
+def run_of(path: str | Path) -> Path | None:
+    """The run directory that ``path`` is (a run) or lies in (a file under its
+    ``snapshots/``), else None."""
+    path = Path(path)
+    if is_run_dir(path):
+        return path
+    for parent in path.absolute().parents:
+        if parent.name == SNAPSHOT_DIR:
+            return parent.parent if is_run_dir(parent.parent) else None
+    return None
 
 
 def snapshot_epoch(path: str | Path) -> int | None:
