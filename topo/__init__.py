@@ -53,6 +53,7 @@ _LAZY = {
     "topology_evolution": "evolution",
     "input_connectivity": "evolution",
     "ever_active_rate": "evolution",
+    "Recorder": "record",
 }
 
 __all__ = [
@@ -107,6 +108,8 @@ def _module(name: str) -> Any:
         from topo import interactions as module
     elif name == "evolution":
         from topo import evolution as module
+    elif name == "record":
+        from topo import record as module
     else:  # pragma: no cover - _LAZY names only the modules above
         raise AssertionError(f"no lazy module {name!r}")
     return module
