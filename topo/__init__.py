@@ -59,6 +59,7 @@ _LAZY = {
     "topology_evolution": "evolution",
     "input_connectivity": "evolution",
     "ever_active_rate": "evolution",
+    "Recorder": "record",
 }
 
 __all__ = [
@@ -133,5 +134,9 @@ def _module(name: str) -> ModuleType:
         from topo import evolution
 
         return evolution
+    elif name == "record":
+        from topo import record
+
+        return record
     else:  # pragma: no cover - _LAZY names only the modules above
         raise AssertionError(f"no lazy module {name!r}")

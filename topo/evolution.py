@@ -41,9 +41,10 @@ __all__ = ["topology_evolution", "input_connectivity", "ever_active_rate",
            "EVOLUTION_COLUMNS", "EXACT_ITOP_COLUMNS", "Entry"]
 
 #: The columns of an evolution table, in order. ``level`` (after ``epoch``) appears only for
-#: snapshots with pruning levels, the two NNSTD columns only when NNSTD is computed,
-#: :data:`EXACT_ITOP_COLUMNS` only when the run recorded them, and ``neural_persistence`` and
-#: the run's metrics follow when available.
+#: snapshots with pruning levels, ``step`` and ``epoch_source`` (after those) only for
+#: snapshots that say where their epoch came from (checkpoints outside a topo run), the two
+#: NNSTD columns only when NNSTD is computed, :data:`EXACT_ITOP_COLUMNS` only when the run
+#: recorded them, and ``neural_persistence`` and the run's metrics follow when available.
 EVOLUTION_COLUMNS = (
     "snapshot", "epoch", "layer", "name", "n_in", "n_out", "connections", "possible",
     "density", "added", "removed", "churn", "nnstd_to_first", "nnstd_to_previous",
@@ -96,7 +97,10 @@ def topology_evolution(snapshots: Snapshots, *, persistence: bool = True,
 
         - ``snapshot`` (position in the sequence), ``epoch`` (from the entry's metadata, else
           the graph's; 0 = initialisation; the position when unknown), ``level`` (pruning
-          level, only when snapshots carry one), ``layer``, ``name``, ``n_in``, ``n_out``;
+          level, only when snapshots carry one), ``step`` and ``epoch_source`` (only when
+          entries carry ``epoch_source``, as :func:`topo.read_sequence` gives checkpoints
+          outside a topo run: ``metadata``, ``name`` or ``order``), ``layer``, ``name``,
+          ``n_in``, ``n_out``;
         - ``connections``, ``possible`` (``n_in * n_out``), ``density``;
         - ``added`` / ``removed``: connections present now but not in the previous snapshot
           and vice versa (0 at the first snapshot); ``churn`` = ``removed`` / connections of
@@ -177,7 +181,7 @@ def topology_evolution(snapshots: Snapshots, *, persistence: bool = True,
                                               dtype=np.float64)
         return solved[a_key, b_key]
 
-    any_level = False
+    any_level = any_source = False
     for position, (label, graph, meta) in enumerate(_entries(snapshots)):
         masks = graph.masks()
         key = structure.fingerprint(masks)
@@ -203,6 +207,10 @@ def topology_evolution(snapshots: Snapshots, *, persistence: bool = True,
         level = meta.get("level")
         level = int(level) if level is not None else None
         any_level = any_level or level is not None
+        epoch_source = meta.get("epoch_source")
+        any_source = any_source or epoch_source is not None
+        if epoch_source is not None and meta.get("epoch") is None:
+            epoch_source = "order"
         recorded = dict(meta.get("metrics") or {})
         exact = _exact_itop(recorded, graph.n_layers)
         if metrics and recorded:
@@ -229,6 +237,8 @@ def topology_evolution(snapshots: Snapshots, *, persistence: bool = True,
                 "snapshot": position,
                 "epoch": epoch,
                 "level": level,
+                "step": meta.get("step"),
+                "epoch_source": epoch_source,
                 "layer": k,
                 "name": name,
                 "n_in": n_in,
@@ -265,6 +275,8 @@ def topology_evolution(snapshots: Snapshots, *, persistence: bool = True,
     frame = pd.DataFrame(rows)
     if not any_level:
         frame = frame.drop(columns="level")
+    if not any_source:
+        frame = frame.drop(columns=["step", "epoch_source"])
     if not nnstd:
         frame = frame.drop(columns=["nnstd_to_first", "nnstd_to_previous"])
     if frame["itop_rate"].isna().all():   # the run did not record it: no exact value

@@ -67,7 +67,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "networks. PATH may be snapshot files, NNSTD folders, folders of "
                     "snapshots or run directories (their snapshots are used). Runs in local "
                     "processes with --n-jobs, or on a Dask cluster with --scheduler.")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="networks, folders or runs")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="networks, runs, or folders of checkpoints of any format topo reads "
+                        "(in time order: each file's epoch from its metadata, else its name)")
+    p.add_argument("--glob", metavar="PATTERN",
+                   help="read only the files of each folder or run that match PATTERN, e.g. "
+                        "'checkpoint_*.pth.tar' (quote it)")
     p.add_argument("--reference", action="store_true",
                    help="the published NNSTD algorithm exactly (output layer matched too)")
     p.add_argument("--n-jobs", type=int, default=1, metavar="N",
@@ -179,7 +184,8 @@ def run_distances(args: argparse.Namespace) -> int:
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     sequence, dist, over, written = distances_files(
         args.paths, reference=args.reference, n_jobs=args.n_jobs, scheduler=args.scheduler,
-        progress=progress, out=args.out, plot=args.plot, embedding=args.embedding)
+        progress=progress, out=args.out, plot=args.plot, embedding=args.embedding,
+        glob=args.glob)
     for note in written:
         if note.startswith("warning: "):
             print(f"topo distances: {note}", file=sys.stderr)
@@ -209,9 +215,10 @@ def run_distances(args: argparse.Namespace) -> int:
 def distances_files(paths: Sequence[str | Path], *, reference: bool = False, n_jobs: int = 1,
                     scheduler: str | None = None, progress: bool = False,
                     out: str | Path | None = None, plot: str | Path | None = None,
-                    embedding: str | Path | None = None
+                    embedding: str | Path | None = None, glob: str | None = None
                     ) -> tuple[GraphSequence, pandas.DataFrame, pandas.DataFrame, list[str]]:
-    """``topo distances``'s work: check the outputs, expand the paths, compute, write.
+    """``topo distances``'s work: check the outputs, expand the paths (``glob`` selects the
+    files of folders and runs), compute, write.
 
     Returns the networks (a :class:`~topo.io.sequence.GraphSequence` whose labels label the
     matrices), the NNSTD and pooled-Jaccard matrices and the ``wrote ...`` notes (``out``: the
@@ -229,7 +236,7 @@ def distances_files(paths: Sequence[str | Path], *, reference: bool = False, n_j
         overlap_out = out_path.with_name(f"{out_path.stem}_overlap{out_path.suffix or '.csv'}")
         check_outputs(files=(out_path, overlap_out))
     check_outputs(figures=(plot, embedding))
-    sequence = read_sequence(list(paths))
+    sequence = read_sequence(list(paths), glob=glob)
     if len(sequence) < 2:
         raise EmptyInputError(f"{paths[0]}: a distance matrix needs at least two networks, "
                               f"found {len(sequence)}")
