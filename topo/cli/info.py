@@ -43,16 +43,19 @@ def run_info(args: argparse.Namespace) -> int:
 
     graph = load(args.path, key=args.key)
     table = graph.summary()
+    plain = graph.is_linear and graph.is_chain
     totals = {
         "units": graph.n_units,
         "connections": int(table["connections"].sum()),
-        "possible": int((table["n_in"] * table["n_out"]).sum()),
+        "possible": int(sum(graph.possible)),
     }
     totals["density"] = totals["connections"] / totals["possible"] if totals["possible"] else 0.0
+    if not plain:
+        totals["unit_connections"] = int(sum(graph.n_unit_connections))
     bad = graph.nonfinite_layers()
     skipped = list(graph.metadata.get("skipped") or [])
     if args.json:
-        print_json({
+        document = {
             "path": str(args.path),
             "format": graph.metadata.get("format"),
             "widths": graph.widths,
@@ -63,12 +66,19 @@ def run_info(args: argparse.Namespace) -> int:
             "skipped": skipped,
             "metadata": {k: v for k, v in graph.metadata.items()
                          if k not in ("source", "skipped")},
-        })
+        }
+        if not plain:
+            document["wiring"] = {"kind": _wiring_kind(graph), **graph.wiring.to_dict(),
+                                  "set_sizes": graph.set_sizes}
+        print_json(document)
         return 0
     print(f"{args.path}")
-    print(f"format: {graph.metadata.get('format')}    widths: "
+    print(f"format: {graph.metadata.get('format')}    "
+          f"{'widths' if graph.is_chain else 'unit sets'}: "
           f"{'-'.join(map(str, graph.widths))}"
           + (f"    input shape: {graph.input_shape}" if graph.input_shape else ""))
+    if not plain:
+        print(f"wiring: {_wiring_kind(graph)}")
     extra = {k: v for k, v in graph.metadata.items()
              if k in ("run_id", "method", "epoch", "level", "step", "global_step", "seed",
                       "test_accuracy")}
@@ -84,7 +94,8 @@ def run_info(args: argparse.Namespace) -> int:
     print(format_table(table))
     print()
     print(f"total: {totals['connections']} connections of {totals['possible']} possible "
-          f"(density {totals['density']:.4g}), {totals['units']} units")
+          f"(density {totals['density']:.4g}), {totals['units']} units"
+          + ("" if plain else f"; {totals['unit_connections']} unit-graph connections"))
     if bad:
         print(f"warning: NaN or infinite weights in {', '.join(bad)}")
     if skipped:
@@ -98,6 +109,21 @@ def run_info(args: argparse.Namespace) -> int:
         for name, shape, why in rows:
             print(f"{name:<{w0}}  {shape:<{w1}}  {why}")
     return 0
+
+
+def _wiring_kind(graph) -> str:
+    """One line on how the layers are wired."""
+    if graph.is_independent:
+        return ("independent matrices (the wiring of this model is unknown: per-layer "
+                "analyses only)")
+    if graph.is_chain:
+        return "chain (each layer reads what the previous one writes)"
+    streams = sorted({s for s in graph.writes if len(graph.writers(s)) > 1
+                      or s in graph.reads[:max(graph.writers(s))]})
+    if not streams:  # pragma: no cover - a valid non-chain wiring always adds into a set
+        return "not a chain (columns reads/writes)"
+    return (f"residual streams: unit set(s) {', '.join(map(str, streams))} written by several "
+            "layers (columns reads/writes)")
 
 
 def run_export(args: argparse.Namespace) -> int:

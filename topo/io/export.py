@@ -43,10 +43,12 @@ def export_graph(graph: LayeredGraph, path: str | Path, format: str = "graphml")
         Target file.
     format
         ``"graphml"`` or ``"gexf"`` (networkx's writers of :meth:`LayeredGraph.to_networkx`:
-        global node ids, node attributes ``layer`` and ``unit``, edge attributes ``weight``
-        and ``layer``), or ``"edgelist"``: one connection per line, ``source target weight``
-        separated by a space, global node ids, and ``#`` comment lines at the top describing
-        the layers.
+        global node ids, node attributes ``layer`` (``set`` for a network that is not a
+        chain) and ``unit``, edge attributes ``weight`` and ``layer``), or ``"edgelist"``:
+        one connection per line, ``source target weight`` separated by a space, global node
+        ids, and ``#`` comment lines at the top describing the layers. Layers with several
+        positions per unit (conv) are written as their unit graph, one edge per unit pair
+        weighted by the L2 norm of its kept kernel elements.
 
     Returns
     -------
@@ -151,11 +153,22 @@ def _write_edgelist(graph: LayeredGraph, path: Path) -> None:
         f"source: {graph.source}",
         f"widths: {'-'.join(map(str, graph.widths))}",
     ]
-    header += [
-        f"layer {k} {name}: inputs {offsets[k]}..{offsets[k] + graph.n_in[k] - 1} -> "
-        f"outputs {offsets[k + 1]}..{offsets[k + 1] + graph.n_out[k] - 1}"
-        for k, name in enumerate(graph.names)
-    ]
+    if graph.is_chain:
+        header += [
+            f"layer {k} {name}: inputs {offsets[k]}..{offsets[k] + graph.n_in[k] - 1} -> "
+            f"outputs {offsets[k + 1]}..{offsets[k + 1] + graph.n_out[k] - 1}"
+            for k, name in enumerate(graph.names)
+        ]
+    else:
+        header[2] = f"unit sets: {'-'.join(map(str, graph.widths))}"
+        header += [
+            f"layer {k} {name}: reads set {r} ({offsets[r]}..{offsets[r] + graph.n_in[k] - 1})"
+            f" -> writes set {w} ({offsets[w]}..{offsets[w] + graph.n_out[k] - 1})"
+            for k, (name, r, w) in enumerate(zip(graph.names, graph.reads, graph.writes))
+        ]
+    if any(p > 1 for p in graph.positions):
+        header.append("weights: the l2 norm of each unit pair's kept kernel elements "
+                      "(pairs with one element: its weight)")
     table = np.empty(len(src), dtype=[("s", np.int64), ("t", np.int64), ("w", np.float64)])
     table["s"], table["t"], table["w"] = src, dst, wts
     np.savetxt(path, table, fmt=["%d", "%d", "%.9g"], header="\n".join(header),
