@@ -79,7 +79,7 @@ def test_corrupt_headers(tmp_path):
 
 def test_hdf5_and_onnx_without_dense_layers(tmp_path):
     import h5py
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
     with h5py.File(tmp_path / "bn.h5", "w") as f:
         g = f.create_group("model_weights")
