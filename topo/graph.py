@@ -641,6 +641,20 @@ class LayeredGraph:
         return str(self.metadata.get("source", "<in-memory graph>"))
 
     # ---------------------------------------------------------- conversions
+    def architecture(self) -> dict[str, Any]:
+        """Constructor keyword arguments that give another graph this one's architecture.
+
+        ``{"geometry": [...]}`` plus ``reads``/``writes`` (residual streams) or
+        ``independent=True``: ``LayeredGraph(layers, **g.architecture())`` builds new
+        matrices on ``g``'s layer geometry and wiring.
+        """
+        args: dict[str, Any] = {"geometry": list(self.geometry)}
+        if self.is_independent:
+            args["independent"] = True
+        elif not self.is_chain:
+            args["reads"], args["writes"] = self.reads, self.writes
+        return args
+
     def copy(self) -> LayeredGraph:
         """A deep copy (matrices, biases, geometry, wiring and metadata)."""
         return LayeredGraph(
@@ -649,7 +663,7 @@ class LayeredGraph:
             names=list(self.names),
             input_shape=self.input_shape,
             metadata=dict(self.metadata),
-            **self._wiring_arguments(),
+            **self.architecture(),
         )
 
     def edges(self, norm: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -836,15 +850,6 @@ class LayeredGraph:
                 f"connections={sum(self.n_connections)}, source={self.source!r})")
 
     # ---------------------------------------------------------------- helpers
-    def _wiring_arguments(self) -> dict[str, Any]:
-        """Constructor arguments that give another graph this one's geometry and wiring."""
-        args: dict[str, Any] = {"geometry": list(self.geometry)}
-        if self.is_independent:
-            args["independent"] = True
-        elif not self.is_chain:
-            args["reads"], args["writes"] = self.reads, self.writes
-        return args
-
     def _dense(self, k: int, flat: np.ndarray) -> np.ndarray:
         geo = self.geometry[k]
         n_out = flat.shape[0]
