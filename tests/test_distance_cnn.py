@@ -191,6 +191,42 @@ def test_consistent_channel_permutations_give_zero(seed, c1, c2, k, density):
     assert topo.nnstd(b, a).per_layer.tolist() == [0.0] * a.n_layers
 
 
+def cycle_stream(order: np.ndarray) -> LayeredGraph:
+    """A stem writes a stream of 6 channels, all alike (kernel of 2 positions, both kept); a
+    residual conv adds channel ``order[i]`` into channel ``order[i + 1]`` at position 0 (a
+    directed cycle through the stream); a dense classifier reads it."""
+    n = order.size
+    cycle = np.zeros((n, 2 * n))
+    cycle[np.roll(order, -1), 2 * order] = 1.0
+    return LayeredGraph([np.ones((n, 2)), cycle, np.ones((2, 2 * n))],
+                        geometry=[CONV((2,))] * 3, reads=[0, 1, 1], writes=[1, 1, 2])
+
+
+def test_a_stream_refinement_cannot_split_is_matched_by_its_canonical_labelling():
+    # every channel of the stream looks the same to colour refinement (one input, one
+    # channel before and one after it in the cycle), so the stem's cost ties everywhere and
+    # the tie is broken by BLISS labels of the graph with directed, position-labelled
+    # connections; a mirrored cycle (the undirected graph's automorphism) would cost 1
+    a = cycle_stream(np.arange(6))
+    b = cycle_stream(np.array([3, 0, 5, 1, 4, 2]))
+    r = topo.nnstd(a, b)
+    assert r.tie_labels == "bliss" and r.tied_units[0] == 6
+    assert r.per_layer.tolist() == [0.0, 0.0, 0.0]
+    # two 3-cycles are another network: the residual conv is at 0 only under a matching
+    # that maps every channel's predecessor to the partner's predecessor, an isomorphism of
+    # a 6-cycle onto two triangles, which does not exist
+    two = LayeredGraph([np.ones((6, 2)), _two_triangles(), np.ones((2, 12))],
+                       geometry=[CONV((2,))] * 3, reads=[0, 1, 1], writes=[1, 1, 2])
+    assert topo.nnstd(a, two).per_layer[1] > 0
+
+
+def _two_triangles() -> np.ndarray:
+    cycle = np.zeros((6, 12))
+    for i in range(6):
+        cycle[(i // 3) * 3 + (i % 3 + 1) % 3, 2 * i] = 1.0
+    return cycle
+
+
 def test_an_independent_network_is_near_the_chance_level():
     # a and c are independent draws with the counts of a: c is one sample of what the
     # chance level averages, so its distance lies within a few sample deviations of it
@@ -293,6 +329,11 @@ def test_solver_paths_agree_on_streams(solver):
 def test_refusals_name_the_problem():
     rng = np.random.default_rng(0)
     a = resnet_like(rng)
+    with pytest.raises(IncompatibleGraphsError, match="3 inputs against 2"):
+        topo.nnstd(a, LayeredGraph([w[:, : w.shape[1] // 3 * 2] if k == 0 else w
+                                    for k, w in enumerate(a.layers)], **a.architecture()))
+    with pytest.raises(IncompatibleGraphsError, match="5 outputs against 4"):
+        topo.nnstd(a, LayeredGraph(a.layers[:-1] + [a.layers[-1][:4]], **a.architecture()))
     with pytest.raises(ConfigError, match="reference=True follows the published"):
         topo.nnstd(a, a, reference=True)
     chain = LayeredGraph([sp.csr_matrix(w) for w in a.layers[:2]],

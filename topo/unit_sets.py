@@ -204,10 +204,11 @@ class SetColours:
     unit from its set; each round a unit's colour becomes a hash of its colour and of the
     multisets of (neighbour colour, edge label) in and out, until no class splits. Equal
     colours are checked to be twins (the same labelled neighbourhoods); otherwise BLISS
-    labels each network canonically, on the graph with one extra node per connection
-    coloured by its label when there are labels. With one position per unit and a chain,
-    the labels are all 0 and every formula is :mod:`topo.canonical`'s, so the colours are
-    its colours.
+    labels each network canonically, on a graph where every connection is a path through two
+    extra nodes coloured by its label and its direction (a chain without labels: the plain
+    graph, whose sets already give every edge its direction). With one position per unit
+    and a chain, the labels are all 0 and every formula is :mod:`topo.canonical`'s, so the
+    colours are its colours.
     """
 
     def __init__(self, a: LayeredGraph, b: LayeredGraph, labelled: Sequence[int]) -> None:
@@ -324,19 +325,27 @@ class _SetGraph:
         unit_set = self.set_of()
         index = np.arange(self.n) - self.offsets[:-1][unit_set]
         vertex_colour = self._vertex_colours(unit_set, index)
-        if self.n_labels == 1:
+        if self.n_labels == 1 and self.g.is_chain:
+            # a chain's edges all go from one set to the next: the sets' colours give the
+            # direction, so the plain undirected graph is exact (topo.canonical's graph)
             pattern = sp.csr_matrix((np.ones(self.src.size, dtype=np.int8),
                                      (self.src, self.dst)), shape=(self.n, self.n)).tocoo()
             edges = list(zip(pattern.row.tolist(), pattern.col.tolist()))
             n_vertices = self.n
         else:
-            # one node per connection, coloured by its label, between its two units
-            middle = self.n + np.arange(self.src.size)
-            edges = list(zip(self.src.tolist(), middle.tolist())) + \
-                list(zip(middle.tolist(), self.dst.tolist()))
+            # every connection becomes a path unit - tail - head - unit whose two inner
+            # nodes carry the connection's label and its direction (edges inside a stream,
+            # or from a stream back into it, would otherwise lose their direction)
+            m = self.src.size
+            tail = self.n + np.arange(m)
+            head = self.n + m + np.arange(m)
+            edges = (list(zip(self.src.tolist(), tail.tolist()))
+                     + list(zip(tail.tolist(), head.tolist()))
+                     + list(zip(head.tolist(), self.dst.tolist())))
             top = int(vertex_colour.max(initial=-1)) + 1
-            vertex_colour = np.concatenate([vertex_colour, top + self.label])
-            n_vertices = self.n + self.src.size
+            vertex_colour = np.concatenate([vertex_colour, top + 2 * self.label,
+                                            top + 2 * self.label + 1])
+            n_vertices = self.n + 2 * m
         g = igraph.Graph(n=n_vertices, edges=edges, directed=False)
         permutation = np.asarray(g.canonical_permutation(color=vertex_colour.tolist()),
                                  dtype=np.int64)
