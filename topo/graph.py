@@ -75,7 +75,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from topo import structure
-from topo.errors import GraphStructureError, NonFiniteWeightsError, NotAGraphError
+from topo.errors import ConfigError, GraphStructureError, NonFiniteWeightsError, NotAGraphError
 
 if TYPE_CHECKING:  # pragma: no cover
     import igraph
@@ -478,11 +478,7 @@ class LayeredGraph:
 
     def require_chain(self, what: str = "this analysis") -> None:
         """Raise :class:`GraphStructureError` unless the wiring is the plain chain."""
-        if self.is_independent:
-            raise GraphStructureError(
-                f"{self.source}: {what} needs the network's wiring, but its layers were read "
-                "as independent matrices (the wiring of this model is unknown); per-layer "
-                "analyses (density, overlap, NNSTD per matrix) still work")
+        self.require_wiring(what)
         if not self.is_chain:
             raise GraphStructureError(
                 f"{self.source}: {what} is defined for a chain of layers; this network has "
@@ -564,8 +560,6 @@ class LayeredGraph:
         ConfigError
             An unknown ``norm``.
         """
-        from topo.errors import ConfigError
-
         if norm not in structure.UNIT_NORMS:
             raise ConfigError(f"unknown unit-graph norm {norm!r}; use one of "
                               f"{', '.join(structure.UNIT_NORMS)}")
