@@ -379,3 +379,15 @@ def test_two_layers_between_the_same_sets_give_a_multigraph():
                      writes=[1, 1, 2])
     nxg = g.to_networkx()
     assert nxg.is_multigraph() and nxg.number_of_edges() == 6
+
+
+def test_require_chain_and_wiring_say_what_is_missing():
+    streams = LayeredGraph([np.ones((2, 3)), np.ones((2, 2)), np.ones((1, 2))],
+                           reads=[0, 1, 1], writes=[1, 1, 2])
+    with pytest.raises(GraphStructureError, match="x is defined for a chain .* residual"):
+        streams.require_chain("x")
+    streams.require_wiring("x")
+    independent = LayeredGraph([np.ones((2, 3)), np.ones((1, 4))], independent=True)
+    with pytest.raises(GraphStructureError, match="x needs the network's wiring"):
+        independent.require_chain("x")
+    LayeredGraph([np.ones((2, 3))]).require_chain("x")

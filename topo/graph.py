@@ -75,7 +75,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from topo import structure
-from topo.errors import GraphStructureError, NonFiniteWeightsError, NotAGraphError
+from topo.errors import ConfigError, GraphStructureError, NonFiniteWeightsError, NotAGraphError
 
 if TYPE_CHECKING:  # pragma: no cover
     import igraph
@@ -478,11 +478,7 @@ class LayeredGraph:
 
     def require_chain(self, what: str = "this analysis") -> None:
         """Raise :class:`GraphStructureError` unless the wiring is the plain chain."""
-        if self.is_independent:
-            raise GraphStructureError(
-                f"{self.source}: {what} needs the network's wiring, but its layers were read "
-                "as independent matrices (the wiring of this model is unknown); per-layer "
-                "analyses (density, overlap, NNSTD per matrix) still work")
+        self.require_wiring(what)
         if not self.is_chain:
             raise GraphStructureError(
                 f"{self.source}: {what} is defined for a chain of layers; this network has "
@@ -564,8 +560,6 @@ class LayeredGraph:
         ConfigError
             An unknown ``norm``.
         """
-        from topo.errors import ConfigError
-
         if norm not in structure.UNIT_NORMS:
             raise ConfigError(f"unknown unit-graph norm {norm!r}; use one of "
                               f"{', '.join(structure.UNIT_NORMS)}")
@@ -641,6 +635,20 @@ class LayeredGraph:
         return str(self.metadata.get("source", "<in-memory graph>"))
 
     # ---------------------------------------------------------- conversions
+    def architecture(self) -> dict[str, Any]:
+        """Constructor keyword arguments that give another graph this one's architecture.
+
+        ``{"geometry": [...]}`` plus ``reads``/``writes`` (residual streams) or
+        ``independent=True``: ``LayeredGraph(layers, **g.architecture())`` builds new
+        matrices on ``g``'s layer geometry and wiring.
+        """
+        args: dict[str, Any] = {"geometry": list(self.geometry)}
+        if self.is_independent:
+            args["independent"] = True
+        elif not self.is_chain:
+            args["reads"], args["writes"] = self.reads, self.writes
+        return args
+
     def copy(self) -> LayeredGraph:
         """A deep copy (matrices, biases, geometry, wiring and metadata)."""
         return LayeredGraph(
@@ -649,7 +657,7 @@ class LayeredGraph:
             names=list(self.names),
             input_shape=self.input_shape,
             metadata=dict(self.metadata),
-            **self._wiring_arguments(),
+            **self.architecture(),
         )
 
     def edges(self, norm: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -836,15 +844,6 @@ class LayeredGraph:
                 f"connections={sum(self.n_connections)}, source={self.source!r})")
 
     # ---------------------------------------------------------------- helpers
-    def _wiring_arguments(self) -> dict[str, Any]:
-        """Constructor arguments that give another graph this one's geometry and wiring."""
-        args: dict[str, Any] = {"geometry": list(self.geometry)}
-        if self.is_independent:
-            args["independent"] = True
-        elif not self.is_chain:
-            args["reads"], args["writes"] = self.reads, self.writes
-        return args
-
     def _dense(self, k: int, flat: np.ndarray) -> np.ndarray:
         geo = self.geometry[k]
         n_out = flat.shape[0]

@@ -392,7 +392,14 @@ def unit_graph(matrix: sp.spmatrix, positions: int, norm: str = "l2") -> sp.csr_
     starts = np.concatenate([[0], np.flatnonzero(np.diff(key)) + 1])
     w = m.data.astype(np.float64)
     if norm == "l2":
-        values = np.sqrt(np.add.reduceat(w * w, starts))
+        # scaled by the block's largest |w|, so that one element gives exactly |w| and no
+        # square underflows or overflows
+        top = np.maximum.reduceat(np.abs(w), starts)
+        scale = np.repeat(top, np.diff(np.append(starts, key.size)))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.where(scale > 0, w / scale, 0.0)
+            values = top * np.sqrt(np.add.reduceat(ratio * ratio, starts))
+        values = np.where(np.isinf(top), np.inf, values)
     elif norm == "l1":
         values = np.add.reduceat(np.abs(w), starts)
     elif norm == "max":

@@ -66,3 +66,10 @@ def test_info_of_independent_matrices_says_so(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "wiring: independent matrices (the wiring of this model is unknown" in out
     assert "unit sets: 3-2-5-4" in out
+
+
+def test_export_counts_unit_graph_edges(tmp_path, capsys):
+    out = tmp_path / "g.graphml"
+    assert main(["export", str(lenet_like(tmp_path)), "-o", str(out)]) == 0
+    # 1 + 2 + 2 + 3 units; unit pairs 2 + 4 + 3 (not the 25 kernel elements)
+    assert "(graphml: 8 nodes, 9 edges)" in capsys.readouterr().out

@@ -134,5 +134,5 @@ def run_export(args: argparse.Namespace) -> int:
     graph = load(args.path, key=args.key)
     out = export_graph(graph, args.out, args.format)
     print(f"wrote {out} ({args.format}: {graph.n_units} nodes, "
-          f"{sum(graph.n_connections)} edges)")
+          f"{sum(graph.n_unit_connections)} edges)")
     return 0
