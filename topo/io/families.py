@@ -98,6 +98,7 @@ class _Builder:
     writer_of: dict[int, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     norms: dict[str, int] = field(default_factory=dict)
+    norm_of: dict[str, str] = field(default_factory=dict)
     flattened: set[int] = field(default_factory=set)
     next_set: int = 1
 
@@ -154,10 +155,12 @@ class _Builder:
                 f"{self.where()} normalisation {norm.module!r} has {norm.size} channels while "
                 f"{what} has {width}")
         self.norms[norm.module] = unit_set
+        self.norm_of[norm.module] = what
 
     def plan(self, how: str, family: str) -> NetworkPlan:
         return NetworkPlan(self.order, self.reads, self.writes, self.geometry, how,
-                           family=family, norms=self.norms, notes=self.notes)
+                           family=family, norms=self.norms, notes=self.notes,
+                           norm_of=self.norm_of)
 
 
 def plan_from_names(ex: Extraction) -> NetworkPlan:
@@ -253,7 +256,7 @@ def _resnet(ex: Extraction, norms: dict[str, _Norm]) -> NetworkPlan:
     stream = bld.new_set()
     bld.add(stem, 0, stream)
     if stem_norm is not None:
-        bld.norm(stem_norm, stream, f"the stem conv {ex.layers[stem].name!r}")
+        bld.norm(stem_norm, stream, f"the output of {ex.layers[stem].name!r}")
     option_a = []
     for name in sorted(blocks, key=natural_key):
         b = blocks[name]
@@ -300,6 +303,10 @@ def _resnet(ex: Extraction, norms: dict[str, _Norm]) -> NetworkPlan:
     return bld.plan(how, family)
 
 
+def _layer_name(bld: _Builder, i: int) -> str:
+    return bld.ex.layers[i].name
+
+
 def _place_block_norms(bld: _Builder, name: str, b: dict, block_norms: dict,
                        entry: int, outputs: list[int]) -> None:
     """bn<k> normalises conv<k>'s output (or, in a pre-activation block, its input)."""
@@ -310,7 +317,8 @@ def _place_block_norms(bld: _Builder, name: str, b: dict, block_norms: dict,
             raise GraphStructureError(
                 f"{bld.where()} block {name!r} has a shortcut normalisation and no shortcut "
                 "conv")
-        bld.norm(mine.pop("shortcut"), outputs[-1], f"the shortcut of {name!r}")
+        bld.norm(mine.pop("shortcut"), outputs[-1],
+                 f"the output of {_layer_name(bld, b['shortcut'])!r}")
     post = all(k in ks and bld.widths[outputs[ks.index(k)]] == n.size for k, n in mine.items())
     inputs = [entry] + outputs[:-1]
     pre = all(k in ks and bld.widths[inputs[ks.index(k)]] == n.size for k, n in mine.items())
@@ -321,8 +329,8 @@ def _place_block_norms(bld: _Builder, name: str, b: dict, block_norms: dict,
             raise GraphStructureError(
                 f"{bld.where()} block {name!r} has {n.module!r} but no conv{k}")
         target = outputs[ks.index(k)] if post or not pre else inputs[ks.index(k)]
-        bld.norm(n, target, f"the output of {name}.conv{k}" if post or not pre
-                 else f"the input of {name}.conv{k}")
+        bld.norm(n, target, f"the output of '{name}.conv{k}'" if post or not pre
+                 else f"the input of '{name}.conv{k}'")
 
 
 # ------------------------------------------------------------------------- open_lth's VGG
@@ -360,7 +368,7 @@ def _open_lth_vgg(ex: Extraction, norms: dict[str, _Norm]) -> NetworkPlan:
         index = int(_OLTH_VGG_NORM.fullmatch(module)[1])
         if index not in set_of:
             raise GraphStructureError(f"{bld.where()} {module!r} has no conv beside it")
-        bld.norm(norm, set_of[index], f"layers.{index}.conv's output")
+        bld.norm(norm, set_of[index], f"the output of 'layers.{index}.conv'")
     return bld.plan(f"module names of the {family} family (layers.<n>.conv, fc): a chain in "
                     "the order of the numbers", family)
 

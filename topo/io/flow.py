@@ -124,7 +124,7 @@ def plan_from_flow(ex: Extraction, ops: list[Op], inputs: list[str], outputs: li
     sets = _Sets()
     values: dict[str, _Value] = {inputs[0]: _Value(sets.new(), frozenset([_INPUT]))}
     layers: list[tuple[int, _Value, int, Op]] = []  # (candidate, value read, set written, op)
-    norms: list[tuple[str, int]] = []
+    norms: list[tuple[str, int, frozenset]] = []
     notes: list[str] = []
     for op in ops:
         data = [values[v] for v in op.inputs if v in values]
@@ -146,7 +146,7 @@ def plan_from_flow(ex: Extraction, ops: list[Op], inputs: list[str], outputs: li
             values[op.output] = _Value(written, frozenset([len(layers) - 1]),
                                        channels_last=op.channels_last)
         elif op.kind == "norm":
-            norms.append((op.module or op.name, data[0].unit_set))
+            norms.append((op.module or op.name, data[0].unit_set, data[0].contributions))
             values[op.output] = data[0]
         elif op.kind == "same":
             values[op.output] = data[0]
@@ -246,6 +246,14 @@ def _plan(ex: Extraction, sets: _Sets, values: dict[str, _Value], layers: list,
                 f"{where}, layer {c.name!r} adds {n_out} outputs into a unit set of "
                 f"{widths[w]}")
         geometry.append(geo)
-    placed = {module: sets.find(s) for module, s in norms}
+    placed = {module: sets.find(s) for module, s, _ in norms}
+    norm_of = {}
+    for module, _, contributions in norms:
+        if len(contributions) == 1 and _INPUT not in contributions:
+            (pos,) = contributions
+            norm_of[module] = f"the output of {ex.layers[layers[pos][0]].name!r}"
+        elif contributions == {_INPUT}:
+            norm_of[module] = "the network input"
     return NetworkPlan([i for i, _, _, _ in layers], reads, writes, geometry, how,
-                       channels_last=channels_last, norms=placed, notes=notes)
+                       channels_last=channels_last, norms=placed, notes=notes,
+                       norm_of=norm_of)

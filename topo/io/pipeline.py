@@ -141,8 +141,9 @@ class NetworkPlan:
     weight reads an ``(H, W, C)``-ordered feature map (Keras, TensorFlow exports): its columns
     are reordered into topo's ``(C, H, W)`` order. ``independent`` builds independent
     matrices (reads/writes ignored). ``how`` says where the wiring came from; ``norms`` maps
-    a normalisation module's name to the unit set it normalises; ``family`` names a
-    recognised architecture family.
+    a normalisation module's name to the unit set it normalises and ``norm_of`` to what it
+    normalises (``"the output of 'conv1'"``) where that is one layer's output or input;
+    ``family`` names a recognised architecture family.
     """
 
     order: list[int]
@@ -156,6 +157,7 @@ class NetworkPlan:
     norms: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     input_shape: tuple[int, ...] | None = None
+    norm_of: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -509,7 +511,8 @@ def _placed(s: Skipped, plan: NetworkPlan, reads: list[int], writes: list[int],
     if unit_set is None:
         return s
     writers = [names[k] for k, w in enumerate(writes) if w == unit_set]
-    by = f" (written by {', '.join(writers)})" if writers else " (the network input)"
+    by = (f" ({plan.norm_of[s.module]})" if s.module in plan.norm_of else
+          f" (written by {', '.join(writers)})" if writers else " (the network input)")
     found = re.search(r"\((?:ONNX )?([A-Za-z][A-Za-z0-9]*)", s.why)
     cls = found[1] if found and "Norm" in found[1] else "normalisation"
     leaf = re.split(r"[./]", s.name)[-1]
