@@ -137,19 +137,16 @@ def resnet_wiring(model: ResNet) -> tuple[list[str], list[int], list[int]]:
 
 
 # ------------------------------------------------------------------------ CIFAR ResNet-20
-class LambdaLayer(nn.Module):
-    def __init__(self, fn):
+class PadShortcut(nn.Module):
+    """Option A: subsample and zero-pad the channels (``planes // 4`` on each side)."""
+
+    def __init__(self, planes: int):
         super().__init__()
-        self.fn = fn
+        self.planes = planes
 
     def forward(self, x):
-        return self.fn(x)
-
-
-def _pad_shortcut(planes: int):
-    def pad(x):
-        return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, planes // 4, planes // 4), "constant", 0)
-    return pad
+        return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.planes // 4, self.planes // 4),
+                     "constant", 0)
 
 
 class CifarBlock(nn.Module):
@@ -162,7 +159,7 @@ class CifarBlock(nn.Module):
         self.shortcut = nn.Sequential()
         if stride != 1 or in_planes != planes:
             if option == "A":
-                self.shortcut = LambdaLayer(_pad_shortcut(planes))
+                self.shortcut = PadShortcut(planes)
             else:
                 self.shortcut = nn.Sequential(
                     nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
@@ -228,6 +225,50 @@ def cifar_wiring(model: CifarResNet) -> tuple[list[str], list[int], list[int]]:
     return names, reads, writes
 
 
+class PreActBlock(nn.Module):
+    """A pre-activation block: bn1 normalises the block's input, bn2 conv1's output."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_planes)
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        if stride != 1 or in_planes != planes:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(x))
+        shortcut = self.shortcut(out) if hasattr(self, "shortcut") else x
+        out = self.conv1(out)
+        out = self.conv2(F.relu(self.bn2(out)))
+        return out + shortcut
+
+
+class PreActResNet(nn.Module):
+    def __init__(self, width: int = 8, num_classes: int = 10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, width, 3, 1, 1, bias=False)
+        self.layer1 = nn.Sequential(PreActBlock(width, width), PreActBlock(width, width))
+        self.layer2 = nn.Sequential(PreActBlock(width, 2 * width, 2),
+                                    PreActBlock(2 * width, 2 * width))
+        self.linear = nn.Linear(2 * width, num_classes)
+
+    def forward(self, x):
+        out = self.layer2(self.layer1(self.conv1(x)))
+        return self.linear(F.adaptive_avg_pool2d(out, 1).flatten(1))
+
+
+def preact_wiring() -> tuple[list[str], list[int], list[int]]:
+    names = ["conv1", "layer1.0.conv1", "layer1.0.conv2", "layer1.1.conv1", "layer1.1.conv2",
+             "layer2.0.conv1", "layer2.0.conv2", "layer2.0.shortcut.0", "layer2.1.conv1",
+             "layer2.1.conv2", "linear"]
+    reads = [0, 1, 2, 1, 3, 1, 4, 1, 5, 6, 5]
+    writes = [1, 1, 1, 1, 1, 4, 5, 5, 6, 5, 7]
+    writes[1], writes[3] = 2, 3  # the blocks' conv1 write their own sets
+    return names, reads, writes
+
+
 # --------------------------------------------------------------------------------- chains
 class VGG(nn.Module):
     """torchvision's VGG layout (features.N, classifier.N), small widths."""
@@ -279,6 +320,7 @@ class ConvN(nn.Module):
 
     def __init__(self, n: int = 4, width: int = 8, side: int = 32, hidden: int = 16):
         super().__init__()
+        self.side = side
         layers, c = [], 3
         for k in range(n // 2):
             out = width * 2 ** k
@@ -340,3 +382,100 @@ def expected_matrix(weight: np.ndarray, groups: int = 1) -> np.ndarray:
         g = o // (c_out // groups)
         out[o, g * per_group * positions:(g + 1) * per_group * positions] = flat[o]
     return out
+
+
+def renumber(reads: list[int], writes: list[int]) -> tuple[list[int], list[int]]:
+    """Unit sets numbered by first use (reads[0], writes[0], reads[1], ...)."""
+    number: dict[int, int] = {}
+    for value in (v for pair in zip(reads, writes) for v in pair):
+        number.setdefault(value, len(number))
+    return [number[v] for v in reads], [number[v] for v in writes]
+
+
+def chain_wiring(names: list[str]) -> tuple[list[str], list[int], list[int]]:
+    return names, list(range(len(names))), list(range(1, len(names) + 1))
+
+
+def layer_names(model: nn.Module) -> list[str]:
+    """Conv and Linear modules in definition order (the forward order of the chains here)."""
+    return [n for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def norm_of(model: nn.Module) -> dict[str, tuple[str, str]]:
+    """Each BatchNorm module -> (layer, "output" or "input"): the layer whose output (in a
+    pre-activation block: input) it normalises, from the naming conventions
+    (``bn<k>``/``conv<k>``, ``downsample.1``/``downsample.0``, a Sequential's previous
+    conv)."""
+    out = {}
+    previous = None
+    preact = isinstance(model, PreActResNet)
+    for name, m in model.named_modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            previous = name
+        elif isinstance(m, nn.BatchNorm2d):
+            parent, _, leaf = name.rpartition(".")
+            if leaf.startswith("bn"):
+                out[name] = (f"{parent + '.' if parent else ''}conv{leaf[2:]}",
+                             "input" if preact else "output")
+            else:
+                out[name] = (previous, "output")
+    return out
+
+
+def permute_channels(model: nn.Module, names: list[str], reads: list[int], writes: list[int],
+                     perms: dict[int, np.ndarray]) -> nn.Module:
+    """Relabel the channels of the unit sets in ``perms`` (set -> permutation), in place:
+    every layer's output rows, every reader's input blocks (a flatten layer's blocks of
+    H*W columns), biases and BatchNorm parameters and statistics. The function the model
+    computes does not change."""
+    mods = dict(model.named_modules())
+    set_of = {"output": dict(zip(names, writes)), "input": dict(zip(names, reads))}
+    with torch.no_grad():
+        for name, r, w in zip(names, reads, writes):
+            m = mods[name]
+            weight = m.weight.detach().clone()
+            if w in perms:
+                weight = weight[torch.as_tensor(perms[w])]
+                if m.bias is not None:
+                    m.bias.copy_(m.bias[torch.as_tensor(perms[w])])
+            if r in perms:
+                p = torch.as_tensor(perms[r])
+                if weight.ndim > 2:
+                    weight = weight[:, p]
+                else:
+                    c = len(perms[r])
+                    weight = weight.reshape(weight.shape[0], c, -1)[:, p].reshape(
+                        weight.shape[0], -1)
+            m.weight.copy_(weight)
+        for bn, (layer, side) in norm_of(model).items():
+            unit_set = set_of[side][layer]
+            if unit_set in perms:
+                p = torch.as_tensor(perms[unit_set])
+                for t in (mods[bn].weight, mods[bn].bias, mods[bn].running_mean,
+                          mods[bn].running_var):
+                    t.copy_(t[p])
+    return model
+
+
+def option_a_perms(model: CifarResNet, names: list[str], writes: list[int],
+                   rng: np.random.Generator) -> dict[int, np.ndarray]:
+    """Random permutations of the hidden unit sets of a CIFAR ResNet that keep the function
+    of its option A shortcuts: a widened stream must carry the old stream's channels, at
+    their padded place, permuted as the old stream is."""
+    mods = dict(model.named_modules())
+    size = {w: mods[n].weight.shape[0] for n, w in zip(names, writes)}
+    streams = [writes[0]] + [w for n, w in zip(names, writes) if n.endswith(".0.conv2")]
+    streams = list(dict.fromkeys(streams))
+    perms = {s: rng.permutation(n) for s, n in size.items() if s != writes[-1]}
+    for old, new in zip(streams[:-1], streams[1:]):
+        if old == new:
+            continue
+        n_old, n_new = size[old], size[new]
+        offset = n_new // 4
+        band = np.arange(offset, offset + n_old)
+        rest = np.setdiff1d(np.arange(n_new), band)
+        p = np.empty(n_new, dtype=np.int64)
+        p[band] = band[perms[old]]
+        p[rest] = rng.permutation(rest)
+        perms[new] = p
+    return perms

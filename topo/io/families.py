@@ -107,7 +107,8 @@ class _Builder:
         return self.next_set - 1
 
     def where(self) -> str:
-        return f"{self.ex.path}: the module names fit the {self.family} family, but"
+        return (f"{self.ex.path}: the module names fit the {self.family} family, but the "
+                "shapes disagree")
 
     def add(self, i: int, reads: int, writes: int, *, as_linear: bool = False) -> None:
         c = self.ex.layers[i]
@@ -134,11 +135,11 @@ class _Builder:
         if width is None:
             self.widths[reads] = n_in
         elif n_in != width:  # pragma: no cover - the geometry checks above refuse first
-            raise GraphStructureError(f"{self.where()} {c.name!r} reads {n_in} of {width}")
+            raise GraphStructureError(f"{self.where()}: {c.name!r} reads {n_in} of {width}")
         known = self.widths.get(writes)
         if known is not None and known != n_out:
             raise GraphStructureError(
-                f"{self.where()} {c.name!r} gives {n_out} outputs to the unit set that "
+                f"{self.where()}: {c.name!r} gives {n_out} outputs to the unit set that "
                 f"{self.writer_of.get(writes, 'the input')} gives {known} (the residual "
                 "addition needs equal widths)")
         self.widths[writes] = n_out
@@ -152,7 +153,7 @@ class _Builder:
         width = self.widths.get(unit_set)
         if width != norm.size:
             raise GraphStructureError(
-                f"{self.where()} normalisation {norm.module!r} has {norm.size} channels while "
+                f"{self.where()}: normalisation {norm.module!r} has {norm.size} channels while "
                 f"{what} has {width}")
         self.norms[norm.module] = unit_set
         self.norm_of[norm.module] = what
@@ -283,7 +284,7 @@ def _resnet(ex: Extraction, norms: dict[str, _Norm]) -> NetworkPlan:
             option_a.append(f"{name} ({width_in} -> {c_out})")
         else:
             raise GraphStructureError(
-                f"{bld.where()} block {name!r} changes the stream from {width_in} to {c_out} "
+                f"{bld.where()}: block {name!r} changes the stream from {width_in} to {c_out} "
                 f"channels without a {'downsample' if 'downsample' in words else 'shortcut'} "
                 "conv")
         outputs.append(stream)
@@ -315,7 +316,7 @@ def _place_block_norms(bld: _Builder, name: str, b: dict, block_norms: dict,
     if "shortcut" in mine:
         if b["shortcut"] is None:
             raise GraphStructureError(
-                f"{bld.where()} block {name!r} has a shortcut normalisation and no shortcut "
+                f"{bld.where()}: block {name!r} has a shortcut normalisation and no shortcut "
                 "conv")
         bld.norm(mine.pop("shortcut"), outputs[-1],
                  f"the output of {_layer_name(bld, b['shortcut'])!r}")
@@ -327,7 +328,7 @@ def _place_block_norms(bld: _Builder, name: str, b: dict, block_norms: dict,
     for k, n in mine.items():
         if k not in ks:
             raise GraphStructureError(
-                f"{bld.where()} block {name!r} has {n.module!r} but no conv{k}")
+                f"{bld.where()}: block {name!r} has {n.module!r} but no conv{k}")
         target = outputs[ks.index(k)] if post or not pre else inputs[ks.index(k)]
         bld.norm(n, target, f"the output of '{name}.conv{k}'" if post or not pre
                  else f"the input of '{name}.conv{k}'")
@@ -367,7 +368,7 @@ def _open_lth_vgg(ex: Extraction, norms: dict[str, _Norm]) -> NetworkPlan:
     for module, norm in norms.items():
         index = int(_OLTH_VGG_NORM.fullmatch(module)[1])
         if index not in set_of:
-            raise GraphStructureError(f"{bld.where()} {module!r} has no conv beside it")
+            raise GraphStructureError(f"{bld.where()}: {module!r} has no conv beside it")
         bld.norm(norm, set_of[index], f"the output of 'layers.{index}.conv'")
     return bld.plan(f"module names of the {family} family (layers.<n>.conv, fc): a chain in "
                     "the order of the numbers", family)
@@ -385,14 +386,11 @@ def _chain(ex: Extraction, norms: dict[str, _Norm]) -> NetworkPlan:
     for group, members in groups.items():
         kinds = {ex.layers[i].kind for i in members}
         linear_named = group.lower() in _LINEAR_WORDS
-        if kinds == {"linear"} or linear_named:
-            rank[group] = 1
-        elif kinds == {"conv"}:
-            rank[group] = 0
-        else:
-            raise _NoFit  # convs and fully-connected layers mixed in one group
-    convs = [g for g in groups if rank[g] == 0]
-    if not convs:
+        # convs first, then a group holding both (one Sequential), then linear groups
+        rank[group] = (2 if kinds == {"linear"} or linear_named else
+                       0 if kinds == {"conv"} else 1)
+    if not any(ex.layers[i].kind == "conv" and rank[g] < 2
+               for g, members in groups.items() for i in members):
         raise _NoFit  # fully-connected layers alone are not a conv network
     for g in groups:
         groups[g].sort(key=lambda i: natural_key(ex.layers[i].name))
@@ -437,18 +435,18 @@ def _chain_plan(ex: Extraction, seq: list[int], norms: dict[str, _Norm], family:
     for i in seq:
         c = ex.layers[i]
         as_linear = False
-        if c.kind == "conv" and _rank(c, ex) == 1:
+        if c.kind == "conv" and _linear_named(c):
             if any(s != 1 for s in c.weight.shape[2:]):
                 raise GraphStructureError(
-                    f"{bld.where()} {c.name!r} is named like a fully-connected layer and has "
+                    f"{bld.where()}: {c.name!r} is named like a fully-connected layer and has "
                     f"a {tuple(c.weight.shape[2:])} kernel")
             as_linear = True
         if (c.kind == "linear" or as_linear) and not flat:
             bld.flattened.add(current)
             flat = True
         elif c.kind == "conv" and not as_linear and flat:
-            raise GraphStructureError(  # pragma: no cover - groups are ranked convs first
-                f"{bld.where()} conv {c.name!r} comes after a fully-connected layer")
+            raise GraphStructureError(
+                f"{bld.where()}: conv {c.name!r} comes after a fully-connected layer")
         out = bld.new_set()
         bld.add(i, current, out, as_linear=as_linear)
         written[i] = out
@@ -485,15 +483,16 @@ def _place_chain_norms(bld: _Builder, ex: Extraction, seq: list[int],
             bld.norm(norm, 0, "the network input")
         elif not fitting:
             raise GraphStructureError(
-                f"{bld.where()} normalisation {module!r} has {norm.size} channels and no "
+                f"{bld.where()}: normalisation {module!r} has {norm.size} channels and no "
                 "layer writes that many")
         # several sets of its width and no name to tell them apart: listed unplaced
 
 
 def _chain_family(ex: Extraction, groups: dict[str, list[int]],
                   rank: dict[str, int]) -> tuple[str, str]:
-    n_conv = sum(len(m) for g, m in groups.items() if rank[g] == 0)
-    n_lin = sum(len(m) for g, m in groups.items() if rank[g] == 1)
+    n_conv = sum(1 for m in groups.values() for i in m
+                 if ex.layers[i].kind == "conv" and not _linear_named(ex.layers[i]))
+    n_lin = sum(len(m) for m in groups.values()) - n_conv
     names = set(groups)
     if names <= {"features", "classifier"}:
         family = f"VGG-{n_conv + n_lin}" if n_conv + n_lin in (11, 13, 16, 19) else "VGG-style"
@@ -513,7 +512,7 @@ def _group_orders(groups: dict[str, list[int]], rank: dict[str, int],
     """Orders of the groups, convs first: every order within a rank, the order the modules
     were defined in (or the names, for files that keep no order) first."""
     out: list[list[str]] = [[]]
-    for r in (0, 1):
+    for r in (0, 1, 2):
         members = sorted((g for g in groups if rank[g] == r),
                          key=lambda g: (first_seen[g], natural_key(g)))
         options = [list(p) for p, _ in zip(permutations(members), range(_MAX_GROUP_ORDERS))]
@@ -521,9 +520,8 @@ def _group_orders(groups: dict[str, list[int]], rank: dict[str, int],
     return out
 
 
-def _rank(c: LayerCandidate, ex: Extraction) -> int:
-    group = _split(c.name)[0]
-    return 1 if group.lower() in _LINEAR_WORDS else 0
+def _linear_named(c: LayerCandidate) -> bool:
+    return _split(c.name)[0].lower() in _LINEAR_WORDS
 
 
 def _split(name: str) -> tuple[str, tuple[int, ...]] | None:
