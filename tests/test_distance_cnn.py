@@ -361,3 +361,12 @@ def test_chance_level_of_conv_layers_keeps_geometry_and_groups():
     assert sorted(np.diff(degrees.layers[0].indptr)) == sorted(np.diff(g.layers[0].indptr))
     chance = topo.nnstd_chance(g, g, n_samples=3)
     assert chance.per_layer.shape == (2,)
+
+
+def test_distance_matrix_of_residual_networks_keeps_their_architecture():
+    rng = np.random.default_rng(5)
+    a, c = resnet_like(rng), resnet_like(rng)
+    b = permuted(a, rng)
+    distances, _ = topo.distance_matrix([a, b, c], labels=["a", "b", "c"])
+    assert distances.loc["a", "b"] == 0.0
+    assert distances.loc["a", "c"] == topo.nnstd(a, c).distance

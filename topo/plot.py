@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from topo.comparison import COMPARISON_COLUMNS
 from topo.errors import ConfigError, InvalidTableError
 from topo.interactions import INTERACTION_COLUMNS
 
@@ -46,7 +45,7 @@ __all__ = [
 ]
 
 _COMPARISON_SERIES = tuple(zip(
-    COMPARISON_COLUMNS[2:6],  # nnstd, jaccard, jaccard_aligned, jaccard_chance
+    ("nnstd", "jaccard", "jaccard_aligned", "jaccard_chance"),  # of COMPARISON_COLUMNS
     ("NNSTD", "Jaccard (raw)", "Jaccard (aligned)", "Jaccard (chance)"),
     ("tab:red", "tab:blue", "tab:green", "0.6"),
     (None, None, None, "//"),

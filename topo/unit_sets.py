@@ -32,7 +32,7 @@ from topo.errors import ConfigError, IncompatibleGraphsError
 from topo.graph import LayeredGraph
 
 __all__ = ["MatchingPlan", "matching_plan", "check_comparable", "combined_cost", "pair_costs",
-           "SetColours"]
+           "outgoing_layout", "SetColours"]
 
 
 @dataclass(frozen=True)
@@ -182,6 +182,25 @@ def pair_costs(mask_a: sp.csr_matrix, mask_b: sp.csr_matrix, rows_a: np.ndarray,
     union = np.diff(a.indptr) + np.diff(b.indptr) - inter
     edit = union - inter
     return np.divide(edit, union, out=np.zeros_like(edit), where=union > 0)
+
+
+def outgoing_layout(mask: sp.csr_matrix, positions: int) -> sp.csr_matrix:
+    """A layer's structure with its output side spread over kernel positions.
+
+    Element ``(j, u * positions + p)`` of the ``(n_out, n_in * positions)`` layer becomes
+    ``(j * positions + p, u)``: shape ``(n_out * positions, n_in)``, so that column ``u``
+    lists input unit ``u``'s outgoing connections as (output unit, position) pairs. With
+    one position per unit it is the layer itself.
+    """
+    if positions == 1:
+        return mask
+    coo = mask.tocoo()
+    cols = coo.col.astype(np.int64)
+    out = sp.csr_matrix((coo.data, (coo.row.astype(np.int64) * positions + cols % positions,
+                                    cols // positions)),
+                        shape=(mask.shape[0] * positions, mask.shape[1] // positions))
+    out.sort_indices()
+    return out
 
 
 class SetColours:
