@@ -78,3 +78,46 @@ def test_the_cnns_read_dense_only_as_before():
     assert casper.widths == [400, 200, 2]
     assert [s["name"] for s in casper.metadata["skipped"]] == [
         "conv1", "conv1 bias", "conv2", "conv2 bias"]
+
+
+def test_lenet5_lottery_tickets_through_the_command_line(tmp_path, capsys):
+    import json
+
+    import h5py
+    import numpy as np
+
+    from topo.cli import main
+
+    folder = REAL / "jbourds-lottery-tickets" / "model_0"
+    steps = [folder / f"trained_model_0_step_{s}.keras" for s in (0, 2)]
+
+    def run_json(*args):
+        assert main([*args, "--json"]) == 0
+        captured = capsys.readouterr()
+        assert captured.err == ""
+        return json.loads(captured.out)
+
+    info = run_json("info", str(steps[0]))
+    assert [row["kind"] for row in info["layers"]] == ["conv", "conv", "flatten", "linear",
+                                                        "linear"]
+    assert [row["kernel"] for row in info["layers"]][:3] == ["5x5"] * 3
+    # every kernel is dense: C_out x C_in unit pairs (16 x 120 for the flattened map)
+    assert [row["unit_connections"] for row in info["layers"]] == [6, 96, 1920, 10080, 840]
+    with h5py.File(steps[0]) as f:
+        kernel = f["model_weights/conv2d_277/conv2d_277/kernel:0"][()]
+    assert info["layers"][1]["weight_min"] == pytest.approx(float(kernel.min()))
+    assert info["layers"][1]["weight_max"] == pytest.approx(float(kernel.max()))
+
+    compare = run_json("compare", str(steps[0]), str(steps[1]), "--chance-samples", "2")
+    assert compare["nnstd"]["per_layer"] == [0.0] * 5 and compare["nnstd"]["dense"] == [True] * 5
+    assert [row["jaccard"] for row in compare["layers"]] == [1.0] * 5
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for step in steps:
+        (run / step.name).symlink_to(step)
+    rows = run_json("evolution", str(run))
+    assert [r["snapshot"] for r in rows] == [0] * 5 + [1] * 5
+    assert [r["connections"] for r in rows] == [150, 2400, 48000, 10080, 840] * 2
+    assert [r["added"] + r["removed"] for r in rows] == [0] * 10
+    assert all(np.isfinite(r["neural_persistence"]) for r in rows)
