@@ -12,14 +12,11 @@ readers.
 from __future__ import annotations
 
 import copy
-import json
 
 import cnn_models as cm
 import numpy as np
 import pytest
 import torch
-
-from topo.cli import main
 
 FAMILIES = {
     "resnet20": (lambda: cm.CifarResNet(3, "A"), cm.cifar_wiring,
@@ -27,13 +24,6 @@ FAMILIES = {
     "vgg": (lambda: cm.VGG(), lambda m: cm.chain_wiring(cm.layer_names(m)), "VGG-style"),
     "lenet5": (lambda: cm.LeNet5(), lambda m: cm.chain_wiring(cm.layer_names(m)), "LeNet-5"),
 }
-
-
-def run_json(capsys, *args: str):
-    assert main([*args, "--json"]) == 0
-    captured = capsys.readouterr()
-    assert captured.err == ""
-    return json.loads(captured.out)
 
 
 def hidden_perms(model, names, reads, writes, seed):
@@ -97,8 +87,8 @@ def _set_sizes(model, names, reads, writes):
     return [sizes[s] for s in range(len(sizes))]
 
 
-def test_info_lists_every_layer_with_both_counts(family, capsys):
-    doc = run_json(capsys, "info", str(family["final"]))
+def test_info_lists_every_layer_with_both_counts(family, cli_json):
+    doc = cli_json("info", str(family["final"]))
     assert doc["metadata"]["family"] == family["label"]
     assert [layer["name"] for layer in doc["layers"]] == family["names"]
     assert doc["wiring"]["set_sizes"] == family["set_sizes"]
@@ -108,8 +98,8 @@ def test_info_lists_every_layer_with_both_counts(family, capsys):
     assert doc["totals"]["connections"] == sum(elements)
 
 
-def test_compare_with_a_channel_permuted_copy_is_zero(family, capsys):
-    doc = run_json(capsys, "compare", str(family["final"]), str(family["permuted"]),
+def test_compare_with_a_channel_permuted_copy_is_zero(family, cli_json):
+    doc = cli_json("compare", str(family["final"]), str(family["permuted"]),
                    "--chance-samples", "0")
     n = len(family["names"])
     assert doc["nnstd"]["per_layer"] == [0.0] * n
@@ -118,8 +108,8 @@ def test_compare_with_a_channel_permuted_copy_is_zero(family, capsys):
     assert any(row["jaccard"] < 1.0 for row in doc["layers"])
 
 
-def test_compare_with_an_independent_net_is_near_the_chance_level(family, capsys):
-    doc = run_json(capsys, "compare", str(family["final"]), str(family["other"]),
+def test_compare_with_an_independent_net_is_near_the_chance_level(family, cli_json):
+    doc = cli_json("compare", str(family["final"]), str(family["other"]),
                    "--chance-samples", "6")
     chance = doc["nnstd"]["chance"]
     # one independent pair is one sample of what the chance level averages: within a few
@@ -129,8 +119,8 @@ def test_compare_with_an_independent_net_is_near_the_chance_level(family, capsys
     assert doc["nnstd"]["distance"] > 0.5
 
 
-def test_evolution_follows_a_magnitude_pruning_run(family, capsys):
-    rows = run_json(capsys, "evolution", str(family["run"]), "--no-persistence")
+def test_evolution_follows_a_magnitude_pruning_run(family, cli_json):
+    rows = cli_json("evolution", str(family["run"]), "--no-persistence")
     n = len(family["names"])
     assert len(rows) == 3 * n
     assert [r["epoch"] for r in rows] == [1] * n + [2] * n + [3] * n

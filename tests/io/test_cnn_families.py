@@ -418,11 +418,7 @@ def test_name_groups_whose_order_the_shapes_do_not_fix(tmp_path):
 
 # ------------------------------------------------------------ the command line on ResNet-18
 @pytest.mark.slow
-def test_cli_info_compare_evolution_on_resnet18(resnet18_file, tmp_path, capsys):
-    import json
-
-    from topo.cli import main
-
+def test_cli_info_compare_evolution_on_resnet18(resnet18_file, tmp_path, cli_json):
     model, path = resnet18_file
     names, reads, writes = cm.resnet_wiring(model)
     run = tmp_path / "run"
@@ -433,29 +429,23 @@ def test_cli_info_compare_evolution_on_resnet18(resnet18_file, tmp_path, capsys)
                                                  np.random.default_rng(5)))
     save(permuted, run / "epoch_2.pt", "state_dict")
 
-    def run_json(*args):
-        assert main([*args, "--json"]) == 0
-        captured = capsys.readouterr()
-        assert captured.err == ""
-        return json.loads(captured.out)
-
     weights = cm.kernels(model, names)
     elements = [int(np.count_nonzero(w)) for w in weights]
     pairs = [int(np.count_nonzero((w != 0).reshape(w.shape[0], w.shape[1], -1).any(axis=2)))
              for w in weights]
-    info = run_json("info", str(path))
+    info = cli_json("info", str(path))
     assert info["metadata"]["family"] == "torchvision-style ResNet-18 (BasicBlock)"
     assert [row["name"] for row in info["layers"]] == names
     assert [row["connections"] for row in info["layers"]] == elements
     assert [row["unit_connections"] for row in info["layers"]] == pairs
     assert [row["kernel"] for row in info["layers"]][:2] == ["7x7", "3x3"]
 
-    compare = run_json("compare", str(path), str(run / "epoch_2.pt"), "--chance-samples", "0")
+    compare = cli_json("compare", str(path), str(run / "epoch_2.pt"), "--chance-samples", "0")
     assert compare["nnstd"]["per_layer"] == [0.0] * 21
     assert [row["jaccard_aligned"] for row in compare["layers"]] == [1.0] * 21
     assert all(row["jaccard"] < 0.5 for row in compare["layers"][:-1])  # stem .. last conv
 
-    rows = run_json("evolution", str(run), "--no-persistence")
+    rows = cli_json("evolution", str(run), "--no-persistence")
     assert [r["epoch"] for r in rows] == [1] * 21 + [2] * 21
     assert [r["connections"] for r in rows] == elements * 2
     assert [r["nnstd_to_previous"] for r in rows[21:]] == [0.0] * 21

@@ -80,24 +80,14 @@ def test_the_cnns_read_dense_only_as_before():
         "conv1", "conv1 bias", "conv2", "conv2 bias"]
 
 
-def test_lenet5_lottery_tickets_through_the_command_line(tmp_path, capsys):
-    import json
-
+def test_lenet5_lottery_tickets_through_the_command_line(tmp_path, cli_json):
     import h5py
     import numpy as np
-
-    from topo.cli import main
 
     folder = REAL / "jbourds-lottery-tickets" / "model_0"
     steps = [folder / f"trained_model_0_step_{s}.keras" for s in (0, 2)]
 
-    def run_json(*args):
-        assert main([*args, "--json"]) == 0
-        captured = capsys.readouterr()
-        assert captured.err == ""
-        return json.loads(captured.out)
-
-    info = run_json("info", str(steps[0]))
+    info = cli_json("info", str(steps[0]))
     assert [row["kind"] for row in info["layers"]] == ["conv", "conv", "flatten", "linear",
                                                         "linear"]
     assert [row["kernel"] for row in info["layers"]][:3] == ["5x5"] * 3
@@ -108,7 +98,7 @@ def test_lenet5_lottery_tickets_through_the_command_line(tmp_path, capsys):
     assert info["layers"][1]["weight_min"] == pytest.approx(float(kernel.min()))
     assert info["layers"][1]["weight_max"] == pytest.approx(float(kernel.max()))
 
-    compare = run_json("compare", str(steps[0]), str(steps[1]), "--chance-samples", "2")
+    compare = cli_json("compare", str(steps[0]), str(steps[1]), "--chance-samples", "2")
     assert compare["nnstd"]["per_layer"] == [0.0] * 5 and compare["nnstd"]["dense"] == [True] * 5
     assert [row["jaccard"] for row in compare["layers"]] == [1.0] * 5
 
@@ -116,7 +106,7 @@ def test_lenet5_lottery_tickets_through_the_command_line(tmp_path, capsys):
     run.mkdir()
     for step in steps:
         (run / step.name).symlink_to(step)
-    rows = run_json("evolution", str(run))
+    rows = cli_json("evolution", str(run))
     assert [r["snapshot"] for r in rows] == [0] * 5 + [1] * 5
     assert [r["connections"] for r in rows] == [150, 2400, 48000, 10080, 840] * 2
     assert [r["added"] + r["removed"] for r in rows] == [0] * 10
