@@ -121,7 +121,7 @@ def test_info_json_lists_what_was_skipped(tmp_path, capsys):
     assert out["widths"] == [1, 2, 3]  # conv 1 -> 2 channels, fc reads 2 x 4 positions
     assert [(s["name"], s["shape"]) for s in out["skipped"]] == [("bn.weight", [2]),
                                                                  ("bn.bias", [2])]
-    assert out["skipped"][0]["why"] == ("normalisation of unit set 1 (written by conv): "
+    assert out["skipped"][0]["why"] == ("normalisation of unit set 1 (the output of 'conv'): "
                                         "normalisation weight; not a layer")
     assert "skipped" not in out["metadata"]
     assert main(["info", str(tmp_path / "cnn.pt")]) == 0

@@ -114,9 +114,9 @@ def load(path: str | Path, *, key: str | None = None,
 def _load(path: Path, key: str | None, dense_only: bool = False) -> LayeredGraph:
     from functools import partial
 
-    from topo.io.pipeline import build_graph
+    from topo.io.families import build_with_family
 
-    build_graph = partial(build_graph, dense_only=dense_only)
+    build_graph = partial(build_with_family, dense_only=dense_only)
 
     fmt = detect_format(path)
     if key is not None and fmt != "pytorch":
