@@ -33,6 +33,7 @@ __version__ = "0.1.0"
 # public name -> module that defines it, imported by __getattr__ on first use
 _LAZY = {
     "LayeredGraph": "graph",
+    "LayerGeometry": "graph",
     "load": "io",
     "save_snapshot": "io",
     "snapshot_paths": "io",
