@@ -31,6 +31,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "topo"
 
 ANALYSES = ("topo.distance", "topo.distance_chance", "topo.assignment", "topo.canonical",
+            "topo.unit_sets",
             "topo.overlap", "topo.comparison", "topo.persistence",
             "topo.interactions", "topo.evolution", "topo.pairwise")
 #: the recorder of users' own loops and its framework callbacks

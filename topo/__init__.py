@@ -39,6 +39,7 @@ except _metadata.PackageNotFoundError:  # pragma: no cover - a source tree never
 # public name -> module that defines it, imported by __getattr__ on first use
 _LAZY = {
     "LayeredGraph": "graph",
+    "LayerGeometry": "graph",
     "load": "io",
     "save_snapshot": "io",
     "snapshot_paths": "io",

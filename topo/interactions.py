@@ -129,7 +129,10 @@ def interaction_strengths(
     Raises
     ------
     GraphStructureError
-        The network has a single layer, so no first hidden layer.
+        The network has a single layer, so no first hidden layer; or it is not a chain of
+        fully-connected layers (conv or flatten layers, residual streams, independent
+        matrices): the features and the paths to the outputs these scores read are then
+        not defined.
     NonFiniteWeightsError
         A weight is NaN or infinite.
     ConfigError
@@ -361,6 +364,7 @@ def _first_layer_and_importance(
 ) -> tuple[sp.csr_matrix, np.ndarray]:
     """``|W1|`` (raw for NID, normalised for ph, squared for ph2) and the importance ``u``."""
     graph = require_graph(graph)
+    _require_mlp(graph)
     if graph.n_layers < 2:
         raise GraphStructureError(
             f"{graph.source}: interaction detection needs a first hidden layer, but the network "
@@ -378,6 +382,29 @@ def _first_layer_and_importance(
         # the filtration of w^2 / max w^2: same order of edges, levels squared
         layers = [w.power(2) for w in layers]
     return layers[0], _reach(layers[1:])
+
+
+def _require_mlp(graph: LayeredGraph) -> None:
+    """Interactions are defined here for chains of fully-connected layers only.
+
+    Both methods read features from the inputs of a fully-connected first layer and follow
+    the weights of a chain to the outputs. A conv layer's inputs are channels whose kernel
+    positions are offsets, not features, and residual streams give paths these scores do not
+    define; a refusal beats an answer that reads them as if they were.
+    """
+    if graph.is_independent or not graph.is_chain:
+        raise GraphStructureError(
+            f"{graph.source}: interaction detection follows the weights of a chain of "
+            "fully-connected layers from the input features to the outputs; this network "
+            + ("was read as independent matrices (its wiring is unknown)"
+               if graph.is_independent else "has residual streams"))
+    odd = [n for n, g in zip(graph.names, graph.geometry) if not g.is_linear]
+    if odd:
+        raise GraphStructureError(
+            f"{graph.source}: interaction detection reads input features through "
+            f"fully-connected layers; layer(s) {', '.join(repr(n) for n in odd)} are "
+            f"{'/'.join(sorted({g.kind for g in graph.geometry if not g.is_linear}))} layers "
+            "(their inputs are channels with kernel or pixel positions, not features)")
 
 
 def _reach(upper: list[sp.csr_matrix]) -> np.ndarray:

@@ -155,3 +155,19 @@ def test_check_outputs_skips_absent_paths_and_checks_the_rest(tmp_path):
     check_outputs(files=(None, tmp_path / "a.csv"), figures=(None, tmp_path / "a.png"))
     with pytest.raises(OutputError, match="x.gif"):
         check_outputs(files=(tmp_path / "a.csv",), figures=(Path(tmp_path / "x.gif"),))
+
+
+def test_graphml_of_a_residual_network_names_sets_and_adds_biases(tmp_path):
+    # a: 2 inputs -> set 1 (2 units); res: set 1 -> set 1 (the stream); out: set 1 -> 1 unit
+    g = LayeredGraph([np.ones((2, 2)), np.eye(2), np.ones((1, 2))], names=["a", "res", "out"],
+                     biases=[np.array([1.0, 2.0]), np.array([0.5, 0.25]), np.array([3.0])],
+                     reads=[0, 1, 1], writes=[1, 1, 2])
+    export_graph(g, tmp_path / "r.graphml")
+    read = nx.read_graphml(tmp_path / "r.graphml")
+    nodes = {int(n): d for n, d in read.nodes(data=True)}
+    assert [nodes[i]["set"] for i in range(5)] == [0, 0, 1, 1, 2]
+    assert [nodes[i]["layer_name"] for i in range(5)] == ["input", "input", "a + res",
+                                                          "a + res", "out"]
+    # the stream's units add both writers' biases: 1 + 0.5, 2 + 0.25
+    assert [nodes[i].get("bias") for i in range(5)] == [None, None, 1.5, 2.25, 3.0]
+    assert read.number_of_edges() == 4 + 2 + 2

@@ -62,16 +62,19 @@ def run_info(args: argparse.Namespace) -> int:
 
     graph = load(args.path, key=args.key, **snapshot_choice(args))
     table = graph.summary()
+    plain = graph.is_linear and graph.is_chain
     totals = {
         "units": graph.n_units,
         "connections": int(table["connections"].sum()),
-        "possible": int((table["n_in"] * table["n_out"]).sum()),
+        "possible": int(sum(graph.possible)),
     }
     totals["density"] = totals["connections"] / totals["possible"] if totals["possible"] else 0.0
+    if not plain:
+        totals["unit_connections"] = int(sum(graph.n_unit_connections))
     bad = graph.nonfinite_layers()
     skipped = list(graph.metadata.get("skipped") or [])
     if args.json:
-        print_json({
+        document = {
             "path": str(args.path),
             "format": graph.metadata.get("format"),
             "widths": graph.widths,
@@ -82,14 +85,21 @@ def run_info(args: argparse.Namespace) -> int:
             "skipped": skipped,
             "metadata": {k: v for k, v in graph.metadata.items()
                          if k not in ("source", "skipped")},
-        })
+        }
+        if not plain:
+            document["wiring"] = {"kind": _wiring_kind(graph), **graph.wiring.to_dict(),
+                                  "set_sizes": graph.set_sizes}
+        print_json(document)
         return 0
     print(f"{args.path}")
     for line in snapshot_lines(graph):
         print(line)
-    print(f"format: {graph.metadata.get('format')}    widths: "
+    print(f"format: {graph.metadata.get('format')}    "
+          f"{'widths' if graph.is_chain else 'unit sets'}: "
           f"{'-'.join(map(str, graph.widths))}"
           + (f"    input shape: {graph.input_shape}" if graph.input_shape else ""))
+    if not plain:
+        print(f"wiring: {_wiring_kind(graph)}")
     extra = {k: v for k, v in graph.metadata.items()
              if k in ("run_id", "method", "epoch", "level", "step", "global_step", "seed",
                       "test_accuracy")}
@@ -105,7 +115,9 @@ def run_info(args: argparse.Namespace) -> int:
     print(format_table(table))
     print()
     print(f"total: {count(totals['connections'], 'connection')} of {totals['possible']} "
-          f"possible (density {totals['density']:.4g}), {count(totals['units'], 'unit')}")
+          f"possible (density {totals['density']:.4g}), {count(totals['units'], 'unit')}"
+          + ("" if plain else
+             f"; {count(totals['unit_connections'], 'unit-graph connection')}"))
     if bad:
         print(f"warning: NaN or infinite weights in {', '.join(bad)}")
     if skipped:
@@ -121,6 +133,21 @@ def run_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _wiring_kind(graph) -> str:
+    """One line on how the layers are wired."""
+    if graph.is_independent:
+        return ("independent matrices (the wiring of this model is unknown: per-layer "
+                "analyses only)")
+    if graph.is_chain:
+        return "chain (each layer reads what the previous one writes)"
+    streams = sorted({s for s in graph.writes if len(graph.writers(s)) > 1
+                      or s in graph.reads[:max(graph.writers(s))]})
+    if not streams:  # pragma: no cover - a valid non-chain wiring always adds into a set
+        return "not a chain (columns reads/writes)"
+    return (f"residual streams: unit set(s) {', '.join(map(str, streams))} written by several "
+            "layers (columns reads/writes)")
+
+
 def run_export(args: argparse.Namespace) -> int:
     from topo.cli._options import snapshot_choice, snapshot_lines
     from topo.cli._output import check_output_path, count
@@ -134,5 +161,5 @@ def run_export(args: argparse.Namespace) -> int:
     for line in snapshot_lines(graph):
         print(line)
     print(f"wrote {out} ({fmt}: {count(graph.n_units, 'node')}, "
-          f"{count(sum(graph.n_connections), 'edge')})")
+          f"{count(sum(graph.n_unit_connections), 'edge')})")
     return 0

@@ -50,15 +50,17 @@ def export_graph(graph: LayeredGraph, path: str | Path, format: str | None = Non
     format
         ``"graphml"`` or ``"gexf"``: networkx's writers of :meth:`LayeredGraph.to_networkx`
         with global node ids (inputs first); every node carries ``layer`` (its unit layer,
-        0 = the inputs), ``layer_name`` (``"input"``, else the name of the weight layer that
-        feeds it), ``unit`` (its index within its unit layer) and, where that weight layer
-        has a bias, ``bias``; every edge carries ``weight``, ``layer`` (the index of its
-        weight layer) and ``layer_name``; the graph carries ``source``, ``widths``
-        (``"64-100-10"``) and ``layer_names`` (a JSON list). ``"edgelist"``: one connection
-        per line, ``source target weight`` separated by a space, global node ids, and ``#``
-        comment lines at the top naming the layers and their node ranges (a plain edge list
-        has no place for biases: use GraphML or GEXF for them). ``None`` (the default): from
-        the suffix of ``path``.
+        0 = the inputs; ``set`` for a network that is not a chain), ``layer_name``
+        (``"input"``, else the name of the weight layer that feeds it), ``unit`` (its index
+        within its unit layer) and, where that weight layer has a bias, ``bias``; every edge
+        carries ``weight``, ``layer`` (the index of its weight layer) and ``layer_name``; the
+        graph carries ``source``, ``widths`` (``"64-100-10"``) and ``layer_names`` (a JSON
+        list). ``"edgelist"``: one connection per line, ``source target weight`` separated by
+        a space, global node ids, and ``#`` comment lines at the top naming the layers and
+        their node ranges (a plain edge list has no place for biases: use GraphML or GEXF for
+        them). Layers with several positions per unit (conv) are written as their unit graph,
+        one edge per unit pair weighted by the L2 norm of its kept kernel elements. ``None``
+        (the default): from the suffix of ``path``.
 
     Returns
     -------
@@ -177,17 +179,32 @@ def check_outputs(*, files: Iterable[Any] = (), figures: Iterable[Any] = ()) -> 
 
 
 def _attributed_networkx(graph: LayeredGraph) -> Any:
-    """:meth:`LayeredGraph.to_networkx` with layer names and biases as attributes."""
+    """:meth:`LayeredGraph.to_networkx` with layer names and biases as attributes.
+
+    In a network that is not a chain a node belongs to a unit set (node attribute ``set``):
+    its ``layer_name`` names every layer that writes the set (``" + "`` between them) and
+    its ``bias`` is the sum of their biases (a residual addition adds each writer's bias).
+    """
     g = graph.to_networkx()
     offsets = graph.offsets()
-    names = ["input", *graph.names]
+    if graph.is_chain:
+        key, set_names = "layer", ["input", *graph.names]
+    else:
+        key = "set"
+        set_names = ["input" if not graph.writers(s) else
+                     " + ".join(graph.names[k] for k in graph.writers(s))
+                     for s in range(len(graph.set_sizes))]
     for _, data in g.nodes(data=True):
-        data["layer_name"] = names[data["layer"]]
+        data["layer_name"] = set_names[data[key]]
+    biases: dict[int, np.ndarray] = {}
     for k, bias in enumerate(graph.biases):
-        if bias is None:
-            continue
-        for unit, value in enumerate(np.asarray(bias, dtype=np.float64).tolist()):
-            g.nodes[int(offsets[k + 1]) + unit]["bias"] = value
+        if bias is not None:
+            unit_set = k + 1 if graph.is_chain else graph.writes[k]
+            value = np.asarray(bias, dtype=np.float64)
+            biases[unit_set] = biases[unit_set] + value if unit_set in biases else value
+    for unit_set, bias in biases.items():
+        for unit, value in enumerate(bias.tolist()):
+            g.nodes[int(offsets[unit_set]) + unit]["bias"] = value
     for _, _, data in g.edges(data=True):
         data["layer_name"] = graph.names[data["layer"]]
     g.graph.update(source=str(graph.source), widths="-".join(map(str, graph.widths)),
@@ -203,11 +220,22 @@ def _write_edgelist(graph: LayeredGraph, path: Path) -> None:
         f"source: {graph.source}",
         f"widths: {'-'.join(map(str, graph.widths))}",
     ]
-    header += [
-        f"layer {k} {name}: inputs {offsets[k]}..{offsets[k] + graph.n_in[k] - 1} -> "
-        f"outputs {offsets[k + 1]}..{offsets[k + 1] + graph.n_out[k] - 1}"
-        for k, name in enumerate(graph.names)
-    ]
+    if graph.is_chain:
+        header += [
+            f"layer {k} {name}: inputs {offsets[k]}..{offsets[k] + graph.n_in[k] - 1} -> "
+            f"outputs {offsets[k + 1]}..{offsets[k + 1] + graph.n_out[k] - 1}"
+            for k, name in enumerate(graph.names)
+        ]
+    else:
+        header[2] = f"unit sets: {'-'.join(map(str, graph.widths))}"
+        header += [
+            f"layer {k} {name}: reads set {r} ({offsets[r]}..{offsets[r] + graph.n_in[k] - 1})"
+            f" -> writes set {w} ({offsets[w]}..{offsets[w] + graph.n_out[k] - 1})"
+            for k, (name, r, w) in enumerate(zip(graph.names, graph.reads, graph.writes))
+        ]
+    if any(p > 1 for p in graph.positions):
+        header.append("weights: the l2 norm of each unit pair's kept kernel elements "
+                      "(pairs with one element: its weight)")
     table = np.empty(len(src), dtype=[("s", np.int64), ("t", np.int64), ("w", np.float64)])
     table["s"], table["t"], table["w"] = src, dst, wts
     np.savetxt(path, table, fmt=["%d", "%d", "%.9g"], header="\n".join(header),
