@@ -485,7 +485,8 @@ def _nnstd_unit_sets(a: LayeredGraph, b: LayeredGraph, solver: str) -> NNSTDResu
 
 
 def _set_agreement(a: LayeredGraph, b: LayeredGraph, masks_a: list[sp.csr_matrix],
-                   masks_b: list[sp.csr_matrix], unit_set: int, in_place: list[int]):
+                   masks_b: list[sp.csr_matrix], unit_set: int, in_place: list[int]
+                   ) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
     """The tie rule's agreement of two units of a set: :func:`_agreement` over its readers.
 
     Each layer reading the set compares the two units' outgoing connections, kernel

@@ -36,6 +36,7 @@ import struct
 import warnings
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from topo.errors import UnreadableFileError
 from topo.graph import LayeredGraph
@@ -59,7 +60,7 @@ _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _NPY_MAGIC = b"\x93NUMPY"
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     # from_module needs torch.fx; it is imported when asked for, so that reading other
     # formats never imports torch
     if name == "from_module":
