@@ -5,7 +5,8 @@ Layers, top to bottom (README, "Architecture"):
     topo (the lazy facade), topo.__main__
     topo.cli                                  parse -> call the API -> print
     topo.io, topo.plot, topo.train, topo.examples
-    analyses: distance, overlap, comparison, persistence, interactions, evolution, pairwise
+    analyses: distance, overlap, comparison, persistence, interactions, evolution, pairwise,
+              activity
     topo.graph                                the data model
     topo.structure                            sparse-structure primitives
     topo.errors
@@ -30,7 +31,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "topo"
 
 ANALYSES = ("topo.distance", "topo.distance_chance", "topo.assignment", "topo.canonical",
             "topo.overlap", "topo.comparison", "topo.persistence",
-            "topo.interactions", "topo.evolution", "topo.pairwise")
+            "topo.interactions", "topo.evolution", "topo.pairwise", "topo.activity")
 #: module (or package prefix) -> module prefixes it must not import
 FORBIDDEN = {
     "topo.errors": ("topo",),

@@ -53,6 +53,8 @@ _LAZY = {
     "topology_evolution": "evolution",
     "input_connectivity": "evolution",
     "ever_active_rate": "evolution",
+    "dead_neuron_rate": "activity",
+    "DeadNeuronRate": "activity",
 }
 
 __all__ = [
@@ -105,6 +107,10 @@ def _module(name: str) -> Any:
         from topo import interactions as module
     elif name == "evolution":
         from topo import evolution as module
+    elif name == "distance_chance":
+        from topo import distance_chance as module
+    elif name == "activity":
+        from topo import activity as module
     else:  # pragma: no cover - _LAZY names only the modules above
         raise AssertionError(f"no lazy module {name!r}")
     return module

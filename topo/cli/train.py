@@ -51,7 +51,12 @@ _HELP = {
     "threads": "torch threads (default: 1 for small networks, 2 otherwise)",
     "data_root": "folder with MNIST/Fashion-MNIST IDX files or CIFAR-10 batches",
     "download": "download missing MNIST/Fashion-MNIST/CIFAR-10 files into --data-root",
+    "validation": "hold out a sixth of the training data for validation (val_loss) even "
+                  "without early stopping",
 }
+
+# fields of TrainConfig that are not flags: Python API only
+_NOT_FLAGS = ("extra",)
 
 
 # help of the fields whose values are the names of a registry: the names come from it
@@ -68,11 +73,7 @@ _CHOICE_HELP = {
 def register(sub: argparse._SubParsersAction) -> None:
     from topo.train import registry
 
-    registries = {"method": registry.METHODS, "optimizer": registry.OPTIMIZERS,
-                  "activation": registry.ACTIVATIONS, "init_sparsity": registry.INIT_SPARSITIES,
-                  "weight_init": registry.WEIGHT_INITS, "backend": registry.BACKENDS}
-    helps = {**_HELP, **{name: text.format(choices=registries[name].choices())
-                         for name, text in _CHOICE_HELP.items()}}
+    helps = config_helps()
     p = sub.add_parser(
         "train", help="train a sparse network, writing a snapshot every epoch",
         description="Train a sparse MLP and write a run directory: run.json,\n"
@@ -85,10 +86,29 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "run is left as it is)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_config_arguments(p, helps)
+    p.set_defaults(func=run_train)
+
+
+def config_helps() -> dict[str, str]:
+    """Help of every configuration flag (registry choices filled in)."""
+    from topo.train import registry
+
+    registries = {"method": registry.METHODS, "optimizer": registry.OPTIMIZERS,
+                  "activation": registry.ACTIVATIONS, "init_sparsity": registry.INIT_SPARSITIES,
+                  "weight_init": registry.WEIGHT_INITS, "backend": registry.BACKENDS}
+    return {**_HELP, **{name: text.format(choices=registries[name].choices())
+                        for name, text in _CHOICE_HELP.items()}}
+
+
+def add_config_arguments(p: argparse.ArgumentParser, helps: dict[str, str],
+                         skip: tuple[str, ...] = ()) -> None:
+    """One flag per field of :class:`~topo.train.TrainConfig` (but ``skip``), default None
+    so that only the flags given override the configuration's defaults."""
     from topo.train.config import TrainConfig
 
     for f in dataclasses.fields(TrainConfig):
-        if f.name == "extra":   # Python API only
+        if f.name in _NOT_FLAGS or f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")
         default = f.default
@@ -105,7 +125,6 @@ def register(sub: argparse._SubParsersAction) -> None:
             p.add_argument(flag, type=float, **kwargs)
         else:
             p.add_argument(flag, type=str, **kwargs)
-    p.set_defaults(func=run_train)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -113,7 +132,7 @@ def run_train(args: argparse.Namespace) -> int:
     from topo.train.config import TrainConfig
 
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-             if f.name != "extra" and getattr(args, f.name, None) is not None}
+             if f.name not in _NOT_FLAGS and getattr(args, f.name, None) is not None}
     out = Path(args.out) if args.out else Path("runs") / (
         f"{given.get('method', 'set')}-{given.get('dataset', 'digits')}"
         f"-s{given.get('seed', 0)}")

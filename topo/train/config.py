@@ -108,6 +108,10 @@ class TrainConfig:
         Scale the features (and a regression target) by the training split's mean and
         standard deviation before training, as Tsang et al. (2018) do for the synthetic
         functions (:func:`topo.train.data.standardized`). Off by default.
+    validation
+        Hold out a sixth of the training split for validation (``val_loss`` in every row)
+        even without early stopping (random search selects by it). Data sets with their
+        own validation split (synthetic) keep it.
     extra
         Free-form JSON-serialisable notes kept with the configuration (e.g. how a caller
         preprocessed the data before handing it to the trainer). The trainer does not read
@@ -151,6 +155,9 @@ class TrainConfig:
     data_root: str | None = None
     download: bool = False
     standardize: bool = False
+    # options added after the first release enter the run id only when they differ from
+    # their default (topo.train.rundir.run_id)
+    validation: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -50,9 +50,9 @@ __all__ = ["RunDirectory", "RunStart", "run_id", "best_snapshot", "config_differ
 RUN_FORMAT = "topo.run"
 # options that say where data lives, not what is computed: they may differ on resume
 _LOCATION_FIELDS = ("data_root", "download")
-# options added after the first release enter the id only when set, so that the ids of
-# earlier runs stay what they were
-_LATER_FIELDS = ("standardize",)
+# options added after the first release enter the id only when they differ from their
+# default, so that the ids of earlier runs stay what they were
+_LATER_FIELDS = ("standardize", "validation")
 
 
 def run_id(config: TrainConfig) -> str:
@@ -61,8 +61,9 @@ def run_id(config: TrainConfig) -> str:
     Derived from the configuration only (not the folder), so two runs with the same
     configuration write bitwise-identical snapshots.
     """
+    defaults = TrainConfig().to_dict()
     payload = {k: v for k, v in config.to_dict().items()
-               if k not in _LOCATION_FIELDS and not (k in _LATER_FIELDS and not v)}
+               if k not in _LOCATION_FIELDS and not (k in _LATER_FIELDS and v == defaults[k])}
     digest = hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:8]
     return f"{config.method}-{config.dataset}-s{config.seed}-{digest}"
 

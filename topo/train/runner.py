@@ -21,6 +21,7 @@ from topo.errors import ConfigError
 from topo.train.callbacks import (
     Callback,
     Checkpointer,
+    DeadNeuronRate,
     EarlyStopping,
     Manifest,
     MetricsWriter,
@@ -90,7 +91,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
         return run_dir.path
     data = load_training_data(config)
     snapshots = SnapshotWriter(run_dir, config, data.task, data.input_shape)
-    own: list[Callback] = []
+    own: list[Callback] = [DeadNeuronRate()]
     if config.early_stopping_patience is not None:
         own.append(EarlyStopping(config.early_stopping_patience))
     own += [snapshots, MetricsWriter(run_dir), Checkpointer(run_dir)]
@@ -121,8 +122,9 @@ def build_trainer(config: TrainConfig, data: Dataset | None = None, *,
     """A fresh :class:`Trainer` for ``config``: data split, network initialised, method and
     optimiser built (the method's action at initialisation is :meth:`Trainer.initialise`).
 
-    ``data`` defaults to :func:`load_training_data`; with early stopping and no validation
-    split, a sixth of the training data is held out (:func:`with_validation_split`).
+    ``data`` defaults to :func:`load_training_data`; with early stopping (or
+    ``validation``) and no validation split, a sixth of the training data is held out
+    (:func:`with_validation_split`).
 
     Raises
     ------
@@ -131,7 +133,7 @@ def build_trainer(config: TrainConfig, data: Dataset | None = None, *,
     """
     if data is None:
         data = load_training_data(config)
-    if config.early_stopping_patience is not None:
+    if config.early_stopping_patience is not None or config.validation:
         data = with_validation_split(data, config.seed)
     widths = resolve_arch(config.arch, data)
     n_layers = len(widths) - 1
