@@ -28,7 +28,8 @@ _HELP = {
     "l1": "L1 penalty coefficient on the weights (default 0)",
     "seed": "random seed (default 0)",
     "epsilon": "Erdos-Renyi epsilon of SET (default 20)",
-    "density": "target density in (0, 1] for erk, snip, gmp, imp (default 0.1; imp: 5 levels)",
+    "density": "target density in (0, 1] for erk, snip, gmp, imp, ssgd (default 0.1; imp: "
+               "5 levels)",
     "zeta": "SET: fraction rewired per epoch (default 0.3)",
     "set_regrow_zero": "SET: regrow connections at weight 0 instead of a fresh initial draw",
     "rigl_delta_t": "RigL: steps between mask updates (default 100)",
@@ -53,6 +54,10 @@ _HELP = {
     "download": "download missing MNIST/Fashion-MNIST/CIFAR-10 files into --data-root",
     "validation": "hold out a sixth of the training data for validation (val_loss) even "
                   "without early stopping",
+    "ssgd_eps": "SSGD: epsilon of the reweighting (default 1e-4)",
+    "ssgd_form": "SSGD: l2, w = (theta^2 + eps)^1/2 (default), or l1, w = |theta| + eps",
+    "ssgd_threshold": "SSGD: prune |theta| below this after training (default: prune to "
+                      "--density)",
 }
 
 # fields of TrainConfig that are not flags: Python API only
@@ -121,7 +126,7 @@ def add_config_arguments(p: argparse.ArgumentParser, helps: dict[str, str],
             p.add_argument(flag, "--early-stopping", type=int, metavar="N", **kwargs)
         elif isinstance(default, int) or f.name in ("imp_levels", "n_samples", "threads"):
             p.add_argument(flag, type=int, **kwargs)
-        elif isinstance(default, float) or f.name == "density":
+        elif isinstance(default, float) or f.name in ("density", "ssgd_threshold"):
             p.add_argument(flag, type=float, **kwargs)
         else:
             p.add_argument(flag, type=str, **kwargs)

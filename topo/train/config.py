@@ -49,6 +49,7 @@ DATASETS = ("digits", *(f"synthetic-F{k}" for k in range(1, 11)), "mnist", "fash
             "cifar10")
 DEFAULT_DENSITY = 0.1
 CONFIG_VERSION = 1
+SSGD_FORMS = ("l2", "l1")
 
 
 @dataclass
@@ -59,7 +60,7 @@ class TrainConfig:
     ----------
     method
         A name of :data:`~topo.train.registry.METHODS` (``dense``, ``static``, ``set``,
-        ``rigl``, ``gmp``, ``imp``, ``snip``).
+        ``rigl``, ``gmp``, ``imp``, ``snip``, ``ssgd``).
     dataset
         ``digits`` (default), ``synthetic-F1`` ... ``synthetic-F10``, ``mnist``,
         ``fashion-mnist`` or ``cifar10``.
@@ -80,8 +81,9 @@ class TrainConfig:
     epsilon
         Erdős–Rényi ε: layer density ``min(1, ε (n_in + n_out) / (n_in n_out))``.
     density
-        Target overall density for ``init_sparsity="erk"``, ``snip``, ``gmp`` (final) and
-        ``imp`` (final; sets the number of levels when ``imp_levels`` is ``None``).
+        Target overall density for ``init_sparsity="erk"``, ``snip``, ``gmp`` (final),
+        ``imp`` (final; sets the number of levels when ``imp_levels`` is ``None``) and
+        ``ssgd`` (after its final pruning).
     init_sparsity
         ``er``, ``erk`` or ``dense`` for the methods that start sparse (static/set/rigl);
         see :data:`~topo.train.registry.INIT_SPARSITIES`.
@@ -112,6 +114,10 @@ class TrainConfig:
         Hold out a sixth of the training split for validation (``val_loss`` in every row)
         even without early stopping (random search selects by it). Data sets with their
         own validation split (synthetic) keep it.
+    ssgd_eps, ssgd_form, ssgd_threshold
+        SSGD (:class:`~topo.train.optim.SSGD`): the reweighting's ε, its form (``l2``:
+        ``w = (θ² + ε)^½``, ``l1``: ``w = |θ| + ε``) and the final pruning threshold on
+        ``|θ|`` (``None``: prune to ``density``).
     extra
         Free-form JSON-serialisable notes kept with the configuration (e.g. how a caller
         preprocessed the data before handing it to the trainer). The trainer does not read
@@ -158,6 +164,9 @@ class TrainConfig:
     # options added after the first release enter the run id only when they differ from
     # their default (topo.train.rundir.run_id)
     validation: bool = False
+    ssgd_eps: float = 1e-4
+    ssgd_form: str = "l2"
+    ssgd_threshold: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -209,6 +218,27 @@ class TrainConfig:
         if self.method == "imp" and self.imp_levels is None and self.density is not None \
                 and self.density >= 1.0:
             raise ConfigError("imp needs a density below 1 (or imp_levels)")
+        self._validate_method_options()
+
+    def _validate_method_options(self) -> None:
+        # ssgd
+        if not float(self.ssgd_eps) > 0:
+            raise ConfigError(f"ssgd_eps must be positive, got {self.ssgd_eps}")
+        if self.ssgd_form not in SSGD_FORMS:
+            raise ConfigError(f"unknown ssgd_form {self.ssgd_form!r}; choose one of "
+                              f"{', '.join(SSGD_FORMS)}")
+        if self.ssgd_threshold is not None and not float(self.ssgd_threshold) > 0:
+            raise ConfigError(f"ssgd_threshold must be positive, got {self.ssgd_threshold}")
+        if self.method == "ssgd":
+            if self.ssgd_threshold is not None and self.density is not None:
+                raise ConfigError("ssgd prunes either to --density or below "
+                                  "--ssgd-threshold, not both")
+            if self.early_stopping_patience is not None:
+                raise ConfigError("ssgd prunes after the last step of training; early "
+                                  "stopping would skip the pruning")
+            if self.optimizer not in ("sgd", "ssgd"):
+                raise ConfigError(f"ssgd trains with its own affine-scaled SGD step; "
+                                  f"optimizer {self.optimizer!r} cannot be used with it")
 
     # ------------------------------------------------------------- derived
     def target_density(self) -> float:

@@ -161,11 +161,15 @@ METHODS = Registry("method", [
                         "(Frankle & Carbin 2019; Frankle et al. 2020)"),
     Entry("snip", "SNIP", "prune at initialisation by |gradient x weight| "
                           "(Lee et al. 2019)"),
+    Entry("ssgd", "SSGDPruning", "train dense with SSGD's affine-scaled steps, then prune "
+                                 "the smallest weights (Lee et al. 2020)"),
 ], _methods)
 
 OPTIMIZERS = Registry("optimizer", [
     Entry("sgd", "sgd", "SGD with momentum and weight decay"),
     Entry("adam", "adam", "Adam with its default betas (Kingma & Ba 2015)"),
+    Entry("ssgd", "ssgd", "SGD with SSGD's affine scaling of each weight's step "
+                          "(Lee et al. 2020)"),
 ], _optimizers)
 
 ACTIVATIONS = Registry("activation", [

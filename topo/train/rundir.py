@@ -52,7 +52,8 @@ RUN_FORMAT = "topo.run"
 _LOCATION_FIELDS = ("data_root", "download")
 # options added after the first release enter the id only when they differ from their
 # default, so that the ids of earlier runs stay what they were
-_LATER_FIELDS = ("standardize", "validation")
+_LATER_FIELDS = ("standardize", "validation",
+                 "ssgd_eps", "ssgd_form", "ssgd_threshold")
 
 
 def run_id(config: TrainConfig) -> str:

@@ -32,7 +32,7 @@ from topo.train.config import TrainConfig
 from topo.train.data import Dataset, load_dataset, standardized, with_validation_split
 from topo.train.initialization import WeightInit
 from topo.train.model import SparseMLP, build_mlp
-from topo.train.optim import l1_penalty, optimizer_factory
+from topo.train.optim import l1_penalty, optimizer_factory, step_rule
 from topo.train.registry import METHODS
 from topo.train.rundir import RunDirectory
 from topo.train.sparsity import initial_densities
@@ -149,11 +149,13 @@ def build_trainer(config: TrainConfig, data: Dataset | None = None, *,
     init = WeightInit(config.weight_init, widths, generator)
     model = build_mlp(widths, densities, config.activation, config.backend, init, rng)
     return Trainer(model, method, TrainingData.from_dataset(data),
-                   optimizer=optimizer_factory(config), loss_fn=loss_function(data.task),
+                   optimizer=optimizer_factory(config, method_class.optimizer),
+                   loss_fn=loss_function(data.task),
                    batch_size=config.batch_size, epochs=config.epochs, generator=generator,
                    rng=rng, init=init, prunable=prunable,
                    penalty=l1_penalty(config.l1) if config.l1 > 0 else None,
-                   level=0 if method.levels else None, callbacks=callbacks)
+                   level=0 if method.levels else None, callbacks=callbacks,
+                   step_rule=step_rule(config))
 
 
 def load_training_data(config: TrainConfig) -> Dataset:

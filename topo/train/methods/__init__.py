@@ -19,6 +19,9 @@ imp       train, prune p of the remaining weights by global |w|,      Frankle & 
           rewind survivors to their values at step k, repeat          Frankle et al. 2020
 snip      at initialisation keep the top density fraction of          Lee et al. 2019
           |g ⊙ w| (one batch, global), then train static
+ssgd      train dense with steps scaled by w²/mean(w²), w = (θ²+ε)^½   Lee et al. 2020
+          or |θ|+ε, then prune the smallest |θ| (global) to density
+          or below a threshold
 ========= =========================================================== =======================
 
 The names are those of :data:`topo.train.registry.METHODS`; the shared machinery
@@ -50,6 +53,7 @@ from topo.train.methods.schedules import (
 from topo.train.methods.selection import grow_random, grow_top, keep_top
 from topo.train.methods.set import SET, set_drop_mask
 from topo.train.methods.snip import SNIP, snip_scores
+from topo.train.methods.ssgd import SSGDPruning
 from topo.train.methods.static import Dense, Static
 
 __all__ = [
@@ -58,4 +62,5 @@ __all__ = [
     "gmp_density", "keep_top", "grow_top", "grow_random",
     "Dense", "Static", "SET", "set_drop_mask", "RigL", "GMP", "SNIP", "snip_scores", "IMP",
     "train_levels",
+    "SSGDPruning",
 ]
