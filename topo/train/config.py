@@ -60,7 +60,7 @@ class TrainConfig:
     ----------
     method
         A name of :data:`~topo.train.registry.METHODS` (``dense``, ``static``, ``set``,
-        ``rigl``, ``gmp``, ``imp``, ``snip``, ``ssgd``).
+        ``rigl``, ``gmp``, ``imp``, ``snip``, ``ssgd``, ``ap``).
     dataset
         ``digits`` (default), ``synthetic-F1`` ... ``synthetic-F10``, ``mnist``,
         ``fashion-mnist`` or ``cifar10``.
@@ -82,8 +82,8 @@ class TrainConfig:
         Erdős–Rényi ε: layer density ``min(1, ε (n_in + n_out) / (n_in n_out))``.
     density
         Target overall density for ``init_sparsity="erk"``, ``snip``, ``gmp`` (final),
-        ``imp`` (final; sets the number of levels when ``imp_levels`` is ``None``) and
-        ``ssgd`` (after its final pruning).
+        ``imp`` and ``ap`` (final; sets the number of levels when ``imp_levels`` is
+        ``None``) and ``ssgd`` (after its final pruning).
     init_sparsity
         ``er``, ``erk`` or ``dense`` for the methods that start sparse (static/set/rigl);
         see :data:`~topo.train.registry.INIT_SPARSITIES`.
@@ -118,6 +118,9 @@ class TrainConfig:
         SSGD (:class:`~topo.train.optim.SSGD`): the reweighting's ε, its form (``l2``:
         ``w = (θ² + ε)^½``, ``l1``: ``w = |θ| + ε``) and the final pruning threshold on
         ``|θ|`` (``None``: prune to ``density``).
+    ap_share
+        Activate-while-Pruning: the share of the surviving weights each level removes among
+        the negative weights that moved least (Liu et al. 2023: 2 %); below ``imp_rate``.
     extra
         Free-form JSON-serialisable notes kept with the configuration (e.g. how a caller
         preprocessed the data before handing it to the trainer). The trainer does not read
@@ -167,6 +170,7 @@ class TrainConfig:
     ssgd_eps: float = 1e-4
     ssgd_form: str = "l2"
     ssgd_threshold: float | None = None
+    ap_share: float = 0.02
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -215,9 +219,9 @@ class TrainConfig:
             raise ConfigError(f"threads must be at least 1, got {self.threads}")
         if self.n_samples is not None and self.n_samples < 3:
             raise ConfigError(f"n_samples must be at least 3, got {self.n_samples}")
-        if self.method == "imp" and self.imp_levels is None and self.density is not None \
-                and self.density >= 1.0:
-            raise ConfigError("imp needs a density below 1 (or imp_levels)")
+        if self.method in ("imp", "ap") and self.imp_levels is None \
+                and self.density is not None and self.density >= 1.0:
+            raise ConfigError(f"{self.method} needs a density below 1 (or imp_levels)")
         self._validate_method_options()
 
     def _validate_method_options(self) -> None:
@@ -239,13 +243,19 @@ class TrainConfig:
             if self.optimizer not in ("sgd", "ssgd"):
                 raise ConfigError(f"ssgd trains with its own affine-scaled SGD step; "
                                   f"optimizer {self.optimizer!r} cannot be used with it")
+        # ap
+        if not 0.0 < float(self.ap_share) < 1.0:
+            raise ConfigError(f"ap_share must lie in (0, 1), got {self.ap_share}")
+        if self.method == "ap" and not self.ap_share < self.imp_rate:
+            raise ConfigError(f"ap_share ({self.ap_share}) must be below imp_rate "
+                              f"({self.imp_rate}): AP removes it out of each level's share")
 
     # ------------------------------------------------------------- derived
     def target_density(self) -> float:
         """The density the method aims for (``density``, or the method's default)."""
         if self.density is not None:
             return float(self.density)
-        if self.method == "imp":
+        if self.method in ("imp", "ap"):
             return (1.0 - self.imp_rate) ** self.n_imp_levels()
         return DEFAULT_DENSITY
 

@@ -163,6 +163,8 @@ METHODS = Registry("method", [
                           "(Lee et al. 2019)"),
     Entry("ssgd", "SSGDPruning", "train dense with SSGD's affine-scaled steps, then prune "
                                  "the smallest weights (Lee et al. 2020)"),
+    Entry("ap", "AP", "IMP with Activate-while-Pruning: part of each level's share among "
+                      "the negative weights that moved least (Liu et al. 2023)"),
 ], _methods)
 
 OPTIMIZERS = Registry("optimizer", [

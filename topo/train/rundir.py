@@ -53,7 +53,8 @@ _LOCATION_FIELDS = ("data_root", "download")
 # options added after the first release enter the id only when they differ from their
 # default, so that the ids of earlier runs stay what they were
 _LATER_FIELDS = ("standardize", "validation",
-                 "ssgd_eps", "ssgd_form", "ssgd_threshold")
+                 "ssgd_eps", "ssgd_form", "ssgd_threshold",
+                 "ap_share")
 
 
 def run_id(config: TrainConfig) -> str:

@@ -22,6 +22,8 @@ snip      at initialisation keep the top density fraction of          Lee et al.
 ssgd      train dense with steps scaled by w²/mean(w²), w = (θ²+ε)^½   Lee et al. 2020
           or |θ|+ε, then prune the smallest |θ| (global) to density
           or below a threshold
+ap        IMP, but of each level's share p, a share q (2 %) goes to   Liu et al. 2023
+          the negative weights that moved least in the level
 ========= =========================================================== =======================
 
 The names are those of :data:`topo.train.registry.METHODS`; the shared machinery
@@ -30,6 +32,7 @@ The names are those of :data:`topo.train.registry.METHODS`; the shared machinery
 selection rules in :mod:`~topo.train.methods.selection`.
 """
 
+from topo.train.methods.ap import AP, ap_keep_masks
 from topo.train.methods.base import (
     Changes,
     Context,
@@ -63,4 +66,5 @@ __all__ = [
     "Dense", "Static", "SET", "set_drop_mask", "RigL", "GMP", "SNIP", "snip_scores", "IMP",
     "train_levels",
     "SSGDPruning",
+    "AP", "ap_keep_masks",
 ]
