@@ -28,8 +28,8 @@ _HELP = {
     "l1": "L1 penalty coefficient on the weights (default 0)",
     "seed": "random seed (default 0)",
     "epsilon": "Erdos-Renyi epsilon of SET (default 20)",
-    "density": "target density in (0, 1] for erk, snip, gmp, imp, ap, ssgd (default 0.1; "
-               "imp, ap: 5 levels)",
+    "density": "target density in (0, 1] for erk, snip, gmp, imp, ap, ssgd, sipp (default "
+               "0.1; imp, ap: 5 levels)",
     "zeta": "SET: fraction rewired per epoch (default 0.3)",
     "set_regrow_zero": "SET: regrow connections at weight 0 instead of a fresh initial draw",
     "rigl_delta_t": "RigL: steps between mask updates (default 100)",
@@ -60,6 +60,9 @@ _HELP = {
                       "--density)",
     "ap_share": "AP: share of the surviving weights removed among the negative, least "
                 "moved ones per level (default 0.02)",
+    "sipp_mode": "SiPP: deterministic (default), randomized or hybrid",
+    "sipp_batch_size": "SiPP: training samples the sensitivities are measured on "
+                       "(default 128)",
 }
 
 # fields of TrainConfig that are not flags: Python API only

@@ -50,6 +50,7 @@ DATASETS = ("digits", *(f"synthetic-F{k}" for k in range(1, 11)), "mnist", "fash
 DEFAULT_DENSITY = 0.1
 CONFIG_VERSION = 1
 SSGD_FORMS = ("l2", "l1")
+SIPP_MODES = ("deterministic", "randomized", "hybrid")
 
 
 @dataclass
@@ -60,7 +61,7 @@ class TrainConfig:
     ----------
     method
         A name of :data:`~topo.train.registry.METHODS` (``dense``, ``static``, ``set``,
-        ``rigl``, ``gmp``, ``imp``, ``snip``, ``ssgd``, ``ap``).
+        ``rigl``, ``gmp``, ``imp``, ``snip``, ``ssgd``, ``ap``, ``sipp``).
     dataset
         ``digits`` (default), ``synthetic-F1`` ... ``synthetic-F10``, ``mnist``,
         ``fashion-mnist`` or ``cifar10``.
@@ -83,7 +84,7 @@ class TrainConfig:
     density
         Target overall density for ``init_sparsity="erk"``, ``snip``, ``gmp`` (final),
         ``imp`` and ``ap`` (final; sets the number of levels when ``imp_levels`` is
-        ``None``) and ``ssgd`` (after its final pruning).
+        ``None``), ``ssgd`` (after its final pruning) and ``sipp``.
     init_sparsity
         ``er``, ``erk`` or ``dense`` for the methods that start sparse (static/set/rigl);
         see :data:`~topo.train.registry.INIT_SPARSITIES`.
@@ -121,6 +122,9 @@ class TrainConfig:
     ap_share
         Activate-while-Pruning: the share of the surviving weights each level removes among
         the negative weights that moved least (Liu et al. 2023: 2 %); below ``imp_rate``.
+    sipp_mode, sipp_batch_size
+        SiPP: ``deterministic``, ``randomized`` or ``hybrid``, and the number of training
+        samples its sensitivities are measured on.
     extra
         Free-form JSON-serialisable notes kept with the configuration (e.g. how a caller
         preprocessed the data before handing it to the trainer). The trainer does not read
@@ -171,6 +175,8 @@ class TrainConfig:
     ssgd_form: str = "l2"
     ssgd_threshold: float | None = None
     ap_share: float = 0.02
+    sipp_mode: str = "deterministic"
+    sipp_batch_size: int = 128
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -249,6 +255,13 @@ class TrainConfig:
         if self.method == "ap" and not self.ap_share < self.imp_rate:
             raise ConfigError(f"ap_share ({self.ap_share}) must be below imp_rate "
                               f"({self.imp_rate}): AP removes it out of each level's share")
+        # sipp
+        if self.sipp_mode not in SIPP_MODES:
+            raise ConfigError(f"unknown sipp_mode {self.sipp_mode!r}; choose one of "
+                              f"{', '.join(SIPP_MODES)}")
+        _positive_int("sipp_batch_size", self.sipp_batch_size)
+        if self.method == "sipp" and self.density is not None and self.density >= 1.0:
+            raise ConfigError("sipp needs a density below 1")
 
     # ------------------------------------------------------------- derived
     def target_density(self) -> float:
@@ -291,6 +304,11 @@ class TrainConfig:
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
 
 
 def parse_arch(arch: Any) -> list[int]:

@@ -165,6 +165,8 @@ METHODS = Registry("method", [
                                  "the smallest weights (Lee et al. 2020)"),
     Entry("ap", "AP", "IMP with Activate-while-Pruning: part of each level's share among "
                       "the negative weights that moved least (Liu et al. 2023)"),
+    Entry("sipp", "SiPP", "train, prune by data-informed sensitivity (deterministic, "
+                          "randomized or hybrid), retrain (Baykal et al. 2022)"),
 ], _methods)
 
 OPTIMIZERS = Registry("optimizer", [

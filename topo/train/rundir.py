@@ -54,7 +54,8 @@ _LOCATION_FIELDS = ("data_root", "download")
 # default, so that the ids of earlier runs stay what they were
 _LATER_FIELDS = ("standardize", "validation",
                  "ssgd_eps", "ssgd_form", "ssgd_threshold",
-                 "ap_share")
+                 "ap_share",
+                 "sipp_mode", "sipp_batch_size")
 
 
 def run_id(config: TrainConfig) -> str:

@@ -24,6 +24,10 @@ ssgd      train dense with steps scaled by w²/mean(w²), w = (θ²+ε)^½   Lee
           or below a threshold
 ap        IMP, but of each level's share p, a share q (2 %) goes to   Liu et al. 2023
           the negative weights that moved least in the level
+sipp      train, keep the most sensitive connections per unit and     Baykal et al. 2022
+          sign (deterministic), a sensitivity-proportional reweighted
+          sample (randomized) or per unit the one with the smaller
+          error bound (hybrid), retrain
 ========= =========================================================== =======================
 
 The names are those of :data:`topo.train.registry.METHODS`; the shared machinery
@@ -55,6 +59,7 @@ from topo.train.methods.schedules import (
 )
 from topo.train.methods.selection import grow_random, grow_top, keep_top
 from topo.train.methods.set import SET, set_drop_mask
+from topo.train.methods.sipp import SiPP, SiPPLayer, sipp_prune, sipp_sensitivities
 from topo.train.methods.snip import SNIP, snip_scores
 from topo.train.methods.ssgd import SSGDPruning
 from topo.train.methods.static import Dense, Static
@@ -67,4 +72,5 @@ __all__ = [
     "train_levels",
     "SSGDPruning",
     "AP", "ap_keep_masks",
+    "SiPP", "SiPPLayer", "sipp_prune", "sipp_sensitivities",
 ]
