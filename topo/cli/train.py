@@ -63,10 +63,11 @@ _HELP = {
     "sipp_mode": "SiPP: deterministic (default), randomized or hybrid",
     "sipp_batch_size": "SiPP: training samples the sensitivities are measured on "
                        "(default 128)",
+    "node_sparsity": "nodes: fraction of each hidden layer's units removed",
 }
 
-# fields of TrainConfig that are not flags: Python API only
-_NOT_FLAGS = ("extra",)
+# fields of TrainConfig that are not flags: Python API only, or set by topo search
+_NOT_FLAGS = ("extra", "keep_units")
 
 
 # help of the fields whose values are the names of a registry: the names come from it
@@ -131,7 +132,8 @@ def add_config_arguments(p: argparse.ArgumentParser, helps: dict[str, str],
             p.add_argument(flag, "--early-stopping", type=int, metavar="N", **kwargs)
         elif isinstance(default, int) or f.name in ("imp_levels", "n_samples", "threads"):
             p.add_argument(flag, type=int, **kwargs)
-        elif isinstance(default, float) or f.name in ("density", "ssgd_threshold"):
+        elif isinstance(default, float) or f.name in ("density", "ssgd_threshold",
+                                                       "node_sparsity"):
             p.add_argument(flag, type=float, **kwargs)
         else:
             p.add_argument(flag, type=str, **kwargs)

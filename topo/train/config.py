@@ -61,7 +61,7 @@ class TrainConfig:
     ----------
     method
         A name of :data:`~topo.train.registry.METHODS` (``dense``, ``static``, ``set``,
-        ``rigl``, ``gmp``, ``imp``, ``snip``, ``ssgd``, ``ap``, ``sipp``).
+        ``rigl``, ``gmp``, ``imp``, ``snip``, ``ssgd``, ``ap``, ``sipp``, ``nodes``).
     dataset
         ``digits`` (default), ``synthetic-F1`` ... ``synthetic-F10``, ``mnist``,
         ``fashion-mnist`` or ``cifar10``.
@@ -125,6 +125,10 @@ class TrainConfig:
     sipp_mode, sipp_batch_size
         SiPP: ``deterministic``, ``randomized`` or ``hybrid``, and the number of training
         samples its sensitivities are measured on.
+    node_sparsity, keep_units
+        ``nodes``: the fraction of each hidden layer's units removed (drawn with the run's
+        generator), or the kept units of every hidden layer given explicitly (what
+        ``topo search --space nodes`` writes).
     extra
         Free-form JSON-serialisable notes kept with the configuration (e.g. how a caller
         preprocessed the data before handing it to the trainer). The trainer does not read
@@ -177,6 +181,8 @@ class TrainConfig:
     ap_share: float = 0.02
     sipp_mode: str = "deterministic"
     sipp_batch_size: int = 128
+    node_sparsity: float | None = None
+    keep_units: list[list[int]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -262,6 +268,13 @@ class TrainConfig:
         _positive_int("sipp_batch_size", self.sipp_batch_size)
         if self.method == "sipp" and self.density is not None and self.density >= 1.0:
             raise ConfigError("sipp needs a density below 1")
+        # nodes
+        if self.node_sparsity is not None and not 0.0 <= float(self.node_sparsity) < 1.0:
+            raise ConfigError(f"node_sparsity must lie in [0, 1), got {self.node_sparsity}")
+        if self.keep_units is not None:
+            self.keep_units = _parse_keep_units(self.keep_units)
+        if self.method == "nodes" and (self.node_sparsity is None) == (self.keep_units is None):
+            raise ConfigError("nodes needs exactly one of node_sparsity and keep_units")
 
     # ------------------------------------------------------------- derived
     def target_density(self) -> float:
@@ -309,6 +322,24 @@ class TrainConfig:
 def _positive_int(name: str, value: Any) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _parse_keep_units(keep: Any) -> list[list[int]]:
+    """``keep_units`` as lists of distinct non-negative unit indices, one list per hidden
+    layer (checked against the widths when the network is built)."""
+    try:
+        if isinstance(keep, (str, bytes)) or any(isinstance(layer, (str, bytes))
+                                                 for layer in keep):
+            raise TypeError
+        out = [sorted(int(u) for u in layer) for layer in keep]
+    except (TypeError, ValueError):
+        raise ConfigError(f"keep_units must be one list of unit indices per hidden layer, "
+                          f"got {keep!r}") from None
+    if not out or any(len(set(layer)) != len(layer) or any(u < 0 for u in layer)
+                      for layer in out):
+        raise ConfigError("keep_units must hold distinct non-negative unit indices per "
+                          "hidden layer")
+    return out
 
 
 def parse_arch(arch: Any) -> list[int]:

@@ -167,6 +167,9 @@ METHODS = Registry("method", [
                       "the negative weights that moved least (Liu et al. 2023)"),
     Entry("sipp", "SiPP", "train, prune by data-informed sensitivity (deterministic, "
                           "randomized or hybrid), retrain (Baykal et al. 2022)"),
+    Entry("nodes", "NodeSubnetwork", "a sub-network of the dense parent keeping some "
+                                     "hidden units, never changed: random search in node "
+                                     "space (Farahani 2024)"),
 ], _methods)
 
 OPTIMIZERS = Registry("optimizer", [

@@ -55,7 +55,8 @@ _LOCATION_FIELDS = ("data_root", "download")
 _LATER_FIELDS = ("standardize", "validation",
                  "ssgd_eps", "ssgd_form", "ssgd_threshold",
                  "ap_share",
-                 "sipp_mode", "sipp_batch_size")
+                 "sipp_mode", "sipp_batch_size",
+                 "node_sparsity", "keep_units")
 
 
 def run_id(config: TrainConfig) -> str:

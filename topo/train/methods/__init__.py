@@ -28,6 +28,8 @@ sipp      train, keep the most sensitive connections per unit and     Baykal et 
           sign (deterministic), a sensitivity-proportional reweighted
           sample (randomized) or per unit the one with the smaller
           error bound (hybrid), retrain
+nodes     the dense parent with only some hidden units (given, or     Farahani 2024
+          drawn at a node sparsity), never changed
 ========= =========================================================== =======================
 
 The names are those of :data:`topo.train.registry.METHODS`; the shared machinery
@@ -48,6 +50,7 @@ from topo.train.methods.base import (
 )
 from topo.train.methods.gmp import GMP
 from topo.train.methods.imp import IMP, train_levels
+from topo.train.methods.nodes import NodeSubnetwork, node_structure, sample_units
 from topo.train.methods.rigl import RigL
 from topo.train.methods.schedules import (
     CosineSchedule,
@@ -73,4 +76,5 @@ __all__ = [
     "SSGDPruning",
     "AP", "ap_keep_masks",
     "SiPP", "SiPPLayer", "sipp_prune", "sipp_sensitivities",
+    "NodeSubnetwork", "sample_units", "node_structure",
 ]
