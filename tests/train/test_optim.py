@@ -9,7 +9,7 @@ import torch
 
 from topo.train import TrainConfig
 from topo.train.optim import SSGD, affine_scaling, optimizer_factory, ssgd, step_rule
-from topo.train.steps import GradientStep
+from topo.train.steps import GradientStep, SketchedGaussNewtonStep
 
 from .conftest import tiny_layer
 
@@ -87,6 +87,10 @@ def test_ssgd_function_scales_the_connection_weights_and_not_the_biases():
     assert isinstance(optimizer_factory(config, "adam")(model), torch.optim.Adam)
 
 
-def test_every_optimizer_so_far_takes_the_gradient_step():
+def test_step_rule_follows_the_optimizer():
     assert isinstance(step_rule(TrainConfig()), GradientStep)
-    assert isinstance(step_rule(TrainConfig(optimizer="ssgd")), GradientStep)
+    gn = step_rule(TrainConfig(optimizer="sketched-gn", dataset="synthetic-F1",
+                               arch=[10, 20, 1], gn_sketch_size=64, gn_cg_tol=1e-3,
+                               gn_cg_iters=7))
+    assert isinstance(gn, SketchedGaussNewtonStep)
+    assert (gn.sketch_size, gn.cg_tol, gn.cg_iters) == (64, 1e-3, 7)

@@ -26,7 +26,7 @@ from topo.train.registry import (
 def test_the_registered_names_are_the_documented_ones():
     assert METHODS.names == ("dense", "static", "set", "rigl", "gmp", "imp", "snip", "ssgd",
                              "ap", "sipp", "nodes")
-    assert OPTIMIZERS.names == ("sgd", "adam", "ssgd")
+    assert OPTIMIZERS.names == ("sgd", "adam", "ssgd", "sketched-gn")
     assert ACTIVATIONS.names == ("relu", "tanh", "sigmoid", "leaky_relu", "elu", "gelu",
                                  "identity")
     assert WEIGHT_INITS.names == ("he_uniform", "he_normal", "xavier_uniform",
@@ -85,7 +85,7 @@ def test_help_of_topo_train_lists_every_method_with_its_summary(capsys):
     out = capsys.readouterr().out
     flowing = " ".join(out.split())
     assert "dense, static, set, rigl, gmp, imp, snip, ssgd, ap, sipp or nodes" in flowing
-    assert "sgd, adam or ssgd" in flowing
+    assert "sgd, adam, ssgd or sketched-gn" in flowing
     for name in ("dense", "static", "set", "rigl", "gmp", "imp", "snip", "ssgd", "ap", "sipp",
                  "nodes"):
         assert f"\n  {name} " in out

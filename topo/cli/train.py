@@ -64,6 +64,9 @@ _HELP = {
     "sipp_batch_size": "SiPP: training samples the sensitivities are measured on "
                        "(default 128)",
     "node_sparsity": "nodes: fraction of each hidden layer's units removed",
+    "gn_sketch_size": "sketched-gn: rows of the sketch (default 4 x batch size)",
+    "gn_cg_tol": "sketched-gn: conjugate-gradient tolerance, relative (default 1e-6)",
+    "gn_cg_iters": "sketched-gn: conjugate-gradient iteration limit (default 50)",
 }
 
 # fields of TrainConfig that are not flags: Python API only, or set by topo search
@@ -130,7 +133,8 @@ def add_config_arguments(p: argparse.ArgumentParser, helps: dict[str, str],
             p.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
         elif f.name == "early_stopping_patience":
             p.add_argument(flag, "--early-stopping", type=int, metavar="N", **kwargs)
-        elif isinstance(default, int) or f.name in ("imp_levels", "n_samples", "threads"):
+        elif isinstance(default, int) or f.name in ("imp_levels", "n_samples", "threads",
+                                                     "gn_sketch_size"):
             p.add_argument(flag, type=int, **kwargs)
         elif isinstance(default, float) or f.name in ("density", "ssgd_threshold",
                                                        "node_sparsity"):

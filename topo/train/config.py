@@ -129,6 +129,10 @@ class TrainConfig:
         ``nodes``: the fraction of each hidden layer's units removed (drawn with the run's
         generator), or the kept units of every hidden layer given explicitly (what
         ``topo search --space nodes`` writes).
+    gn_sketch_size, gn_cg_tol, gn_cg_iters
+        ``sketched-gn``: rows of the sketch of the Jacobian (``None``: four times the batch's
+        samples), the conjugate-gradient tolerance (residual relative to the right-hand
+        side) and its iteration limit.
     extra
         Free-form JSON-serialisable notes kept with the configuration (e.g. how a caller
         preprocessed the data before handing it to the trainer). The trainer does not read
@@ -183,6 +187,9 @@ class TrainConfig:
     sipp_batch_size: int = 128
     node_sparsity: float | None = None
     keep_units: list[list[int]] | None = None
+    gn_sketch_size: int | None = None
+    gn_cg_tol: float = 1e-6
+    gn_cg_iters: int = 50
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -275,6 +282,29 @@ class TrainConfig:
             self.keep_units = _parse_keep_units(self.keep_units)
         if self.method == "nodes" and (self.node_sparsity is None) == (self.keep_units is None):
             raise ConfigError("nodes needs exactly one of node_sparsity and keep_units")
+        # sketched-gn
+        _positive_int("gn_cg_iters", self.gn_cg_iters)
+        if self.gn_sketch_size is not None:
+            _positive_int("gn_sketch_size", self.gn_sketch_size)
+        if not float(self.gn_cg_tol) > 0:
+            raise ConfigError(f"gn_cg_tol must be positive, got {self.gn_cg_tol}")
+        if self.optimizer == "sketched-gn":
+            self._validate_sketched_gn()
+
+    def _validate_sketched_gn(self) -> None:
+        if not self.dataset.startswith("synthetic-"):
+            raise ConfigError(f"sketched-gn solves the least-squares Gauss-Newton system: it "
+                              f"trains regression tasks (synthetic-F1..F10), not "
+                              f"{self.dataset!r}")
+        if self.arch is None or len(self.arch) != 3 or self.arch[-1] != 1:
+            raise ConfigError("sketched-gn trains two-layer networks with one output "
+                              "(Brand et al. 2021): give --arch IN-HIDDEN-1")
+        if self.activation != "relu":
+            raise ConfigError(f"sketched-gn needs relu units (Brand et al. 2021), not "
+                              f"{self.activation!r}")
+        if self.l1 > 0:
+            raise ConfigError("sketched-gn solves the Gauss-Newton system of the squared "
+                              "loss alone; it cannot add an l1 penalty")
 
     # ------------------------------------------------------------- derived
     def target_density(self) -> float:

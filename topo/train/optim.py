@@ -5,7 +5,8 @@ function ``(params, config) -> torch.optim.Optimizer`` over the parameters of a 
 layer's connection weights and bias, in layer order). A sparse layer's weights are one vector
 of its connections only, so an optimiser never holds state for absent connections. An
 optimiser of a new kind is one more function here and one registry entry; one that needs
-more than the gradient also names its step rule in :func:`step_rule`.
+more than the gradient (the Gauss-Newton step of ``sketched-gn``) also names its step rule
+in :func:`step_rule`.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import torch
 
 from topo.train.model import SparseMLP
 from topo.train.registry import OPTIMIZERS
-from topo.train.steps import GradientStep, StepRule
+from topo.train.steps import GradientStep, SketchedGaussNewtonStep, StepRule
 
-__all__ = ["sgd", "adam", "ssgd", "SSGD", "affine_scaling", "step_rule",
+__all__ = ["sgd", "adam", "ssgd", "SSGD", "affine_scaling", "sketched_gn", "step_rule",
            "optimizer_factory", "l1_penalty"]
 
 
@@ -126,9 +127,20 @@ def affine_scaling(theta: torch.Tensor, eps: float, form: str = "l2") -> torch.T
     return w2 / w2.mean()
 
 
+def sketched_gn(params: Sequence[torch.nn.Parameter], config: Any) -> torch.optim.Optimizer:
+    """The optimiser of ``sketched-gn``: plain SGD with ``config.lr`` and no momentum, which
+    applies the Gauss-Newton direction its step rule (:class:`~topo.train.steps.
+    SketchedGaussNewtonStep`) puts in place of the gradient."""
+    return torch.optim.SGD(params, lr=config.lr, momentum=0.0, weight_decay=0.0,
+                           foreach=False)
+
+
 def step_rule(config: Any) -> StepRule:
-    """How a mini-batch becomes an update under ``config.optimizer``: backward pass and
-    optimiser step for every optimiser so far."""
+    """How a mini-batch becomes an update under ``config.optimizer``: the sketched
+    Gauss-Newton step for ``sketched-gn``, backward pass and optimiser step otherwise."""
+    if config.optimizer == "sketched-gn":
+        return SketchedGaussNewtonStep(config.gn_sketch_size, config.gn_cg_tol,
+                                       config.gn_cg_iters)
     return GradientStep()
 
 

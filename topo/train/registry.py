@@ -177,6 +177,9 @@ OPTIMIZERS = Registry("optimizer", [
     Entry("adam", "adam", "Adam with its default betas (Kingma & Ba 2015)"),
     Entry("ssgd", "ssgd", "SGD with SSGD's affine scaling of each weight's step "
                           "(Lee et al. 2020)"),
+    Entry("sketched-gn", "sketched_gn", "Gauss-Newton steps solved by conjugate gradient "
+                                        "with a sketched preconditioner, two-layer relu "
+                                        "regression (Brand et al. 2021)"),
 ], _optimizers)
 
 ACTIVATIONS = Registry("activation", [

@@ -56,7 +56,8 @@ _LATER_FIELDS = ("standardize", "validation",
                  "ssgd_eps", "ssgd_form", "ssgd_threshold",
                  "ap_share",
                  "sipp_mode", "sipp_batch_size",
-                 "node_sparsity", "keep_units")
+                 "node_sparsity", "keep_units",
+                 "gn_sketch_size", "gn_cg_tol", "gn_cg_iters")
 
 
 def run_id(config: TrainConfig) -> str:
