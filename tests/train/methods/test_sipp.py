@@ -13,6 +13,7 @@ from topo.errors import ConfigError
 from topo.io.run import read_manifest, read_metrics
 from topo.train import TrainConfig, train
 from topo.train.methods import SiPP, sipp_prune, sipp_sensitivities
+from topo.train.methods.sipp import sipp_tails
 from topo.train.model import SparseLinear, SparseMLP
 
 from ..conftest import SMALL
@@ -92,14 +93,34 @@ def test_sensitivities_match_a_loop_over_the_definition(n_out, n_in, n_samples, 
                                rtol=1e-5, atol=1e-12)
 
 
-def test_deterministic_sipp_keeps_the_globally_most_sensitive():
+def test_tails_sum_the_sensitivities_from_each_connection_on_within_its_part():
+    values = np.array([1.0, -2.0, 3.0, 0.5, 2.0, -1.0])
+    rows = np.array([0, 0, 1, 1, 1, 1])
+    s = np.array([0.9, 0.1, 0.5, 0.7, 0.5, 0.4])
+    # parts: (0,+) {0.9}, (0,-) {0.1}, (1,+) {0.5, 0.7, 0.5}, (1,-) {0.4}; in (1,+) the
+    # order is 0.7, then the two 0.5 (the earlier first): tails 1.7, 1.0, 0.5
+    np.testing.assert_allclose(sipp_tails(values, rows, s), [0.9, 0.1, 1.0, 1.7, 0.5, 0.4])
+
+
+def test_deterministic_sipp_keeps_the_highest_tails_over_all_layers():
     values = [np.array([1.0, -2.0, 3.0, 0.5]), np.array([4.0, -1.0])]
     rows = [np.array([0, 0, 1, 1]), np.array([0, 0])]
     sens = [np.array([0.9, 0.1, 0.5, 0.7]), np.array([0.2, 0.6])]
+    # tails: 0.9, 0.1, 0.5, 1.2 | 0.2, 0.6: keep 1.2, 0.9 and 0.6
     out = sipp_prune(values, rows, sens, 3, "deterministic", np.random.default_rng(0))
     assert [o.keep.tolist() for o in out] == [[True, False, False, True], [False, True]]
     assert out[0].values.tolist() == values[0].tolist()
     assert not any(o.randomized.any() for o in out)
+
+
+def test_the_split_makes_the_largest_error_bound_small_not_the_kept_sensitivity_large():
+    # part A: four connections of 0.3, part B: one of 0.8; two may stay. Keeping the most
+    # sensitive (0.8 and a 0.3) leaves A a bound of 0.9; keeping two of A leaves 0.6 and
+    # 0.8: the largest bound is smaller
+    out = sipp_prune([np.ones(5)], [np.array([0, 0, 0, 0, 1])],
+                     [np.array([0.3, 0.3, 0.3, 0.3, 0.8])], 2, "deterministic",
+                     np.random.default_rng(0))[0]
+    assert out.keep.tolist() == [True, True, False, False, False]
 
 
 def _sequential(p, k, rng):
@@ -150,23 +171,24 @@ def test_a_part_that_can_keep_every_sensitive_connection_is_not_sampled():
 
 
 def test_hybrid_samples_where_the_randomized_bound_is_smaller():
-    # unit 0: 100 connections, 50 of sensitivity 0.011 and 50 of 0.009 (S = 1), budget 50:
-    # the dropped half sums to 0.45, the sampling bound is sqrt(8 log 20 / 150) = 0.40:
-    # sampled. unit 1: one dominant connection (0.9) and ten of 0.01, budget 6: the
-    # dropped five sum to 0.05, the sampling bound is above 1: kept by sensitivity.
+    # unit 0: 100 connections, 50 of sensitivity 0.011 and 50 of 0.009 (S = 1); unit 1: one
+    # dominant connection (0.9) and ten of 0.01 (S = 1). The 56 highest tails are unit 1's
+    # first (1.0) and unit 0's first 55 (down to 0.414; unit 1's next is 0.1).
+    # unit 0, budget 55: the dropped 45 sum to 0.405, the sampling bound is
+    # sqrt(8 log 20 / 165) = 0.381: sampled. unit 1, budget 1: the dropped ten sum to 0.1,
+    # the sampling bound is above 1: kept by sensitivity.
     s = np.concatenate([np.full(50, 0.011), np.full(50, 0.009), [0.9], np.full(10, 0.01)])
     w = np.ones(111)
     rows = np.concatenate([np.zeros(100, int), np.ones(11, int)])
-    top_order = np.argsort(-s, kind="stable")
-    n_keep = 56
-    assert np.bincount(rows[top_order[:n_keep]], minlength=2).tolist() == [50, 6]
-    out = sipp_prune([w], [rows], [s], n_keep, "hybrid", np.random.default_rng(0))[0]
+    top = np.argsort(-sipp_tails(w, rows, s), kind="stable")[:56]
+    assert np.bincount(rows[top], minlength=2).tolist() == [55, 1]
+    out = sipp_prune([w], [rows], [s], 56, "hybrid", np.random.default_rng(0))[0]
     assert out.randomized.tolist() == [True, False]
-    assert out.keep[:100].sum() == 50 and out.keep[100:].tolist() == [True] * 6 + [False] * 5
+    assert out.keep[:100].sum() == 55 and out.keep[100:].tolist() == [True] + [False] * 10
     assert out.values[100:].tolist() == [1.0] * 11
-    assert not np.array_equal(out.keep[:100], np.arange(100) < 50)   # a sample, not the top
-    det = sipp_prune([w], [rows], [s], n_keep, "deterministic", np.random.default_rng(0))[0]
-    assert det.keep[:100].tolist() == [True] * 50 + [False] * 50
+    assert not np.array_equal(out.keep[:100], np.arange(100) < 55)   # a sample, not the top
+    det = sipp_prune([w], [rows], [s], 56, "deterministic", np.random.default_rng(0))[0]
+    assert det.keep[:100].tolist() == [True] * 55 + [False] * 45
 
 
 def test_unknown_modes_and_mismatched_inputs_are_refused():

@@ -23,7 +23,8 @@ from topo.train.methods.imp import train_levels
 from topo.train.methods.selection import keep_top
 from topo.train.model import SparseMLP
 
-__all__ = ["SiPP", "sipp_sensitivities", "sipp_prune", "SiPPLayer", "SIPP_DELTA"]
+__all__ = ["SiPP", "sipp_sensitivities", "sipp_prune", "sipp_tails", "SiPPLayer",
+           "SIPP_DELTA"]
 
 SIPP_DELTA = 0.1
 """Failure probability δ in the randomized error bound the hybrid compares."""
@@ -48,8 +49,9 @@ class SiPP(Pruner):
     pruning of neural networks", SIAM Journal on Mathematics of Data Science (arXiv
     1910.05422, "SiPPing neural networks"). Assumed where topo cannot follow the paper
     exactly: one prune-retrain cycle; all layers' sensitivities from the unpruned network
-    on one batch; the budget split between units and signs that minimises the sum of the
-    deterministic error bounds (the global top-k of sensitivities) serves all three modes
+    on one batch; the budget is split between units, signs and layers so as to make their
+    deterministic error bounds equal (the common-ε allocation of the paper, made exact by
+    ranking tails of sensitivities), and that one split serves all three modes
     (:func:`sipp_prune`).
     """
 
@@ -162,10 +164,14 @@ def sipp_prune(values: Sequence[np.ndarray], rows: Sequence[np.ndarray],
     """Prune layers to ``n_keep`` connections in total by SiPP.
 
     The connections of a layer fall into *parts*: one per unit (row) and weight sign
-    (a weight of 0 counts as positive). Each part gets a budget ``k`` of connections: the
-    number of its connections among the ``n_keep`` most sensitive of all layers (global
-    top-k, ties to the earlier connection). That split minimises the summed deterministic
-    bound below. Then per part, with sensitivities ``s`` (sum ``S``):
+    (a weight of 0 counts as positive). Each part gets a budget ``k`` of connections so that
+    the deterministic error bound below is as equal as possible over all parts of all
+    layers (the largest one as small as the total ``n_keep`` allows): every connection is
+    scored by its part's *tail*, the sum of the sensitivities of the part's connections
+    ranked at or after it (most sensitive first), and the ``n_keep`` highest tails are
+    kept (:func:`sipp_tails`; ties to the earlier connection). Within a part this keeps the
+    most sensitive first, so ``k`` is the number of its connections among them. Then per
+    part, with sensitivities ``s`` (sum ``S``):
 
     - **deterministic**: keep its ``k`` most sensitive connections, weights unchanged;
       relative error bound ``ε_det = min(1, Σ of the dropped s)``.
@@ -218,10 +224,35 @@ def sipp_prune(values: Sequence[np.ndarray], rows: Sequence[np.ndarray],
         raise ValueError(f"unknown SiPP mode {mode!r}")
     if not (len(values) == len(rows) == len(sensitivities)):
         raise ValueError("values, rows and sensitivities need one entry per layer")
-    top = keep_top(sensitivities, n_keep)
+    top = keep_top([sipp_tails(np.asarray(w, np.float64), np.asarray(r, np.int64),
+                               np.asarray(t, np.float64))
+                    for w, r, t in zip(values, rows, sensitivities)], n_keep)
     return [_prune_layer(np.asarray(w, np.float64), np.asarray(r, np.int64),
                          np.asarray(s, np.float64), t, mode, rng, delta)
             for w, r, s, t in zip(values, rows, sensitivities, top)]
+
+
+def sipp_tails(values: np.ndarray, rows: np.ndarray, sensitivities: np.ndarray) -> np.ndarray:
+    """Per connection, the sum of the sensitivities of its part (unit and weight sign) from
+    it on, the part's connections ranked by decreasing sensitivity (ties: earlier first).
+
+    Keeping a part's ``k`` most sensitive connections leaves a deterministic error bound
+    equal to the tail of its ``(k + 1)``-th; so keeping the connections whose tails exceed
+    ``ε`` gives every part a bound of at most ``ε`` with the fewest connections, and the
+    ``n`` highest tails over all layers are the split of ``n`` connections with the smallest
+    largest bound. O(N log N).
+    """
+    part = rows * 2 + (values < 0)
+    order = np.lexsort((np.arange(part.size), -sensitivities, part))
+    s_sorted = sensitivities[order]
+    part_sorted = part[order]
+    cum = np.cumsum(s_sorted)
+    starts = np.searchsorted(part_sorted, part_sorted, side="left")
+    before = cum - s_sorted - (cum[starts] - s_sorted[starts])   # more sensitive, same part
+    totals = np.bincount(part, weights=sensitivities)
+    tails = np.empty(part.size)
+    tails[order] = totals[part_sorted] - before
+    return tails
 
 
 # ---------------------------------------------------------------- helpers
