@@ -41,9 +41,12 @@ def test_hand_computed_rates_per_layer_and_for_the_network():
     assert rate.unit_rates[0].tolist() == pytest.approx([1 / 3, 2 / 3, 0.0])
     assert rate.rates.tolist() == pytest.approx([3 / 9])
     assert rate.network == pytest.approx(3 / 9)
+    assert rate.connected_network == pytest.approx(3 / 9)     # every unit is connected
     frame = rate.to_frame()
-    assert frame.to_dict("list") == {"layer": ["layer0"], "units": [3],
-                                     "dnr": [pytest.approx(1 / 3)], "dead_units": [0]}
+    assert frame.to_dict("list") == {"layer": ["layer0"], "units": [3], "isolated_units": [0],
+                                     "dnr": [pytest.approx(1 / 3)],
+                                     "dnr_connected": [pytest.approx(1 / 3)],
+                                     "dead_units": [0]}
 
 
 def test_network_rate_pools_the_layers_by_their_units():
@@ -60,13 +63,23 @@ def test_a_pre_activation_of_exactly_zero_counts_as_dead():
     assert dead_neuron_rate(g, np.array([[2.0, 2.0]])).rates.tolist() == [1.0]
 
 
-def test_units_without_any_connection_are_left_out():
-    # hidden unit 1 has no input and no output connection: not part of the network
+def test_units_without_any_connection_count_in_the_rate_and_not_in_the_connected_rate():
+    # hidden unit 1 has no input and no output connection: it outputs relu(0) = 0 always
     w0 = sp.csr_matrix(np.array([[1.0, 1.0], [0.0, 0.0], [-1.0, -1.0]]))
     w1 = sp.csr_matrix(np.array([[1.0, 0.0, 1.0]]))
     rate = dead_neuron_rate(LayeredGraph([w0, w1]), X)
-    assert rate.rates.tolist() == [0.5]
-    assert np.isnan(rate.unit_rates[0][1]) and rate.to_frame()["units"].tolist() == [2]
+    assert rate.unit_rates[0].tolist() == [0.0, 1.0, 1.0]
+    assert rate.rates.tolist() == pytest.approx([2 / 3])
+    assert rate.connected_rates.tolist() == [0.5] and rate.connected_network == 0.5
+    assert rate.connected[0].tolist() == [True, False, True]
+    assert rate.to_frame()["isolated_units"].tolist() == [1]
+
+
+def test_a_layer_without_connected_units_has_no_connected_rate():
+    w0 = sp.csr_matrix((2, 2))
+    rate = dead_neuron_rate(LayeredGraph([w0, sp.csr_matrix((1, 2))]), X)
+    assert rate.rates.tolist() == [1.0] and np.isnan(rate.connected_rates[0])
+    assert np.isnan(rate.connected_network)
 
 
 def test_a_unit_with_outputs_but_no_inputs_outputs_its_bias():

@@ -40,13 +40,20 @@ class DeadNeuronRate:
     layers
         Names of the layers whose output units are measured (every layer but the last).
     rates
-        Per hidden layer, the share of (input, unit) pairs on which the unit outputs 0.
+        Per hidden layer, the share of (input, unit) pairs on which the unit outputs 0,
+        over all its units.
     network
         The same share over all hidden units of the network together.
+    connected_rates, connected_network
+        The same two over the units with at least one connection (in or out) only: a unit
+        without any (pruned away, or removed from a node-space sub-network) outputs
+        ``relu(bias)`` whatever the input and counts in :attr:`rates` but not here. NaN
+        where no unit has a connection.
     unit_rates
         Per hidden layer, each unit's share of the inputs on which it outputs 0 (a unit
-        with rate 1 is dead on every input: statically dead); NaN for a unit without any
-        connection, which the rates leave out.
+        with rate 1 is dead on every input: statically dead).
+    connected
+        Per hidden layer, whether each unit has a connection.
     n_inputs
         Number of inputs measured.
     """
@@ -54,18 +61,23 @@ class DeadNeuronRate:
     layers: list[str]
     rates: np.ndarray
     network: float
+    connected_rates: np.ndarray
+    connected_network: float
     unit_rates: list[np.ndarray]
+    connected: list[np.ndarray]
     n_inputs: int
 
     def to_frame(self) -> pandas.DataFrame:
-        """One row per hidden layer: ``layer``, ``units`` (those with a connection),
-        ``dnr``, ``dead_units`` (units dead on every input)."""
+        """One row per hidden layer: ``layer``, ``units``, ``isolated_units`` (without any
+        connection), ``dnr``, ``dnr_connected``, ``dead_units`` (dead on every input)."""
         import pandas as pd
 
         return pd.DataFrame({
             "layer": self.layers,
-            "units": [int(np.isfinite(u).sum()) for u in self.unit_rates],
+            "units": [u.size for u in self.unit_rates],
+            "isolated_units": [int((~c).sum()) for c in self.connected],
             "dnr": self.rates,
+            "dnr_connected": self.connected_rates,
             "dead_units": [int((u == 1.0).sum()) for u in self.unit_rates],
         })
 
@@ -80,10 +92,9 @@ def dead_neuron_rate(graph: LayeredGraph, inputs: np.ndarray, *,
 
     and the network's DNR is the same count over all hidden units divided by
     ``N Σ_ℓ n_ℓ``. A unit is dead on an input when its pre-activation is ``<= 0``; a unit
-    without any input connection outputs ``relu(bias)``. A unit with no connection at all
-    (none in, none out: not part of the network, e.g. a hidden unit a node-space
-    sub-network removed) is left out of ``n_ℓ``; a layer whose units are all such has rate
-    NaN.
+    without any input connection outputs ``relu(bias)``. The same rates over the units
+    that have at least one connection are returned beside (``connected_rates``): pruning
+    that isolates units raises the first and may lower the second.
 
     Parameters
     ----------
@@ -99,7 +110,7 @@ def dead_neuron_rate(graph: LayeredGraph, inputs: np.ndarray, *,
     Returns
     -------
     DeadNeuronRate
-        Per-layer, network and per-unit rates.
+        Per-layer, network and per-unit rates, over all units and over connected ones.
 
     Raises
     ------
@@ -116,8 +127,9 @@ def dead_neuron_rate(graph: LayeredGraph, inputs: np.ndarray, *,
     -----
     Liu, Ghosh, Tan & Motani (2023), "AP: selective activation for de-sparsifying pruned
     neural networks", TMLR, who track this rate while pruning. Their text defines the rate
-    as the share of ReLU outputs that are 0 on the data; the pooling over inputs and units
-    written above (every (input, unit) pair counts once) is how topo reads it.
+    as the share of ReLU outputs that are 0 on the data, over the network's units (pruned
+    units included, as a pruned PyTorch layer still computes them); the pooling over inputs
+    and units written above (every (input, unit) pair counts once) is how topo reads it.
     Cost: one forward pass, O(N Σ nnz) on sparse layers, O(N Σ n_in n_out) on layers
     denser than 5 % (dense products).
 
@@ -133,26 +145,20 @@ def dead_neuron_rate(graph: LayeredGraph, inputs: np.ndarray, *,
     name = activation if activation is not None else graph.metadata.get("activation", "relu")
     if name != "relu":
         raise ConfigError(f"the dead neuron rate is defined for relu units; this network's "
-                        f"hidden activation is {name!r}")
+                          f"hidden activation is {name!r}")
     if graph.n_layers < 2:
         raise GraphStructureError("the dead neuron rate needs hidden units: the network has "
                                   "a single layer")
     pre = preactivations(graph, inputs)[:-1]
     n = pre[0].shape[0]
-    unit_rates, counts, units = [], [], []
-    for k, z in enumerate(pre):
-        present = ((graph.layers[k].getnnz(axis=1) > 0)
-                   | (graph.layers[k + 1].getnnz(axis=0) > 0))
-        dead = (z <= 0.0).sum(axis=0)
-        unit_rates.append(np.where(present, dead / n, np.nan))
-        counts.append(float(dead[present].sum()))
-        units.append(float(present.sum()))
-    counts_a, units_a = np.array(counts), np.array(units)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rates = counts_a / (n * units_a)
-    network = float(counts_a.sum() / (n * units_a.sum())) if units_a.sum() else float("nan")
+    dead = [(z <= 0.0).sum(axis=0) for z in pre]
+    connected = [(graph.layers[k].getnnz(axis=1) > 0) | (graph.layers[k + 1].getnnz(axis=0) > 0)
+                 for k in range(len(pre))]
+    rates, network = _pooled(dead, [np.ones(d.size, dtype=bool) for d in dead], n)
+    connected_rates, connected_network = _pooled(dead, connected, n)
     return DeadNeuronRate(layers=list(graph.names[:-1]), rates=rates, network=network,
-                          unit_rates=unit_rates, n_inputs=n)
+                          connected_rates=connected_rates, connected_network=connected_network,
+                          unit_rates=[d / n for d in dead], connected=connected, n_inputs=n)
 
 
 def preactivations(graph: LayeredGraph, inputs: np.ndarray) -> list[np.ndarray]:
@@ -199,13 +205,24 @@ def preactivations(graph: LayeredGraph, inputs: np.ndarray) -> list[np.ndarray]:
     return out
 
 
+def _pooled(dead: list[np.ndarray], which: list[np.ndarray], n: int
+            ) -> tuple[np.ndarray, float]:
+    """Per-layer and network share of dead (input, unit) pairs over the units ``which``."""
+    counts = np.array([float(d[w].sum()) for d, w in zip(dead, which)])
+    units = np.array([float(w.sum()) for w in which])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rates = counts / (n * units)
+    network = float(counts.sum() / (n * units.sum())) if units.sum() else float("nan")
+    return rates, network
+
+
 def _as_inputs(inputs: np.ndarray, n_in: int) -> np.ndarray:
     x = np.asarray(inputs, dtype=np.float64)
     if x.ndim > 2 and int(np.prod(x.shape[1:])) == n_in:
         x = x.reshape(x.shape[0], n_in)
     if x.ndim != 2 or x.shape[1] != n_in or x.shape[0] < 1:
-        raise ConfigError(f"inputs of shape {tuple(x.shape)} do not fit the network: it needs "
-                        f"(N, {n_in}) with N >= 1")
+        raise ConfigError(f"inputs of shape {tuple(x.shape)} do not fit the network: it "
+                          f"needs (N, {n_in}) with N >= 1")
     if not np.isfinite(x).all():
         raise ConfigError("inputs contain NaN or infinity")
     return x

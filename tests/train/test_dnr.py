@@ -24,6 +24,10 @@ def test_every_row_holds_the_rate_of_its_snapshot_on_the_first_training_inputs(s
         rate = dead_neuron_rate(load(path), inputs)
         assert [row["dnr_0"], row["dnr_1"]] == pytest.approx(rate.rates.tolist(), abs=1e-12)
         assert row["dnr_network"] == pytest.approx(rate.network, abs=1e-12)
+        assert [row["dnr_connected_0"], row["dnr_connected_1"]] == pytest.approx(
+            rate.connected_rates.tolist(), abs=1e-12)
+        assert row["dnr_connected_network"] == pytest.approx(rate.connected_network,
+                                                             abs=1e-12)
     assert "dnr_2" not in rows.columns        # the output layer has no relu units
 
 

@@ -156,9 +156,10 @@ class DeadNeuronRate(Callback):
     Measured by :func:`topo.activity.dead_neuron_rate` on the network as it is at the end
     of the epoch (after any pruning), on a fixed evaluation batch: the first ``n_samples``
     training inputs. Columns: ``dnr`` (a list, one rate per hidden layer: ``dnr_k`` for
-    the units layer ``k`` writes) and ``dnr_network`` (all hidden units together).
-    Recorded for networks with relu hidden units and at least one hidden layer; rows of
-    other networks are left as they are.
+    the units layer ``k`` writes) and ``dnr_network`` (all hidden units together), over
+    every unit as Liu et al. count them; ``dnr_connected`` and ``dnr_connected_network``,
+    the same over the units that have a connection. Recorded for networks with relu hidden
+    units and at least one hidden layer; rows of other networks are left as they are.
 
     Notes
     -----
@@ -183,6 +184,8 @@ class DeadNeuronRate(Callback):
         rate = dead_neuron_rate(trainer.model.to_graph(), self.inputs, activation="relu")
         epoch.row["dnr"] = rate.rates.tolist()
         epoch.row["dnr_network"] = rate.network
+        epoch.row["dnr_connected"] = rate.connected_rates.tolist()
+        epoch.row["dnr_connected_network"] = rate.connected_network
 
 
 class EarlyStopping(Callback):

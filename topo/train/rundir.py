@@ -4,9 +4,12 @@ its files (each atomically; names from :mod:`topo.io.run`).
 Manifest fields (``run.json``): ``format``, ``version``, ``run_id``, ``status``
 (``running``/``finished``), ``config`` (:meth:`TrainConfig.to_dict`), ``seed``, ``method``,
 ``dataset``, ``widths``, ``task``, ``input_shape``, ``interactions`` (synthetic data),
-``versions``, ``torch_threads``, ``backends``, ``started``, and what the method adds (IMP:
-``levels``, ``level_densities``); once finished also ``finished``, ``final_snapshot`` and
-``best_snapshot`` (relative paths), ``best_epoch``, ``stopped_early`` and ``stopped_epoch``.
+``versions``, ``torch_threads``, ``backends``, ``started``, and what the method adds (IMP and
+AP: ``levels``, ``level_densities``, AP's ``ap_share``; SiPP: ``levels``,
+``level_densities``, ``sipp_mode``; SSGD: ``optimizer_used``, ``prune_step`` and
+``prune_density`` or ``prune_threshold``; nodes: ``keep_units``); once finished also
+``finished``, ``final_snapshot`` and ``best_snapshot`` (relative paths), ``best_epoch``,
+``stopped_early`` and ``stopped_epoch``.
 
 Metrics (``metrics.jsonl``, one object per epoch; epoch 0 = initialisation, or the start of
 an IMP level after pruning and rewinding): ``epoch``, ``level`` (IMP only), ``step``
@@ -16,7 +19,12 @@ epoch's mini-batches) and ``test_loss``/``test_accuracy`` for classification, or
 ``train_mse``/``test_mse`` for regression, ``val_loss`` when there is validation data,
 ``wall_time`` (seconds this epoch took), and per layer ``density``, ``connections``,
 ``added`` and ``removed`` (connections added and removed that epoch; a position dropped and
-regrown in the same update counts in both; IMP's and SNIP's pruning shows at epoch 0).
+regrown in the same update counts in both; IMP's and SNIP's pruning shows at epoch 0). For
+networks with relu hidden units also the dynamic dead neuron rate after the epoch
+(:class:`~topo.train.callbacks.DeadNeuronRate`): ``dnr``, per hidden layer (``dnr_k``: the
+units layer ``k`` writes; one entry fewer than the per-layer lists), and ``dnr_network``
+(all hidden units), and the same over the units with a connection, ``dnr_connected`` and
+``dnr_connected_network``, measured on the first 1024 training inputs.
 
 Snapshot metadata: ``run_id``, ``method``, ``dataset``, ``seed``, ``epoch``, ``step``,
 ``activation``, ``task``, ``level`` (IMP) and the epoch's ``test_accuracy``/``test_mse``,
