@@ -107,6 +107,16 @@ def test_invalid_searches_are_refused(tmp_path, args, message):
         node_search(PARENT, tmp_path / "s", **{**ARGS, **args})
 
 
+def test_the_parent_configuration_may_name_any_method(tmp_path):
+    # the method of the configuration handed in is ignored: the parent is dense
+    nodes = TrainConfig(method="nodes", node_sparsity=0.3, epochs=1, **SMALL)
+    result = node_search(nodes, tmp_path / "s", candidates=1, n_random=0, dense=False,
+                         selection_epochs=0)
+    assert result.table["kind"].tolist() == ["candidate", "selected"]
+    assert json.loads((tmp_path / "s" / "search.json").read_text())["config"]["method"] == \
+        "dense"
+
+
 def test_a_network_without_hidden_layers_or_a_foreign_folder_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="at least one hidden layer"):
         node_search(PARENT.replace(arch=[64, 10]), tmp_path / "s", **ARGS)

@@ -152,7 +152,8 @@ def node_search(config: TrainConfig, out_dir: str | Path, *, candidates: int = 1
                           "selection_epochs >= 0")
     if not 0.0 <= node_sparsity < 1.0:
         raise ConfigError(f"node_sparsity must lie in [0, 1), got {node_sparsity}")
-    base = config.replace(validation=True, node_sparsity=None, keep_units=None)
+    base = config.replace(method="dense", validation=True, node_sparsity=None,
+                          keep_units=None)
     widths = resolve_arch(base.arch, load_training_data(base))
     if len(widths) < 3:
         raise ConfigError("a node search needs at least one hidden layer")
@@ -161,7 +162,7 @@ def node_search(config: TrainConfig, out_dir: str | Path, *, candidates: int = 1
     draws = [[k.tolist() for k in sample_units(widths[1:-1], node_sparsity, rng)]
              for _ in range(candidates + n_random)]
     params = {"format": SEARCH_FORMAT, "version": 1, "space": "nodes",
-              "config": base.replace(method="dense").to_dict(), "candidates": candidates,
+              "config": base.to_dict(), "candidates": candidates,
               "node_sparsity": node_sparsity, "selection_epochs": selection_epochs,
               "n_random": n_random, "dense": dense}
     out = Path(out_dir)
