@@ -11,9 +11,9 @@ a mask update) and records the loss it returns. Two rules exist:
   the gradient.
 
 A new rule is a class with the call signature of :class:`StepRule`, chosen for a
-configuration by :func:`topo.train.optim.step_rule`. A rule keeps no state of its own: any
-randomness comes from the run's torch generator, which the checkpoint holds, so a resumed
-run repeats the same steps.
+configuration by :func:`topo.train.optim.step_rule`. A rule keeps no state that a later step
+depends on (diagnostics of the last step at most): any randomness comes from the run's
+torch generator, which the checkpoint holds, so a resumed run repeats the same steps.
 """
 
 from __future__ import annotations
@@ -92,6 +92,12 @@ class SketchedGaussNewtonStep(StepRule):
     cg_tol, cg_iters
         Conjugate-gradient tolerance (residual norm relative to ``‖r‖``) and iteration
         limit.
+
+    Attributes
+    ----------
+    last
+        Diagnostics of the last step (conjugate-gradient iterations and relative residual,
+        sketch rows, damping); not part of the run's state.
 
     Notes
     -----
