@@ -41,8 +41,9 @@ def test_a_relabelled_copy_by_hand():
 def test_vocabulary_is_the_one_of_the_cli_table_csv_and_json(tmp_path, capsys):
     a = topo.save_snapshot(A, tmp_path / "a.safetensors")
     b = topo.save_snapshot(B, tmp_path / "b.safetensors")
-    assert COMPARISON_COLUMNS == ("layer", "name", "nnstd", "jaccard", "jaccard_aligned",
-                                  "jaccard_chance", "density_a", "density_b")
+    assert COMPARISON_COLUMNS == ("layer", "name", "nnstd", "nnstd_chance", "nnstd_chance_se",
+                                  "jaccard", "jaccard_aligned", "jaccard_chance", "density_a",
+                                  "density_b")
     assert main(["compare", str(a), str(b), "--json", "--csv", str(tmp_path / "c.csv")]) == 0
     printed = json.loads(capsys.readouterr().out)
     api = to_jsonable(compare(A, B).to_dict())
@@ -59,7 +60,17 @@ def test_to_dict_has_integer_layers_and_the_pooled_rows_apart():
     assert [row["layer"] for row in document["layers"]] == [0, 1]
     assert [row["layer"] for row in document["overlap"]["per_layer"]] == [0, 1]
     assert document["overlap"]["all"]["layer"] == "all"
-    assert document["nnstd"] == {"per_layer": [0.0, 0.0], "distance": 0.0}
+    nnstd_doc = document["nnstd"]
+    assert {k: nnstd_doc[k] for k in ("per_layer", "distance", "sparse_distance", "dense")} == {
+        "per_layer": [0.0, 0.0], "distance": 0.0, "sparse_distance": 0.0,
+        "dense": [False, True]}
+    # the chance level of the same mode, with the API's names
+    chance = nnstd_doc["chance"]
+    assert set(chance) == {"per_layer", "per_layer_se", "distance_chance", "distance_chance_se",
+                           "sparse_distance_chance", "sparse_distance_chance_se", "n_samples",
+                           "seed"}
+    assert chance["n_samples"] == 10
+    assert "chance" not in compare(A, B, chance_samples=0).to_dict()["nnstd"]
     assert compare(A, B).overlap_frame()["aligned_jaccard"].tolist() == [1.0, 1.0, 1.0]
 
 

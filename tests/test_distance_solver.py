@@ -19,8 +19,12 @@ from hypothesis import strategies as st
 import topo
 from topo import assignment
 from topo.assignment import (
+    Preference,
+    canonical_matching,
     canonical_optimum,
     choose_solver,
+    core_pairs,
+    dense_cost_wanted,
     layer_cost,
     optimal_face,
     similarity_density_bound,
@@ -49,9 +53,9 @@ def test_sparse_dense_and_scipy_paths_give_identical_nnstd(density, widths, empt
     a = er_network(widths, density, rng, empty)
     hidden = [w + int(rng.integers(-2, 3)) for w in widths[1:-1]]
     b = er_network([widths[0], *[max(1, h) for h in hidden], widths[-1]], density, rng, empty)
-    results = {s: topo.nnstd(a, b, solver=s) for s in ("sparse", "dense", "scipy")}
+    results = {s: topo.nnstd(a, b, solver=s) for s in ("core", "sparse", "dense", "scipy")}
     base = results["scipy"]
-    for name in ("sparse", "dense"):
+    for name in ("core", "sparse", "dense"):
         r = results[name]
         assert r.per_layer == pytest.approx(base.per_layer, abs=1e-12), name
         assert r.matched_cost == pytest.approx(base.matched_cost, abs=1e-9), name
@@ -68,9 +72,10 @@ def test_paths_agree_on_random_set_networks_of_several_densities():
             layers.append((rng.random((n_out, n_in)) < p).astype(float))
         a = LayeredGraph(layers)
         b = LayeredGraph([(rng.random(w.shape) < w.mean()).astype(float) for w in layers])
-        values = [topo.nnstd(a, b, solver=s).per_layer for s in ("sparse", "dense", "scipy")]
-        assert values[0] == pytest.approx(values[2], abs=1e-12)
-        assert values[1] == pytest.approx(values[2], abs=1e-12)
+        values = [topo.nnstd(a, b, solver=s).per_layer
+                  for s in ("core", "sparse", "dense", "scipy")]
+        for v in values[:3]:
+            assert v == pytest.approx(values[3], abs=1e-12)
 
 
 def brute_optima(c: np.ndarray) -> tuple[float, list[tuple[int, ...]]]:
@@ -148,9 +153,13 @@ def test_canonical_choice_is_the_same_from_every_optimal_matching(layer, data):
         cost = layer_cost(ma, mb, np.arange(ma.shape[1]), ma.shape[1], dense=dense)
         with mock.patch.object(assignment, "_SMALL", small), \
                 mock.patch.object(assignment, "_SMALL_DENSE", small):
-            chosen |= {tuple(canonical_optimum(cost, np.array(p),
-                                               lambda: (colour_a, colour_b))[0])
+            preference = Preference(None, lambda: (colour_a, colour_b))
+            chosen |= {tuple(canonical_optimum(cost, np.array(p), preference)[0])
                        for p in starts}
+        # the core path: solved on a few of the cheapest pairs, certified or enlarged
+        for cap in (0.0, 0.5):
+            preference = Preference(None, lambda: (colour_a, colour_b))
+            chosen.add(tuple(canonical_matching_at(cost, cap, preference)))
     assert len(chosen) == 1
     perm = np.array(chosen.pop())
     total = sum(c[i, j] for i, j in enumerate(perm) if j >= 0)
@@ -177,13 +186,20 @@ def test_sparse_cost_is_the_dense_cost_on_the_pairs_sharing_an_input():
     assert np.array_equal(sparse.lookup(i, j), np.ones(i.size))
 
 
+def canonical_matching_at(cost, cap, preference):
+    """The core path with a given first core (every pair costing at most ``cap``)."""
+    with mock.patch.object(assignment, "core_cap", lambda c: cap):
+        return canonical_matching(cost, "core", preference)[0]
+
+
 def test_solver_choice_rule():
-    assert choose_solver(1000, 1000, 0.05) == "sparse"
-    assert choose_solver(1000, 1000, 0.8) == "dense"
+    assert choose_solver(1000, 1000, 0.05) == "core"
     assert choose_solver(50, 40, 0.01) == "dense"  # small layers: dense is cheap
-    assert choose_solver(500, 400, 0.2) == "dense"
-    assert choose_solver(500, 400, 0.05) == "sparse"
-    assert choose_solver(4000, 4000, 0.4) == "sparse"  # the sparse path gains with width
+    assert not dense_cost_wanted(1000, 1000, 0.05)
+    assert dense_cost_wanted(1000, 1000, 0.8)
+    assert dense_cost_wanted(500, 400, 0.2)
+    assert not dense_cost_wanted(500, 400, 0.05)
+    assert not dense_cost_wanted(4000, 4000, 0.4)  # the sparse cost gains with width
     ma = sp.csr_matrix(np.eye(4, dtype=np.int8))
     # each input is read by one unit of A and one of B: at most 4 sharing pairs of 16
     assert similarity_density_bound(ma, ma, np.arange(4), 4) == pytest.approx(0.25)
@@ -194,7 +210,7 @@ def test_auto_path_is_recorded_and_unknown_solver_refused():
     a = er_network([300, 400, 10], 0.01, rng)
     b = er_network([300, 400, 10], 0.01, rng)
     result = topo.nnstd(a, b)
-    assert result.solvers == ["sparse", "in place"]
+    assert result.solvers == ["core", "in place"]
     assert "solver" in result.to_frame().columns
     with pytest.raises(ConfigError, match="unknown NNSTD solver"):
         topo.nnstd(a, b, solver="hungarian")
@@ -228,8 +244,25 @@ def test_paths_agree_on_layers_wider_than_the_small_face_path():
             layers.append((rng.random((n_out, n_in)) < p).astype(float))
         a = LayeredGraph(layers)
         b = LayeredGraph([(rng.random(w.shape) < w.mean()).astype(float) for w in layers])
-        results = [topo.nnstd(a, b, solver=s) for s in ("sparse", "dense", "scipy")]
+        results = [topo.nnstd(a, b, solver=s) for s in ("core", "sparse", "dense", "scipy")]
         if eps == 2:  # sparse enough that many optimal matchings tie
             assert sum(results[0].tied_units) > 100
-        for r in results[:2]:
-            assert r.per_layer == pytest.approx(results[2].per_layer, abs=1e-12)
+        for r in results[:3]:
+            assert r.per_layer == pytest.approx(results[3].per_layer, abs=1e-12)
+            assert r.matchings[0].tolist() == results[3].matchings[0].tolist()
+
+
+def test_core_pairs_keep_the_cheap_pairs_and_the_extra_ones():
+    rng = np.random.default_rng(2)
+    ma = sp.csr_matrix((rng.random((20, 30)) < 0.2).astype(np.int8))
+    mb = sp.csr_matrix((rng.random((18, 30)) < 0.2).astype(np.int8))
+    full = jaccard_cost(ma, mb)
+    for dense in (True, False):
+        cost = layer_cost(ma, mb, np.arange(30), 30, dense=dense)
+        # two pairs that share an input but cost more than the cap
+        dear = np.argwhere((full > 0.8) & (full < 1.0))[:2]
+        core = core_pairs(cost, 0.8, (dear[:, 0], dear[:, 1]))
+        expect = {(int(i), int(j)) for i, j in zip(*np.nonzero(full <= 0.8))}
+        expect |= {(int(i), int(j)) for i, j in dear}
+        assert set(zip(core.rows.tolist(), core.cols.tolist())) == expect
+        assert np.array_equal(core.values, full[core.rows, core.cols])

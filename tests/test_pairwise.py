@@ -139,7 +139,7 @@ def test_workers_receive_paths_not_arrays(snapshot_files, monkeypatch):
     monkeypatch.setattr(topo.pairwise, "run_tasks", spy)
     distance_matrix(topo.read_sequence(snapshot_files), n_jobs=2)
     assert len(seen) == 6  # one block per pair here (4 networks, 6 pairs, 8 blocks asked)
-    for items, loader, pairs, _ in seen:
+    for items, loader, pairs, _, _ in seen:
         assert all(isinstance(p, Path) for p in items.values())
         assert set(items) == set(pairs.ravel().tolist())  # only what the block needs
         assert loader is topo.load
@@ -215,3 +215,36 @@ def test_an_unreachable_scheduler_is_a_config_error(monkeypatch):
 def test_one_network_is_a_one_by_one_matrix():
     dist, over = distance_matrix([random_net([4, 3, 2], 0.5, seed=1)], labels=["only"])
     assert dist.to_numpy().tolist() == [[0.0]] and over.to_numpy().tolist() == [[1.0]]
+
+
+def test_distance_matrix_reads_and_prepares_each_network_once_per_task_and_skips_equal_ones():
+    from unittest import mock
+
+    from topo import pairwise as pw
+
+    rng = np.random.default_rng(5)
+    base = [(rng.random((8, 6)) < 0.4).astype(float), (rng.random((3, 8)) < 0.5).astype(float)]
+    other = [(rng.random((8, 6)) < 0.4).astype(float), (rng.random((3, 8)) < 0.5).astype(float)]
+    # the same structure with other weights: at NNSTD 0, Jaccard 1, and not solved
+    reweighted = [w * 3.0 for w in base]
+    graphs = [LayeredGraph(base), LayeredGraph(other), LayeredGraph(reweighted)]
+    reads: list[int] = []
+
+    def loader(i):
+        reads.append(i)
+        return graphs[i]
+
+    calls = []
+    real = pw.nnstd_and_jaccard
+
+    def counting(a, b, **kw):
+        calls.append(1)
+        return real(a, b, **kw)
+
+    with mock.patch.object(pw, "nnstd_and_jaccard", counting):
+        dist, over = distance_matrix([0, 1, 2], loader=loader)
+    assert sorted(reads) == [0, 1, 2]  # one task in process: each file read once
+    assert len(calls) == 2  # (0, 1) and (1, 2); (0, 2) share the structure
+    assert dist.iloc[0, 2] == 0.0 and over.iloc[0, 2] == 1.0
+    assert dist.iloc[0, 1] == pytest.approx(topo.nnstd(graphs[0], graphs[1]).distance)
+    assert dist.iloc[1, 2] == dist.iloc[0, 1]

@@ -95,6 +95,8 @@ def _module(name: str) -> Any:
         from topo import io as module
     elif name == "distance":
         from topo import distance as module
+    elif name == "distance_chance":
+        from topo import distance_chance as module
     elif name == "comparison":
         from topo import comparison as module
     elif name == "overlap":

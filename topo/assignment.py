@@ -50,14 +50,15 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
-from scipy.sparse.csgraph import connected_components, min_weight_full_bipartite_matching
+from scipy.sparse.csgraph import connected_components
 
 from topo.errors import ConfigError, TopoError
 
-__all__ = ["LayerCost", "jaccard_cost", "layer_cost", "choose_solver", "solve_layer",
-           "canonical_optimum", "optimal_face", "SOLVERS", "TOL"]
+__all__ = ["LayerCost", "Preference", "jaccard_cost", "layer_cost", "choose_solver",
+           "dense_cost_wanted", "solve_layer", "core_pairs", "core_cap", "canonical_matching",
+           "canonical_optimum", "optimal_face", "SOLVERS", "TOL", "ETA"]
 
-SOLVERS = ("auto", "sparse", "dense", "scipy")
+SOLVERS = ("auto", "core", "sparse", "dense", "scipy")
 # reduced costs at most this are zero: matchings closer than this in cost are equally good
 TOL = 1e-9
 # a decrease of a potential smaller than this is float noise, not an update
@@ -70,6 +71,22 @@ _LEVELS = 5
 # larger when the dense cost is at hand anyway)
 _SMALL = 384
 _SMALL_DENSE = 768
+# the default solver takes the dense path (full LAPJV, full exchange matrix) below this width
+_SMALL_AUTO = 128
+# rows of a dense cost checked at once against the dual (bounds the temporary memory)
+_CHECK_ROWS = 256
+# similarity graphs with at most this many pairs per unit are solved whole
+_CORE_WORTH = 150
+# a core holding more than this share of the similarity graph is replaced by all of it
+_CORE_FULL = 0.6
+# pairs outside the core added at once when the certificate fails
+_MARGIN = 0.05
+# blocks of the face re-matched on a dense matrix up to this size
+_DENSE_BLOCK = 200
+# pairs per unit in the first core of the "core" path (measured: most layers certify at once)
+_CORE_PER_UNIT = 32
+# weight of the colour tie-break against the agreement in the secondary cost
+ETA = 2.0 ** -20
 
 
 @dataclass
@@ -187,20 +204,32 @@ def similarity_density_bound(mask_a: sp.csr_matrix, mask_b: sp.csr_matrix,
 
 
 def choose_solver(n_a: int, n_b: int, density: float) -> str:
-    """The solver path for a layer: ``"sparse"`` or ``"dense"``.
+    """The solver path of a layer in the default ``solver="auto"``.
 
-    ``"sparse"`` (LAPMOD on the similarity graph) when the fraction of unit pairs sharing an
-    input (or its bound) is at most 0.1 for layers of 256 to 999 units, 0.25 from 1000 units
-    and 0.45 from 3000 units; else ``"dense"`` (LAPJV on the full matrix). The thresholds come
-    from ``analysis/results/nnstd_solvers.md`` (cost, solve and optimal face together): the
-    sparse path's advantage grows with the width.
+    ``"dense"`` (LAPJV on the full matrix, the optimal face from the full exchange matrix)
+    for layers of fewer than 128 units, where everything is cheap; else ``"core"``: LAPMOD
+    on the cheapest pairs only, certified optimal for the whole layer by an optimal dual
+    (:func:`canonical_matching`). ``density`` (the fraction of unit pairs sharing an input, or
+    its bound) only decides how the cost is built (:func:`dense_cost_wanted`).
+    """
+    del density
+    return "dense" if max(n_a, n_b) < _SMALL_AUTO else "core"
+
+
+def dense_cost_wanted(n_a: int, n_b: int, density: float) -> bool:
+    """Whether to build a layer's cost as a dense matrix rather than its similarity graph.
+
+    The sparse product that lists the pairs sharing an input costs more than the dense
+    product once those pairs are frequent: the dense matrix is built when their fraction
+    (or its bound) exceeds 0.1 for layers of 256 to 999 units, 0.25 from 1000 units and 0.45
+    from 3000 units, and always below 256 units (``analysis/results/nnstd_solvers.md``).
     """
     n = max(n_a, n_b)
     limit = 0.45 if n >= 3000 else 0.25 if n >= 1000 else 0.1 if n >= 256 else -1.0
-    return "sparse" if density <= limit else "dense"
+    return density > limit
 
 
-def solve_layer(cost: LayerCost, solver: str) -> np.ndarray:
+def solve_layer(cost: LayerCost, solver: str, core: LayerCost | None = None) -> np.ndarray:
     """One optimal matching of the padded square problem.
 
     Parameters
@@ -209,8 +238,12 @@ def solve_layer(cost: LayerCost, solver: str) -> np.ndarray:
         The layer cost (``cost.dense`` is needed for ``"dense"`` and ``"scipy"``).
     solver
         ``"sparse"`` (LAPMOD of the ``lapx`` package on the similarity graph),
-        ``"dense"`` (its Rust LAPJV on the dense matrix) or ``"scipy"``
-        (:func:`scipy.optimize.linear_sum_assignment`).
+        ``"dense"`` (its LAPJV on the dense matrix), ``"scipy"``
+        (:func:`scipy.optimize.linear_sum_assignment`) or ``"core"`` (LAPMOD on ``core``, a
+        subset of the similarity graph, every other pair counted at 1: optimal for the
+        layer only when certified, see :func:`canonical_matching`).
+    core
+        The pairs for ``"core"`` (:func:`core_pairs`).
 
     Returns
     -------
@@ -224,6 +257,10 @@ def solve_layer(cost: LayerCost, solver: str) -> np.ndarray:
     if n_a and n_b:
         if solver == "sparse":
             partner = _lapmod_partial(cost)
+        elif solver == "core":
+            if core is None:
+                raise ConfigError("solver 'core' needs the core pairs")
+            partner = _lapmod_partial(core)
         elif solver in ("dense", "scipy"):
             if cost.dense is None:
                 raise ConfigError(f"solver {solver!r} needs the dense cost matrix")
@@ -240,8 +277,99 @@ def solve_layer(cost: LayerCost, solver: str) -> np.ndarray:
     return _complete(partner, n_a, n_b, n)
 
 
-def canonical_optimum(cost: LayerCost, col_of: np.ndarray,
-                      colours: Callable[[], tuple[np.ndarray, np.ndarray]]
+def core_pairs(cost: LayerCost, cap: float, extra: tuple[np.ndarray, np.ndarray] | None = None
+               ) -> LayerCost:
+    """The pairs of a layer that cost at most ``cap``, plus the pairs ``extra``.
+
+    Returned as a similarity graph (no dense matrix), in row-major order, with the exact
+    costs. Every pair left out costs more than ``cap`` (or is not in ``extra``).
+    """
+    n_b = max(cost.n_b, 1)
+    if cost.dense is not None:
+        rows, cols = np.nonzero(cost.dense <= cap)
+        rows, cols = rows.astype(np.int64), cols.astype(np.int64)
+        if extra is not None and extra[0].size:
+            key = np.unique(np.concatenate([rows * n_b + cols, extra[0] * n_b + extra[1]]))
+            rows, cols = key // n_b, key % n_b
+        return LayerCost(cost.n_a, cost.n_b, rows, cols, cost.dense[rows, cols])
+    keep = cost.values <= cap
+    if extra is not None and extra[0].size:
+        # the entries of the similarity graph are in row-major order: find the extra ones
+        # (a pair outside the graph costs 1 like every pair left out: nothing to add)
+        keys = cost.rows * n_b + cost.cols
+        want = extra[0] * n_b + extra[1]
+        pos = np.minimum(np.searchsorted(keys, want), max(keys.size - 1, 0))
+        if keys.size:
+            keep[pos[keys[pos] == want]] = True
+    return LayerCost(cost.n_a, cost.n_b, cost.rows[keep], cost.cols[keep], cost.values[keep])
+
+
+def core_cap(cost: LayerCost) -> float:
+    """A cost below which a layer keeps about ``_CORE_PER_UNIT`` pairs per unit (>= 1: all).
+
+    Read from a regular sample of the costs below 1, so it costs a fraction of one pass; the
+    result does not depend on it (the core solution is certified or enlarged), only the
+    time does.
+    """
+    n = max(cost.n_a, cost.n_b)
+    values = cost.dense.ravel() if cost.dense is not None else cost.values
+    want = _CORE_PER_UNIT * n
+    if values.size <= want:
+        return 1.0
+    step = max(1, values.size // 200_000)
+    sample = values[::step]
+    sample = sample[sample < 1.0]
+    fraction = want / values.size
+    if sample.size == 0 or fraction * sample.size < 1:
+        return 1.0
+    return float(np.partition(sample, int(fraction * sample.size))[int(fraction * sample.size)])
+
+
+def canonical_matching(cost: LayerCost, solver: str, preference: Preference
+                       ) -> tuple[np.ndarray, int]:
+    """The canonical optimal matching of one layer, found by ``solver``.
+
+    Parameters
+    ----------
+    cost
+        The layer cost (with its dense matrix for ``"dense"`` and ``"scipy"``).
+    solver
+        A path of :func:`solve_layer`. With ``"core"`` the matching is first found on the
+        cheapest pairs only (:func:`core_cap`, :func:`core_pairs`); the optimal dual of the
+        face computation then certifies it for the whole layer, or names the pairs left out
+        whose reduced cost is negative, which join the core before the layer is solved again
+        (Volgenant's core-oriented approach; it ends, at worst with every pair in the core).
+    preference
+        The secondary cost among optimal matchings (:class:`Preference`).
+
+    Returns
+    -------
+    (numpy.ndarray, int)
+        As :func:`canonical_optimum`.
+    """
+    if solver != "core":
+        return canonical_optimum(cost, solve_layer(cost, solver), preference)
+    if cost.dense is None and cost.rows.size <= _CORE_WORTH * max(cost.n_a, cost.n_b):
+        # a short similarity graph is solved whole: a core would save less than its check
+        return canonical_optimum(cost, solve_layer(cost, "sparse"), preference)
+    cap = core_cap(cost)
+    extra = None
+    while True:
+        core = core_pairs(cost, cap, extra)
+        if cost.dense is None and core.rows.size > _CORE_FULL * cost.rows.size:
+            return canonical_optimum(cost, solve_layer(cost, "sparse"), preference)
+        col_of = solve_layer(cost, "core", core)
+        try:
+            face = optimal_face(cost, col_of, core=core, cap=cap)
+        except _Uncertified as missing:
+            extra = missing.pairs if extra is None else (
+                np.concatenate([extra[0], missing.pairs[0]]),
+                np.concatenate([extra[1], missing.pairs[1]]))
+            continue
+        return _choose(cost, col_of, face, preference)
+
+
+def canonical_optimum(cost: LayerCost, col_of: np.ndarray, preference: Preference
                       ) -> tuple[np.ndarray, int]:
     """The canonical optimal matching, from any optimal matching ``col_of``.
 
@@ -251,9 +379,9 @@ def canonical_optimum(cost: LayerCost, col_of: np.ndarray,
         The layer cost.
     col_of
         An optimal matching of the padded problem (:func:`solve_layer`).
-    colours
-        Called only when the optimum is not unique: returns the canonical colours
-        (``uint64``) of A's ``n_a`` and B's ``n_b`` units (:mod:`topo.canonical`).
+    preference
+        The secondary cost among optimal matchings (:class:`Preference`); its colours are
+        computed only when the optimum is not unique.
 
     Returns
     -------
@@ -263,15 +391,51 @@ def canonical_optimum(cost: LayerCost, col_of: np.ndarray,
         it is the same whichever optimal matching ``col_of`` was. Then the number of A's
         units in blocks of the face with a choice.
     """
-    n_a, n_b = cost.n_a, cost.n_b
-    face = optimal_face(cost, col_of)
-    n_tied = 0
-    if face.blocks.size:
-        col_of = _choose_in_blocks(cost, col_of, face, colours)
-        n_tied = int(np.isin(face.label[:n_a], face.blocks).sum())
-    perm = col_of[:n_a].copy()
-    perm[perm >= n_b] = -1
-    return perm, n_tied
+    return _choose(cost, col_of, optimal_face(cost, col_of), preference)
+
+
+@dataclass
+class Preference:
+    """The secondary cost that picks one matching among a layer's optimal ones.
+
+    Attributes
+    ----------
+    agreement
+        ``agreement(i, j)``: a cost in ``[0, 1]`` for A's unit ``i`` against B's unit ``j``
+        that depends only on what relabelling leaves unchanged and is 0 for a unit against
+        its own relabelled copy (in NNSTD: how well their outgoing connections agree,
+        :func:`topo.distance.nnstd`). ``None``: 0 for every pair.
+    colours
+        Returns the canonical colours (``uint64``) of A's and B's units
+        (:mod:`topo.canonical`); called only when a layer has a choice.
+
+    Notes
+    -----
+    Pair ``(i, j)`` costs ``agreement(i, j) + ETA * t(i, j)`` with ``t = 0`` for two units of
+    the same colour and ``1 + h`` otherwise, ``h`` in ``[0, 1)`` a fixed symmetric hash of
+    the two colours; a pair with a dummy unit (the narrower network's missing units) has
+    agreement 1 and the dummy colour. ``ETA = 2**-20``, so agreement decides first and the
+    colours break its ties.
+    """
+
+    agreement: Callable[[np.ndarray, np.ndarray], np.ndarray] | None
+    colours: Callable[[], tuple[np.ndarray, np.ndarray]]
+
+    def weights(self, rows: np.ndarray, cols: np.ndarray, n_a: int, n_b: int) -> np.ndarray:
+        """Secondary cost of the padded pairs ``(rows[t], cols[t])``."""
+        real = (rows < n_a) & (cols < n_b)
+        g = np.ones(rows.size)
+        if self.agreement is not None and real.any():
+            g[real] = self.agreement(rows[real], cols[real])
+        colour_a, colour_b = self.colours()
+        n = max(n_a, n_b)
+        row_colour = np.full(n, _DUMMY_COLOUR, dtype=np.uint64)
+        row_colour[:n_a] = colour_a
+        col_colour = np.full(n, _DUMMY_COLOUR, dtype=np.uint64)
+        col_colour[:n_b] = colour_b
+        rc, cc = row_colour[rows], col_colour[cols]
+        t = np.where(rc == cc, 0.0, 1.0 + _pair_hash(rc, cc))
+        return g + ETA * t
 
 
 @dataclass
@@ -296,7 +460,8 @@ class Face:
     potentials: np.ndarray
 
 
-def optimal_face(cost: LayerCost, col_of: np.ndarray) -> Face:
+def optimal_face(cost: LayerCost, col_of: np.ndarray, *, core: LayerCost | None = None,
+                 cap: float = 1.0) -> Face:
     """Blocks of the optimal face of one layer, from one optimal matching.
 
     Parameters
@@ -304,11 +469,22 @@ def optimal_face(cost: LayerCost, col_of: np.ndarray) -> Face:
     cost
         The layer cost.
     col_of
-        An optimal matching of the padded problem (length ``max(n_a, n_b)``).
+        An optimal matching of the padded problem (length ``max(n_a, n_b)``), or with
+        ``core`` a matching that is optimal when only the pairs of ``core`` may cost less
+        than 1.
+    core, cap
+        The pairs the dual is computed on (:func:`core_pairs` with ``cap``); every other
+        pair of the layer that shares an input is then checked against the dual.
 
     Returns
     -------
     Face
+
+    Raises
+    ------
+    _Uncertified
+        With ``core``: pairs outside it have a negative reduced cost, so ``col_of`` is not
+        optimal for the layer; they are listed.
 
     Notes
     -----
@@ -322,7 +498,12 @@ def optimal_face(cost: LayerCost, col_of: np.ndarray) -> Face:
     (each try starts from the last potentials). The ``n²`` exchanges into columns outside
     the similarity graph all cost ``1 - d_k`` and go through one hub node. Layers of at
     most 384 units (768 with a dense cost) use the full ``n x n`` exchange matrix instead
-    (no pruning, no hub).
+    (no pruning, no hub), unless a ``core`` is given.
+    With a ``core``, Bellman-Ford runs on the core's exchanges only; a pair ``(k, j)`` left
+    out costs more than ``cap``, so its reduced cost is at least
+    ``cap - d_k + p_k - max p``: only the rows where that bound is not positive have their
+    pairs checked one by one. A negative reduced cost raises; a zero one is a tight
+    exchange like the others.
     Blocks are the strongly connected components of the tight exchanges. Time ``O(R · E_θ)``
     for ``R`` Bellman-Ford rounds over the ``E_θ`` exchanges below ``θ``.
     """
@@ -333,13 +514,14 @@ def optimal_face(cost: LayerCost, col_of: np.ndarray) -> Face:
     real = np.flatnonzero((np.arange(n) < n_a) & (col_of < n_b))
     d = np.ones(n)
     d[real] = cost.lookup(real, col_of[real])
-    if n <= (_SMALL_DENSE if cost.dense is not None else _SMALL):
+    if core is None and n <= (_SMALL_DENSE if cost.dense is not None else _SMALL):
         return _small_face(cost, col_of, d)
     hub_w = 1.0 - d
     p = np.zeros(n)
+    graph_cost = cost if core is None else core
     # the similarity graph is short: list most of it at once; a dense matrix is long
-    theta = _THETA0 if cost.dense is not None else 4 * _THETA0
-    exchanges = _Exchanges(cost, d, node_of_col)
+    theta = _THETA0 if graph_cost.dense is not None else 4 * _THETA0
+    exchanges = _Exchanges(graph_cost, d, node_of_col)
     while True:
         k, head, w = exchanges.below(theta)
         keep_hub = hub_w < theta
@@ -350,6 +532,9 @@ def optimal_face(cost: LayerCost, col_of: np.ndarray) -> Face:
         theta *= 2.0
     tight = w + p[k] - p[head] <= TOL
     tk, tl = k[tight], head[tight]
+    if core is not None and cap < 1.0:
+        ck, cl = _check_left_out(cost, d, p, node_of_col, cap)
+        tk, tl = np.concatenate([tk, ck]), np.concatenate([tl, cl])
     hub_rows = hub_cols = np.zeros(0, dtype=np.int64)
     graph_k, graph_l = [tk], [tl]
     if keep_hub.any():
@@ -587,12 +772,77 @@ def _bellman_ford(n: int, k: np.ndarray, head: np.ndarray, w: np.ndarray, hub_w:
     raise TopoError("NNSTD: the dual potentials of a layer did not converge (please report)")
 
 
+class _Uncertified(Exception):
+    """A core matching is not optimal for the whole layer: ``pairs`` left out must join."""
+
+    def __init__(self, pairs: tuple[np.ndarray, np.ndarray]) -> None:
+        super().__init__("core matching not optimal for the layer")
+        self.pairs = pairs
+
+
+def _check_left_out(cost: LayerCost, d: np.ndarray, p: np.ndarray, node_of_col: np.ndarray,
+                    cap: float) -> tuple[np.ndarray, np.ndarray]:
+    """Reduced costs of the pairs outside the core, for the rows whose bound is not positive.
+
+    Returns the tight ones as exchanges ``(k, l)``; raises :class:`_Uncertified` when one
+    of them is negative, with every checked pair whose reduced cost is below ``_MARGIN`` (the
+    pairs likely to matter once the matching changes, so that one more solve usually ends).
+    """
+    n_a, n_b = cost.n_a, cost.n_b
+    bound = cap - d[:n_a] + p[:n_a] - p.max(initial=0.0)
+    rows = np.flatnonzero(bound <= TOL)
+    empty = np.zeros(0, dtype=np.int64)
+    if rows.size == 0:
+        return empty, empty
+    p_col = p[node_of_col[:n_b]]
+    ks, js, reds = [], [], []
+    if cost.dense is not None:
+        for lo in range(0, rows.size, _CHECK_ROWS):
+            chunk = rows[lo:lo + _CHECK_ROWS]
+            # the same subtraction as the exchange weights of the Bellman-Ford graph
+            red = (cost.dense[chunk] - d[chunk, None]) + p[chunk, None] - p_col[None, :]
+            kk, jj = np.nonzero(red <= _MARGIN)
+            ks.append(chunk[kk])
+            js.append(jj.astype(np.int64))
+            reds.append(red[kk, jj])
+    else:
+        starts = np.searchsorted(cost.rows, rows)
+        counts = np.searchsorted(cost.rows, rows, side="right") - starts
+        total = int(counts.sum())
+        idx = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(total)
+        k = cost.rows[idx]
+        j = cost.cols[idx]
+        red = (cost.values[idx] - d[k]) + p[k] - p_col[j]
+        low = red <= _MARGIN
+        ks.append(k[low])
+        js.append(j[low])
+        reds.append(red[low])
+    k, j, red = np.concatenate(ks), np.concatenate(js), np.concatenate(reds)
+    if (red < -TOL).any():
+        raise _Uncertified((k, j))
+    tight = red <= TOL
+    return k[tight], node_of_col[j[tight]]
+
+
+def _choose(cost: LayerCost, col_of: np.ndarray, face: Face, preference: Preference
+            ) -> tuple[np.ndarray, int]:
+    """The matching of :func:`canonical_optimum` from the face, and the tied-unit count."""
+    n_a, n_b = cost.n_a, cost.n_b
+    n_tied = 0
+    if face.blocks.size:
+        col_of = _choose_in_blocks(cost, col_of, face, preference)
+        n_tied = int(np.isin(face.label[:n_a], face.blocks).sum())
+    perm = col_of[:n_a].copy()
+    perm[perm >= n_b] = -1
+    return perm, n_tied
+
+
 def _choose_in_blocks(cost: LayerCost, col_of: np.ndarray, face: Face,
-                      colours: Callable[[], tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+                      preference: Preference) -> np.ndarray:
     """Re-match the pairs of every block of the face by the secondary cost."""
     n_a, n_b = cost.n_a, cost.n_b
     n = col_of.size
-    colour_a, colour_b = colours()
+    colour_a, colour_b = preference.colours()
     row_colour = np.full(n, _DUMMY_COLOUR, dtype=np.uint64)
     row_colour[:n_a] = colour_a
     col_colour = np.full(n, _DUMMY_COLOUR, dtype=np.uint64)
@@ -618,8 +868,8 @@ def _choose_in_blocks(cost: LayerCost, col_of: np.ndarray, face: Face,
     cols = np.concatenate(pc)
     key = np.unique(rows * n + cols)
     rows, cols = key // n, key % n
-    weight = np.where(row_colour[rows] == col_colour[cols], 1.0,
-                      2.0 + _pair_hash(row_colour[rows], col_colour[cols]))
+    # positive weights: the matching routine needs every allowed pair to be an entry
+    weight = 1.0 + preference.weights(rows, cols, n_a, n_b)
     # rows and columns of the blocks in canonical order (colour, then index)
     block_rows = nodes[np.lexsort((nodes, row_colour[nodes]))]
     block_cols = col_of[nodes]
@@ -629,10 +879,29 @@ def _choose_in_blocks(cost: LayerCost, col_of: np.ndarray, face: Face,
     col_pos = np.empty(n, dtype=np.int64)
     col_pos[block_cols] = np.arange(block_cols.size)
     m = block_rows.size
-    graph = sp.csr_matrix((weight, (row_pos[rows], col_pos[cols])), shape=(m, m))
-    r, c = min_weight_full_bipartite_matching(graph)
+    r, c = _block_assignment(row_pos[rows], col_pos[cols], weight, m)
     col_of[block_rows[r]] = block_cols[c]
     return col_of
+
+
+def _block_assignment(rows: np.ndarray, cols: np.ndarray, weight: np.ndarray, m: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Minimum-weight perfect matching of ``m`` rows and columns on the allowed pairs given.
+
+    SciPy's dense solver with forbidden pairs at infinity up to 200 units, LAPMOD on the
+    allowed pairs beyond (SciPy's sparse routine can take seconds on weights this close).
+    """
+    if m <= _DENSE_BLOCK:
+        full = np.full((m, m), np.inf)
+        full[rows, cols] = weight
+        return linear_sum_assignment(full)
+    import lap
+
+    graph = sp.csr_matrix((weight, (rows, cols)), shape=(m, m))
+    graph.sort_indices()
+    x, _ = lap.lapmod(m, graph.data, graph.indptr.astype(np.int32),
+                      graph.indices.astype(np.int32), return_cost=False)
+    return np.arange(m), np.asarray(x, dtype=np.int64)
 
 
 _DUMMY_COLOUR = np.uint64(0x9E3779B97F4A7C15)

@@ -28,12 +28,13 @@ from scipy.optimize import linear_sum_assignment
 
 from topo.assignment import (
     SOLVERS,
-    canonical_optimum,
+    Preference,
+    canonical_matching,
     choose_solver,
+    dense_cost_wanted,
     jaccard_cost,
     layer_cost,
     similarity_density_bound,
-    solve_layer,
 )
 from topo.canonical import CanonicalColours, canonical_colours
 from topo.errors import ConfigError, IncompatibleGraphsError
@@ -74,8 +75,9 @@ class NNSTDResult:
     dense
         Per layer, whether it is fully connected in both networks.
     solvers
-        Per layer, the assignment path used: ``"sparse"`` (LAPMOD on the pairs sharing an
-        input), ``"dense"`` (LAPJV), ``"scipy"``, or ``"in place"`` (outputs not matched).
+        Per layer, the assignment path used: ``"core"`` (LAPMOD on the cheapest pairs,
+        certified), ``"sparse"`` (LAPMOD on the pairs sharing an input), ``"dense"``
+        (LAPJV), ``"scipy"``, or ``"in place"`` (outputs not matched).
     tied_units
         Per layer, how many of A's units had their partner chosen among equally good optimal
         matchings by the canonical rule (0 in reference mode, which keeps the solver's).
@@ -144,9 +146,11 @@ def nnstd(a: LayeredGraph, b: LayeredGraph, *, reference: bool = False,
         partner costs 1, and the layer's cost is divided by the larger width) and chooses
         among equally good matchings by the canonical rule below.
     solver
-        ``"auto"`` (default) picks per layer from its widths and the fraction of unit pairs
-        that share an input: ``"sparse"`` (LAPMOD on those pairs only, every other pair
-        costing exactly 1) or ``"dense"`` (LAPJV on the full matrix); ``"scipy"`` forces
+        ``"auto"`` (default) picks per layer from its widths: ``"core"`` (LAPMOD on the
+        cheapest pairs, certified by the dual; the cost is built dense or sparse from the
+        fraction of unit pairs that share an input) from 128 units, else ``"dense"``.
+        ``"sparse"`` forces LAPMOD on every pair sharing an input (every other pair costing
+        exactly 1), ``"dense"`` LAPJV on the full matrix, ``"scipy"``
         :func:`scipy.optimize.linear_sum_assignment`. Every choice gives the same result in
         the default mode; the path used is in :attr:`NNSTDResult.solvers`. Reference mode
         always uses SciPy's solver.
@@ -186,22 +190,35 @@ def nnstd(a: LayeredGraph, b: LayeredGraph, *, reference: bool = False,
     The default mode makes the choice canonical:
 
     1. The *optimal face* of the layer (every pair that belongs to some optimal matching, in
-       independent blocks) is computed exactly from the solver's matching and an optimal dual
+       independent blocks) is computed exactly from an optimal matching and an optimal dual
        (:func:`topo.assignment.optimal_face`); costs within ``1e-9`` count as equal.
-    2. Within each block the matching minimises a secondary cost: 1 for two units of the
-       same *canonical colour*, otherwise 2 plus a fixed hash of the two colours in
-       ``[0, 1)``. Colours come from colour refinement of both layered graphs (inputs and
-       output classes labelled by index), checked exact (units of equal colour are twins),
-       else from a canonical labelling (BLISS); see :mod:`topo.canonical`.
+    2. Within each block the matching minimises the secondary cost
+       ``agreement(i, j) + 2**-20 * t(i, j)`` (:class:`topo.assignment.Preference`).
+       ``agreement`` compares the two units' outgoing connections: for the last hidden
+       layer (its next layer is the output layer, kept in place) the Jaccard distance of
+       their sets of outputs; for earlier hidden layers, whose next layer is not matched
+       yet, the relative difference of their out-degrees ``|o_a - o_b| / max(o_a, o_b)``.
+       ``t`` is 0 for two units of the same *canonical colour* and ``1 + h`` otherwise, ``h``
+       in ``[0, 1)`` a fixed symmetric hash of the two colours. Colours come from colour
+       refinement of both layered graphs (inputs and output classes labelled by index),
+       checked exact (units of equal colour are twins), else from a canonical labelling
+       (BLISS); see :mod:`topo.canonical`.
 
     What this guarantees: every layer's value is still the optimum given the previous layer's
     matching (only the choice among optima is fixed); the result depends neither on the
     solver nor on how the hidden units of either network are numbered; and a network against
     a relabelled copy of itself is at 0 in every layer, for every structure (tied, duplicate
-    or empty units, dense layers), because the colour-keeping optimum of each layer is an
-    isomorphism between the copies. What it does not promise: the choice among optima is not
-    the one that minimises later layers (that is a quadratic assignment problem); for two
-    different networks it is a fixed, documented rule.
+    or empty units, dense layers), because the relabelling is an optimal matching whose every
+    pair has secondary cost 0, and any other such matching differs from it only by twins.
+    What it does not promise: the choice among optima is not the one that minimises later
+    layers (that is a quadratic assignment problem); for two different networks it is a
+    fixed, documented rule.
+
+    Solvers. With ``solver="auto"`` a layer of 128 units or more is solved by LAPMOD on its
+    cheapest pairs only (about 32 per unit, :func:`topo.assignment.core_cap`); the dual of
+    step 1 then certifies that matching for the whole layer, or names the pairs left out with
+    a negative reduced cost, which join before the layer is solved again
+    (:func:`topo.assignment.canonical_matching`). Smaller layers use LAPJV on the full matrix.
 
     Complexity per layer: ``O(Σ_c deg_A(c) deg_B(c))`` for the sparse cost (``c`` over
     inputs) or ``O(nnz(A) · n_b)`` for the dense one, ``O(n³)`` worst case for the
@@ -260,8 +277,11 @@ def nnstd(a: LayeredGraph, b: LayeredGraph, *, reference: bool = False,
             tied.append(0)
             per_layer[k] = cost / n_a if n_a else 0.0
         else:
+            preference = Preference(
+                _agreement(masks_a[k + 1], masks_b[k + 1], outputs=k + 1 == n_layers - 1),
+                lambda k=k: labels.layer(k))
             perm, cost, path, n_tied = _canonical_layer(ma, mb, col_map, n_cols, solver,
-                                                        lambda k=k: labels.layer(k))
+                                                        preference)
             paths.append(path)
             tied.append(n_tied)
             per_layer[k] = cost / max(n_a, n_b) if max(n_a, n_b) else 0.0
@@ -361,24 +381,65 @@ def _reference_layer(ma: sp.csr_matrix, mb: sp.csr_matrix, col_map: np.ndarray, 
 
 
 def _canonical_layer(ma: sp.csr_matrix, mb: sp.csr_matrix, col_map: np.ndarray, n_cols: int,
-                     solver: str, colours) -> tuple[np.ndarray, float, str, int]:
+                     solver: str, preference: Preference) -> tuple[np.ndarray, float, str, int]:
     """One layer of the default mode: the canonical optimal matching and its cost.
 
     Returns the matching, the layer's cost (unmatched units at 1 each), the solver path used
     and the number of A's units whose partner was chosen among tied optimal matchings.
     """
     n_a, n_b = ma.shape[0], mb.shape[0]
-    if solver == "auto":
-        density = similarity_density_bound(ma, mb, col_map, n_cols)
-        path = choose_solver(n_a, n_b, density)
-    else:
-        path = solver
-    cost = layer_cost(ma, mb, col_map, n_cols, dense=path != "sparse")
-    col_of = solve_layer(cost, path)
-    perm, n_tied = canonical_optimum(cost, col_of, colours)
+    density = similarity_density_bound(ma, mb, col_map, n_cols)
+    path = choose_solver(n_a, n_b, density) if solver == "auto" else solver
+    dense = path in ("dense", "scipy") or (path == "core"
+                                          and dense_cost_wanted(n_a, n_b, density))
+    cost = layer_cost(ma, mb, col_map, n_cols, dense=dense)
+    perm, n_tied = canonical_matching(cost, path, preference)
     matched = np.flatnonzero(perm >= 0)
     total = float(cost.lookup(matched, perm[matched]).sum()) + abs(n_a - n_b)
     return perm, total, path, n_tied
+
+
+def _agreement(next_a: sp.csr_matrix, next_b: sp.csr_matrix, *, outputs: bool):
+    """How well two units' outgoing connections agree: the secondary cost of the tie rule.
+
+    ``next_a``, ``next_b`` are the structures of the next layer (``(n_next, n_units)``).
+    When the next layer is the output layer (kept in place, so both networks' outputs are
+    the same units) it is the Jaccard distance of the two units' sets of outputs (0 when both
+    are empty); elsewhere the next layer's units are not matched yet and it is the relative
+    difference of the two out-degrees, ``|o_a - o_b| / max(o_a, o_b)`` (0 when both are 0).
+    Both depend on nothing that relabelling hidden units changes.
+    """
+    if not outputs:
+        out_a = np.bincount(next_a.indices, minlength=next_a.shape[1]).astype(np.float64)
+        out_b = np.bincount(next_b.indices, minlength=next_b.shape[1]).astype(np.float64)
+
+        def degree_gap(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+            x, y = out_a[i], out_b[j]
+            top = np.maximum(x, y)
+            return np.divide(np.abs(x - y), top, out=np.zeros_like(top), where=top > 0)
+
+        return degree_gap
+    sets_a = next_a.T.tocsr()
+    sets_b = next_b.T.tocsr()
+    size_a = np.diff(sets_a.indptr).astype(np.float64)
+    size_b = np.diff(sets_b.indptr).astype(np.float64)
+
+    def output_distance(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        rows, ri = np.unique(i, return_inverse=True)
+        cols, ci = np.unique(j, return_inverse=True)
+        shared = (sets_a[rows].astype(np.float64) @ sets_b[cols].astype(np.float64).T)
+        if rows.size * cols.size <= _DENSE_LOOKUP:
+            inter = np.asarray(shared.toarray())[ri, ci]
+        else:
+            inter = np.asarray(shared.tocsr()[ri, ci]).ravel()
+        union = size_a[i] + size_b[j] - inter
+        return np.divide(union - inter, union, out=np.zeros_like(union), where=union > 0)
+
+    return output_distance
+
+
+# pairs of a secondary-cost lookup held as one dense array at most
+_DENSE_LOOKUP = 4_000_000
 
 
 class _LazyColours:

@@ -27,6 +27,7 @@ from topo.distance import nnstd
 from topo.errors import ConfigError, EmptyInputError
 from topo.graph import LayeredGraph
 from topo.overlap import pooled_jaccard
+from topo.structure import fingerprint
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
@@ -51,6 +52,7 @@ def pairwise(
     scheduler: str | None = None,
     progress: bool = False,
     desc: str = "pairs",
+    prepare: Callable[[LayeredGraph], Any] | None = None,
 ) -> tuple[np.ndarray, list[Any]]:
     """``pair_function(a, b)`` for every pair ``i < j`` of ``items``.
 
@@ -76,6 +78,10 @@ def pairwise(
         Show a progress bar on stderr (tqdm), advanced by pairs.
     desc
         Label of the progress bar.
+    prepare
+        Per-network work done once per network in each task, not once per pair: the worker
+        calls ``prepare(graph)`` after reading a network and passes what it returns to
+        ``pair_function`` (a picklable module-level function).
 
     Returns
     -------
@@ -99,7 +105,7 @@ def pairwise(
     pairs_blocks = pair_blocks(len(items), n_jobs=n_jobs, scheduler=scheduler)
     # each task carries only the items its block needs
     tasks = [(_block_worker, ({int(i): items[i] for i in np.unique(block)}, loader, block,
-                              pair_function)) for block in pairs_blocks]
+                              pair_function, prepare)) for block in pairs_blocks]
     results = run_tasks(tasks, n_jobs=n_jobs, scheduler=scheduler, progress=progress,
                         total_items=[len(b) for b in pairs_blocks], desc=desc)
     pairs = (np.concatenate(pairs_blocks) if pairs_blocks
@@ -154,6 +160,10 @@ def distance_matrix(
     Notes
     -----
     ``O(n²)`` NNSTD evaluations in all; see :func:`pairwise` for how they are shared out.
+    Each task reads every network it needs once and reduces it once to its structure
+    (weights dropped) and a fingerprint of it (:func:`topo.structure.fingerprint`); two
+    networks with the same structure are at NNSTD 0 with a Jaccard index of 1 and are not
+    solved.
     """
     import pandas as pd
 
@@ -167,9 +177,10 @@ def distance_matrix(
     labels = list(labels)
     if len(labels) != n:
         raise ConfigError(f"distance matrix: {len(labels)} labels for {n} networks")
-    pairs, values = pairwise(items, functools.partial(nnstd_and_jaccard, reference=reference),
+    pairs, values = pairwise(items, functools.partial(_prepared_nnstd_and_jaccard,
+                                                      reference=reference),
                              loader=loader, n_jobs=n_jobs, scheduler=scheduler,
-                             progress=progress, desc="NNSTD pairs")
+                             progress=progress, desc="NNSTD pairs", prepare=_structure_only)
     dist = np.zeros((n, n))
     over = np.eye(n)
     if len(pairs):
@@ -185,6 +196,22 @@ def nnstd_and_jaccard(a: LayeredGraph, b: LayeredGraph, *,
                       reference: bool = False) -> tuple[float, float]:
     """The pair function of :func:`distance_matrix`: NNSTD distance and pooled Jaccard index."""
     return nnstd(a, b, reference=reference).distance, pooled_jaccard(a, b)
+
+
+def _structure_only(graph: LayeredGraph) -> tuple[LayeredGraph, bytes]:
+    """A network reduced to what NNSTD and the Jaccard index read: its structure (weights
+    dropped) and that structure's fingerprint."""
+    masks = graph.masks()
+    return (LayeredGraph(masks, names=list(graph.names), metadata={"source": graph.source}),
+            fingerprint(masks))
+
+
+def _prepared_nnstd_and_jaccard(a: tuple[LayeredGraph, bytes], b: tuple[LayeredGraph, bytes],
+                                *, reference: bool = False) -> tuple[float, float]:
+    """:func:`nnstd_and_jaccard` on prepared networks; equal structures are not solved."""
+    if a[1] == b[1]:
+        return 0.0, 1.0
+    return nnstd_and_jaccard(a[0], b[0], reference=reference)
 
 
 def run_tasks(
@@ -304,15 +331,17 @@ def _default_labels(items: list[Any]) -> list[str]:
 
 
 def _block_worker(items: dict[int, Any], loader: Callable[[Any], LayeredGraph] | None,
-                  pairs: np.ndarray, pair_function: Callable[[LayeredGraph, LayeredGraph], Any]
-                  ) -> list[Any]:
-    """``pair_function`` on ``pairs`` of ``items`` (one task); each item read once."""
-    cache: dict[int, LayeredGraph] = {}
+                  pairs: np.ndarray, pair_function: Callable[[Any, Any], Any],
+                  prepare: Callable[[LayeredGraph], Any] | None = None) -> list[Any]:
+    """``pair_function`` on ``pairs`` of ``items`` (one task); each item read and prepared
+    once."""
+    cache: dict[int, Any] = {}
 
-    def get(i: int) -> LayeredGraph:
+    def get(i: int) -> Any:
         if i not in cache:
             item = items[i]
-            cache[i] = item if isinstance(item, LayeredGraph) else loader(item)
+            graph = item if isinstance(item, LayeredGraph) else loader(item)
+            cache[i] = prepare(graph) if prepare is not None else graph
         return cache[i]
 
     return [pair_function(get(int(i)), get(int(j))) for i, j in pairs]

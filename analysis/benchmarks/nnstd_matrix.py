@@ -1,8 +1,9 @@
 """Benchmark: NNSTD distance matrices (the 45 published pairs, and 200 snapshots of one run).
 
-Run from the repository root::
+Run from the repository root (one command; a quiet machine gives the numbers that count)::
 
     .venv/bin/python analysis/benchmarks/nnstd_matrix.py [--snapshots 200] [--n-jobs 2]
+    .venv/bin/python analysis/benchmarks/nnstd_matrix.py --scaling-only   # part 3 alone
 
 Writes ``analysis/results/nnstd_matrix.json``, ``analysis/results/nnstd_matrix.md`` and the
 published-networks matrix ``analysis/results/nnstd_matrix_published_epoch190.csv``.
@@ -18,6 +19,10 @@ published-networks matrix ``analysis/results/nnstd_matrix_published_epoch190.csv
    removed at random and as many are grown at random empty positions; no training, the
    topology process only), written as topo snapshots to a temporary folder and compared from
    the files. Time and peak memory (this process, and the largest worker process).
+3. Scaling (issue 15): a 100-snapshot matrix (4950 pairs) of the same process, timed with one
+   worker (in process), two local workers (joblib) and a two-worker Dask ``LocalCluster``
+   (one thread each); targets: two workers at least 1.8 times faster than one, Dask at least
+   1.6 times. Writes ``analysis/results/nnstd_matrix_scaling.json`` and ``.md``.
 """
 
 from __future__ import annotations
@@ -102,11 +107,64 @@ def time_matrix(paths, **kwargs) -> tuple[float, tuple]:
 LOAD = os.getloadavg()
 
 
+def scaling(n_snapshots: int = 100) -> None:
+    """Part 3: one worker, two workers, a two-worker Dask LocalCluster on the same files."""
+    from distributed import Client, LocalCluster
+
+    rng = np.random.default_rng(11)
+    series = rewired_series(n_snapshots, rng)
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [topo.save_snapshot(g, Path(tmp) / f"epoch_{i:04d}.safetensors")
+                 for i, g in enumerate(series)]
+        del series
+        time_matrix(paths[:3])  # imports and first-call set-up
+        load = os.getloadavg()[0]
+        rows["1 worker"] = (*time_matrix(paths), load)
+        time_matrix(paths[:4], n_jobs=2)  # start the loky workers
+        load = os.getloadavg()[0]
+        rows["2 workers"] = (*time_matrix(paths, n_jobs=2), load)
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster, Client(cluster):
+            time_matrix(paths[:4], scheduler=cluster.scheduler_address)
+            load = os.getloadavg()[0]
+            rows["Dask LocalCluster, 2 workers"] = (
+                *time_matrix(paths, scheduler=cluster.scheduler_address), load)
+    base = rows["1 worker"][1][0].to_numpy()
+    for name, (_, (dist, _), _) in rows.items():
+        assert np.array_equal(dist.to_numpy(), base), name
+    one = rows["1 worker"][0]
+    targets = {"2 workers": 1.8, "Dask LocalCluster, 2 workers": 1.6}
+    record = {"snapshots": n_snapshots, "pairs": n_snapshots * (n_snapshots - 1) // 2,
+              "rows": {name: {"seconds": t, "speed_up": one / t, "load_average": load}
+                       for name, (t, _, load) in rows.items()},
+              "cpus": os.cpu_count()}
+    md = [f"# NNSTD matrix scaling: {n_snapshots} snapshots of a 784-300-100-10 network "
+          f"({record['pairs']} pairs)", "",
+          "Made by `analysis/benchmarks/nnstd_matrix.py --scaling-only` (wall time; "
+          f"{os.cpu_count()} CPUs; the load average before each row says how busy the machine "
+          "was). Every route gives the identical matrix.", "",
+          "| route | load avg | seconds | speed-up | target |", "|---|---|---|---|---|"]
+    for name, (t, _, load) in rows.items():
+        target = targets.get(name)
+        verdict = "" if target is None else (
+            f">= {target}x: {'met' if one / t >= target else 'NOT met'}")
+        md.append(f"| {name} | {load:.1f} | {t:.1f} | {one / t:.2f} | {verdict} |")
+    atomic_write_text(RESULTS / "nnstd_matrix_scaling.json", json.dumps(record, indent=2) + "\n")
+    atomic_write_text(RESULTS / "nnstd_matrix_scaling.md", "\n".join(md) + "\n")
+    print("\n".join(md))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--snapshots", type=int, default=200)
     parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--scaling-only", action="store_true",
+                        help="only part 3 (1 and 2 workers, Dask), 100 snapshots")
     args = parser.parse_args()
+    if args.scaling_only:
+        scaling()
+        return
     record: dict = {"benchmark": "nnstd_matrix", "n_jobs": args.n_jobs,
                     "machine": {"cpus": os.cpu_count(), "load_average_at_start": LOAD,
                                 "python": platform.python_version(),

@@ -181,8 +181,9 @@ def test_compare_csv_holds_the_printed_table(tmp_path, capsys):
     assert f"wrote {out}" in capsys.readouterr().out
     table = pd.read_csv(out)
     assert list(table["layer"]) == ["0", "1", "all"]
-    assert list(table.columns) == ["layer", "name", "nnstd", "jaccard", "jaccard_aligned",
-                                   "jaccard_chance", "density_a", "density_b"]
+    assert list(table.columns) == ["layer", "name", "nnstd", "nnstd_chance", "nnstd_chance_se",
+                                   "jaccard", "jaccard_aligned", "jaccard_chance", "density_a",
+                                   "density_b"]
     sa, sb = wa[0] != 0, wb[0] != 0
     assert table["jaccard"][0] == pytest.approx((sa & sb).sum() / (sa | sb).sum())
     assert table["nnstd"][2] == pytest.approx(topo.nnstd(topo.load(a), topo.load(b)).distance)
@@ -320,3 +321,42 @@ def test_distances_incompatible_networks_in_workers_is_one_line_error(tmp_path, 
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert "c.safetensors" in err and "12 inputs against 10" in err
+
+
+def test_compare_shows_the_nnstd_chance_level_beside_nnstd(tmp_path, capsys):
+    a = write_topo(weights(1), tmp_path / "a.safetensors")
+    b = write_topo(weights(2), tmp_path / "b.safetensors")
+    assert main(["compare", str(a), str(b), "--json", "--chance-samples", "4"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    chance = out["nnstd"]["chance"]
+    # the same estimate as the API's, row by row, under the table's column names
+    g_a, g_b = topo.load(a), topo.load(b)
+    expect = topo.nnstd_chance(g_a, g_b, n_samples=4, seed=0)
+    assert chance["per_layer"] == pytest.approx(expect.per_layer.tolist())
+    assert [row["nnstd_chance"] for row in out["layers"]] == pytest.approx(
+        expect.per_layer.tolist())
+    assert [row["nnstd_chance_se"] for row in out["layers"]] == pytest.approx(
+        expect.per_layer_se.tolist())
+    assert chance["sparse_distance_chance"] == pytest.approx(expect.sparse_distance)
+    assert chance["n_samples"] == 4
+    assert main(["compare", str(a), str(b), "--chance-samples", "4"]) == 0
+    text = capsys.readouterr().out
+    assert "nnstd_chance" in text and "nnstd_chance_se" in text
+    assert (f"Mean over sparse layers: {out['nnstd']['sparse_distance']:.4g} vs chance level "
+            f"{expect.sparse_distance:.4g}") in text
+
+
+def test_compare_chance_samples_zero_skips_it_and_one_is_refused(tmp_path, capsys):
+    a = write_topo(weights(1), tmp_path / "a.safetensors")
+    b = write_topo(weights(2), tmp_path / "b.safetensors")
+    out = tmp_path / "t.csv"
+    assert main(["compare", str(a), str(b), "--json", "--chance-samples", "0"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert "chance" not in doc["nnstd"]
+    assert [row["nnstd_chance"] for row in doc["layers"]] == [None, None]
+    assert main(["compare", str(a), str(b), "--chance-samples", "0", "--csv", str(out)]) == 0
+    assert out.read_text().splitlines()[0].split(",")[2:5] == ["nnstd", "nnstd_chance",
+                                                               "nnstd_chance_se"]
+    capsys.readouterr()
+    assert main(["compare", str(a), str(b), "--chance-samples", "1"]) == 1
+    assert "--chance-samples must be 0 (skip) or at least 2" in capsys.readouterr().err

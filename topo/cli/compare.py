@@ -26,7 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "compare", help="NNSTD and connection overlap of two networks, layer by layer",
         description="Compare two networks (any files topo info reads): per layer the NNSTD "
-                    "topology distance (Liu et al. 2020), the Jaccard index of the connection "
+                    "topology distance (Liu et al. 2020) beside its chance level (the NNSTD of "
+                    "random networks with the same widths and connection counts), the Jaccard "
+                    "index of the connection "
                     "sets raw and after matching hidden units, the Jaccard index expected of "
                     "two random masks with the same densities, and both densities.")
     p.add_argument("a", help="first network (file or folder)")
@@ -34,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reference", action="store_true",
                    help="the published algorithm exactly (output layer matched too, equal "
                         "widths needed)")
+    p.add_argument("--chance-samples", type=int, default=None, metavar="N",
+                   help="random network pairs for the NNSTD chance level (default 10; "
+                        "0 skips it)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--csv", metavar="OUT",
                    help="also write the table (one row per layer and the pooled 'all' row) "
@@ -70,7 +75,8 @@ def run_compare(args: argparse.Namespace) -> int:
     from topo.cli._output import format_table, print_json, print_lines
 
     a, b, comparison, written = compare_files(args.a, args.b, reference=args.reference,
-                                              csv=args.csv, plot=args.plot)
+                                              csv=args.csv, plot=args.plot,
+                                              chance_samples=args.chance_samples)
     if args.json:
         print_json({"a": str(args.a), "b": str(args.b), **comparison.to_dict()})
         print_lines(written, to_stderr=True)
@@ -83,12 +89,14 @@ def run_compare(args: argparse.Namespace) -> int:
     mode = ("published algorithm, output layer matched" if args.reference
             else "output units kept in place")
     print(f"NNSTD distance: {comparison.distance:.4g} ({mode})")
+    print(comparison.summary_line())
     print_lines(written)
     return 0
 
 
 def compare_files(a: str | Path, b: str | Path, *, reference: bool = False,
-                  csv: str | Path | None = None, plot: str | Path | None = None
+                  csv: str | Path | None = None, plot: str | Path | None = None,
+                  chance_samples: int | None = None
                   ) -> tuple[LayeredGraph, LayeredGraph, Comparison, list[str]]:
     """``topo compare``'s work: check the outputs, read both networks, compare, write.
 
@@ -96,12 +104,17 @@ def compare_files(a: str | Path, b: str | Path, *, reference: bool = False,
     notes of the files written (``csv``: the comparison table; ``plot``: its bar chart).
     """
     from topo.cli._output import check_outputs
-    from topo.comparison import compare
+    from topo.comparison import CHANCE_SAMPLES, compare
+    from topo.errors import ConfigError
     from topo.io import load
 
+    if chance_samples is None:
+        chance_samples = CHANCE_SAMPLES
+    if chance_samples < 0 or chance_samples == 1:
+        raise ConfigError(f"--chance-samples must be 0 (skip) or at least 2, got {chance_samples}")
     check_outputs(files=(csv,), figures=(plot,))
     graph_a, graph_b = load(a), load(b)
-    comparison = compare(graph_a, graph_b, reference=reference)
+    comparison = compare(graph_a, graph_b, reference=reference, chance_samples=chance_samples)
     written = []
     # pandas only for the outputs that need a DataFrame: --json alone starts without it
     if csv:

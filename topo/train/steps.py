@@ -19,11 +19,14 @@ torch generator, which the checkpoint holds, so a resumed run repeats the same s
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from topo.train.model import SparseMLP
+
+if TYPE_CHECKING:
+    from topo.train.optim import Optimizer
 
 __all__ = ["StepRule", "GradientStep", "SketchedGaussNewtonStep"]
 
@@ -53,7 +56,7 @@ class StepRule:
         epoch's training metrics sum).
     """
 
-    def __call__(self, model: SparseMLP, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+    def __call__(self, model: SparseMLP, optimizer: Optimizer, x: torch.Tensor,
                  y: torch.Tensor, loss_fn: Callable[..., torch.Tensor],
                  penalty: Callable[[SparseMLP], torch.Tensor] | None,
                  generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

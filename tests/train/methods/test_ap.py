@@ -112,10 +112,24 @@ def test_ap_levels_reach_the_densities_of_imp(tmp_path):
     config = TrainConfig(method="ap", epochs=1, imp_levels=2, **SMALL)
     out = train(config, tmp_path / "ap", progress=False)
     rows = read_metrics(out)
-    prunable = 64 * 40 + 40 * 30 + 30 * 10
-    counts = rows[[f"connections_{k}" for k in range(3)]].sum(axis=1).tolist()
+    # the output layer stays dense, as IMP's does (prune_output False)
+    prunable = 64 * 40 + 40 * 30
+    assert rows["connections_2"].tolist() == [30 * 10] * 6
+    counts = rows[[f"connections_{k}" for k in range(2)]].sum(axis=1).tolist()
     # level 1 keeps round(0.8 * N); level 2 keeps round(0.8 * that)
     first = prunable - round(0.2 * prunable)
     assert counts == [prunable] * 2 + [first] * 2 + [first - round(0.2 * first)] * 2
     assert read_manifest(out)["ap_share"] == 0.02
     assert {"dnr_0", "dnr_1", "dnr_network"} <= set(rows.columns)
+
+
+def test_ap_prunes_until_the_whole_network_reaches_density(tmp_path):
+    # 64-40-30-10 with every layer pruned (prune_output): 4060 connections; density 0.7
+    # at rate 0.2 takes 2 levels (0.8 > 0.7 >= 0.64): 4060 -> 3248 -> 2598
+    config = TrainConfig(method="ap", epochs=1, density=0.7, prune_output=True, **SMALL)
+    rows = read_metrics(train(config, tmp_path / "ap", progress=False))
+    counts = rows[[f"connections_{k}" for k in range(3)]].sum(axis=1)
+    assert counts.tolist() == [4060] * 2 + [3248] * 2 + [2598] * 2
+    assert counts.iloc[-1] / 4060 <= 0.7 < counts.iloc[-3] / 4060
+    with pytest.raises(ConfigError, match="main_effects with ap"):
+        TrainConfig(method="ap", main_effects=True)
