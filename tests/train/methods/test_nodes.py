@@ -93,6 +93,7 @@ def test_kept_units_that_do_not_fit_the_widths_are_refused(keep):
     ({"node_sparsity": 1.0}, r"node_sparsity must lie in \[0, 1\)"),
     ({"keep_units": [[0, 0]]}, "distinct non-negative"),
     ({"keep_units": "12"}, "one list of unit indices per hidden layer"),
+    ({"node_sparsity": 0.5, "density": 0.3}, "its density follows from them"),
 ])
 def test_node_configurations_are_checked(changes, message):
     with pytest.raises(ConfigError, match=message):

@@ -216,3 +216,12 @@ def test_sipp_runs_prune_once_to_the_target_density_and_retrain(tmp_path, mode):
     assert rows["level"].tolist() == [0, 0, 1, 1]
     assert counts == [total, total, round(0.2 * total), round(0.2 * total)]
     assert read_manifest(out)["sipp_mode"] == mode
+
+
+def test_sipp_density_is_the_whole_networks_with_the_output_layer_kept_dense(tmp_path):
+    # 4060 connections, density 0.2: 812, of which the dense output layer holds 300
+    config = TrainConfig(method="sipp", density=0.2, epochs=1, sipp_batch_size=32,
+                         sparse_output=False, **SMALL)
+    last = read_metrics(train(config, tmp_path / "sipp", progress=False)).iloc[-1]
+    assert last["connections_2"] == 300
+    assert sum(last[f"connections_{k}"] for k in range(3)) == 812

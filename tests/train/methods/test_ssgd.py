@@ -86,3 +86,13 @@ def test_an_ssgd_run_trains_with_scaled_steps_and_ends_at_its_density(tmp_path):
     assert rows["step"].iloc[-1] == 2 * STEPS_PER_EPOCH
     manifest = read_manifest(out)
     assert manifest["optimizer_used"] == "ssgd" and manifest["prune_density"] == 0.2
+
+
+def test_ssgd_density_is_the_whole_networks_with_the_output_layer_kept_dense(tmp_path):
+    # 64-40-30-10 has 4060 connections; density 0.2 is 812 of them; with the 300 of the
+    # dense output layer counted, the other two layers keep 512
+    config = TrainConfig(method="ssgd", epochs=1, density=0.2, sparse_output=False, **SMALL)
+    rows = read_metrics(train(config, tmp_path / "ssgd", progress=False))
+    last = rows.iloc[-1]
+    assert [last[f"connections_{k}"] for k in range(3)][2] == 300
+    assert sum(last[f"connections_{k}"] for k in range(3)) == 812
