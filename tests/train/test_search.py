@@ -107,6 +107,12 @@ def test_invalid_searches_are_refused(tmp_path, args, message):
         node_search(PARENT, tmp_path / "s", **{**ARGS, **args})
 
 
+def test_a_density_for_the_search_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="--density does not apply"):
+        node_search(PARENT.replace(density=0.3), tmp_path / "s", **ARGS)
+    assert not (tmp_path / "s").exists()
+
+
 def test_the_parent_configuration_may_name_any_method(tmp_path):
     # the method of the configuration handed in is ignored: the parent is dense
     nodes = TrainConfig(method="nodes", node_sparsity=0.3, epochs=1, **SMALL)

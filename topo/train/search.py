@@ -152,6 +152,10 @@ def node_search(config: TrainConfig, out_dir: str | Path, *, candidates: int = 1
                           "selection_epochs >= 0")
     if not 0.0 <= node_sparsity < 1.0:
         raise ConfigError(f"node_sparsity must lie in [0, 1), got {node_sparsity}")
+    if config.density is not None:
+        raise ConfigError("a node search keeps whole hidden units of the dense parent: its "
+                          "networks' density follows from the node sparsity "
+                          "(--node-sparsity), so --density does not apply")
     base = config.replace(method="dense", validation=True, node_sparsity=None,
                           keep_units=None)
     widths = resolve_arch(base.arch, load_training_data(base))
