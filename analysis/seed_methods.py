@@ -7,8 +7,8 @@ How to run (from the repository root)::
 
     .venv/bin/python analysis/seed_methods.py --jobs 2
 
-(13 minutes on the project's shared 2-core machine with other jobs running; the committed
-tables record the time). ``--dataset mnist --data-root DIR`` runs the same study on MNIST
+(20 minutes on the project's shared 2-core machine at a load average of 13 to 17 from other
+jobs, 13 minutes at a lighter load; the committed tables record the time of their run). ``--dataset mnist --data-root DIR`` runs the same study on MNIST
 from local IDX files (784-300-100-10); none were on the machine that made the committed
 results. Trained runs go to ``--workdir`` (default ``/tmp/topo-seed-methods``); a finished
 run is not trained again, so a second call only recomputes the tables; ``--replot`` draws
@@ -22,8 +22,9 @@ initialisation and data order shared by all methods):
 
 - ``set``, ``rigl``: ERK initial masks at the target density, rewired as their papers say;
 - ``gmp``: cubic schedule from dense to the target density, every layer alike;
-- ``imp``: four levels of global magnitude pruning with rewinding to initialisation, the
-  rate per level ``1 - d^(1/4)`` so that the fourth level is at density ``d``;
+- ``imp``: four levels of global magnitude pruning with rewinding to initialisation over
+  every layer (``prune_output``), the rate per level ``1 - d^(1/4)`` so that the fourth
+  level is at density ``d``;
 - ``ap``: the same levels with 2 % of each level's share chosen by Activate-while-Pruning;
 - ``sipp``: dense training, hybrid SiPP pruning to ``d`` on 128 samples, retraining;
 - ``ssgd``: dense training with SSGD's scaled steps (ε = 1e-4, ℓ2 form), pruning to ``d``
@@ -139,8 +140,9 @@ def _jobs(args: argparse.Namespace, arch: list[int]) -> list[dict]:
                 "set": dict(method="set", init_sparsity="erk", density=d),
                 "rigl": dict(method="rigl", init_sparsity="erk", density=d),
                 "gmp": dict(method="gmp", density=d),
-                "imp": dict(method="imp", imp_levels=LEVELS, imp_rate=rate),
-                "ap": dict(method="ap", imp_levels=LEVELS, imp_rate=rate, ap_share=0.02),
+                "imp": dict(method="imp", imp_levels=LEVELS, imp_rate=rate, prune_output=True),
+                "ap": dict(method="ap", imp_levels=LEVELS, imp_rate=rate, ap_share=0.02,
+                           prune_output=True),
                 "sipp": dict(method="sipp", density=d, sipp_mode="hybrid"),
                 "ssgd": dict(method="ssgd", density=d),
             }
@@ -292,7 +294,10 @@ def _markdown(runs, levels, nnstd, args, command, train_time, total) -> str:
                        f"{ap['test_accuracy']:.3f} |")
     out += ["", "## NNSTD between the methods' final networks at equal density", "",
             "Mean over the sparse layers and over seeds; chance: the same for random networks "
-            "with the same per-layer connection counts. Rows: pairs, sorted by NNSTD / chance.",
+            "with the same per-layer connection counts. Rows: pairs, sorted by NNSTD / chance. "
+            "The node-space networks connect every kept unit to every kept unit of the next "
+            "layer, so two of them with the same unit counts are the same topology up to "
+            "neuron order: NNSTD 0 by construction.",
             ""]
     for d in targets:
         t = nnstd[nnstd["target"] == d].groupby(["a", "b"]).mean(numeric_only=True)
