@@ -49,3 +49,14 @@ def test_the_rate_is_measured_on_the_training_split_left_after_validation(tmp_pa
     inputs = kept[:DNR_SAMPLES]
     rate = dead_neuron_rate(load(snapshot_paths(run)[-1]), inputs)
     assert rows["dnr_network"].iloc[-1] == pytest.approx(rate.network, abs=1e-12)
+
+
+def test_the_evolution_table_carries_the_rate_of_every_snapshot(set_run):
+    import topo
+
+    table = topo.topology_evolution(topo.read_sequence(set_run), nnstd=False,
+                                    persistence=False)
+    rows = read_metrics(set_run).set_index("epoch")
+    for column in ("dnr_0", "dnr_1", "dnr_network", "dnr_connected_network"):
+        expected = rows.loc[table["epoch"], column].to_numpy()
+        assert table[column].to_numpy() == pytest.approx(expected, abs=0)
