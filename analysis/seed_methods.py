@@ -8,11 +8,12 @@ How to run (from the repository root)::
     .venv/bin/python analysis/seed_methods.py --jobs 2
 
 (20 minutes on the project's shared 2-core machine at a load average of 13 to 17 from other
-jobs, 13 minutes at a lighter load; the committed tables record the time of their run). ``--dataset mnist --data-root DIR`` runs the same study on MNIST
-from local IDX files (784-300-100-10); none were on the machine that made the committed
-results. Trained runs go to ``--workdir`` (default ``/tmp/topo-seed-methods``); a finished
-run is not trained again, so a second call only recomputes the tables; ``--replot`` draws
-the figure again from the committed tables. The exact command is written into the header of
+jobs, 13 minutes at a lighter load; the committed tables record the time of their run).
+``--dataset mnist --data-root DIR`` runs the same study on MNIST from local IDX files
+(784-300-100-10); none were on the machine that made the committed results. Trained runs go
+to ``--workdir`` (default ``/tmp/topo-seed-methods``); a finished run is not trained again,
+so a second call only recomputes the tables; ``--replot`` draws the figure again from the
+committed tables. The exact command is written into the header of
 ``analysis/results/seed_methods.md``.
 
 Set-up: the 64-100-100-10 ReLU MLP of topo's digits default, SGD (lr 0.01, momentum 0.9,
