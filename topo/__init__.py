@@ -55,6 +55,8 @@ _LAZY = {
     "input_connectivity": "evolution",
     "ever_active_rate": "evolution",
     "Recorder": "record",
+    "dead_neuron_rate": "activity",
+    "DeadNeuronRate": "activity",
 }
 
 __all__ = [
@@ -111,6 +113,8 @@ def _module(name: str) -> Any:
         from topo import evolution as module
     elif name == "record":
         from topo import record as module
+    elif name == "activity":
+        from topo import activity as module
     else:  # pragma: no cover - _LAZY names only the modules above
         raise AssertionError(f"no lazy module {name!r}")
     return module

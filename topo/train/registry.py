@@ -145,11 +145,25 @@ METHODS = Registry("method", [
                         "(Frankle & Carbin 2019; Frankle et al. 2020)"),
     Entry("snip", "SNIP", "prune at initialisation by |gradient x weight| "
                           "(Lee et al. 2019)"),
+    Entry("ssgd", "SSGDPruning", "train dense with SSGD's affine-scaled steps, then prune "
+                                 "the smallest weights (Lee et al. 2020)"),
+    Entry("ap", "AP", "IMP with Activate-while-Pruning: part of each level's share among "
+                      "the negative weights that moved least (Liu et al. 2023)"),
+    Entry("sipp", "SiPP", "train, prune by data-informed sensitivity (deterministic, "
+                          "randomized or hybrid), retrain (Baykal et al. 2022)"),
+    Entry("nodes", "NodeSubnetwork", "a sub-network of the dense parent keeping some "
+                                     "hidden units, never changed: random search in node "
+                                     "space (Farahani 2024)"),
 ])
 
 OPTIMIZERS = Registry("optimizer", [
     Entry("sgd", "sgd", "SGD with momentum and weight decay"),
     Entry("adam", "adam", "Adam with its default betas (Kingma & Ba 2015)"),
+    Entry("ssgd", "ssgd", "SGD with SSGD's affine scaling of each weight's step "
+                          "(Lee et al. 2020)"),
+    Entry("sketched-gn", "sketched_gn", "Gauss-Newton steps solved by conjugate gradient "
+                                        "with a sketched preconditioner, two-layer relu "
+                                        "regression (Brand et al. 2021)"),
 ])
 
 ACTIVATIONS = Registry("activation", [

@@ -25,6 +25,7 @@ from topo.train.callbacks import (
     Callback,
     Checkpointer,
     ConnectivityWatch,
+    DeadNeuronRate,
     EarlyStopping,
     ITOPRate,
     Manifest,
@@ -36,7 +37,7 @@ from topo.train.config import TrainConfig
 from topo.train.data import Dataset, load_dataset, standardized, with_validation_split
 from topo.train.initialization import WeightInit
 from topo.train.model import SparseMLP, build_mlp
-from topo.train.optim import l1_penalty, optimizer_factory
+from topo.train.optim import l1_penalty, optimizer_factory, step_rule
 from topo.train.registry import METHODS
 from topo.train.rundir import RunDirectory
 from topo.train.sparsity import (
@@ -114,7 +115,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
     checkpointer = Checkpointer(run_dir)
     manifest = Manifest(run_dir, config, data, snapshots, started=start.started,
                         fresh=start.state is None, extended_from=start.extended_from)
-    own: list[Callback] = []
+    own: list[Callback] = [DeadNeuronRate()]
     if config.early_stopping_patience is not None:
         own.append(EarlyStopping(config.early_stopping_patience))
     own += [ITOPRate(), ConnectivityWatch(), snapshots, MetricsWriter(run_dir), checkpointer]
@@ -203,8 +204,9 @@ def build_trainer(config: TrainConfig, data: Dataset | None = None, *,
     """A fresh :class:`Trainer` for ``config``: data split, network initialised, method and
     optimiser built (the method's action at initialisation is :meth:`Trainer.initialise`).
 
-    ``data`` defaults to :func:`load_training_data`; with early stopping and no validation
-    split, a sixth of the training data is held out (:func:`with_validation_split`).
+    ``data`` defaults to :func:`load_training_data`; with early stopping (or
+    ``validation``) and no validation split, a sixth of the training data is held out
+    (:func:`with_validation_split`).
 
     Raises
     ------
@@ -213,7 +215,7 @@ def build_trainer(config: TrainConfig, data: Dataset | None = None, *,
     """
     if data is None:
         data = load_training_data(config)
-    if config.early_stopping_patience is not None:
+    if config.early_stopping_patience is not None or config.validation:
         data = with_validation_split(data, config.initialisation_seed())
     widths = resolve_arch(config.arch, data)
     n_layers = len(widths) - 1
@@ -234,12 +236,14 @@ def build_trainer(config: TrainConfig, data: Dataset | None = None, *,
 
         model.main_effects = MainEffects(widths[0], widths[-1], model.act, init_generator)
     return Trainer(model, method, TrainingData.from_dataset(data),
-                   optimizer=optimizer_factory(config), loss_fn=loss_function(data.task),
+                   optimizer=optimizer_factory(config, method_class.optimizer),
+                   loss_fn=loss_function(data.task),
                    batch_size=config.batch_size, epochs=config.epochs, generator=generator,
                    rng=rng, init=WeightInit(config.weight_init, widths, generator),
                    prunable=prunable,
                    penalty=l1_penalty(config.l1) if config.l1 > 0 else None,
                    level=0 if method.levels else None, callbacks=callbacks,
+                   step_rule=step_rule(config),
                    init_generators=(init_generator, init_rng))
 
 
