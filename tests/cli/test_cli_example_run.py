@@ -5,7 +5,8 @@ computed by the code under test; a change to any of them is a change of topo's o
 be deliberate (the default mode's canonical tie rule changed the NNSTD values of later layers,
 and those files were captured again with it; the evolution table's snapshot-based ITOP columns
 were renamed ``ever_active_snapshots`` and ``itop_rate_snapshots``, values unchanged, beside
-the exact rate a run records).
+the exact rate a run records; the persistence score's reach became the feed-forward
+widest path, and ``interactions_json.txt`` was captured again).
 """
 
 from __future__ import annotations
