@@ -1,4 +1,4 @@
-"""Feature-interaction detection from the weights of a trained network: NID and topo's persistence score.
+"""Feature-interaction detection from a trained network's weights: NID and persistence scores.
 
 Both methods read only the weights. Write ``a[h, i] = |W1[h, i]|`` for the first layer (hidden
 unit ``h``, input feature ``i``) and give every first-layer unit ``h`` an importance ``u_h``:
