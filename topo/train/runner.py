@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from topo.errors import ConfigError
+from topo.train import methods
 from topo.train._text import count
 from topo.train.callbacks import (
     Callback,
@@ -216,7 +217,7 @@ def build_trainer(config: TrainConfig, data: Dataset | None = None, *,
         data = with_validation_split(data, config.initialisation_seed())
     widths = resolve_arch(config.arch, data)
     n_layers = len(widths) - 1
-    method_class = METHODS.load(config.method)
+    method_class = METHODS.load(config.method, methods)
     prunable = method_class.prunable_layers(config, n_layers)
     total_steps = math.ceil(len(data.X_train) / config.batch_size) * config.epochs
     method = method_class.from_config(method_config(config, widths, prunable), total_steps)
