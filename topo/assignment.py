@@ -32,6 +32,15 @@ graph (Bellman-Ford on the pairs that can matter, plus one hub node standing for
 that cost 1); pairs are called tight when their reduced cost is at most ``TOL = 1e-9``: two
 matchings whose costs differ by less than that are treated as equally good.
 
+Why not one solve on a lexicographically perturbed cost (``M · c + secondary``)? It is exact
+only when ``M`` exceeds the total secondary cost divided by the smallest non-zero gap between
+two matchings' primary totals. Jaccard costs are quotients with denominators up to
+``deg_a + deg_b``, so that gap can be as small as one over the least common multiple of every
+union size in the layer (beyond 2**64 once union sizes 1 to 47 occur), and no float or 64-bit
+integer scaling is exact in general. It would also give every pair its own cost (the colour
+term differs between pairs that cost 1), so the sparse and core paths would become dense
+``n x n`` problems, and colours would be needed for every layer instead of only tied ones.
+
 References
 ----------
 R. Jonker and A. Volgenant, "A shortest augmenting path algorithm for dense and sparse linear
