@@ -4,7 +4,9 @@ Layers, top to bottom (README, "Architecture"):
 
     topo (the lazy facade), topo.__main__
     topo.cli                                  parse -> call the API -> print
-    topo.io, topo.plot, topo.train, topo.examples
+    topo.integrations                         framework callbacks around the recorder
+    topo.record, topo.train                   (the trainer may use the recorder's parts)
+    topo.io, topo.plot, topo.examples
     analyses: distance, overlap, comparison, persistence, interactions, evolution, pairwise
     topo.graph                                the data model
     topo.structure                            sparse-structure primitives
@@ -29,20 +31,27 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "topo"
 
 ANALYSES = ("topo.distance", "topo.distance_chance", "topo.assignment", "topo.canonical",
+            "topo.unit_sets",
             "topo.overlap", "topo.comparison", "topo.persistence",
             "topo.interactions", "topo.evolution", "topo.pairwise")
+#: the recorder of users' own loops and its framework callbacks
+RECORDING = ("topo.record", "topo.integrations")
 #: module (or package prefix) -> module prefixes it must not import
 FORBIDDEN = {
     "topo.errors": ("topo",),
     "topo.structure": ("topo",),
     "topo.graph": ("topo.io", "topo.cli", "topo.train", "topo.plot", "topo.examples",
-                   "topo.graph.", *ANALYSES),
-    **{name: ("topo.io", "topo.cli", "topo.train", "topo.plot", "topo.examples")
+                   "topo.graph.", *ANALYSES, *RECORDING),
+    **{name: ("topo.io", "topo.cli", "topo.train", "topo.plot", "topo.examples", *RECORDING)
        for name in ANALYSES},
-    "topo.io": ("topo.cli", "topo.train", "topo.plot", "topo.examples"),
-    "topo.plot": ("topo.io", "topo.cli", "topo.train", "topo.examples"),
-    "topo.train": ("topo.cli", "topo.plot", "topo.examples"),
-    "topo.examples": ("topo.io", "topo.cli", "topo.train", "topo.plot", *ANALYSES),
+    "topo.io": ("topo.cli", "topo.train", "topo.plot", "topo.examples", *RECORDING),
+    "topo.plot": ("topo.io", "topo.cli", "topo.train", "topo.examples", *RECORDING),
+    "topo.train": ("topo.cli", "topo.plot", "topo.examples", "topo.integrations"),
+    "topo.record": ("topo.cli", "topo.train", "topo.plot", "topo.examples",
+                    "topo.integrations"),
+    "topo.integrations": ("topo.cli", "topo.train", "topo.plot", "topo.examples"),
+    "topo.examples": ("topo.io", "topo.cli", "topo.train", "topo.plot", *ANALYSES,
+                      *RECORDING),
 }
 #: modules allowed to use importlib: the command line discovers its sub-commands
 IMPORTLIB_ALLOWED = {"topo.cli"}

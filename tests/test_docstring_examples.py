@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["topo.structure", "topo.comparison", "topo.distance", "topo.io.tables",
+MODULES = ["topo.structure", "topo.graph", "topo.comparison", "topo.distance", "topo.io.tables",
            "topo.io.sequence", "topo.interactions"]
 
 

@@ -33,6 +33,7 @@ __version__ = "0.1.0"
 # public name -> module that defines it, imported by __getattr__ on first use
 _LAZY = {
     "LayeredGraph": "graph",
+    "LayerGeometry": "graph",
     "load": "io",
     "save_snapshot": "io",
     "snapshot_paths": "io",
@@ -53,6 +54,7 @@ _LAZY = {
     "topology_evolution": "evolution",
     "input_connectivity": "evolution",
     "ever_active_rate": "evolution",
+    "Recorder": "record",
 }
 
 __all__ = [
@@ -107,6 +109,8 @@ def _module(name: str) -> Any:
         from topo import interactions as module
     elif name == "evolution":
         from topo import evolution as module
+    elif name == "record":
+        from topo import record as module
     else:  # pragma: no cover - _LAZY names only the modules above
         raise AssertionError(f"no lazy module {name!r}")
     return module

@@ -9,6 +9,50 @@ matching found for layer ``k - 1`` (the inputs of layer 0 are the same pixels/fe
 networks). A layer's distance is its matched cost divided by its number of units and the
 network's distance is the mean over layers.
 
+Beyond chains of fully-connected layers
+---------------------------------------
+A layer maps input *units* to output units (:mod:`topo.graph`): for a conv layer the units
+are channels and every kept kernel element ``(input channel, position)`` is a connection.
+topo extends the definition as follows; for a chain of fully-connected layers every step is
+exactly the one above.
+
+1. *Incoming sets are sets of elements.* Output unit ``i`` of a layer is described by the set
+   of its kept elements ``(input unit, position)``; two units cost the Jaccard distance of
+   those sets. With one position per unit this is the set of input neurons.
+2. *Re-indexing moves whole units.* B's input unit ``j`` goes to A's index ``m(j)`` with all
+   its positions: element ``(j, p)`` becomes ``(m(j), p)``
+   (:func:`topo.structure.block_columns`).
+3. *Unit sets are matched, not layers.* Every layer reads one unit set and writes one; a
+   residual addition makes several layers write one set (a stream). Layers are visited in
+   forward order and a set is matched when it is first read (sets nobody reads, at the
+   end): its matching is the optimal assignment (with the canonical tie rule below) of the
+   *sum* of the costs of every layer that writes the set and whose read set is matched by
+   then, each with its inputs re-indexed by its read set's matching. Writers whose inputs
+   are computed from the set itself (the second convolution of a residual block, which
+   reads the block's hidden set) cannot take part and are evaluated under the fixed
+   matching; every reader of the set is re-indexed by it. The network's inputs, and in the
+   default mode its output set (classes), stay in place.
+4. *Per-layer values.* A layer's NNSTD is its cost under the matchings of the set it reads
+   and the set it writes, divided by the larger width of its write set (by its width for a
+   set kept in place); the network's distance is the mean over layers.
+5. *Ties.* The tie rule's agreement compares two units' outgoing connections in every
+   layer that reads their set, as (output unit, kernel position) pairs (the mean over the
+   readers); its canonical colours come from colour refinement of both networks' whole
+   unit-set graphs (edges labelled by kernel position; BLISS on a graph that keeps each
+   connection's direction and position when refinement is not exact),
+   :class:`topo.unit_sets.SetColours`.
+
+For a chain, set ``k + 1`` has one writer, layer ``k``, whose read set ``k`` is matched
+before it, and is first read by layer ``k + 1``: step 3 is Liu et al.'s layer-by-layer
+matching, steps 1-2 and 4 their cost and normalisation, step 5 the chain's tie rule (one
+reader, the next layer; the colour formulas coincide when every label is 0), so the result
+is the same, matchings included (tested on every MLP family: ``tests/test_distance_cnn.py``).
+A network against a copy whose channels are permuted consistently (through its streams) is
+at 0 in every layer.
+Independent matrices (unknown wiring) are compared matrix by matrix: inputs in place,
+outputs matched, no matching shared between matrices. ``reference=True`` (the published
+code) is for chains of fully-connected layers only.
+
 Reference
 ---------
 S. Liu, T. van der Lee, A. Yaman, Z. Atashgahi, D. Ferraro, G. Sokar, M. Pechenizkiy,
@@ -26,8 +70,10 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 
+from topo import unit_sets
 from topo.assignment import (
     SOLVERS,
+    LayerCost,
     Preference,
     canonical_matching,
     choose_solver,
@@ -39,6 +85,7 @@ from topo.assignment import (
 from topo.canonical import CanonicalColours, canonical_colours
 from topo.errors import ConfigError, IncompatibleGraphsError
 from topo.graph import LayeredGraph, require_graph
+from topo.structure import block_columns
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
@@ -61,6 +108,7 @@ class NNSTDResult:
         ``perm[i]`` of network B's layer outputs is matched to unit ``i`` of network A
         (``-1`` where A's unit has no partner because B's layer is narrower), or ``None``
         for a layer whose outputs are kept in place (the output layer in the default mode).
+        Layers writing one unit set share its matching.
     names
         Layer names of network A.
     n_out_a, n_out_b
@@ -77,7 +125,9 @@ class NNSTDResult:
     solvers
         Per layer, the assignment path used: ``"core"`` (LAPMOD on the cheapest pairs,
         certified), ``"sparse"`` (LAPMOD on the pairs sharing an input), ``"dense"``
-        (LAPJV), ``"scipy"``, or ``"in place"`` (outputs not matched).
+        (LAPJV), ``"scipy"``, ``"in place"`` (outputs not matched) or, for a layer that
+        writes a residual stream matched on other layers' costs, ``"fixed"`` (evaluated
+        under that matching).
     tied_units
         Per layer, how many of A's units had their partner chosen among equally good optimal
         matchings by the canonical rule (0 in reference mode, which keeps the solver's).
@@ -135,7 +185,9 @@ def nnstd(a: LayeredGraph, b: LayeredGraph, *, reference: bool = False,
     a, b
         The two networks (read files with :func:`topo.load`). They need the same number of
         layers, the same number of inputs and the same number of outputs; hidden widths may
-        differ (not with ``reference=True``).
+        differ (not with ``reference=True``). Conv layers, residual streams and independent
+        matrices need the same layer kinds, kernel shapes, groups and wiring in both (see
+        the module notes, "Beyond chains").
     reference
         ``True`` follows the published implementation exactly: every layer is matched,
         including the output layer (so class identity is not kept), each layer's cost is
@@ -164,12 +216,13 @@ def nnstd(a: LayeredGraph, b: LayeredGraph, *, reference: bool = False,
     Raises
     ------
     IncompatibleGraphsError
-        Different numbers of layers, inputs or outputs; with ``reference=True`` also
-        different hidden widths.
+        Different numbers of layers, inputs or outputs, layer geometry or wiring; with
+        ``reference=True`` also different hidden widths.
     NotAGraphError
         ``a`` or ``b`` is not a LayeredGraph (e.g. a path).
     ConfigError
-        An unknown ``solver``, or a solver other than SciPy's with ``reference=True``.
+        An unknown ``solver``, a solver other than SciPy's with ``reference=True``, or
+        ``reference=True`` for a network that is not a chain of fully-connected layers.
 
     Notes
     -----
@@ -241,6 +294,12 @@ def nnstd(a: LayeredGraph, b: LayeredGraph, *, reference: bool = False,
     on Aerospace and Electronic Systems 52(4), 2016.
     """
     a, b = require_graph(a, "network a"), require_graph(b, "network b")
+    if not (a.is_linear and a.is_chain and b.is_linear and b.is_chain):
+        unit_sets.check_comparable(a, b, reference)
+        if solver not in SOLVERS:
+            raise ConfigError(f"unknown NNSTD solver {solver!r}; use one of "
+                              f"{', '.join(SOLVERS)}")
+        return _nnstd_unit_sets(a, b, solver)
     _check_comparable(a, b, reference)
     if solver not in SOLVERS:
         raise ConfigError(f"unknown NNSTD solver {solver!r}; use one of {', '.join(SOLVERS)}")
@@ -345,13 +404,117 @@ def matching_column_map(perm: np.ndarray, n_a: int, n_b: int) -> tuple[np.ndarra
     return col_map, n_a + n_free
 
 
+def _nnstd_unit_sets(a: LayeredGraph, b: LayeredGraph, solver: str) -> NNSTDResult:
+    """NNSTD of networks that are not chains of fully-connected layers (module notes)."""
+    masks_a, masks_b = a.masks(), b.masks()
+    wiring = a.wiring
+    in_place = list(wiring.input_sets)
+    if not a.is_independent:
+        in_place.append(wiring.output_set)
+    plan = unit_sets.matching_plan(wiring.reads, wiring.writes, in_place)
+    colours = unit_sets.SetColours(a, b, in_place)
+    # per set: B's units in A's frame (col_map, n_cols) and the matching (None: in place)
+    frame: dict[int, tuple[np.ndarray, int]] = {
+        s: (np.arange(b.set_sizes[s], dtype=np.int64), a.set_sizes[s]) for s in in_place}
+    perm_of: dict[int, np.ndarray | None] = {s: None for s in in_place}
+    costs: dict[int, LayerCost] = {}
+    paths = ["fixed"] * a.n_layers
+    tied = [0] * a.n_layers
+
+    def element_frame(k: int) -> tuple[np.ndarray, int]:
+        col_map, n_cols = frame[wiring.reads[k]]
+        p = a.positions[k]
+        return block_columns(col_map, p), n_cols * p
+
+    for s in plan.order:
+        layers = plan.contributors[s]
+        n_a, n_b = a.set_sizes[s], b.set_sizes[s]
+        frames = [element_frame(k) for k in layers]
+        bound = min(1.0, sum(similarity_density_bound(masks_a[k], masks_b[k], *f)
+                             for k, f in zip(layers, frames)))
+        path = choose_solver(n_a, n_b, bound) if solver == "auto" else solver
+        for k, f in zip(layers, frames):
+            costs[k] = layer_cost(masks_a[k], masks_b[k], *f,
+                                  dense=_dense_cost(path, n_a, n_b, bound))
+        preference = Preference(_set_agreement(a, b, masks_a, masks_b, s, in_place),
+                                lambda s=s: colours.of_set(s))
+        perm, n_tied = canonical_matching(
+            unit_sets.combined_cost([costs[k] for k in layers]), path, preference)
+        for k in layers:
+            paths[k] = path
+        tied[layers[0]] = n_tied
+        perm_of[s] = perm
+        frame[s] = matching_column_map(perm, n_a, n_b)
+    per_layer = np.zeros(a.n_layers)
+    matched_cost: list[float] = []
+    for k in range(a.n_layers):
+        perm = perm_of[wiring.writes[k]]
+        n_a, n_b = a.n_out[k], b.n_out[k]
+        col_map, n_cols = element_frame(k)
+        if perm is None:
+            cost = float(_paired_cost(masks_a[k], masks_b[k], col_map, n_cols).sum())
+            paths[k] = "in place"
+            per_layer[k] = cost / n_a
+        else:
+            if k in costs:
+                cost = _matched_cost(costs[k], perm)
+            else:
+                rows = np.flatnonzero(perm >= 0)
+                cost = float(unit_sets.pair_costs(masks_a[k], masks_b[k], rows, perm[rows],
+                                                  col_map, n_cols).sum()) + abs(n_a - n_b)
+            per_layer[k] = cost / max(n_a, n_b)
+        matched_cost.append(cost)
+    dense = [a.densities[k] == 1.0 and b.densities[k] == 1.0 for k in range(a.n_layers)]
+    sparse_values = per_layer[~np.asarray(dense, dtype=bool)]
+    return NNSTDResult(
+        per_layer=per_layer,
+        distance=float(per_layer.mean()),
+        matchings=[perm_of[w] for w in wiring.writes],
+        names=list(a.names),
+        n_out_a=list(a.n_out),
+        n_out_b=list(b.n_out),
+        matched_cost=matched_cost,
+        reference=False,
+        sparse_distance=float(sparse_values.mean()) if sparse_values.size else float("nan"),
+        dense=dense,
+        solvers=paths,
+        tied_units=tied,
+        tie_labels=colours.method,
+    )
+
+
+def _set_agreement(a: LayeredGraph, b: LayeredGraph, masks_a: list[sp.csr_matrix],
+                   masks_b: list[sp.csr_matrix], unit_set: int, in_place: list[int]):
+    """The tie rule's agreement of two units of a set: :func:`_agreement` over its readers.
+
+    Each layer reading the set compares the two units' outgoing connections, kernel
+    positions included (the Jaccard distance of their (output unit, position) sets when the
+    reader writes a set kept in place, else the relative difference of their numbers of
+    outgoing connections); several readers give the mean. For a chain the one reader is the
+    next layer and this is :func:`_agreement` itself.
+    """
+    readers = a.readers(unit_set)
+    if not readers:
+        return None
+    parts = [_agreement(unit_sets.outgoing_layout(masks_a[r], a.positions[r]),
+                        unit_sets.outgoing_layout(masks_b[r], b.positions[r]),
+                        outputs=a.writes[r] in in_place) for r in readers]
+    if len(parts) == 1:
+        return parts[0]
+
+    def mean(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        return sum(part(i, j) for part in parts) / len(parts)
+
+    return mean
+
+
 # --------------------------------------------------------------------------- helpers
 def _check_comparable(a: LayeredGraph, b: LayeredGraph, reference: bool) -> None:
     where = f"{a.source} vs {b.source}"
     if a.n_layers != b.n_layers:
         raise IncompatibleGraphsError(
-            f"{where}: {a.n_layers} layers against {b.n_layers}; NNSTD compares networks "
-            "with the same number of layers")
+            f"{where}: {a.n_layers} layer{'s' * (a.n_layers != 1)} against {b.n_layers}; "
+            "NNSTD compares networks with the same number of layers")
     if a.n_in[0] != b.n_in[0]:
         raise IncompatibleGraphsError(
             f"{where}: {a.n_in[0]} inputs against {b.n_in[0]}; the input layers must match")
@@ -390,13 +553,21 @@ def _canonical_layer(ma: sp.csr_matrix, mb: sp.csr_matrix, col_map: np.ndarray, 
     n_a, n_b = ma.shape[0], mb.shape[0]
     density = similarity_density_bound(ma, mb, col_map, n_cols)
     path = choose_solver(n_a, n_b, density) if solver == "auto" else solver
-    dense = path in ("dense", "scipy") or (path == "core"
-                                          and dense_cost_wanted(n_a, n_b, density))
-    cost = layer_cost(ma, mb, col_map, n_cols, dense=dense)
+    cost = layer_cost(ma, mb, col_map, n_cols, dense=_dense_cost(path, n_a, n_b, density))
     perm, n_tied = canonical_matching(cost, path, preference)
+    return perm, _matched_cost(cost, perm), path, n_tied
+
+
+def _dense_cost(path: str, n_a: int, n_b: int, density: float) -> bool:
+    """Whether a layer solved on ``path`` builds its cost as a dense matrix."""
+    return path in ("dense", "scipy") or (path == "core" and dense_cost_wanted(n_a, n_b,
+                                                                                  density))
+
+
+def _matched_cost(cost: LayerCost, perm: np.ndarray) -> float:
+    """A layer's cost under a matching: matched pairs, plus 1 per unit without a partner."""
     matched = np.flatnonzero(perm >= 0)
-    total = float(cost.lookup(matched, perm[matched]).sum()) + abs(n_a - n_b)
-    return perm, total, path, n_tied
+    return float(cost.lookup(matched, perm[matched]).sum()) + abs(cost.n_a - cost.n_b)
 
 
 def _agreement(next_a: sp.csr_matrix, next_b: sp.csr_matrix, *, outputs: bool):

@@ -109,7 +109,8 @@ def nnstd_chance(
     ----------
     a, b
         The two networks (read files with :func:`topo.load`), compatible as for
-        :func:`topo.nnstd`.
+        :func:`topo.nnstd`. Conv layers, residual streams and independent matrices are
+        imitated with the same geometry and wiring (:func:`random_like`).
     n_samples
         Pairs of random networks drawn (at least 2, for the standard error).
     seed
@@ -144,13 +145,17 @@ def nnstd_chance(
     """
     from topo.assignment import SOLVERS
     from topo.distance import _check_comparable, nnstd
+    from topo.unit_sets import check_comparable
 
     if n_samples < 2:
         raise ConfigError(f"NNSTD chance level: n_samples must be at least 2, got {n_samples}")
     if solver not in SOLVERS:
         raise ConfigError(f"unknown NNSTD solver {solver!r}; use one of {', '.join(SOLVERS)}")
     a, b = require_graph(a, "network a"), require_graph(b, "network b")
-    _check_comparable(a, b, reference)
+    if a.is_linear and a.is_chain and b.is_linear and b.is_chain:
+        _check_comparable(a, b, reference)
+    else:
+        check_comparable(a, b, reference)
     key = _signature(a, b, n_samples, seed, degrees, reference)
     if key in _CACHE:
         return _CACHE[key]
@@ -190,7 +195,7 @@ def nnstd_chance(
 
 def random_like(g: LayeredGraph, rng: np.random.Generator, *, degrees: bool = False
                 ) -> LayeredGraph:
-    """A random network with ``g``'s widths and connection counts (and in-degrees).
+    """A random network with ``g``'s widths, geometry, wiring and connection counts.
 
     Parameters
     ----------
@@ -207,11 +212,14 @@ def random_like(g: LayeredGraph, rng: np.random.Generator, *, degrees: bool = Fa
     Returns
     -------
     LayeredGraph
-        Same widths and names; every connection has weight 1.
+        Same widths, names, layer geometry and wiring; every connection has weight 1. A
+        conv layer's connections are kernel elements, drawn among the layer's possible
+        positions (inside its groups for a grouped conv), and an in-degree counts elements.
     """
     layers = []
-    for w in g.layers:
-        n_out, n_in = w.shape
+    for k, w in enumerate(g.layers):
+        n_out = w.shape[0]
+        starts, n_in = g.allowed_columns(k)
         if degrees:
             # sorted, so that the draw depends only on the multiset of in-degrees
             deg = np.sort(np.diff(w.indptr))
@@ -224,8 +232,9 @@ def random_like(g: LayeredGraph, rng: np.random.Generator, *, degrees: bool = Fa
         else:
             flat = rng.choice(n_out * n_in, size=w.nnz, replace=False)
             rows, cols = np.divmod(flat, n_in)
-        layers.append(sp.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(n_out, n_in)))
-    return LayeredGraph(layers, names=list(g.names))
+        cols = cols + starts[rows]
+        layers.append(sp.csr_matrix((np.ones(rows.size), (rows, cols)), shape=w.shape))
+    return LayeredGraph(layers, names=list(g.names), **g.architecture())
 
 
 # --------------------------------------------------------------------------- helpers
@@ -240,6 +249,8 @@ def _signature(a: LayeredGraph, b: LayeredGraph, n_samples: int, seed: int, degr
     h.update(repr((n_samples, seed, degrees, reference)).encode())
     for g in (a, b):
         h.update(repr([w.shape for w in g.layers]).encode())
+        if not (g.is_linear and g.is_chain):
+            h.update(repr((g.geometry, g.wiring)).encode())
         for w in g.layers:
             if degrees:
                 h.update(np.sort(np.diff(w.indptr)).astype(np.int64).tobytes())

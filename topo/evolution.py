@@ -13,6 +13,12 @@ feature, how many connections leave it in every snapshot (SET's input-connectivi
 
 The sequence is iterated once, one snapshot at a time, so a lazily read run with hundreds of
 snapshots never needs them all in memory. Nothing here opens a file.
+
+Convolutional layers: connections, additions, removals, Jaccard indices and the ever-active
+rate count kernel elements (a layer's possible connections are ``n_out * (n_in / groups) *
+positions``); degrees, units without connections and units off every path are counted on
+units (channels), through the layer's unit graph. Residual streams follow the network's
+wiring (:func:`topo.structure.units_on_paths`); independent matrices are taken one by one.
 """
 
 from __future__ import annotations
@@ -41,9 +47,10 @@ __all__ = ["topology_evolution", "input_connectivity", "ever_active_rate",
            "EVOLUTION_COLUMNS", "EXACT_ITOP_COLUMNS", "Entry"]
 
 #: The columns of an evolution table, in order. ``level`` (after ``epoch``) appears only for
-#: snapshots with pruning levels, the two NNSTD columns only when NNSTD is computed,
-#: :data:`EXACT_ITOP_COLUMNS` only when the run recorded them, and ``neural_persistence`` and
-#: the run's metrics follow when available.
+#: snapshots with pruning levels, ``step`` and ``epoch_source`` (after those) only for
+#: snapshots that say where their epoch came from (checkpoints outside a topo run), the two
+#: NNSTD columns only when NNSTD is computed, :data:`EXACT_ITOP_COLUMNS` only when the run
+#: recorded them, and ``neural_persistence`` and the run's metrics follow when available.
 EVOLUTION_COLUMNS = (
     "snapshot", "epoch", "layer", "name", "n_in", "n_out", "connections", "possible",
     "density", "added", "removed", "churn", "nnstd_to_first", "nnstd_to_previous",
@@ -96,8 +103,12 @@ def topology_evolution(snapshots: Snapshots, *, persistence: bool = True,
 
         - ``snapshot`` (position in the sequence), ``epoch`` (from the entry's metadata, else
           the graph's; 0 = initialisation; the position when unknown), ``level`` (pruning
-          level, only when snapshots carry one), ``layer``, ``name``, ``n_in``, ``n_out``;
-        - ``connections``, ``possible`` (``n_in * n_out``), ``density``;
+          level, only when snapshots carry one), ``step`` and ``epoch_source`` (only when
+          entries carry ``epoch_source``, as :func:`topo.read_sequence` gives checkpoints
+          outside a topo run: ``metadata``, ``name`` or ``order``), ``layer``, ``name``,
+          ``n_in``, ``n_out`` (units: channels of a conv layer);
+        - ``connections``, ``possible`` (``n_in * n_out``; for a conv layer kernel elements,
+          ``n_out * (n_in / groups) * positions``), ``density``;
         - ``added`` / ``removed``: connections present now but not in the previous snapshot
           and vice versa (0 at the first snapshot); ``churn`` = ``removed`` / connections of
           the previous snapshot (NaN at the first snapshot or after an empty layer);
@@ -117,7 +128,8 @@ def topology_evolution(snapshots: Snapshots, *, persistence: bool = True,
           snapshot's metrics row); present only when the run recorded them, NaN for a
           snapshot whose row lacks them;
         - in-degree statistics of the layer's output units and out-degree statistics of its
-          input units (mean, std, min, max);
+          input units (mean, std, min, max), on the unit graph (for a conv layer: input
+          channels connected to an output channel, and vice versa);
         - ``inputs_without_outgoing`` / ``outputs_without_incoming``: units with no
           connection in this layer; ``inputs_off_path`` / ``outputs_off_path``: units of the
           layer's input / output side that lie on no path from a network input to a network
@@ -130,7 +142,7 @@ def topology_evolution(snapshots: Snapshots, *, persistence: bool = True,
     NotAGraphError
         A path instead of snapshots, or an entry whose graph is not a LayeredGraph.
     IncompatibleGraphsError
-        The snapshots do not share layer widths.
+        The snapshots do not share layer widths, kinds, kernel shapes or wiring.
     EmptyInputError
         No snapshot was given.
 
@@ -177,7 +189,7 @@ def topology_evolution(snapshots: Snapshots, *, persistence: bool = True,
                                               dtype=np.float64)
         return solved[a_key, b_key]
 
-    any_level = False
+    any_level = any_source = False
     for position, (label, graph, meta) in enumerate(_entries(snapshots)):
         masks = graph.masks()
         key = structure.fingerprint(masks)
@@ -190,6 +202,8 @@ def topology_evolution(snapshots: Snapshots, *, persistence: bool = True,
                 f"{_where(label, graph)}: widths {'-'.join(map(str, graph.widths))} differ "
                 f"from the first snapshot's {'-'.join(map(str, first.widths))} "
                 f"({first.source})")
+        else:
+            _check_same_architecture(first, graph, label)
         ever.add(masks, label, graph)
 
         if nnstd:
@@ -197,20 +211,26 @@ def topology_evolution(snapshots: Snapshots, *, persistence: bool = True,
             to_previous = (np.full(graph.n_layers, np.nan) if position == 0
                            else distances(previous, previous_key, graph, key))
         np_values = _neural_persistence_layers(graph) if persistence else None
-        on_path_in, on_path_out = structure.units_on_paths(masks)
+        unit_masks = graph.unit_masks()
+        on_path_in, on_path_out = structure.units_on_paths(
+            unit_masks, graph.reads, graph.writes, graph.wiring.output_sets)
         epoch = meta.get("epoch")
         epoch = int(epoch) if epoch is not None else position
         level = meta.get("level")
         level = int(level) if level is not None else None
         any_level = any_level or level is not None
+        epoch_source = meta.get("epoch_source")
+        any_source = any_source or epoch_source is not None
+        if epoch_source is not None and meta.get("epoch") is None:
+            epoch_source = "order"
         recorded = dict(meta.get("metrics") or {})
         exact = _exact_itop(recorded, graph.n_layers)
         if metrics and recorded:
             metric_rows.append((position, {k: v for k, v in recorded.items()
                                            if not k.startswith("itop_rate_")}))
         for k, (name, mask) in enumerate(zip(graph.names, masks)):
-            n_out, n_in = mask.shape
-            possible = n_out * n_in
+            n_out, n_in = graph.n_out[k], graph.n_in[k]
+            possible = graph.possible[k]
             connections = int(mask.nnz)
             shared_first = structure.intersection_count(mask, first_masks[k])
             if position == 0:
@@ -223,12 +243,14 @@ def topology_evolution(snapshots: Snapshots, *, persistence: bool = True,
                 removed = int(prev.nnz) - shared_prev
                 churn = removed / prev.nnz if prev.nnz else np.nan
                 jac_prev = structure.jaccard_index(shared_prev, connections, int(prev.nnz))
-            in_deg = structure.in_degrees(mask)
-            out_deg = structure.out_degrees(mask)
+            in_deg = structure.in_degrees(unit_masks[k])
+            out_deg = structure.out_degrees(unit_masks[k])
             row = {
                 "snapshot": position,
                 "epoch": epoch,
                 "level": level,
+                "step": meta.get("step"),
+                "epoch_source": epoch_source,
                 "layer": k,
                 "name": name,
                 "n_in": n_in,
@@ -265,6 +287,8 @@ def topology_evolution(snapshots: Snapshots, *, persistence: bool = True,
     frame = pd.DataFrame(rows)
     if not any_level:
         frame = frame.drop(columns="level")
+    if not any_source:
+        frame = frame.drop(columns=["step", "epoch_source"])
     if not nnstd:
         frame = frame.drop(columns=["nnstd_to_first", "nnstd_to_previous"])
     if frame["itop_rate"].isna().all():   # the run did not record it: no exact value
@@ -286,7 +310,9 @@ def input_connectivity(snapshots: Snapshots) -> np.ndarray:
     -------
     numpy.ndarray
         Integer array of shape ``(n_snapshots, n_inputs)``: entry ``[t, i]`` is the number of
-        connections from input ``i`` into the first layer in snapshot ``t``. Reshape a row to
+        connections from input ``i`` into the first layer in snapshot ``t`` (for a first
+        conv layer ``i`` is an input channel and the connections are its kept kernel
+        elements). Reshape a row to
         the snapshot's ``input_shape`` for a picture (:func:`topo.plot.plot_input_connectivity`
         does), as in the MNIST input-connectivity maps of Mocanu et al. (2018), where SET
         concentrates connections on the informative centre pixels.
@@ -309,12 +335,13 @@ def input_connectivity(snapshots: Snapshots) -> np.ndarray:
     for label, graph, _ in _entries(snapshots):
         first = graph.layers[0]
         if n_inputs is None:
-            n_inputs = first.shape[1]
-        elif first.shape[1] != n_inputs:
+            n_inputs = graph.n_in[0]
+        elif graph.n_in[0] != n_inputs:
             raise IncompatibleGraphsError(
-                f"{_where(label, graph)}: {first.shape[1]} inputs, the first snapshot has "
+                f"{_where(label, graph)}: {graph.n_in[0]} inputs, the first snapshot has "
                 f"{n_inputs}")
-        counts.append(structure.out_degrees(first))
+        per_element = structure.out_degrees(first)
+        counts.append(per_element.reshape(graph.n_in[0], graph.positions[0]).sum(axis=1))
     if not counts:
         raise EmptyInputError("input connectivity needs at least one snapshot")
     return np.vstack(counts).astype(np.int64)
@@ -334,7 +361,8 @@ def ever_active_rate(snapshots: Snapshots) -> np.ndarray:
     numpy.ndarray
         Shape ``(n_snapshots, n_layers)``: entry ``[t, k]`` is the number of positions of
         layer ``k`` that hold a connection in at least one of the snapshots ``0 .. t``,
-        divided by the layer's possible connections ``n_in · n_out``. Non-decreasing along
+        divided by the layer's possible connections ``n_in · n_out`` (kernel elements of a
+        conv layer: ``n_out · (n_in / groups) · positions``). Non-decreasing along
         axis 0; the first row is the density of the first snapshot. The same values as the
         ``itop_rate_snapshots`` column of :func:`topology_evolution`.
 
@@ -362,7 +390,7 @@ def ever_active_rate(snapshots: Snapshots) -> np.ndarray:
     out: list[np.ndarray] = []
     for label, graph, _ in _entries(snapshots):
         ever.add(graph.masks(), label, graph)
-        out.append(ever.rates())
+        out.append(ever.rates(graph.possible))
     if not out:
         raise EmptyInputError("ever-active rate: no snapshot given")
     return np.vstack(out)
@@ -389,9 +417,9 @@ class _EverActive:
                 f"{self._first} ({expected}); the union over time needs one architecture")
         self.union = [structure.union(u, m) for u, m in zip(self.union, masks)]
 
-    def rates(self) -> np.ndarray:
+    def rates(self, possible: Sequence[int]) -> np.ndarray:
         counts = np.array([u.nnz for u in self.union], dtype=np.float64)
-        sizes = np.array([structure.size(u) for u in self.union], dtype=np.float64)
+        sizes = np.asarray(possible, dtype=np.float64)
         return np.divide(counts, sizes, out=np.zeros_like(counts), where=sizes > 0)
 
 
@@ -420,6 +448,15 @@ def _entries(snapshots: Snapshots) -> Iterator[Entry]:
         label, graph, meta = item
         graph = require_graph(graph, f"snapshot {label}")
         yield str(label), graph, {**graph.metadata, **(meta or {})}
+
+
+def _check_same_architecture(first: LayeredGraph, graph: LayeredGraph, label: str) -> None:
+    """Same layer kinds, kernel shapes, groups and wiring as the first snapshot."""
+    if graph.geometry != first.geometry or graph.wiring != first.wiring:
+        what = "layer kinds or kernel shapes" if graph.geometry != first.geometry else "wiring"
+        raise IncompatibleGraphsError(
+            f"{_where(label, graph)}: its {what} differ from the first snapshot's "
+            f"({first.source}); a time series needs one architecture")
 
 
 def _where(label: str, graph: LayeredGraph) -> str:

@@ -45,6 +45,7 @@ Neural Networks via Topological Analysis. NeurIPS 2020.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -63,6 +64,7 @@ __all__ = [
     "METHODS",
     "ORDERS",
     "interaction_strengths",
+    "interaction_auc",
     "interaction_matrix",
     "unit_importance",
 ]
@@ -91,6 +93,7 @@ def interaction_strengths(
     method: str = "ph",
     order: str = "pairwise",
     top: int | None = None,
+    keep_subsets: bool = False,
 ) -> pandas.DataFrame:
     """Rank feature interactions of a trained network, strongest first.
 
@@ -108,18 +111,28 @@ def interaction_strengths(
         ``"any"``: candidate sets of any size >= 2, after pruning (see Notes).
     top
         Keep only the ``top`` strongest rows (after pruning for ``order="any"``).
+    keep_subsets
+        For ``order="any"``: keep the candidates that are strict subsets of a stronger
+        candidate instead of pruning them (see Notes).
 
     Returns
     -------
     pandas.DataFrame
         Columns ``features`` (a sorted tuple of 0-based feature indices) and ``strength``,
         sorted by decreasing strength; ties keep a fixed order (smaller sets first, then
-        lexicographic).
+        lexicographic). For ``order="any"``, ``attrs["candidates"]`` is the number of
+        candidate sets of positive strength and ``attrs["pruned"]`` how many of them were
+        dropped as strict subsets of a stronger one (0 with ``keep_subsets``), so that a
+        short list (on a dense first layer often a single set) can be told apart from a
+        network with few interactions.
 
     Raises
     ------
     GraphStructureError
-        The network has a single layer, so no first hidden layer.
+        The network has a single layer, so no first hidden layer; or it is not a chain of
+        fully-connected layers (conv or flatten layers, residual streams, independent
+        matrices): the features and the paths to the outputs these scores read are then
+        not defined.
     NonFiniteWeightsError
         A weight is NaN or infinite.
     ConfigError
@@ -179,8 +192,10 @@ def interaction_strengths(
     ``z_h a_(k)`` (NID, Tsang et al., 2018, Algorithm 1) or ``(a_(k) - a_(k+1)) reach_h``
     (ph). Candidates of strength 0 are not listed. Candidates are ranked and a candidate that
     is a strict subset of a higher-ranked candidate is dropped (the redundancy pruning of
-    Tsang et al., 2018). Identical sets are recognised exactly by their bit sets (one 64-bit word
-    per 64 features). Pruning compares candidates with a sparse product, ``O(sum_f c_f^2)``
+    Tsang et al., 2018) unless ``keep_subsets``; on a dense first layer every unit's top-k
+    sets are nested and the full set is often the strongest, so one row may remain.
+    Identical sets are recognised exactly by their bit sets (one 64-bit word per 64
+    features). Pruning compares candidates with a sparse product, ``O(sum_f c_f^2)``
     for ``c_f`` candidates holding feature ``f``; above ``2e9`` (a dense first layer on
     hundreds of features) a ConfigError says so instead of running for hours.
 
@@ -223,11 +238,58 @@ def interaction_strengths(
             f"{graph.source}: any-order interaction detection would compare {len(sets)} "
             f"candidate sets (about {work:.2g} feature overlaps, more than {_MAX_PRUNE_WORK:.0g}); "
             "use order='pairwise' or a sparser first layer")
-    sets, strength = _prune_subsets(sets, strength)
+    candidates = len(sets)
+    sets, strength = _prune_subsets(sets, strength, drop=not keep_subsets)
+    pruned = candidates - len(sets)
     if top is not None:
         sets, strength = sets[:top], strength[:top]
     features = [tuple(np.flatnonzero(row).tolist()) for row in sets]
-    return _frame(features, strength)
+    table = _frame(features, strength)
+    table.attrs.update(candidates=int(candidates), pruned=int(pruned))
+    return table
+
+
+def interaction_auc(table: pandas.DataFrame, truth: Sequence[Sequence[int]]) -> float:
+    """Pairwise ROC AUC of a ranking of feature pairs against known interactions.
+
+    Parameters
+    ----------
+    table
+        A pairwise table of :func:`interaction_strengths` (columns ``features``, pairs, and
+        ``strength``), normally every pair (``top=None``): the AUC is over the rows given.
+    truth
+        The true interactions as sets of 0-based feature indices (e.g. the ground truth of
+        the synthetic functions of Tsang et al. 2018, which a synthetic run keeps in its
+        ``run.json`` as ``interactions``).
+
+    Returns
+    -------
+    float
+        The probability that a true pair is ranked above a false one, ties counting one half
+        (the Mann-Whitney form of the area under the ROC curve, as
+        ``sklearn.metrics.roc_auc_score`` computes it). A pair is true when both its features
+        lie in one true interaction (Tsang et al. 2018, Section 5.1). NaN when the rows hold
+        no true pair or no false one.
+
+    Notes
+    -----
+    ``O(n log n)`` for ``n`` rows (one ranking).
+
+    References
+    ----------
+    Tsang, M., Cheng, D., Liu, Y. (2018). Detecting Statistical Interactions from Neural
+    Network Weights. ICLR 2018.
+    """
+    from scipy.stats import rankdata
+
+    sets = [frozenset(int(f) for f in t) for t in truth]
+    features = table[INTERACTION_COLUMNS[0]]
+    positive = np.array([any(set(f) <= t for t in sets) for f in features], dtype=bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(np.asarray(table[INTERACTION_COLUMNS[1]], dtype=np.float64))
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def interaction_matrix(graph: LayeredGraph, *, method: str = "ph") -> np.ndarray:
@@ -302,6 +364,7 @@ def _first_layer_and_importance(
 ) -> tuple[sp.csr_matrix, np.ndarray]:
     """``|W1|`` (raw for NID, normalised for ph, squared for ph2) and the importance ``u``."""
     graph = require_graph(graph)
+    _require_mlp(graph)
     if graph.n_layers < 2:
         raise GraphStructureError(
             f"{graph.source}: interaction detection needs a first hidden layer, but the network "
@@ -319,6 +382,29 @@ def _first_layer_and_importance(
         # the filtration of w^2 / max w^2: same order of edges, levels squared
         layers = [w.power(2) for w in layers]
     return layers[0], _reach(layers[1:])
+
+
+def _require_mlp(graph: LayeredGraph) -> None:
+    """Interactions are defined here for chains of fully-connected layers only.
+
+    Both methods read features from the inputs of a fully-connected first layer and follow
+    the weights of a chain to the outputs. A conv layer's inputs are channels whose kernel
+    positions are offsets, not features, and residual streams give paths these scores do not
+    define; a refusal beats an answer that reads them as if they were.
+    """
+    if graph.is_independent or not graph.is_chain:
+        raise GraphStructureError(
+            f"{graph.source}: interaction detection follows the weights of a chain of "
+            "fully-connected layers from the input features to the outputs; this network "
+            + ("was read as independent matrices (its wiring is unknown)"
+               if graph.is_independent else "has residual streams"))
+    odd = [n for n, g in zip(graph.names, graph.geometry) if not g.is_linear]
+    if odd:
+        raise GraphStructureError(
+            f"{graph.source}: interaction detection reads input features through "
+            f"fully-connected layers; layer(s) {', '.join(repr(n) for n in odd)} are "
+            f"{'/'.join(sorted({g.kind for g in graph.geometry if not g.is_linear}))} layers "
+            "(their inputs are channels with kernel or pixel positions, not features)")
 
 
 def _reach(upper: list[sp.csr_matrix]) -> np.ndarray:
@@ -450,8 +536,9 @@ def _any_order_candidates(
     return sets[keep], strength[keep]
 
 
-def _prune_subsets(sets: np.ndarray, strength: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rank candidates and drop every strict subset of a higher-ranked candidate."""
+def _prune_subsets(sets: np.ndarray, strength: np.ndarray,
+                   drop: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Rank candidates and (with ``drop``) drop every strict subset of a higher-ranked one."""
     if sets.shape[0] == 0:
         return sets, strength
     size = sets.sum(axis=1)
@@ -461,6 +548,8 @@ def _prune_subsets(sets: np.ndarray, strength: np.ndarray) -> tuple[np.ndarray, 
     lex_rank[lex] = np.arange(sets.shape[0])
     order = np.lexsort((lex_rank, size, -strength))
     sets, strength, size = sets[order], strength[order], size[order]
+    if not drop:
+        return sets, strength
     b = sp.csr_matrix(sets.astype(np.int32))
     dropped = np.zeros(sets.shape[0], dtype=bool)
     step = max(1, _CHUNK_TERMS // max(1, sets.shape[0]))

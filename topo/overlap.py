@@ -3,8 +3,16 @@
 :func:`mask_overlap`: per layer and pooled, the Jaccard index and Hamming distance of two
 connection sets, raw and after aligning hidden units with the NNSTD matchings, beside the
 value two independent random masks of the same counts would give (hypergeometric).
-:func:`topo.compare` puts it beside NNSTD. The union of one run's connections over time (the
-ITOP rate) is in :mod:`topo.evolution`.
+:func:`topo.compare` puts it beside NNSTD.
+
+Convolutions and other layers with several positions per unit are compared element by
+element: every kept kernel element is a connection, and the possible positions are the
+layer's ``n_out * (n_in / groups) * positions`` (a grouped conv cannot connect outside its
+groups, so those positions do not count, nor does the chance level draw them). Aligning by
+NNSTD matchings moves whole units: output channels by the matching of the set the layer
+writes, input channels (with all their kernel positions) by the matching of the set it reads.
+Independent matrices are compared matrix by matrix, inputs in place. The union of one run's
+connections over time (the ITOP rate) is in :mod:`topo.evolution`.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas
 
 __all__ = ["OVERLAP_COLUMNS", "ALIGNED_COLUMNS", "mask_overlap", "overlap_records",
-           "pooled_jaccard", "expected_random_jaccard"]
+           "overlap_matchings", "pooled_jaccard", "expected_random_jaccard"]
 
 #: Columns of :func:`mask_overlap` (and keys of :func:`overlap_records`), in order; the
 #: :data:`ALIGNED_COLUMNS` follow when matchings are given. ``topo compare --json`` prints
@@ -52,15 +60,17 @@ def mask_overlap(
     Parameters
     ----------
     a, b
-        Two networks with the same number of layers (read files with :func:`topo.load`).
-        Layers whose shapes differ are compared on their own indices (a position outside the
-        common shape cannot be shared).
+        Two networks with the same number of layers (read files with :func:`topo.load`),
+        the same kinds of layer and kernel shapes. Layers whose shapes differ are compared
+        on their own indices (a position outside the common shape cannot be shared).
     matchings
         Optional NNSTD matchings (:attr:`topo.distance.NNSTDResult.matchings` of
-        ``nnstd(a, b)``): one entry per layer, ``perm[i]`` = B's unit matched to A's unit
-        ``i`` (``-1`` for none), or ``None`` for a layer whose units stay in place. When
-        given, B's hidden units are re-indexed by them (rows of layer ``k`` by matching
-        ``k``, columns by matching ``k - 1``) and the ``aligned_*`` columns are added.
+        ``nnstd(a, b)``): one entry per layer, ``perm[i]`` = B's output unit matched to A's
+        unit ``i`` (``-1`` for none), or ``None`` for a layer whose outputs stay in place.
+        When given, B's units are re-indexed by them (rows of layer ``k`` by matching ``k``,
+        columns by the matching of the layer that writes what layer ``k`` reads: for a
+        chain, matching ``k - 1``) and the ``aligned_*`` columns are added. The two
+        networks then need the same wiring.
 
     Returns
     -------
@@ -80,9 +90,11 @@ def mask_overlap(
     Raises
     ------
     IncompatibleGraphsError
-        Different numbers of layers.
+        Different numbers of layers, layer kinds or kernel shapes (or, with matchings,
+        different wiring).
     ConfigError
-        Matchings whose count or lengths do not fit the layers.
+        Matchings whose count or lengths do not fit the layers, or two layers writing one
+        unit set with different matchings.
     NotAGraphError
         ``a`` or ``b`` is not a LayeredGraph.
 
@@ -94,10 +106,11 @@ def mask_overlap(
     ``P(X = x) = C(K_a, x) C(N - K_a, K_b - x) / C(N, K_b)``, so
     ``E[J] = Σ_x P(X = x) · x / (K_a + K_b - x)``. For the pooled row every layer is drawn
     independently with its own counts and ``X`` is the sum of the layers' intersections, whose
-    law is the convolution of their hypergeometric laws. The chance level is ``NaN`` for a
-    layer whose two shapes differ (and then for the pooled row). It is the chance level of the
-    raw overlap; the aligned overlap of random masks is higher, because the matching is chosen
-    to make the connection sets agree.
+    law is the convolution of their hypergeometric laws. ``N`` is the layer's possible
+    positions (for a grouped conv, only those inside its groups). The chance level is ``NaN``
+    for a layer whose two shapes (or groups) differ (and then for the pooled row). It is the
+    chance level of the raw overlap; the aligned overlap of random masks is higher, because
+    the matching is chosen to make the connection sets agree.
 
     The aligned Jaccard index is not an upper bound of the raw one and can be lower. The NNSTD
     matching is chosen layer by layer, from the input side, to make the *incoming-neighbour
@@ -109,7 +122,8 @@ def mask_overlap(
     initial mask is w0's with about 9% of the connections changed) the raw
     Jaccard index of layers 1 and 2 is 0.43 and 0.46, the aligned one 0.30 and 0.30 with the
     matchings of ``nnstd(reference=True)`` (0.31 and 0.32 with the default mode's), while
-    layer 0, whose inputs are not re-indexed, goes from 0.27 to 0.29.
+    layer 0, whose inputs are not re-indexed, goes from 0.27 to 0.29. :func:`overlap_matchings`
+    gives matchings that maximise the shared connections instead, layer by layer.
 
     Complexity: ``O(nnz)`` per layer for the overlaps; ``O(s log s)`` for the chance level,
     ``s`` the support of the hypergeometric law.
@@ -137,22 +151,20 @@ def overlap_records(
     so that they need not import pandas.
     """
     a, b = require_graph(a, "network a"), require_graph(b, "network b")
-    if a.n_layers != b.n_layers:
-        raise IncompatibleGraphsError(
-            f"{a.source} vs {b.source}: {a.n_layers} layers against {b.n_layers}")
+    _check_layers(a, b)
     masks_a, masks_b = a.masks(), b.masks()
     if matchings is not None:
-        row_maps = _row_maps(a, b, matchings)
+        set_maps = _set_maps(a, b, matchings)
     rows = []
     pmfs: list[tuple[int, np.ndarray] | None] = []
     for k, (ma, mb) in enumerate(zip(masks_a, masks_b)):
         inter = structure.intersection_count(ma, mb)
-        possible = _possible(ma.shape, mb.shape)
+        possible = _possible(a, b, k)
         row = _overlap_row(ma.nnz, mb.nnz, inter, possible)
         row = {"layer": str(k), "name": a.names[k], **row,
-               "density_a": structure.density(ma), "density_b": structure.density(mb)}
-        if ma.shape == mb.shape:
-            n = structure.size(ma)
+               "density_a": a.densities[k], "density_b": b.densities[k]}
+        if ma.shape == mb.shape and a.geometry[k].groups == b.geometry[k].groups:
+            n = a.possible[k]
             lo, pmf = _hypergeom_pmf(n, ma.nnz, mb.nnz)
             pmfs.append((lo, pmf))
             row["expected_intersection_random"] = ma.nnz * mb.nnz / n if n else 0.0
@@ -162,8 +174,9 @@ def overlap_records(
             row["expected_intersection_random"] = float("nan")
             row["expected_jaccard_random"] = float("nan")
         if matchings is not None:
-            col_map = row_maps[k - 1] if k > 0 else np.arange(mb.shape[1])
-            aligned = _aligned_intersection(ma, mb, row_maps[k], col_map)
+            positions = a.positions[k]
+            col_map = structure.block_columns(set_maps[b.reads[k]], positions)
+            aligned = _aligned_intersection(ma, mb, set_maps[b.writes[k]], col_map)
             row.update(_aligned_columns(ma.nnz, mb.nnz, aligned))
         rows.append(row)
     pooled: dict = {"layer": "all", "name": "all"}
@@ -171,8 +184,8 @@ def overlap_records(
               ("possible", "connections_a", "connections_b", "intersection")}
     pooled.update(_overlap_row(totals["connections_a"], totals["connections_b"],
                                totals["intersection"], totals["possible"]))
-    size_a = sum(structure.size(m) for m in masks_a)
-    size_b = sum(structure.size(m) for m in masks_b)
+    size_a = sum(a.possible)
+    size_b = sum(b.possible)
     pooled["density_a"] = totals["connections_a"] / size_a if size_a else 0.0
     pooled["density_b"] = totals["connections_b"] / size_b if size_b else 0.0
     if all(p is not None for p in pmfs):
@@ -190,15 +203,91 @@ def overlap_records(
     return [*rows, pooled]
 
 
+def overlap_matchings(a: LayeredGraph, b: LayeredGraph, *,
+                      match_outputs: bool = False) -> list[np.ndarray | None]:
+    """Matchings of hidden units that maximise the connections two networks share.
+
+    An alternative to the NNSTD matchings for :func:`mask_overlap` (``topo compare --align
+    overlap``): the NNSTD matching makes the incoming-neighbour *sets* of matched units agree
+    (an assignment on their Jaccard distances), which does not make the overlap of the
+    connection sets as large as possible; this one does, layer by layer.
+
+    Parameters
+    ----------
+    a, b
+        Two networks with the same number of layers (read files with :func:`topo.load`).
+    match_outputs
+        Match the output layer's units too (as ``nnstd(reference=True)`` does); by default
+        they stay in place (they are classes).
+
+    Returns
+    -------
+    list
+        One entry per layer, in the form of :attr:`topo.distance.NNSTDResult.matchings`: an
+        integer array ``perm`` of length ``n_out`` of A, ``perm[i]`` = B's unit matched to A's
+        unit ``i`` (``-1`` where B's layer is narrower and ``i`` has no partner), or ``None``
+        for the output layer when it stays in place.
+
+    Raises
+    ------
+    IncompatibleGraphsError
+        Different numbers of layers.
+    NotAGraphError
+        ``a`` or ``b`` is not a LayeredGraph.
+
+    Notes
+    -----
+    Exactly what is computed: layer by layer from the input side, with B's inputs of layer
+    ``k`` re-indexed by the matching chosen for layer ``k - 1`` (the inputs of layer 0 are
+    the same features in both networks), the matching of B's output units to A's that
+    maximises ``sum_i |N_A(i) ∩ N_B(perm[i])|``, the number of connections the two layers
+    share, where ``N(i)`` is the set of unit ``i``'s inputs: a linear assignment problem on
+    the matrix of intersection counts (one sparse product ``A_k B_k^T``), solved exactly by
+    :func:`scipy.optimize.linear_sum_assignment`. Every layer's overlap is therefore the
+    largest possible *given the previous layer's matching*, and layer 0's aligned overlap is
+    never below its raw overlap (the identity is one of its candidates). It is not the
+    largest pooled overlap over all joint re-labellings of the hidden units: re-labelling a
+    layer's units also moves the inputs of the next layer, and maximising over all layers at
+    once is a quadratic assignment problem. So a later layer's aligned overlap can still be
+    below its raw one, and where a layer has several optimal matchings the solver's choice
+    (which depends on the units' order) decides the next layer's value.
+
+    Complexity: one product and one ``n_a x n_b`` assignment per matched layer, ``O(E_k
+    n) + O(n^3)`` for ``E_k`` connections and ``n`` units.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    a, b = require_graph(a, "network a"), require_graph(b, "network b")
+    if a.n_layers != b.n_layers:
+        raise IncompatibleGraphsError(
+            f"{a.source} vs {b.source}: {_layers(a.n_layers)} against {b.n_layers}")
+    matchings: list[np.ndarray | None] = []
+    col_map = np.arange(b.n_in[0])
+    for k, (ma, mb) in enumerate(zip(a.masks(), b.masks())):
+        if k == a.n_layers - 1 and not match_outputs:
+            matchings.append(None)
+            break
+        width = max(ma.shape[1], int(col_map.max(initial=-1)) + 1)
+        moved = sp.csr_matrix((np.ones(mb.nnz), col_map[mb.indices], mb.indptr),
+                              shape=(mb.shape[0], width))
+        wide_a = sp.csr_matrix((np.ones(ma.nnz), ma.indices, ma.indptr),
+                               shape=(ma.shape[0], width))
+        shared = (wide_a @ moved.T).toarray()
+        rows, cols = linear_sum_assignment(shared, maximize=True)
+        perm = np.full(ma.shape[0], -1, dtype=np.int64)
+        perm[rows] = cols
+        matchings.append(perm)
+        col_map = matching_column_map(perm, ma.shape[0], mb.shape[0])[0]
+    return matchings
+
+
 def pooled_jaccard(a: LayeredGraph, b: LayeredGraph) -> float:
     """Jaccard index of the two networks' connection sets, all layers pooled (1 if both empty).
 
     Positions are compared on each layer's own indices, as in :func:`mask_overlap`.
     """
     a, b = require_graph(a, "network a"), require_graph(b, "network b")
-    if a.n_layers != b.n_layers:
-        raise IncompatibleGraphsError(
-            f"{a.source} vs {b.source}: {a.n_layers} layers against {b.n_layers}")
+    _check_layers(a, b)
     return structure.pooled_jaccard(a.masks(), b.masks())
 
 
@@ -215,11 +304,39 @@ def expected_random_jaccard(n: int, k_a: int, k_b: int) -> float:
 
 
 # --------------------------------------------------------------------------- helpers
-def _possible(shape_a: tuple[int, int], shape_b: tuple[int, int]) -> int:
-    """Positions of either grid: both sizes less the common sub-grid."""
-    common = min(shape_a[0], shape_b[0]) * min(shape_a[1], shape_b[1])
-    return (int(shape_a[0]) * int(shape_a[1]) + int(shape_b[0]) * int(shape_b[1])
-            - int(common))
+def _check_layers(a: LayeredGraph, b: LayeredGraph) -> None:
+    """Same number of layers, and layer by layer the same kind and kernel shape."""
+    where = f"{a.source} vs {b.source}"
+    if a.n_layers != b.n_layers:
+        raise IncompatibleGraphsError(f"{where}: {_layers(a.n_layers)} against {b.n_layers}")
+    for k, (ga, gb) in enumerate(zip(a.geometry, b.geometry)):
+        if (ga.kind, ga.kernel_shape) != (gb.kind, gb.kernel_shape):
+            raise IncompatibleGraphsError(
+                f"{where}: layer {k} ({a.names[k]!r}) is {ga.describe()} in one network and "
+                f"{gb.describe()} in the other; connections are compared kernel element by "
+                "kernel element")
+
+
+def _possible(a: LayeredGraph, b: LayeredGraph, k: int) -> int:
+    """Positions either layer may hold: both possible counts less the common ones.
+
+    A grouped conv may connect only inside its groups; where the two layers differ in shape,
+    the common positions are those of the common sub-grid both may hold.
+    """
+    if a.layers[k].shape == b.layers[k].shape and a.geometry[k].groups == b.geometry[k].groups:
+        return a.possible[k]
+    n_rows = min(a.n_out[k], b.n_out[k])
+    width = min(a.layers[k].shape[1], b.layers[k].shape[1])
+    start_a, span_a = a.allowed_columns(k)
+    start_b, span_b = b.allowed_columns(k)
+    lo = np.maximum(start_a[:n_rows], start_b[:n_rows])
+    hi = np.minimum(np.minimum(start_a[:n_rows] + span_a, start_b[:n_rows] + span_b), width)
+    common = int(np.maximum(hi - lo, 0).sum())
+    return int(a.possible[k]) + int(b.possible[k]) - common
+
+
+def _layers(n: int) -> str:
+    return "1 layer" if n == 1 else f"{n} layers"
 
 
 def _overlap_row(n_a: int, n_b: int, inter: int, possible: int) -> dict[str, Any]:
@@ -244,26 +361,46 @@ def _aligned_columns(n_a: int, n_b: int, inter: int) -> dict[str, Any]:
                                       int(union - inter))))
 
 
-def _row_maps(a: LayeredGraph, b: LayeredGraph,
+def _set_maps(a: LayeredGraph, b: LayeredGraph,
               matchings: Sequence[np.ndarray | None]) -> list[np.ndarray]:
-    """Index in A's frame of every output unit of B, per layer, from the matchings."""
+    """Index in A's frame of every unit of every unit set of B, from the layer matchings.
+
+    A set's map comes from the matching of the layers that write it (they must agree); sets
+    no layer matches (the inputs, outputs kept in place) keep their indices.
+    """
     if len(matchings) != a.n_layers:
-        raise ConfigError(f"{len(matchings)} matchings for {a.n_layers} layers")
-    maps = []
+        raise ConfigError(f"{len(matchings)} matchings for {_layers(a.n_layers)}")
+    if a.wiring.reads != b.wiring.reads or a.wiring.writes != b.wiring.writes \
+            or a.is_independent != b.is_independent:
+        raise IncompatibleGraphsError(
+            f"{a.source} vs {b.source}: the two networks are wired differently, so their "
+            "units cannot be aligned")
+    maps: list[np.ndarray | None] = [None] * len(b.set_sizes)
+    given: list[np.ndarray | None] = [None] * len(b.set_sizes)
     for k, perm in enumerate(matchings):
+        unit_set = b.writes[k]
         n_a, n_b = a.n_out[k], b.n_out[k]
-        if perm is None:
-            maps.append(np.arange(n_b))
+        if perm is not None:
+            perm = np.asarray(perm, dtype=np.int64)
+            matched = perm[perm >= 0]
+            if (perm.shape != (n_a,) or matched.size and matched.max() >= n_b
+                    or np.unique(matched).size != matched.size):
+                raise ConfigError(
+                    f"layer {a.names[k]!r}: matching of length {perm.size} is not a matching "
+                    f"of {n_a} units of A to {n_b} units of B")
+        if k not in b.writers(unit_set)[:1]:
+            first = given[unit_set]
+            if (first is None) != (perm is None) or (
+                    perm is not None and not np.array_equal(first, perm)):
+                raise ConfigError(
+                    f"layer {a.names[k]!r} writes unit set {unit_set} with another matching "
+                    f"than layer {a.names[b.writers(unit_set)[0]]!r}; one set has one "
+                    "matching")
             continue
-        perm = np.asarray(perm, dtype=np.int64)
-        matched = perm[perm >= 0]
-        if (perm.shape != (n_a,) or matched.size and matched.max() >= n_b
-                or np.unique(matched).size != matched.size):
-            raise ConfigError(
-                f"layer {a.names[k]!r}: matching of length {perm.size} is not a matching of "
-                f"{n_a} units of A to {n_b} units of B")
-        maps.append(matching_column_map(perm, n_a, n_b)[0])
-    return maps
+        given[unit_set] = perm
+        if perm is not None:
+            maps[unit_set] = matching_column_map(perm, n_a, n_b)[0]
+    return [np.arange(size) if m is None else m for m, size in zip(maps, b.set_sizes)]
 
 
 def _aligned_intersection(ma: sp.csr_matrix, mb: sp.csr_matrix, row_map: np.ndarray,

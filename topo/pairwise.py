@@ -202,7 +202,8 @@ def _structure_only(graph: LayeredGraph) -> tuple[LayeredGraph, bytes]:
     """A network reduced to what NNSTD and the Jaccard index read: its structure (weights
     dropped) and that structure's fingerprint."""
     masks = graph.masks()
-    return (LayeredGraph(masks, names=list(graph.names), metadata={"source": graph.source}),
+    return (LayeredGraph(masks, names=list(graph.names), metadata={"source": graph.source},
+                         **graph.architecture()),
             fingerprint(masks))
 
 

@@ -7,11 +7,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
+
+    from topo.io.sequence import GraphSequence
 
 ORDER = 50
 
@@ -21,6 +25,8 @@ TABLE_COLUMNS = (
     "nnstd_to_first", "nnstd_to_previous", "jaccard_to_previous", "itop_rate_snapshots",
     "itop_rate", "inputs_off_path", "neural_persistence", "loss", "test_accuracy",
 )
+#: Shown after ``epoch`` for checkpoints outside a topo run (where their epoch came from).
+SOURCE_COLUMNS = ("step", "epoch_source")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,9 +37,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "connections), NNSTD and Jaccard to the first and previous snapshot, the "
                     "in-time over-parameterisation rate (itop_rate: exact, as the run "
                     "recorded it; itop_rate_snapshots: a lower bound from the snapshots), "
-                    "degree statistics, units off every "
-                    "input-to-output path, neural persistence and the run's metrics.")
-    p.add_argument("run", help="run directory, folder of snapshots")
+                    "degree statistics, units off every input-to-output path, neural "
+                    "persistence and the run's metrics (train_accuracy is the running mean "
+                    "over the epoch's mini-batches as the weights changed, test_accuracy is "
+                    "measured after the epoch).")
+    p.add_argument("run", help="run directory, or a folder of checkpoints of any format topo "
+                               "reads (each file's epoch and step from its own metadata, else "
+                               "from a number in its name: see the epoch_source column)")
+    p.add_argument("--glob", metavar="PATTERN",
+                   help="read only the files of the folder that match PATTERN, e.g. "
+                        "'checkpoint_*.pth.tar' or '**/*.ckpt' (quote it)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true",
                      help="print the full table as a JSON list of row objects")
@@ -45,18 +58,37 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(.png, .svg or .pdf)")
     p.add_argument("--no-persistence", action="store_true",
                    help="skip neural persistence (faster on wide layers)")
+    p.add_argument("--tensorboard", metavar="LOGDIR",
+                   help="also write every column as TensorBoard scalars, per layer "
+                        "(topo/<column>/<layer>), into an event file in LOGDIR "
+                        "(needs: pip install 'topo[tensorboard]')")
+    p.add_argument("--tensorboard-step", choices=("epoch", "step", "snapshot"),
+                   default="epoch",
+                   help="the global step of the scalars: the snapshot's epoch (default; its "
+                        "position when the run has pruning levels), its optimizer step, or "
+                        "its position")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar over the snapshots on stderr (default: when stderr "
+                        "is a terminal)")
     p.set_defaults(func=run_evolution)
 
 
 def run_evolution(args: argparse.Namespace) -> int:
     from topo.cli._output import format_table, print_json, print_lines, records
 
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
     frame, written = evolution_files(args.run, persistence=not args.no_persistence,
-                                     csv=args.csv, plot=args.plot, inputs_plot=args.inputs_plot)
+                                     csv=args.csv, plot=args.plot, inputs_plot=args.inputs_plot,
+                                     glob=args.glob, tensorboard=args.tensorboard,
+                                     tensorboard_step=args.tensorboard_step, progress=progress)
     if args.json:
         print_json(records(frame))
     elif not args.csv:
-        columns = [c for c in TABLE_COLUMNS if c in frame.columns]
+        shown = list(TABLE_COLUMNS)
+        if "epoch_source" in frame.columns:
+            at = shown.index("epoch") + 1
+            shown[at:at] = SOURCE_COLUMNS
+        columns = [c for c in shown if c in frame.columns]
         print(format_table(frame[columns]))
     print_lines(written, to_stderr=args.json)
     return 0
@@ -64,25 +96,35 @@ def run_evolution(args: argparse.Namespace) -> int:
 
 def evolution_files(run: str | Path, *, persistence: bool = True,
                     csv: str | Path | None = None, plot: str | Path | None = None,
-                    inputs_plot: str | Path | None = None) -> tuple[pandas.DataFrame, list[str]]:
+                    inputs_plot: str | Path | None = None, glob: str | None = None,
+                    tensorboard: str | Path | None = None, tensorboard_step: str = "epoch",
+                    progress: bool = False) -> tuple[pandas.DataFrame, list[str]]:
     """``topo evolution``'s work: check the outputs, read the run, compute, write.
 
     Returns the evolution table (:func:`topo.topology_evolution`) and the ``wrote ...``
     notes (``csv``: the whole table; ``plot``: the evolution panel; ``inputs_plot``: the
-    input-connectivity maps).
+    input-connectivity maps; ``tensorboard``: an event file of every column,
+    :func:`topo.io.tensorboard.write_evolution_events`). ``glob`` selects the files of a
+    folder; ``progress`` shows a bar over the snapshots on stderr.
     """
-    from topo.cli._output import check_outputs
+    from topo.cli._output import check_outputs, count
     from topo.evolution import topology_evolution
     from topo.io import read_sequence
 
     check_outputs(files=(csv,), figures=(plot, inputs_plot))
-    sequence = read_sequence(run)
-    frame = topology_evolution(sequence, persistence=persistence)
+    if tensorboard:
+        from topo.io.tensorboard import require_tensorboard
+
+        require_tensorboard()  # a missing package is said before any work
+    sequence = read_sequence(run, glob=glob)
+    metric_keys: set[str] = set()
+    frame = topology_evolution(_watched(sequence, progress, "snapshots", metric_keys),
+                               persistence=persistence)
     written = []
     if csv:
         from topo.cli._output import write_csv
 
-        written.append(f"wrote {write_csv(frame, csv)} ({len(frame)} rows)")
+        written.append(f"wrote {write_csv(frame, csv)} ({count(len(frame), 'row')})")
     if plot:
         from topo.cli._output import save_figure
         from topo.plot import plot_evolution
@@ -92,11 +134,33 @@ def evolution_files(run: str | Path, *, persistence: bool = True,
     if inputs_plot:
         from topo.cli._output import save_figure
         from topo.evolution import input_connectivity
-        from topo.plot import plot_input_connectivity
+        from topo.plot import plot_input_connectivity, snapshot_titles
 
-        counts = input_connectivity(sequence)
+        counts = input_connectivity(_watched(sequence, progress, "input maps"))
         shape = sequence[0].graph.input_shape
-        epochs = frame.drop_duplicates("snapshot")["epoch"].tolist()
-        axes = plot_input_connectivity(counts, input_shape=shape, epochs=epochs)
+        axes = plot_input_connectivity(counts, input_shape=shape,
+                                       titles=snapshot_titles(frame))
         written.append(f"wrote {save_figure(axes[0].figure, inputs_plot)}")
+    if tensorboard:
+        from topo.io.tensorboard import network_columns, write_evolution_events
+
+        path = write_evolution_events(frame, tensorboard,
+                                      network_columns=network_columns(frame, metric_keys),
+                                      step=tensorboard_step)
+        written.append(f"wrote {path}")
     return frame, written
+
+
+def _watched(sequence: GraphSequence, progress: bool, desc: str,
+             metric_keys: set[str] | None = None) -> Iterator[Any]:
+    """The sequence's entries, read one at a time, with a progress bar when asked; the keys
+    of their metrics rows are collected into ``metric_keys``."""
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(sequence), desc=desc, unit="snapshot", disable=not progress,
+              leave=False, file=sys.stderr) as bar:
+        for entry in sequence:
+            if metric_keys is not None:
+                metric_keys.update(entry.metadata.get("metrics") or {})
+            yield entry
+            bar.update(1)

@@ -1,15 +1,28 @@
 """topo's own snapshot format: one safetensors file per network state.
 
-Layout (format ``topo.snapshot``, version 1). For layer ``k`` (input side first):
+Layout (format ``topo.snapshot``). For layer ``k`` (in forward order):
 
 - ``layer.{k}.indptr`` (int64, ``n_out + 1``) and ``layer.{k}.indices`` (int32) give the
-  connections in CSR form, rows = output units, columns = input units;
+  connections in CSR form, rows = output units, columns = the matrix columns (input units,
+  or for a layer with several positions per unit ``in_unit * positions + position``);
 - ``layer.{k}.weight`` (float32, or float64 when float32 would round a value) holds one
   weight per connection, in the same order; a connection may weigh exactly 0;
 - ``layer.{k}.bias`` (optional) the bias vector.
 
-The safetensors header's ``__metadata__`` holds ``format``, ``version``, ``shapes``
-(``[[n_out, n_in], ...]``), ``names``, ``input_shape`` and ``metadata`` (JSON strings).
+The safetensors header's ``__metadata__`` holds ``format``, ``version``, ``shapes`` (the
+matrix shapes ``[[n_out, n_in * positions], ...]``), ``names``, ``input_shape`` and
+``metadata`` (JSON strings).
+
+Version 1 is every chain of linear layers (every MLP): nothing else is written, so its bytes
+are exactly those of topo 0.1's snapshots. Version 2 is written only when some layer is not
+linear or the wiring is not a chain, and adds two JSON strings:
+
+- ``geometry``: per layer ``{"kind", "kernel_shape", "groups"}`` and, when known,
+  ``"stride"``, ``"padding"``, ``"dilation"`` (:meth:`topo.graph.LayerGeometry.to_dict`);
+- ``wiring``: ``{"reads": [...], "writes": [...], "independent": bool}``, the unit set every
+  layer reads and writes (:class:`topo.graph.Wiring`; set sizes follow from the layers).
+
+Readers accept both versions.
 
 Storing the connections sparsely keeps a snapshot proportional to the number of connections
 (a 1%-dense layer is a hundred times smaller than its dense weight + mask pair), and a
@@ -27,14 +40,17 @@ import numpy as np
 import scipy.sparse as sp
 
 from topo.errors import ConfigError, GraphStructureError, UnreadableFileError
-from topo.graph import LayeredGraph
+from topo.graph import LayeredGraph, LayerGeometry
 from topo.io.atomic import atomic_write_bytes
 
-__all__ = ["SNAPSHOT_FORMAT", "SNAPSHOT_VERSION", "save_snapshot", "read_snapshot",
+__all__ = ["SNAPSHOT_FORMAT", "SNAPSHOT_VERSION", "SNAPSHOT_VERSIONS", "save_snapshot",
+           "read_snapshot",
            "is_topo_snapshot_header"]
 
 SNAPSHOT_FORMAT = "topo.snapshot"
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
+#: Versions :func:`read_snapshot` reads; MLPs are written as version 1.
+SNAPSHOT_VERSIONS = ("1", "2")
 
 
 def save_snapshot(graph: LayeredGraph, path: str | Path) -> Path:
@@ -43,8 +59,9 @@ def save_snapshot(graph: LayeredGraph, path: str | Path) -> Path:
     Parameters
     ----------
     graph
-        The network to store; its connections, weights, biases, names, input shape and
-        metadata are kept (metadata values must be JSON-serialisable).
+        The network to store; its connections, weights, biases, names, input shape,
+        metadata (values must be JSON-serialisable), layer geometry and wiring are kept
+        (version 1 for a chain of linear layers, else version 2).
     path
         Target file, conventionally ending in ``.safetensors``. Written to a temporary file
         beside it and renamed, so no reader ever sees half a snapshot.
@@ -70,14 +87,18 @@ def save_snapshot(graph: LayeredGraph, path: str | Path) -> Path:
     meta = dict(graph.metadata)
     meta.pop("source", None)
     meta.pop("format", None)
+    plain = graph.is_linear and graph.is_chain
     header = {
         "format": SNAPSHOT_FORMAT,
-        "version": str(SNAPSHOT_VERSION),
+        "version": "1" if plain else str(SNAPSHOT_VERSION),
         "shapes": json.dumps([list(w.shape) for w in graph.layers]),
         "names": json.dumps(graph.names),
         "input_shape": json.dumps(list(graph.input_shape) if graph.input_shape else None),
         "metadata": _dump_metadata(meta),
     }
+    if not plain:
+        header["geometry"] = json.dumps([g.to_dict() for g in graph.geometry])
+        header["wiring"] = json.dumps(graph.wiring.to_dict())
     return atomic_write_bytes(path, safetensors_bytes(tensors, header))
 
 
@@ -122,16 +143,17 @@ def read_snapshot(path: Path, header: dict[str, str], tensors: dict[str, np.ndar
                   ) -> LayeredGraph:
     """Build the LayeredGraph of a topo snapshot from its header and tensors."""
     version = header.get("version")
-    if version != str(SNAPSHOT_VERSION):
+    if version not in SNAPSHOT_VERSIONS:
         raise UnreadableFileError(
             f"{path}: topo snapshot version {version!r} is not supported (this topo reads "
-            f"version {SNAPSHOT_VERSION})")
+            f"versions {', '.join(SNAPSHOT_VERSIONS)})")
     try:
         shapes = json.loads(header["shapes"])
         names = json.loads(header.get("names", "null"))
         input_shape = json.loads(header.get("input_shape", "null"))
         metadata = json.loads(header.get("metadata", "{}"))
-    except (KeyError, json.JSONDecodeError) as exc:
+        structure = _read_structure(header) if version == "2" else {}
+    except (KeyError, json.JSONDecodeError, GraphStructureError) as exc:
         raise UnreadableFileError(f"{path}: damaged topo snapshot header ({exc})") from None
     layers, biases = [], []
     for k, shape in enumerate(shapes):
@@ -156,9 +178,26 @@ def read_snapshot(path: Path, header: dict[str, str], tensors: dict[str, np.ndar
     metadata.update(format=SNAPSHOT_FORMAT, source=str(path))
     try:
         return LayeredGraph(layers, biases=biases, names=names, input_shape=input_shape,
-                            metadata=metadata)
+                            metadata=metadata, **structure)
     except GraphStructureError as exc:
         raise GraphStructureError(f"{path}: {exc}") from None
+
+
+def _read_structure(header: dict[str, str]) -> dict[str, Any]:
+    """Constructor arguments of a version 2 header's geometry and wiring."""
+    geometry = json.loads(header["geometry"])
+    wiring = json.loads(header["wiring"])
+    if not isinstance(geometry, list) or not isinstance(wiring, dict):
+        raise GraphStructureError("geometry must be a list and wiring a mapping")
+    out: dict[str, Any] = {"geometry": [LayerGeometry.from_dict(g) for g in geometry]}
+    if wiring.get("independent"):
+        out["independent"] = True
+    else:
+        reads, writes = wiring.get("reads"), wiring.get("writes")
+        if not isinstance(reads, list) or not isinstance(writes, list):
+            raise GraphStructureError("wiring needs the lists 'reads' and 'writes'")
+        out["reads"], out["writes"] = reads, writes
+    return out
 
 
 def _dump_metadata(meta: dict[str, Any]) -> str:

@@ -29,7 +29,6 @@ writers after it. A callback with state (``key`` not None) contributes
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from collections.abc import Iterable
@@ -38,7 +37,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from topo.io.run import is_run_dir, read_manifest, snapshot_epoch, snapshot_name
+from topo.io.run import is_run_dir, metrics_line, read_manifest, snapshot_epoch, snapshot_name
+from topo.record import UnionTracker
 from topo.train._text import count
 from topo.train.checkpoint import save_checkpoint
 from topo.train.rundir import RUN_FORMAT, RunDirectory
@@ -214,53 +214,71 @@ class ITOPRate(Callback):
     Liu, Yin, Mocanu & Pechenizkiy (2021), "Do we actually need dense
     over-parameterization? In-time over-parameterization in sparse training", ICML:
     ``R_s = ||Σ_t M_t||_0 / S``; their code (``fired_masks_update``) keeps the union per
-    masked layer. O(connections changed) per update, one bit per possible connection.
+    masked layer. The union is :class:`topo.record.UnionTracker`'s, the one
+    :class:`topo.Recorder` keeps for a user's own loop: O(possible connections of the
+    changed layers) per update, eight positions per operation; one bit per possible
+    connection in the checkpoint.
     """
 
     key = "itop"
 
     def __init__(self) -> None:
-        self.ever: list[np.ndarray] | None = None
+        self.tracker = UnionTracker()
+        self._restored: list[np.ndarray] | None = None   # a checkpoint's union, until used
+
+    @property
+    def ever(self) -> list[np.ndarray] | None:
+        """Per layer, the flat boolean union of its connection sets so far (None: no exact
+        rate for this run)."""
+        return self.tracker.union if self.tracker.started else self._restored
 
     def on_train_start(self, trainer: Trainer) -> None:
-        if self.ever is None and trainer.step == 0:   # a fresh run (not a resumed one)
-            self.ever = [np.zeros(layer.size, dtype=bool) for layer in trainer.model.layers]
-            for k in range(len(self.ever)):
-                self._add(trainer, k)
+        if self._restored is not None:
+            self._resume(trainer)
+        elif not self.tracker.started and trainer.step == 0:   # a fresh run
+            self.tracker.observe(_flat_masks(trainer.model.layers))
 
     def on_mask_update(self, trainer: Trainer, changes: Changes) -> None:
-        if self.ever is not None:
-            for k in changes:
-                self._add(trainer, k)
+        if self._restored is not None:
+            self._resume(trainer)
+        if not self.tracker.started:
+            return
+        layers = trainer.model.layers
+        # layers the change leaves alone are passed as they were: no pass over them
+        self.tracker.observe([_flat_mask(layer) if k in changes else self.tracker.previous[k]
+                              for k, layer in enumerate(layers)])
 
     def on_epoch_end(self, trainer: Trainer, epoch: EpochEnd) -> None:
-        if self.ever is None:
+        if not self.tracker.started:
             return
-        counts = np.array([ever.sum() for ever in self.ever], dtype=np.int64)
-        sizes = np.array([ever.size for ever in self.ever], dtype=np.int64)
+        counts = np.array(self.tracker.counts(), dtype=np.int64)
+        sizes = np.array(self.tracker.sizes(), dtype=np.int64)
         counted = np.asarray(trainer.prunable, dtype=bool)
         if not counted.any():
             counted[:] = True
         epoch.row["itop_rate"] = (counts / sizes).tolist()
         epoch.row["itop_rate_network"] = float(counts[counted].sum() / sizes[counted].sum())
 
-    def _add(self, trainer: Trainer, k: int) -> None:
-        self.ever[k][trainer.model.layers[k].flat.numpy()] = True
+    def _resume(self, trainer: Trainer) -> None:
+        self.tracker.resume(self._restored, _flat_masks(trainer.model.layers))
+        self._restored = None
 
     def state_dict(self) -> dict[str, Any]:
         import torch
 
-        if self.ever is None:
+        ever = self.ever
+        if ever is None:
             return {"ever": None}
-        return {"ever": [torch.from_numpy(np.packbits(ever)) for ever in self.ever],
-                "sizes": [int(ever.size) for ever in self.ever]}
+        return {"ever": [torch.from_numpy(np.packbits(u)) for u in ever],
+                "sizes": [int(u.size) for u in ever]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.tracker = UnionTracker()
         if state.get("ever") is None:
-            self.ever = None
+            self._restored = None
             return
-        self.ever = [np.unpackbits(packed.numpy(), count=size).astype(bool)
-                     for packed, size in zip(state["ever"], state["sizes"], strict=True)]
+        self._restored = [np.unpackbits(packed.numpy(), count=size).astype(bool)
+                          for packed, size in zip(state["ever"], state["sizes"], strict=True)]
 
 
 class ConnectivityWatch(Callback):
@@ -372,7 +390,7 @@ class MetricsWriter(Callback):
         self.rows: list[str] = []
 
     def on_epoch_end(self, trainer: Trainer, epoch: EpochEnd) -> None:
-        self.rows.append(json.dumps(_jsonable(epoch.row), allow_nan=False))
+        self.rows.append(metrics_line(epoch.row))
         self.run_dir.write_metrics(self.rows)
 
     def state_dict(self) -> dict[str, Any]:
@@ -614,13 +632,13 @@ def _initial_fields(model: Any) -> dict[str, Any]:
             "initial_connections": summary["layer_connections"]}
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
+def _flat_mask(layer: Any) -> np.ndarray:
+    """A sparse layer's connections as a flat boolean array over its ``n_out * n_in``
+    positions."""
+    mask = np.zeros(layer.size, dtype=bool)
+    mask[layer.flat.numpy()] = True
+    return mask
+
+
+def _flat_masks(layers: Iterable[Any]) -> list[np.ndarray]:
+    return [_flat_mask(layer) for layer in layers]

@@ -54,15 +54,13 @@ from pathlib import Path
 from typing import Any
 
 from topo.errors import ConfigError, UnreadableFileError
-from topo.io.atomic import atomic_write_text
-from topo.io.run import MANIFEST_NAME, METRICS_NAME, SNAPSHOT_DIR, read_manifest
+from topo.io.run import MANIFEST_NAME, METRICS_NAME, RUN_FORMAT, RunWriter, read_manifest
 from topo.train.checkpoint import CHECKPOINT_DIR, checkpoint_path, load_checkpoint
 from topo.train.config import TrainConfig
 
 __all__ = ["RunDirectory", "RunStart", "run_id", "best_snapshot", "config_differences",
            "RUN_FORMAT"]
 
-RUN_FORMAT = "topo.run"
 # options that say where data lives, not what is computed: they may differ on resume
 _LOCATION_FIELDS = ("data_root", "download")
 # options added after the first release enter the id only when they differ from their
@@ -121,8 +119,9 @@ class RunStart:
     extended_from: int | None = None
 
 
-class RunDirectory:
-    """One run folder: the checks before training and the atomic writes during it.
+class RunDirectory(RunWriter):
+    """One run folder: the checks before training and the atomic writes during it (those of
+    :class:`topo.io.run.RunWriter`, the writer :class:`topo.Recorder` uses too).
 
     Parameters
     ----------
@@ -133,7 +132,7 @@ class RunDirectory:
     """
 
     def __init__(self, path: str | Path, config: TrainConfig) -> None:
-        self.path = Path(path)
+        super().__init__(path)
         self.config = config
         self.run_id = run_id(config)
         self.checkpoint = checkpoint_path(self.path)
@@ -214,30 +213,7 @@ class RunDirectory:
     def clean(self, fresh: bool) -> None:
         """Delete temporary files a killed writer left (``.name.XXXX.tmp``) and, for a run
         that starts afresh, the metrics and checkpoint of an earlier attempt."""
-        for sub in (self.path, self.path / SNAPSHOT_DIR, self.path / CHECKPOINT_DIR):
-            if sub.is_dir():
-                for tmp in sub.rglob(".*.tmp"):
-                    tmp.unlink(missing_ok=True)
+        self.clean_temporary(self.path / CHECKPOINT_DIR)
         if fresh:
             for old in (self.path / METRICS_NAME, self.checkpoint):
                 old.unlink(missing_ok=True)
-
-    def save_snapshot(self, graph: Any, name: str) -> Path:
-        """Write ``graph`` as the snapshot ``name`` (relative to the run)."""
-        from topo.io import save_snapshot
-
-        return save_snapshot(graph, self.path / name)
-
-    def write_metrics(self, rows: list[str]) -> None:
-        """Rewrite ``metrics.jsonl`` whole with these JSON lines."""
-        atomic_write_text(self.path / METRICS_NAME, "\n".join(rows) + "\n")
-
-    def read_metrics(self) -> list[str]:
-        """The non-empty lines of ``metrics.jsonl`` (none when it is missing)."""
-        path = self.path / METRICS_NAME
-        lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
-        return [line for line in lines if line.strip()]
-
-    def write_manifest(self, manifest: dict[str, Any]) -> None:
-        """Rewrite ``run.json``."""
-        atomic_write_text(self.path / MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n")
