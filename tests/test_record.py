@@ -350,8 +350,11 @@ def test_a_folder_holding_a_run_or_other_files_is_refused(tmp_path):
 def test_what_is_not_a_recordable_model_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="needs a torch.nn.Module"):
         topo.Recorder({"w": torch.ones(2, 2)}, tmp_path / "a")
-    with pytest.raises(UnreadableFileError, match="no fully-connected layers"):
+    with pytest.raises(UnreadableFileError, match="'0' is a convolution"):
         topo.Recorder(nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2)), tmp_path / "b")
+    with pytest.raises(UnreadableFileError, match="'0' is a convolution"):
+        topo.Recorder(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 4 * 4, 3)),
+                      tmp_path / "b")
     with pytest.raises(ConfigError, match="every=0"):
         topo.Recorder(mlp(), tmp_path / "c", every=0)
     with pytest.raises(ConfigError, match="metadata cannot be stored as JSON"):

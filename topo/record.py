@@ -57,7 +57,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from topo.errors import ConfigError, GraphStructureError, OutputError
+from topo.errors import ConfigError, GraphStructureError, OutputError, UnreadableFileError
 from topo.io.run import (
     MANIFEST_NAME,
     METRICS_NAME,
@@ -239,7 +239,7 @@ class Recorder:
         that holds another run or other files.
     UnreadableFileError, GraphStructureError
         The module has no fully-connected chain that the pipeline can read (as for a
-        checkpoint of it).
+        checkpoint of it), or it holds a convolution (the recorder follows MLPs only).
 
     Notes
     -----
@@ -507,6 +507,12 @@ class Recorder:
 
         live = self._arrays()
         ex = self._extract(live)
+        convs = [c.name for c in ex.layers if getattr(c, "kind", "linear") == "conv"]
+        if convs:
+            raise UnreadableFileError(
+                f"{self._where}: topo.Recorder follows fully-connected networks only and "
+                f"{convs[0]!r} is a convolution; save checkpoints of the model and follow "
+                "their folder with topo evolution instead")
         resolution = resolve_chain(ex)
         ex.metadata["_resolution"] = resolution
         self._plan_resolution = ([c.name for c in ex.layers], [c.shape for c in ex.layers],
