@@ -42,7 +42,7 @@ from topo.plot import plot_embedding, plot_evolution, plot_input_connectivity
 snapshots = topo.read_sequence(RUN)  # read one at a time, with each epoch's metrics
 frame = topo.topology_evolution(snapshots)
 print(frame[["epoch", "name", "connections", "density", "added", "removed", "churn",
-             "nnstd_to_first", "nnstd_to_previous", "ever_active_rate",
+             "nnstd_to_first", "nnstd_to_previous", "itop_rate_snapshots",
              "test_accuracy"]].head(9).to_string())
 
 # %% [markdown]

@@ -92,9 +92,39 @@ def test_nnstd_columns_by_hand(tmp_path, write_run):
 def test_ever_active_by_hand(tmp_path, write_run):
     frame = evolution(write_run(tmp_path / "run", HAND))
     # layer 0: 3 connections, then one new one: 4 of 6 possible were ever active
-    assert _row(frame, 0, 0)["ever_active_rate"] == pytest.approx(3 / 6)
-    assert _row(frame, 1, 0)["ever_active"] == 4
-    assert _row(frame, 1, 0)["ever_active_rate"] == pytest.approx(4 / 6)
+    assert _row(frame, 0, 0)["itop_rate_snapshots"] == pytest.approx(3 / 6)
+    assert _row(frame, 1, 0)["ever_active_snapshots"] == 4
+    assert _row(frame, 1, 0)["itop_rate_snapshots"] == pytest.approx(4 / 6)
+
+
+def test_the_exact_itop_rate_a_run_recorded_is_used_beside_the_snapshot_lower_bound(
+        tmp_path, write_run):
+    """The run says (metrics) that 5 of layer 0's 6 positions were connections at some
+    moment, one of them between the two snapshots: the snapshots show only 4."""
+    metrics = [{"epoch": 0, "itop_rate": [3 / 6, 1 / 2], "itop_rate_network": 4 / 8,
+                "loss": 1.0},
+               {"epoch": 1, "itop_rate": [5 / 6, 1 / 2], "itop_rate_network": 6 / 8,
+                "loss": 0.5}]
+    frame = evolution(write_run(tmp_path / "run", HAND, metrics=metrics))
+    row = _row(frame, 1, 0)
+    assert (row["itop_rate_snapshots"], row["itop_rate"], row["itop_rate_network"]) == (
+        pytest.approx(4 / 6), pytest.approx(5 / 6), pytest.approx(6 / 8))
+    assert _row(frame, 1, 1)["itop_rate"] == pytest.approx(1 / 2)
+    columns = list(frame.columns)
+    assert columns[columns.index("itop_rate_snapshots") + 1:][:2] == ["itop_rate",
+                                                                     "itop_rate_network"]
+    assert not any(c.startswith("run_itop") for c in columns)   # not repeated as metrics
+    # without the run's metrics joined, the exact rate is still the run's own
+    assert _row(evolution(write_run(tmp_path / "again", HAND, metrics=metrics),
+                          metrics=False), 1, 0)["itop_rate"] == pytest.approx(5 / 6)
+
+
+def test_a_run_that_did_not_record_the_itop_rate_has_only_the_lower_bound(tmp_path,
+                                                                        write_run):
+    frame = evolution(write_run(tmp_path / "run", HAND,
+                                metrics=[{"epoch": 0, "loss": 1.0}, {"epoch": 1, "loss": 0.5}]))
+    assert "itop_rate_snapshots" in frame.columns
+    assert "itop_rate" not in frame.columns and "itop_rate_network" not in frame.columns
 
 
 def test_degrees_and_units_off_every_path_by_hand(tmp_path, write_run):
@@ -126,7 +156,7 @@ def test_static_run_has_zero_churn_and_zero_nnstd_throughout(tmp_path, write_run
     assert (later["nnstd_to_previous"] == 0).all()
     assert (frame["jaccard_to_first"] == 1).all()
     expected = np.tile([m.mean() for m in masks], 6)
-    np.testing.assert_allclose(frame["ever_active_rate"], expected)
+    np.testing.assert_allclose(frame["itop_rate_snapshots"], expected)
 
 
 def test_identical_structures_reuse_distances_without_solving(tmp_path, monkeypatch, write_run):
@@ -162,7 +192,7 @@ def test_over_parameterisation_rate_never_decreases_and_matches_union(tmp_path, 
         masks = [_rewire(m, 0.3, rng) for m in masks]
     frame = evolution(write_run(tmp_path / "run", snapshots), nnstd=False)
     for k in range(len(shapes)):
-        rates = frame.loc[frame["layer"] == k, "ever_active_rate"].to_numpy()
+        rates = frame.loc[frame["layer"] == k, "itop_rate_snapshots"].to_numpy()
         assert np.all(np.diff(rates) >= 0)
         union = np.logical_or.accumulate(np.array([s[k] for s in snapshots]), axis=0)
         np.testing.assert_allclose(rates, union.reshape(8, -1).mean(axis=1))
@@ -358,7 +388,7 @@ def test_set_churn_is_a_little_below_zeta_on_sparse_layers_and_zero_on_dense(tra
     epoch1 = frame[frame["epoch"] == 1]
     assert (epoch1["churn"] == 0).all()
     for k in range(3):
-        assert np.all(np.diff(frame.loc[frame["layer"] == k, "ever_active_rate"]) >= 0)
+        assert np.all(np.diff(frame.loc[frame["layer"] == k, "itop_rate_snapshots"]) >= 0)
     # the run's metrics are joined by epoch
     metrics = read_metrics(trained_run).set_index("epoch")
     for _, row in frame.iterrows():

@@ -118,7 +118,7 @@ def _evolution_frame():
                          "name": f"fc{layer}", "nnstd_to_first": 0.1 * snapshot * (layer + 1),
                          "nnstd_to_previous": np.nan if snapshot == 0 else 0.1,
                          "churn": np.nan if snapshot == 0 else 0.3 * layer,
-                         "ever_active_rate": 0.2 + 0.1 * snapshot,
+                         "itop_rate_snapshots": 0.2 + 0.1 * snapshot,
                          "jaccard_to_first": 1 - 0.2 * snapshot,
                          "test_accuracy": 0.2 * snapshot})
     return pd.DataFrame(rows)
@@ -148,11 +148,23 @@ def test_evolution_panel_draws_the_columns_of_topology_evolution():
                                persistence=False)
     axes = plot_evolution(frame)
     for ax, column in zip(axes, ["nnstd_to_first", "nnstd_to_previous", "churn",
-                                 "ever_active_rate", "jaccard_to_first"]):
+                                 "itop_rate_snapshots", "jaccard_to_first"]):   # no exact
         assert column in EVOLUTION_COLUMNS
         first_layer = frame[frame["layer"] == 0]
         np.testing.assert_allclose(ax.lines[0].get_ydata(), first_layer[column])
     assert "accuracy: not available" in axes[5].texts[0].get_text()
+
+
+def test_the_itop_panel_draws_the_exact_rate_or_says_it_shows_a_lower_bound():
+    frame = _evolution_frame()
+    axes = plot_evolution(frame)
+    assert axes[3].get_title() == "in-time over-parameterisation (lower bound: snapshots)"
+    np.testing.assert_allclose(axes[3].lines[0].get_ydata(), [0.2, 0.3, 0.4, 0.5])
+    frame["itop_rate"] = frame["itop_rate_snapshots"] + 0.05
+    axes = plot_evolution(frame)
+    assert axes[3].get_title() == "in-time over-parameterisation (exact)"
+    assert axes[3].get_ylabel() == "ITOP rate"
+    np.testing.assert_allclose(axes[3].lines[0].get_ydata(), [0.25, 0.35, 0.45, 0.55])
 
 
 def test_evolution_panel_needs_six_axes_when_given_some():

@@ -1,13 +1,14 @@
 """Connectivity evolution: how a run's topology changed from snapshot to snapshot.
 
 :func:`topology_evolution` turns an ordered sequence of snapshots (the ``(label, graph,
-metadata)`` entries that :func:`topo.read_sequence` reads from a run directory or a folder,
-or plain LayeredGraphs) into one table with a row per snapshot and layer: connections, what was
+metadata)`` entries that :func:`topo.read_sequence` reads from a run directory or a folder, or
+plain LayeredGraphs) into one table with a row per snapshot and layer: connections, what was
 added and removed since the previous snapshot, the churn rate, NNSTD and Jaccard to the first
-and to the previous snapshot, the in-time over-parameterisation rate (the fraction of all
-possible connections that were ever active so far), degree statistics, dead units, neural
-persistence and the run's own metrics. :func:`input_connectivity` gives, per input feature, how
-many connections leave it in every snapshot (SET's input-connectivity maps), and
+and to the previous snapshot, the in-time over-parameterisation (ITOP) rate (the fraction of
+all possible connections that were ever active so far: exact when the run recorded it at every
+structural change, else a lower bound from the snapshots), degree statistics, dead units,
+neural persistence and the run's own metrics. :func:`input_connectivity` gives, per input
+feature, how many connections leave it in every snapshot (SET's input-connectivity maps), and
 :func:`ever_active_rate` the union of the connections over time alone.
 
 The sequence is iterated once, one snapshot at a time, so a lazily read run with hundreds of
@@ -43,20 +44,26 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas
 
 __all__ = ["topology_evolution", "input_connectivity", "ever_active_rate",
-           "EVOLUTION_COLUMNS", "Entry"]
+           "EVOLUTION_COLUMNS", "EXACT_ITOP_COLUMNS", "Entry"]
 
 #: The columns of an evolution table, in order. ``level`` (after ``epoch``) appears only for
-#: snapshots with pruning levels, the two NNSTD columns only when NNSTD is computed, and
-#: ``neural_persistence`` and the run's metrics follow when available.
+#: snapshots with pruning levels, the two NNSTD columns only when NNSTD is computed,
+#: :data:`EXACT_ITOP_COLUMNS` only when the run recorded them, and ``neural_persistence`` and
+#: the run's metrics follow when available.
 EVOLUTION_COLUMNS = (
     "snapshot", "epoch", "layer", "name", "n_in", "n_out", "connections", "possible",
     "density", "added", "removed", "churn", "nnstd_to_first", "nnstd_to_previous",
-    "jaccard_to_first", "jaccard_to_previous", "ever_active", "ever_active_rate",
+    "jaccard_to_first", "jaccard_to_previous", "ever_active_snapshots", "itop_rate_snapshots",
     "in_degree_mean", "in_degree_std", "in_degree_min", "in_degree_max",
     "out_degree_mean", "out_degree_std", "out_degree_min", "out_degree_max",
     "inputs_without_outgoing", "outputs_without_incoming", "inputs_off_path",
     "outputs_off_path",
 )
+
+#: The exact ITOP rate of a run that recorded it (``topo train`` does, at every structural
+#: change: :class:`topo.train.callbacks.ITOPRate`), right after ``itop_rate_snapshots``:
+#: ``itop_rate`` of the layer and ``itop_rate_network``.
+EXACT_ITOP_COLUMNS = ("itop_rate", "itop_rate_network")
 
 #: One snapshot of a sequence: ``(label, graph, metadata)``. ``metadata`` may hold ``epoch``,
 #: ``level`` (pruning level), ``step`` and ``metrics`` (the run's flat metrics row of that
@@ -107,9 +114,16 @@ def topology_evolution(snapshots: Snapshots, *, persistence: bool = True,
           first snapshot);
         - ``jaccard_to_first`` / ``jaccard_to_previous``: raw Jaccard index of the masks
           without neuron matching, ``|A & B| / |A | B|`` (1 for two empty masks);
-        - ``ever_active`` / ``ever_active_rate``: connections active in any snapshot so far
-          and their fraction of ``possible`` (the in-time over-parameterisation rate of Liu
-          et al. 2021 measured at the snapshots; it never decreases);
+        - ``ever_active_snapshots`` / ``itop_rate_snapshots``: connections active in any
+          snapshot so far and their fraction of ``possible``: the in-time
+          over-parameterisation (ITOP) rate of Liu et al. 2021 seen through the snapshots, a
+          lower bound (connections grown and dropped between two snapshots are missed); it
+          never decreases;
+        - ``itop_rate`` / ``itop_rate_network``: the exact ITOP rate of the layer and of the
+          network (over the layers the method changes), as the run recorded it at every
+          structural change (the ``itop_rate_k`` and ``itop_rate_network`` of the
+          snapshot's metrics row); present only when the run recorded them, NaN for a
+          snapshot whose row lacks them;
         - in-degree statistics of the layer's output units and out-degree statistics of its
           input units (mean, std, min, max), on the unit graph (for a conv layer: input
           channels connected to an output channel, and vice versa);
@@ -202,8 +216,11 @@ def topology_evolution(snapshots: Snapshots, *, persistence: bool = True,
         level = meta.get("level")
         level = int(level) if level is not None else None
         any_level = any_level or level is not None
-        if metrics and meta.get("metrics"):
-            metric_rows.append((position, dict(meta["metrics"])))
+        recorded = dict(meta.get("metrics") or {})
+        exact = _exact_itop(recorded, graph.n_layers)
+        if metrics and recorded:
+            metric_rows.append((position, {k: v for k, v in recorded.items()
+                                           if not k.startswith("itop_rate_")}))
         for k, (name, mask) in enumerate(zip(graph.names, masks)):
             n_out, n_in = graph.n_out[k], graph.n_in[k]
             possible = graph.possible[k]
@@ -240,8 +257,10 @@ def topology_evolution(snapshots: Snapshots, *, persistence: bool = True,
                 "jaccard_to_first": structure.jaccard_index(shared_first, connections,
                                                             int(first_masks[k].nnz)),
                 "jaccard_to_previous": jac_prev,
-                "ever_active": int(ever.union[k].nnz),
-                "ever_active_rate": ever.union[k].nnz / possible if possible else 0.0,
+                "ever_active_snapshots": int(ever.union[k].nnz),
+                "itop_rate_snapshots": ever.union[k].nnz / possible if possible else 0.0,
+                "itop_rate": exact[k],
+                "itop_rate_network": exact[-1],
                 **_degree_stats("in_degree", in_deg),
                 **_degree_stats("out_degree", out_deg),
                 "inputs_without_outgoing": int(np.count_nonzero(out_deg == 0)),
@@ -261,6 +280,8 @@ def topology_evolution(snapshots: Snapshots, *, persistence: bool = True,
         frame = frame.drop(columns="level")
     if not nnstd:
         frame = frame.drop(columns=["nnstd_to_first", "nnstd_to_previous"])
+    if frame["itop_rate"].isna().all():   # the run did not record it: no exact value
+        frame = frame.drop(columns=list(EXACT_ITOP_COLUMNS))
     if metric_rows:
         frame = _join_metrics(frame, metric_rows, first.n_layers)
     return frame
@@ -332,7 +353,7 @@ def ever_active_rate(snapshots: Snapshots) -> np.ndarray:
         divided by the layer's possible connections ``n_in · n_out`` (kernel elements of a
         conv layer: ``n_out · (n_in / groups) · positions``). Non-decreasing along
         axis 0; the first row is the density of the first snapshot. The same values as the
-        ``ever_active_rate`` column of :func:`topology_evolution`.
+        ``itop_rate_snapshots`` column of :func:`topology_evolution`.
 
     Raises
     ------
@@ -389,6 +410,14 @@ class _EverActive:
         counts = np.array([u.nnz for u in self.union], dtype=np.float64)
         sizes = np.asarray(possible, dtype=np.float64)
         return np.divide(counts, sizes, out=np.zeros_like(counts), where=sizes > 0)
+
+
+def _exact_itop(metrics: dict[str, Any], n_layers: int) -> list[float]:
+    """The exact ITOP rate a run recorded in a metrics row: per layer, then the network's
+    (NaN where the row does not hold it)."""
+    names = [*(f"itop_rate_{k}" for k in range(n_layers)), "itop_rate_network"]
+    values = [metrics.get(name) for name in names]
+    return [float(v) if v is not None else np.nan for v in values]
 
 
 def _entries(snapshots: Snapshots) -> Iterator[Entry]:

@@ -187,7 +187,7 @@ _EVOLUTION_PANELS = (
     ("nnstd_to_first", "NNSTD to the first snapshot", "NNSTD"),
     ("nnstd_to_previous", "NNSTD to the previous snapshot", "NNSTD"),
     ("churn", "churn (removed / previous connections)", "churn rate"),
-    ("ever_active_rate", "in-time over-parameterisation", "ever-active fraction"),
+    ("itop_rate", "in-time over-parameterisation (exact)", "ITOP rate"),
     ("jaccard_to_first", "Jaccard index to the first snapshot", "Jaccard index"),
     ("accuracy", "accuracy", "accuracy"),
 )
@@ -197,9 +197,10 @@ def plot_evolution(frame: pandas.DataFrame, ax: Any = None) -> np.ndarray:
     """The evolution panel of a run: six small plots against epoch, one line per layer.
 
     Panels: NNSTD to the first and to the previous snapshot, churn rate, in-time
-    over-parameterisation rate (fraction of possible connections ever active), raw Jaccard
-    index to the first snapshot, and the run's train/test accuracy. A panel whose columns
-    are missing says so instead of drawing.
+    over-parameterisation (ITOP) rate (fraction of possible connections ever active: the
+    exact ``itop_rate`` the run recorded, else ``itop_rate_snapshots``, titled as the lower
+    bound it is), raw Jaccard index to the first snapshot, and the run's train/test
+    accuracy. A panel whose columns are missing says so instead of drawing.
 
     Parameters
     ----------
@@ -244,6 +245,11 @@ def plot_evolution(frame: pandas.DataFrame, ax: Any = None) -> np.ndarray:
         if column == "accuracy":
             _accuracy_panel(a, frame, x_column)
             continue
+        if column == "itop_rate" and (column not in frame.columns
+                                      or frame[column].isna().all()):
+            column = "itop_rate_snapshots"   # what the snapshots show: a lower bound
+            a.set_title("in-time over-parameterisation (lower bound: snapshots)",
+                        fontsize=10)
         if column not in frame.columns or frame[column].isna().all():
             a.text(0.5, 0.5, f"{column}: not available", ha="center", va="center",
                    transform=a.transAxes, color="0.4")
@@ -254,7 +260,7 @@ def plot_evolution(frame: pandas.DataFrame, ax: Any = None) -> np.ndarray:
                              linewidth=1.3, color=colour, label=f"{layer}: {name}")
             if column == "nnstd_to_first":
                 handles.append(line)
-        if column in ("ever_active_rate", "jaccard_to_first"):
+        if column in ("itop_rate", "itop_rate_snapshots", "jaccard_to_first"):
             a.set_ylim(-0.02, 1.02)
         else:
             a.set_ylim(bottom=0)

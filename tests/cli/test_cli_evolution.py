@@ -31,7 +31,7 @@ def test_json_rows_carry_the_documented_keys(tmp_path, capsys, write_run):
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 4
     for key in ("epoch", "layer", "connections", "density", "added", "removed", "churn",
-                "nnstd_to_first", "nnstd_to_previous", "ever_active_rate"):
+                "nnstd_to_first", "nnstd_to_previous", "itop_rate_snapshots"):
         assert key in rows[0]
     assert rows[0]["churn"] is None and rows[2]["churn"] == pytest.approx(1 / 3)
 
@@ -50,7 +50,7 @@ def test_table_csv_and_figures(tmp_path, capsys, write_run):
     header = capsys.readouterr().out.splitlines()[0].split()
     assert header == ["epoch", "name", "connections", "density", "added", "removed", "churn",
                       "nnstd_to_first", "nnstd_to_previous", "jaccard_to_previous",
-                      "ever_active_rate", "inputs_off_path"]
+                      "itop_rate_snapshots", "inputs_off_path"]
 
 
 def test_json_with_a_csv_is_refused_by_the_parser(tmp_path, capsys, write_run):

@@ -3,7 +3,9 @@
 The expected texts in ``expected/`` were captured from the command line of topo 0.1.0, not
 computed by the code under test; a change to any of them is a change of topo's output and must
 be deliberate (the default mode's canonical tie rule changed the NNSTD values of later layers,
-and those files were captured again with it).
+and those files were captured again with it; the evolution table's snapshot-based ITOP columns
+were renamed ``ever_active_snapshots`` and ``itop_rate_snapshots``, values unchanged, beside
+the exact rate a run records).
 """
 
 from __future__ import annotations

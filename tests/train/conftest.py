@@ -25,6 +25,17 @@ def set_run(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tests drive trainers of tiny networks directly, without ``train()``'s thread setting:
+    one thread, as ``train()`` picks for networks this small (a second one only waits, and
+    on a busy machine it waits long). The count is put back after each test."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def restore_torch_threads():
     """Tests that change torch's thread count leave it as they found it."""

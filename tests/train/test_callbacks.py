@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -159,13 +160,18 @@ def test_manifest_is_written_at_a_fresh_start_and_completed_at_the_end(tmp_path)
     data = load_dataset("digits", seed=0)
     snapshots = SnapshotWriter(run_dir, config, "classification", (8, 8))
     trainer = _trainer(epochs=5)
-    Manifest(run_dir, config, data, snapshots, started="t0", fresh=False).on_train_start(
-        trainer)
-    assert not (tmp_path / "run.json").exists()   # a resumed run keeps its manifest
     manifest = Manifest(run_dir, config, data, snapshots, started="t0", fresh=True)
     manifest.on_train_start(trainer)
     written = json.loads((tmp_path / "run.json").read_text())
     assert written["status"] == "running" and written["started"] == "t0"
+    # the density it starts with: tiny_layer has 4 of 8 connections
+    assert (written["initial_density"], written["initial_connections"]) == (0.5, [4])
+    # a resumed run says running again and keeps what the manifest held
+    (tmp_path / "run.json").write_text(json.dumps({**written, "status": "interrupted"}))
+    resumed = Manifest(run_dir, config, data, snapshots, started="t0", fresh=False)
+    resumed.on_train_start(trainer)
+    again = json.loads((tmp_path / "run.json").read_text())
+    assert again["status"] == "running" and again["initial_density"] == 0.5
     assert written["widths"] == [4, 2] and written["input_shape"] == [8, 8]
     assert written["torch_threads"] == torch.get_num_threads()
     snapshots.last, snapshots.best = "snapshots/epoch_0004.safetensors", {
@@ -211,3 +217,72 @@ def test_callback_list_calls_in_order_and_keys_states():
                      ("b", "load", {"k": 1})]
     with pytest.raises(ValueError, match="share a state key"):
         CallbackList([Probe("a"), Probe("a")])
+
+
+def test_itop_rate_is_the_union_of_every_connection_set_since_the_start():
+    """4-input, 2-output layer (8 positions) beside a 2-position one that is not prunable."""
+    from topo.train.callbacks import ITOPRate
+    from topo.train.methods import LayerChange
+    from topo.train.model import SparseLinear
+
+    fixed = SparseLinear(2, 1, np.array([0]), torch.tensor([1.0]), torch.zeros(1))
+    trainer = _trainer()
+    trainer.model = SparseMLP([tiny_layer(), fixed], "identity")
+    trainer.prunable = [True, False]
+    itop = ITOPRate()
+    itop.on_mask_update(trainer, {0: LayerChange(1, 1)})   # before the start: not training yet
+    itop.on_train_start(trainer)
+    layer = trainer.model.layers[0]
+    rows = []
+    for flat in ([0, 2, 5, 7], [1, 2, 5, 7], [1, 3, 5, 6], [0, 2, 5, 7]):
+        layer.set_structure(np.array(flat), torch.ones(4))
+        itop.on_mask_update(trainer, {0: LayerChange(1, 1)})
+        event = EpochEnd({})
+        itop.on_epoch_end(trainer, event)
+        rows.append(event.row)
+    # ever connected: {0,2,5,7}, then +1, then +3,6, then nothing new: 4, 5, 7, 7 of 8
+    assert [r["itop_rate"] for r in rows] == [[4 / 8, 1 / 2], [5 / 8, 1 / 2],
+                                              [7 / 8, 1 / 2], [7 / 8, 1 / 2]]
+    # the network rate counts the layers the method may change (Liu et al.'s masked layers)
+    assert [r["itop_rate_network"] for r in rows] == [4 / 8, 5 / 8, 7 / 8, 7 / 8]
+    # the union survives a checkpoint round trip (packed bits)
+    resumed = ITOPRate()
+    resumed.load_state_dict(itop.state_dict())
+    assert [e.tolist() for e in resumed.ever] == [[True, True, True, True, False, True, True,
+                                                   True], [True, False]]
+
+
+def test_itop_rate_of_a_run_resumed_without_its_union_is_not_made_up():
+    from topo.train.callbacks import ITOPRate
+
+    trainer = _trainer()
+    trainer.prunable, trainer.step = [True], 40   # a resumed run: training went on before
+    itop = ITOPRate()
+    itop.load_state_dict({"ever": None})
+    itop.on_train_start(trainer)
+    event = EpochEnd({})
+    itop.on_epoch_end(trainer, event)
+    assert event.row == {} and itop.state_dict() == {"ever": None}
+
+
+def test_a_change_that_cuts_the_network_off_its_input_warns_once_per_kind():
+    from topo.train.callbacks import ConnectivityWatch
+    from topo.train.methods import LayerChange
+    from topo.train.sparsity import ConnectivityWarning
+
+    trainer = _trainer()
+    trainer.epoch, trainer.step = 2, 17
+    watch = ConnectivityWatch()
+    layer = trainer.model.layers[0]   # 4 inputs, 2 outputs, connections 0, 2, 5, 7
+    watch.on_mask_update(trainer, {0: LayerChange(0, 1)})   # initialisation: not watched
+    watch.on_train_start(trainer)
+    layer.set_structure(np.array([0, 2]), torch.ones(2))   # output 1 lost its inputs
+    with pytest.warns(ConnectivityWarning, match=r"^Method at epoch 2, step 17: output unit 1 "
+                                                 r"of 2 is reached by no input$"):
+        watch.on_mask_update(trainer, {0: LayerChange(0, 2)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        watch.on_mask_update(trainer, {0: LayerChange(0, 0)})   # the same problem: quiet
+    layer.set_structure(np.zeros(0, dtype=np.int64), torch.zeros(0))
+    with pytest.warns(ConnectivityWarning, match="layer 0 has no connection; no input unit"):
+        watch.on_mask_update(trainer, {0: LayerChange(0, 2)})

@@ -13,10 +13,12 @@ from topo.train.config import TrainConfig, parse_arch
 def test_arch_string_is_parsed_into_widths():
     assert parse_arch("64-100-100-10") == [64, 100, 100, 10]
     assert parse_arch("784,1000,10") == [784, 1000, 10]
+    assert parse_arch(" 64, 100 - 10 ") == parse_arch("64 100 10") == [64, 100, 10]
     assert parse_arch([10, 140, 100, 60, 20, 1]) == [10, 140, 100, 60, 20, 1]
 
 
-@pytest.mark.parametrize("bad", ["64", "64-x-10", "64--0-10", "", "a-b", [64, 0, 10]])
+@pytest.mark.parametrize("bad", ["64", "64-x-10", "64--0-10", "", "a-b", [64, 0, 10],
+                                 "64--10", "64-10-", "-64-10", "64,,10", "64 - - 10"])
 def test_malformed_arch_is_a_config_error(bad):
     with pytest.raises(ConfigError, match="architecture"):
         parse_arch(bad)
@@ -104,3 +106,9 @@ def test_replace_validates_again():
     assert config.replace(epochs=3).epochs == 3
     with pytest.raises(ConfigError, match="epochs"):
         config.replace(epochs=0)
+
+
+def test_prune_output_is_imps_option_only():
+    assert TrainConfig(method="imp", prune_output=True).prune_output
+    with pytest.raises(ConfigError, match="prune_output is IMP's option; set makes"):
+        TrainConfig(method="set", prune_output=True)

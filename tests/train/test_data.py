@@ -250,7 +250,7 @@ def test_unknown_synthetic_function_and_cifar_without_root_are_config_errors():
 @pytest.mark.parametrize("content, message", [
     ([1, 2], "must hold a dict"),
     ({b"data": b"\x00" * 3072}, "lacks 'data' or 'labels'"),
-    ({"data": b"\x00" * 3000, "labels": [1]}, "3000 bytes of pixels for 1 labels"),
+    ({"data": b"\x00" * 3000, "labels": [1]}, "3000 bytes of pixels for 1 label$"),
 ])
 def test_damaged_cifar_batches_are_named(tmp_path, content, message):
     path = tmp_path / "test_batch"
@@ -291,3 +291,51 @@ def test_download_fetches_before_reading(tmp_path, monkeypatch):
     assert load_dataset("cifar10", seed=0, root=tmp_path / "c", download=True).X_test.shape == (
         1, 3072)
     assert fetched == ["mnist", "cifar10"]
+
+
+# ----------------------------------------------------------------- digits without scikit-learn
+@pytest.mark.parametrize("fraction", [0.25, 0.1, 0.5, 1 / 3, 0.9])
+def test_the_digits_split_is_scikit_learns_bit_for_bit(fraction):
+    """topo splits digits without importing scikit-learn (seconds of start-up); the split must
+    stay the one ``train_test_split(stratify=y)`` draws, or every digits run would change."""
+    from sklearn.model_selection import train_test_split
+
+    from topo.train.data import _digits_arrays, stratified_split
+
+    X, y = _digits_arrays()
+    for seed in (0, 1, 7, 123, 2**31 - 1):
+        idx = np.arange(len(y))
+        want_train, want_test = train_test_split(idx, test_size=fraction, stratify=y,
+                                                 random_state=seed)
+        train, test = stratified_split(y, fraction, seed)
+        np.testing.assert_array_equal(train, want_train)
+        np.testing.assert_array_equal(test, want_test)
+
+
+def test_stratified_split_matches_scikit_learn_on_skewed_labels_with_ties():
+    from sklearn.model_selection import train_test_split
+
+    from topo.train.data import stratified_split
+
+    # equal remainders in several classes: the ties are broken with the random draws
+    y = np.repeat(np.arange(7), [2, 3, 3, 5, 8, 13, 2])
+    for seed in range(30):
+        want = train_test_split(np.arange(y.size), test_size=0.3, stratify=y,
+                                random_state=seed)
+        got = stratified_split(y, 0.3, seed)
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ConfigError, match="at least one sample of every class"):
+        stratified_split(y, 0.05, 0)
+
+
+def test_digits_arrays_are_load_digits_scaled():
+    from sklearn.datasets import load_digits
+
+    from topo.train.data import _digits_arrays
+
+    X, y = _digits_arrays()
+    reference = load_digits()
+    np.testing.assert_array_equal(X, (reference.data / 16.0).astype(np.float32))
+    np.testing.assert_array_equal(y, reference.target)
+    assert X.dtype == np.float32 and y.dtype == np.int64

@@ -166,3 +166,36 @@ def test_a_levelled_state_keeps_its_level_and_a_plain_one_none():
     plain = build_trainer(config.replace(method="dense", imp_levels=None))
     plain.load_state_dict({**plain.state_dict(), "level": 3})
     assert plain.level is None   # whether a run has levels is its method's
+
+
+def test_train_metrics_average_over_the_batches_that_trained():
+    """A step replaced by a mask update trains no batch: the epoch's loss and accuracy are
+    those of the optimiser steps' batches, weighted by their sizes (before the fix the sums
+    left the replaced batch out but divided by all 10 samples)."""
+    seen = []
+
+    def recording_loss(out, y, reduction="mean"):
+        loss = loss_function("classification")(out, y, reduction=reduction)
+        if torch.is_grad_enabled():   # the training steps' forward passes only
+            seen.append((float(loss.detach()), int((out.argmax(1) == y).sum()), len(y)))
+        return loss
+
+    recorder = Recorder()
+    trainer = _trainer(Scripted(), epochs=1, callbacks=[recorder])
+    trainer.loss_fn = recording_loss
+    trainer.fit()
+    # batches of 4, 4 and 2; the third (step 2) is replaced
+    assert [n for _, _, n in seen] == [4, 4]
+    row = recorder.rows[0]
+    assert row["loss"] == pytest.approx(sum(loss * n for loss, _, n in seen) / 8)
+    assert row["train_accuracy"] == sum(c for _, c, _ in seen) / 8
+
+
+def test_an_epoch_of_replaced_steps_has_no_train_metrics():
+    class ReplaceAll(Method):
+        def replaces_step(self, step):
+            return True
+
+    recorder = Recorder()
+    _trainer(ReplaceAll(), epochs=1, callbacks=[recorder]).fit()
+    assert np.isnan(recorder.rows[0]["loss"]) and np.isnan(recorder.rows[0]["train_accuracy"])

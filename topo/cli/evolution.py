@@ -18,8 +18,8 @@ ORDER = 50
 #: Columns of the default (readable) table; ``--json``/``--csv`` hold every column.
 TABLE_COLUMNS = (
     "level", "epoch", "name", "connections", "density", "added", "removed", "churn",
-    "nnstd_to_first", "nnstd_to_previous", "jaccard_to_previous", "ever_active_rate",
-    "inputs_off_path", "neural_persistence", "loss", "test_accuracy",
+    "nnstd_to_first", "nnstd_to_previous", "jaccard_to_previous", "itop_rate_snapshots",
+    "itop_rate", "inputs_off_path", "neural_persistence", "loss", "test_accuracy",
 )
 
 
@@ -29,7 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="One row per snapshot and layer: connections, connections added and "
                     "removed since the previous snapshot, churn (removed / previous "
                     "connections), NNSTD and Jaccard to the first and previous snapshot, the "
-                    "in-time over-parameterisation rate, degree statistics, units off every "
+                    "in-time over-parameterisation rate (itop_rate: exact, as the run "
+                    "recorded it; itop_rate_snapshots: a lower bound from the snapshots), "
+                    "degree statistics, units off every "
                     "input-to-output path, neural persistence and the run's metrics.")
     p.add_argument("run", help="run directory, folder of snapshots")
     out = p.add_mutually_exclusive_group()

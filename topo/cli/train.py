@@ -10,8 +10,10 @@ same run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import sys
+import warnings
 from pathlib import Path
 
 ORDER = 20
@@ -26,14 +28,24 @@ _HELP = {
     "momentum": "SGD momentum (default 0.9)",
     "weight_decay": "L2 weight decay (default 0)",
     "l1": "L1 penalty coefficient on the weights (default 0)",
-    "seed": "random seed (default 0)",
-    "epsilon": "Erdos-Renyi epsilon of SET (default 20)",
-    "density": "target density in (0, 1] for erk, snip, gmp, imp (default 0.1; imp: 5 levels)",
+    "seed": "random seed of the training: batch order, regrowth (default 0); without "
+            "--init-seed also of the start",
+    "init_seed": "random seed of the start: data split, initial masks and weights (default: "
+                 "--seed); runs sharing it start from the same network on the same data",
+    "epsilon": "Erdos-Renyi epsilon of set/rigl/static without --density (default 20)",
+    "density": "target density of the whole network in (0, 1] (connections over possible "
+               "connections of all layers, layers kept dense included): set/rigl/static start "
+               "at it (ERK), snip prunes to it, gmp reaches it, imp prunes until it is reached; "
+               "default: ER with --epsilon for set/rigl/static, 0.1 of the pruned layers for "
+               "snip/gmp, 5 levels for imp",
     "zeta": "SET: fraction rewired per epoch (default 0.3)",
     "set_regrow_zero": "SET: regrow connections at weight 0 instead of a fresh initial draw",
     "rigl_delta_t": "RigL: steps between mask updates (default 100)",
     "rigl_alpha": "RigL: initial drop fraction, cosine-decayed (default 0.3)",
     "rigl_end_fraction": "RigL: fraction of training after which the mask is frozen (0.75)",
+    "rigl_reinit_regrown": "RigL: a connection dropped and regrown in one update restarts at "
+                           "weight 0 without optimizer state (default: it is kept, as RigL's "
+                           "code does)",
     "gmp_begin": "GMP: step at which pruning starts (default 0)",
     "gmp_end_fraction": "GMP: fraction of training at which the final density is reached "
                         "(0.75)",
@@ -41,10 +53,15 @@ _HELP = {
     "imp_rate": "IMP: fraction of the remaining weights pruned per level (default 0.2)",
     "imp_levels": "IMP: number of pruning levels (default: from --density, else 5)",
     "imp_rewind_step": "IMP: step whose weights survivors are rewound to (default 0)",
-    "sparse_output": "make the output layer sparse too (default yes, as SET)",
+    "sparse_output": "make the output layer sparse too (default yes, as SET; imp: see "
+                     "--prune-output)",
+    "prune_output": "IMP: prune the output layer too (default no, as open_lth's LeNet)",
     "snapshot_every": "write a snapshot every N epochs (default 1)",
     "early_stopping_patience": "stop after N epochs without a lower validation loss",
     "n_samples": "synthetic data: number of samples (default 30000)",
+    "main_effects": "NID's MLP-M (Tsang et al. 2018): add one univariate network per input "
+                    "feature (1-10-10-10-output) beside the network; snapshots hold the "
+                    "network only",
     "standardize": "scale features (and a regression target) by the training split's mean and "
                    "standard deviation first (Tsang et al. 2018)",
     "test_fraction": "digits: fraction held out for testing (default 0.25)",
@@ -82,7 +99,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="run directory (default runs/METHOD-DATASET-sSEED)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint (a finished "
-                        "run is left as it is)")
+                        "run is left as it is; with a larger --epochs it trains on)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     from topo.train.config import TrainConfig
@@ -99,7 +116,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
         elif f.name == "early_stopping_patience":
             p.add_argument(flag, "--early-stopping", type=int, metavar="N", **kwargs)
-        elif isinstance(default, int) or f.name in ("imp_levels", "n_samples", "threads"):
+        elif isinstance(default, int) or f.name in ("imp_levels", "n_samples", "threads",
+                                                     "init_seed"):
             p.add_argument(flag, type=int, **kwargs)
         elif isinstance(default, float) or f.name == "density":
             p.add_argument(flag, type=float, **kwargs)
@@ -117,7 +135,11 @@ def run_train(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / (
         f"{given.get('method', 'set')}-{given.get('dataset', 'digits')}"
         f"-s{given.get('seed', 0)}")
-    if args.resume and (out / "run.json").is_file():
+    _refuse_flags(given)
+    if args.resume and not (out / "run.json").is_file():
+        raise ConfigError(f"{out}: nothing to resume (no run.json); leave out --resume to "
+                          "start a new run there")
+    if args.resume:
         from topo.io.run import read_manifest
 
         stored = read_manifest(out).get("config", {})
@@ -133,8 +155,15 @@ def run_train(args: argparse.Namespace) -> int:
 
     from topo.io.run import read_manifest, read_metrics
     from topo.train import train
+    from topo.train.callbacks import DensityReport
 
-    run = train(config, out, resume=args.resume, progress=not args.no_progress)
+    report = DensityReport(sys.stderr if args.json else sys.stdout, config.density)
+    try:
+        with _warnings_as_lines():
+            run = train(config, out, resume=args.resume, progress=not args.no_progress,
+                        callbacks=[report])
+    except KeyboardInterrupt as exc:
+        return _interrupted(out, exc)
     manifest = read_manifest(run)
     metrics = read_metrics(run)
     last = metrics.iloc[-1].to_dict() if len(metrics) else {}
@@ -155,6 +184,7 @@ def run_train(args: argparse.Namespace) -> int:
             summary[key] = last[key]
     summary["density"] = [last[k] for k in sorted(last, key=_layer_key)
                           if k.startswith("density_")]
+    summary["overall_density"] = manifest.get("final_density")
     if args.json:
         from topo.cli._output import print_json
 
@@ -168,12 +198,66 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"{metric[0]} {metric[1]:.4f} after epoch {summary['epochs']}"
               + (f" (level {int(summary['level'])})" if "level" in summary else "")
               + "; density per layer "
-              + ", ".join(f"{d:.4g}" for d in summary["density"]))
+              + ", ".join(f"{d:.4g}" for d in summary["density"])
+              + (f", overall {summary['overall_density']:.4g}"
+                 if summary["overall_density"] is not None else ""))
     print(f"final snapshot: {run / summary['final_snapshot']}" if summary["final_snapshot"]
           else "", file=sys.stdout)
     if summary["best_snapshot"] and summary["best_snapshot"] != summary["final_snapshot"]:
         print(f"best snapshot (lowest validation loss): {run / summary['best_snapshot']}")
     return 0
+
+
+def _interrupted(out: Path, exc: KeyboardInterrupt) -> int:
+    """Say where an interrupted run stands and how to continue it; the exit status is
+    128 + the signal's number, as a shell reports a process the signal ended."""
+    import signal
+
+    from topo.io.run import is_run_dir, read_manifest
+
+    name = "SIGTERM" if type(exc).__name__ == "Terminated" else "SIGINT"
+    message = f"topo train: interrupted by {name}"
+    if is_run_dir(out):
+        epoch = read_manifest(out).get("resumes_after_epoch")
+        message += (f"; {out}/run.json says interrupted, its checkpoint holds "
+                    f"{'no epoch yet' if epoch is None else f'epoch {epoch}'}; continue with: "
+                    f"topo train --out {out} --resume")
+    else:
+        message += " before training started"
+    print(message, file=sys.stderr)
+    return 128 + int(getattr(signal, name))
+
+
+@contextlib.contextmanager
+def _warnings_as_lines():
+    """topo's training warnings as ``topo train: warning: ...`` lines on stderr, each time."""
+    from topo.train.sparsity import ConnectivityWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", ConnectivityWarning)
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, ConnectivityWarning):
+                print(f"topo train: warning: {message}", file=sys.stderr, flush=True)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
+
+
+def _refuse_flags(given: dict) -> None:
+    """Flags given together that cannot both be honoured (a default value given explicitly
+    included, which the configuration cannot tell from the default)."""
+    from topo.errors import ConfigError
+
+    if "epsilon" in given and "density" in given:
+        raise ConfigError("give --epsilon or --density, not both: with --density the "
+                          "Erdos-Renyi scale is solved for it")
+    if given.get("method") == "imp" and "sparse_output" in given:
+        raise ConfigError("imp keeps the output layer dense unless --prune-output; "
+                          "--sparse-output does not apply to it")
 
 
 def _layer_key(name: str) -> tuple[str, int]:

@@ -7,11 +7,16 @@ The trainer calls every callback, in list order, at five moments (:class:`Callba
 :class:`EarlyStopping`  marks the epochs that improve the validation loss, stops a level
                         after ``patience`` epochs without, restores the best weights
                         before the next IMP level
+:class:`ITOPRate`       the exact in-time over-parameterisation rate, per layer and for the
+                        network, updated at every structural change, added to each row
+:class:`ConnectivityWatch` warns when a structural change empties a layer or cuts outputs
+                        off the inputs
 :class:`SnapshotWriter` a snapshot per due epoch (every N, the first, the last, improved)
 :class:`MetricsWriter`  ``metrics.jsonl``
 :class:`Checkpointer`   the resume checkpoint: ``trainer.state_dict()``, nothing else
 :class:`ProgressBar`    a tqdm bar on stderr
 :class:`Manifest`       ``run.json`` at the start and at the end
+:class:`DensityReport`  (``topo train``) the density the network starts with, printed
 ==================== =================================================================
 
 Order matters where one callback reads what an earlier one decided: the writers read
@@ -33,7 +38,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from topo.io.run import snapshot_epoch, snapshot_name
+from topo.io.run import is_run_dir, read_manifest, snapshot_epoch, snapshot_name
+from topo.train._text import count
 from topo.train.checkpoint import save_checkpoint
 from topo.train.rundir import RUN_FORMAT, RunDirectory
 
@@ -43,8 +49,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from topo.train.methods import Changes
     from topo.train.trainer import Trainer
 
-__all__ = ["EpochEnd", "Callback", "CallbackList", "EarlyStopping", "SnapshotWriter",
-           "MetricsWriter", "Checkpointer", "ProgressBar", "Manifest"]
+__all__ = ["EpochEnd", "Callback", "CallbackList", "EarlyStopping", "ITOPRate",
+           "ConnectivityWatch", "SnapshotWriter",
+           "MetricsWriter", "Checkpointer", "ProgressBar", "DensityReport", "Manifest",
+           "density_summary"]
 
 
 @dataclass
@@ -186,6 +194,109 @@ class EarlyStopping(Callback):
         self.best, self.bad_epochs = state["best"], state["bad_epochs"]
 
 
+class ITOPRate(Callback):
+    """The in-time over-parameterisation (ITOP) rate, exactly: the fraction of a layer's
+    possible connections that have been connections at some moment of training so far.
+
+    The union of the connection sets is taken at the start of training and after every
+    structural change (``on_mask_update``), so a connection grown and dropped between two
+    snapshots counts, which a union of snapshots misses (that one is a lower bound). Each
+    row gets ``itop_rate`` (per layer) and ``itop_rate_network``: the union's connections
+    over the possible ones, summed over the layers the method may change (``prunable``;
+    all layers when none is), as Liu et al.'s code counts the masked layers only. The
+    rate never decreases; at epoch 0 it is the initial density. A run that starts dense
+    (GMP, IMP, dense) has rate 1 throughout. The union is part of the checkpoint, so a
+    resumed run reports what an uninterrupted one does; a run resumed from a checkpoint
+    without it (written by an earlier topo) has no exact rate and gets no columns.
+
+    Notes
+    -----
+    Liu, Yin, Mocanu & Pechenizkiy (2021), "Do we actually need dense
+    over-parameterization? In-time over-parameterization in sparse training", ICML:
+    ``R_s = ||Σ_t M_t||_0 / S``; their code (``fired_masks_update``) keeps the union per
+    masked layer. O(connections changed) per update, one bit per possible connection.
+    """
+
+    key = "itop"
+
+    def __init__(self) -> None:
+        self.ever: list[np.ndarray] | None = None
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        if self.ever is None and trainer.step == 0:   # a fresh run (not a resumed one)
+            self.ever = [np.zeros(layer.size, dtype=bool) for layer in trainer.model.layers]
+            for k in range(len(self.ever)):
+                self._add(trainer, k)
+
+    def on_mask_update(self, trainer: Trainer, changes: Changes) -> None:
+        if self.ever is not None:
+            for k in changes:
+                self._add(trainer, k)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: EpochEnd) -> None:
+        if self.ever is None:
+            return
+        counts = np.array([ever.sum() for ever in self.ever], dtype=np.int64)
+        sizes = np.array([ever.size for ever in self.ever], dtype=np.int64)
+        counted = np.asarray(trainer.prunable, dtype=bool)
+        if not counted.any():
+            counted[:] = True
+        epoch.row["itop_rate"] = (counts / sizes).tolist()
+        epoch.row["itop_rate_network"] = float(counts[counted].sum() / sizes[counted].sum())
+
+    def _add(self, trainer: Trainer, k: int) -> None:
+        self.ever[k][trainer.model.layers[k].flat.numpy()] = True
+
+    def state_dict(self) -> dict[str, Any]:
+        import torch
+
+        if self.ever is None:
+            return {"ever": None}
+        return {"ever": [torch.from_numpy(np.packbits(ever)) for ever in self.ever],
+                "sizes": [int(ever.size) for ever in self.ever]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("ever") is None:
+            self.ever = None
+            return
+        self.ever = [np.unpackbits(packed.numpy(), count=size).astype(bool)
+                     for packed, size in zip(state["ever"], state["sizes"], strict=True)]
+
+
+class ConnectivityWatch(Callback):
+    """Warns (:class:`~topo.train.sparsity.ConnectivityWarning`) when a structural change
+    during training empties a layer, leaves output units without a path from the inputs, or
+    cuts them all off, once for each (naming the epoch and step): the network trains on,
+    but those outputs no longer depend on the input. Refusing a network that starts so is
+    :func:`~topo.train.runner.train`'s."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+        self.started = False
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        self.started = True
+
+    def on_mask_update(self, trainer: Trainer, changes: Changes) -> None:
+        import warnings
+
+        from topo.train.sparsity import ConnectivityWarning, connectivity
+
+        if not self.started:   # pruning at initialisation: the runner checks its result
+            return
+        state = connectivity(trainer.model.layers)
+        kinds = [f"empty {k}" for k in state.empty_layers]
+        kinds += ["disconnected"] if state.disconnected else (
+            ["unreached"] if state.unreached_outputs else [])
+        if set(kinds) <= self.seen:
+            return
+        self.seen.update(kinds)
+        where = f"level {trainer.level}, " if trainer.level is not None else ""
+        warnings.warn(f"{type(trainer.method).__name__} at {where}epoch {trainer.epoch}, "
+                      f"step {trainer.step}: {'; '.join(state.problems)}",
+                      ConnectivityWarning, stacklevel=2)
+
+
 class SnapshotWriter(Callback):
     """Writes a snapshot at epoch 0, every ``every`` epochs, at the last epoch of a level
     and at every improved epoch; remembers the last and, per level, the best.
@@ -234,6 +345,10 @@ class SnapshotWriter(Callback):
             "seed": cfg.seed, "epoch": trainer.epoch, "step": trainer.step,
             "activation": cfg.activation, "task": self.task,
         }
+        if cfg.initialisation_seed() != cfg.seed:
+            meta["init_seed"] = cfg.initialisation_seed()
+        if cfg.main_effects:
+            meta["main_effects"] = _main_effects(trainer)
         if trainer.level is not None:
             meta["level"] = trainer.level
         meta.update({key: row[key] for key in self._METRICS if key in row})
@@ -268,14 +383,22 @@ class MetricsWriter(Callback):
 
 
 class Checkpointer(Callback):
-    """Writes ``trainer.state_dict()`` as the run's checkpoint after every epoch."""
+    """Writes ``trainer.state_dict()`` as the run's checkpoint after every epoch;
+    :attr:`saved` is the ``(level, epoch)`` of the last one this process wrote (None
+    before)."""
 
     def __init__(self, run_dir: RunDirectory) -> None:
         self.run_dir = run_dir
+        self.saved: tuple[int | None, int] | None = None
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        if trainer.step > 0 or trainer.epoch > 0:   # resumed: the checkpoint holds this
+            self.saved = (trainer.level, trainer.epoch)
 
     def on_epoch_end(self, trainer: Trainer, epoch: EpochEnd) -> None:
         save_checkpoint(self.run_dir.checkpoint, trainer.state_dict(),
                         run_id=self.run_dir.run_id)
+        self.saved = (trainer.level, trainer.epoch)
 
 
 class ProgressBar(Callback):
@@ -313,9 +436,50 @@ class ProgressBar(Callback):
             self.bar.close()
 
 
+class DensityReport(Callback):
+    """Prints the network's density when training starts: overall (connections over
+    possible connections of all layers, as ``topo info`` counts) and per layer, and the
+    target when the configuration names one the run has not reached yet.
+
+    Parameters
+    ----------
+    stream
+        Where to print (``topo train``: stdout, or stderr with ``--json``).
+    target
+        The configuration's ``density`` (the whole network's), or None.
+    """
+
+    def __init__(self, stream: Any, target: float | None = None) -> None:
+        self.stream, self.target = stream, target
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        densities = density_summary(trainer.model)
+        line = (f"density {densities['density']:.4g} overall "
+                f"({densities['connections']} of "
+                f"{count(densities['possible'], 'connection')}), "
+                f"per layer {', '.join(f'{d:.4g}' for d in densities['densities'])}")
+        if self.target is not None and abs(densities["density"] - self.target) > 5e-4:
+            line += f"; target {self.target:.4g} overall"
+        print(line, file=self.stream, flush=True)
+
+
+def density_summary(model: Any) -> dict[str, Any]:
+    """``densities`` and ``connections`` per layer, ``density`` overall, ``possible``."""
+    layers = model.layers
+    connections = [layer.n_connections for layer in layers]
+    possible = sum(layer.size for layer in layers)
+    return {"density": sum(connections) / possible, "densities": [layer.density
+                                                                  for layer in layers],
+            "connections": sum(connections), "layer_connections": connections,
+            "possible": possible}
+
+
 class Manifest(Callback):
-    """Writes ``run.json``: status ``running`` when a run starts afresh, ``finished`` with
-    its final and best snapshots at the end (fields in :mod:`topo.train.rundir`).
+    """Writes ``run.json``: status ``running`` when a run starts or resumes, ``finished``
+    with its final and best snapshots at the end, ``interrupted`` when SIGINT or SIGTERM
+    stopped it (:meth:`interrupted`; fields in :mod:`topo.train.rundir`). It keeps the
+    density the network started with (part of the checkpoint, for a resumed run) and the
+    history of ``--epochs`` extensions.
 
     Parameters
     ----------
@@ -328,20 +492,57 @@ class Manifest(Callback):
     started
         Start time of the run (kept across resumes).
     fresh
-        Whether the run starts afresh (a resumed run keeps its manifest until the end).
+        Whether the run starts afresh.
+    extended_from
+        The epochs of the run this one extends (``--resume --epochs N``), else None.
     """
 
+    key = "manifest"
+
     def __init__(self, run_dir: RunDirectory, config: TrainConfig, data: Dataset,
-                 snapshots: SnapshotWriter, *, started: str, fresh: bool) -> None:
+                 snapshots: SnapshotWriter, *, started: str, fresh: bool,
+                 extended_from: int | None = None) -> None:
         self.run_dir, self.config, self.data = run_dir, config, data
         self.snapshots, self.started, self.fresh = snapshots, started, fresh
+        self.extended_from = extended_from
+        self.initial: dict[str, Any] | None = None
+        self.extended: list[dict[str, Any]] = []
 
     def on_train_start(self, trainer: Trainer) -> None:
         if self.fresh:
-            self.run_dir.write_manifest(self._manifest(trainer, "running"))
+            self.initial = _initial_fields(trainer.model)
+        elif is_run_dir(self.run_dir.path):
+            stored = read_manifest(self.run_dir.path)
+            if self.initial is None:   # a checkpoint written before topo kept it
+                self.initial = {k: stored[k] for k in _INITIAL if k in stored} or None
+            self.extended = list(stored.get("extended", []))
+        if self.extended_from is not None:
+            self.extended.append({"from_epochs": self.extended_from,
+                                  "to_epochs": self.config.epochs, "at": _now()})
+        self.run_dir.write_manifest(self._manifest(trainer, "running"))
 
     def on_train_end(self, trainer: Trainer) -> None:
         self.run_dir.write_manifest(self._manifest(trainer, "finished"))
+
+    def interrupted(self, trainer: Trainer, signal_name: str,
+                    checkpointed: tuple[int | None, int] | None) -> None:
+        """Mark the run ``interrupted`` (by ``signal_name``), naming the level and epoch its
+        checkpoint holds (``None``: none yet), if the run has a manifest already."""
+        if not is_run_dir(self.run_dir.path):
+            return
+        manifest = self._manifest(trainer, "interrupted")
+        manifest.update({"interrupted": _now(), "interrupted_by": signal_name,
+                         "resumes_after_epoch": None if checkpointed is None
+                         else checkpointed[1]})
+        if checkpointed is not None and checkpointed[0] is not None:
+            manifest["resumes_after_level"] = checkpointed[0]
+        self.run_dir.write_manifest(manifest)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"initial": self.initial}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.initial = state.get("initial")
 
     def _manifest(self, trainer: Trainer, status: str) -> dict[str, Any]:
         import scipy
@@ -357,6 +558,7 @@ class Manifest(Callback):
             "status": status,
             "config": cfg.to_dict(),
             "seed": cfg.seed,
+            "init_seed": cfg.initialisation_seed(),
             "method": cfg.method,
             "dataset": cfg.dataset,
             "widths": trainer.model.widths,
@@ -372,17 +574,44 @@ class Manifest(Callback):
             "backends": ["sparse" if layer.uses_sparse else "dense"
                          for layer in trainer.model.layers],
             "started": self.started,
+            **({"extended": self.extended} if self.extended else {}),
+            **(self.initial or {}),
+            "target_density": cfg.density,
+            **({"main_effects": _main_effects(trainer)} if cfg.main_effects else {}),
             **trainer.method.describe(),
         }
         if status == "finished":
             best = self.snapshots.best_of(trainer.level)
-            manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            manifest["finished"] = _now()
             manifest["final_snapshot"] = self.snapshots.last
             manifest["best_snapshot"] = best or self.snapshots.last
             manifest["best_epoch"] = snapshot_epoch(best) if best else trainer.epoch
             manifest["stopped_early"] = trainer.stop
             manifest["stopped_epoch"] = trainer.epoch
+            final = density_summary(trainer.model)
+            manifest["final_density"] = final["density"]
+            manifest["final_densities"] = final["densities"]
         return manifest
+
+
+_INITIAL = ("initial_density", "initial_densities", "initial_connections")
+
+
+def _main_effects(trainer: Trainer) -> dict[str, Any]:
+    from topo.train.main_effects import describe
+
+    widths = trainer.model.widths
+    return describe(widths[0], widths[-1])
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _initial_fields(model: Any) -> dict[str, Any]:
+    summary = density_summary(model)
+    return {"initial_density": summary["density"], "initial_densities": summary["densities"],
+            "initial_connections": summary["layer_connections"]}
 
 
 def _jsonable(value: Any) -> Any:

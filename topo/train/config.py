@@ -13,11 +13,15 @@ Defaults and where they come from
   every layer sparse (``sparse_output = True``); Erdős–Rényi densities above 1 are capped, so
   small output layers (e.g. 100 -> 10 at ε = 20) end up dense anyway.
 - ``rigl_delta_t = 100``, ``rigl_alpha = 0.3``, cosine decay, updates stop after 75 % of the
-  training steps, new weights 0: RigL (Evci et al., 2020).
+  training steps, new weights 0, a connection dropped and regrown in one update kept with its
+  weight and optimiser state (``rigl_reinit_regrown = False``): RigL (Evci et al., 2020) and
+  its code.
 - ``gmp``: Zhu & Gupta (2017)'s cubic schedule from dense to ``density`` (default 0.1),
   pruning every ``gmp_delta_t = 100`` steps from ``gmp_begin = 0`` to 75 % of the steps.
 - ``imp``: Frankle & Carbin (2019) / Frankle et al. (2020): ``imp_rate = 0.2`` of the
-  remaining weights per level by global magnitude, rewinding to step ``imp_rewind_step = 0``.
+  remaining weights per level by global magnitude, rewinding to step ``imp_rewind_step = 0``;
+  the output layer is not pruned (``prune_output = False``), as in open_lth's LeNet default
+  (``pruning_layers_to_ignore='fc.weight'``, ``models/mnist_lenet.py``).
 - ``snip``: Lee et al. (2019), one batch of ``batch_size`` samples, ``density`` default 0.1.
 - ``weight_init = "he_uniform"`` with a sparse-aware fan-in (density · n_in), the
   initialisation that keeps activation variance for sparse layers (Evci et al., 2022,
@@ -76,12 +80,30 @@ class TrainConfig:
         Hidden-layer activation (:data:`~topo.train.registry.ACTIVATIONS`); the output
         layer is linear (softmax lives in the loss).
     seed
-        Seeds every random choice (data split and order, masks, weights, regrowth).
+        Seeds the training's random choices: the order of the batches, regrowth positions
+        and weights, the batches a method draws while training; and, unless ``init_seed``
+        is given, what the run starts from too.
+    init_seed
+        Seeds what the run starts from: the data (the digits train/test split, synthetic
+        draws, the validation hold-out), the initial masks and weights, and what a method
+        decides at initialisation (SNIP's batch). ``None`` (the default) means ``seed``,
+        with one random stream for both, so runs without it are what they always were. Runs
+        that share ``init_seed`` start from the same network on the same data whatever their
+        ``seed`` (Liu et al. 2020, Fig. 4: one initialisation, different training
+        randomness).
     epsilon
-        Erdős–Rényi ε: layer density ``min(1, ε (n_in + n_out) / (n_in n_out))``.
+        Erdős–Rényi ε: layer density ``min(1, ε (n_in + n_out) / (n_in n_out))``, for the
+        methods that start sparse when no ``density`` is given.
     density
-        Target overall density for ``init_sparsity="erk"``, ``snip``, ``gmp`` (final) and
-        ``imp`` (final; sets the number of levels when ``imp_levels`` is ``None``).
+        Target density of the whole network: connections over the possible connections of
+        all layers, the layers a method keeps dense included (they count in the budget, as
+        in RigL's ERK; :func:`topo.train.sparsity.prunable_density`). ``static``, ``set``
+        and ``rigl`` start at it (ERK; ``er`` solves its ε for it), ``snip`` prunes to it,
+        ``gmp`` reaches it at the end of its schedule, ``imp`` prunes level by level until
+        it is reached (it sets the number of levels when ``imp_levels`` is ``None``);
+        ``dense`` refuses a density below 1. A density the layers kept dense alone exceed
+        is refused. ``None``: ER with ``epsilon`` (static, set, rigl), 0.1 of the pruned
+        layers (snip, gmp, erk), ``imp_levels`` levels (imp).
     init_sparsity
         ``er``, ``erk`` or ``dense`` for the methods that start sparse (static/set/rigl);
         see :data:`~topo.train.registry.INIT_SPARSITIES`.
@@ -90,7 +112,10 @@ class TrainConfig:
     zeta
         SET's rewired fraction per epoch.
     sparse_output
-        Whether the output layer is sparse too (SET's reference: yes).
+        Whether the output layer is sparse too (SET's reference: yes). IMP has its own
+        ``prune_output``.
+    prune_output
+        IMP only: prune the output layer too (default no, as open_lth's LeNet).
     snapshot_every
         Write a snapshot every N epochs (epoch 0 and the last epoch are always written).
     early_stopping_patience
@@ -108,6 +133,12 @@ class TrainConfig:
         Scale the features (and a regression target) by the training split's mean and
         standard deviation before training, as Tsang et al. (2018) do for the synthetic
         functions (:func:`topo.train.data.standardized`). Off by default.
+    main_effects
+        Train NID's MLP-M (Tsang et al. 2018): beside the network, one dense univariate
+        network per input feature (1-10-10-10-output, the same activation) whose outputs are
+        added to the network's; the L1 penalty stays on the network's weights. The
+        snapshots hold the network only and say so (:mod:`topo.train.main_effects`); the
+        checkpoint holds the univariate networks too. Not with ``imp`` (its rewinding).
     extra
         Free-form JSON-serialisable notes kept with the configuration (e.g. how a caller
         preprocessed the data before handing it to the trainer). The trainer does not read
@@ -126,6 +157,7 @@ class TrainConfig:
     l1: float = 0.0
     activation: str = "relu"
     seed: int = 0
+    init_seed: int | None = None
     epsilon: float = 20.0
     density: float | None = None
     init_sparsity: str = "er"
@@ -135,12 +167,14 @@ class TrainConfig:
     rigl_delta_t: int = 100
     rigl_alpha: float = 0.3
     rigl_end_fraction: float = 0.75
+    rigl_reinit_regrown: bool = False
     gmp_begin: int = 0
     gmp_end_fraction: float = 0.75
     gmp_delta_t: int = 100
     imp_rate: float = 0.2
     imp_levels: int | None = None
     imp_rewind_step: int = 0
+    prune_output: bool = False
     sparse_output: bool = True
     snapshot_every: int = 1
     early_stopping_patience: int | None = None
@@ -151,6 +185,7 @@ class TrainConfig:
     data_root: str | None = None
     download: bool = False
     standardize: bool = False
+    main_effects: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -170,6 +205,12 @@ class TrainConfig:
         BACKENDS.check(self.backend)
         if self.arch is not None:
             self.arch = parse_arch(self.arch)
+        for name in ("seed", "init_seed"):
+            value = getattr(self, name)
+            if value is None and name == "init_seed":
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
         if self.density is not None and not (0.0 < float(self.density) <= 1.0):
             raise ConfigError(f"density must lie in (0, 1], got {self.density}")
         for name in ("epochs", "batch_size", "snapshot_every", "rigl_delta_t", "gmp_delta_t"):
@@ -199,6 +240,13 @@ class TrainConfig:
             raise ConfigError(f"threads must be at least 1, got {self.threads}")
         if self.n_samples is not None and self.n_samples < 3:
             raise ConfigError(f"n_samples must be at least 3, got {self.n_samples}")
+        if self.main_effects and self.method == "imp":
+            raise ConfigError("main_effects with imp is not supported: IMP rewinds the "
+                              "network between levels, and the univariate networks would "
+                              "need rewinding too")
+        if self.prune_output and self.method != "imp":
+            raise ConfigError(f"prune_output is IMP's option; {self.method} makes the output "
+                              "layer sparse with sparse_output (--sparse-output)")
         if self.method == "imp" and self.imp_levels is None and self.density is not None \
                 and self.density >= 1.0:
             raise ConfigError("imp needs a density below 1 (or imp_levels)")
@@ -211,6 +259,10 @@ class TrainConfig:
         if self.method == "imp":
             return (1.0 - self.imp_rate) ** self.n_imp_levels()
         return DEFAULT_DENSITY
+
+    def initialisation_seed(self) -> int:
+        """The seed of the initial masks and weights: ``init_seed``, else ``seed``."""
+        return self.seed if self.init_seed is None else int(self.init_seed)
 
     def n_imp_levels(self) -> int:
         """Number of pruning levels of IMP (level 0, dense training, not counted).
@@ -252,10 +304,12 @@ def parse_arch(arch: Any) -> list[int]:
     Raises
     ------
     ConfigError
-        Fewer than two widths, or a width that is not a positive integer.
+        Fewer than two widths, a width that is not a positive integer, or an empty width
+        between two separators (``"64--10"``).
     """
     if isinstance(arch, str):
-        parts = [p for p in re.split(r"[-,\s]+", arch.strip()) if p]
+        # one separator between two widths: "64--10" is a slip, not 64-10
+        parts = re.split(r"\s*[-,]\s*|\s+", arch.strip())
         try:
             widths = [int(p) for p in parts]
         except ValueError:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import gzip
 import io
+import math
 import pickle
 import struct
 import tarfile
@@ -37,10 +38,12 @@ from pathlib import Path
 import numpy as np
 
 from topo.errors import ConfigError, UnreadableFileError, UnsafeFileError
+from topo.train._text import count
 from topo.train.config import DATASETS
 
 __all__ = ["Dataset", "load_dataset", "standardized", "with_validation_split", "DATASETS",
-           "read_idx", "read_cifar10", "VALIDATION_SEED_OFFSET", "VALIDATION_SHARE"]
+           "read_idx", "read_cifar10", "stratified_split", "VALIDATION_SEED_OFFSET",
+           "VALIDATION_SHARE"]
 
 DEFAULT_SYNTHETIC_SAMPLES = 30000
 
@@ -197,24 +200,108 @@ def load_dataset(name: str, *, seed: int, n_samples: int | None = None,
 
 # --------------------------------------------------------------------- digits / synthetic
 def _digits(seed: int, test_fraction: float) -> Dataset:
-    from sklearn.model_selection import train_test_split
-
     X, y = _digits_arrays()
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=test_fraction, stratify=y,
-                                              random_state=seed)
-    return Dataset("digits", X_tr, y_tr, None, None, X_te, y_te, "classification", 10, (8, 8))
+    train, test = stratified_split(y, test_fraction, seed)
+    return Dataset("digits", X[train], y[train], None, None, X[test], y[test], "classification",
+                   10, (8, 8))
+
+
+def stratified_split(y: np.ndarray, test_fraction: float,
+                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test indices of a stratified random split: scikit-learn's
+    ``train_test_split(..., test_size=test_fraction, stratify=y, random_state=seed)``.
+
+    The same algorithm and the same random draws as scikit-learn's
+    ``StratifiedShuffleSplit`` (``ceil(test_fraction n)`` test samples; per class, counts from
+    ``_approximate_mode`` with ties broken at random, a permutation of the class's samples;
+    then both index sets permuted, all with ``RandomState(seed)``), so the split equals
+    scikit-learn's bit for bit (the tests check it against scikit-learn). It is written
+    out here because importing ``sklearn.model_selection`` costs seconds (scipy.stats,
+    pandas) before the first training step.
+
+    Raises
+    ------
+    ConfigError
+        Fewer training or test samples than classes, or a class with fewer than 2 samples.
+
+    Notes
+    -----
+    O(n log n) for n samples.
+    """
+    n = len(y)
+    n_test = math.ceil(test_fraction * n)
+    n_train = n - n_test
+    classes, y_index, counts = np.unique(y, return_inverse=True, return_counts=True)
+    if counts.min() < 2 or n_train < classes.size or n_test < classes.size:
+        classes_text = count(classes.size, "class", "classes")
+        raise ConfigError(f"test_fraction {test_fraction} leaves {n_train} training and "
+                          f"{count(n_test, 'test sample')} for {classes_text}: each split "
+                          "needs at least one sample of every class")
+    by_class = np.split(np.argsort(y_index, kind="stable"), np.cumsum(counts)[:-1])
+    rng = np.random.RandomState(seed)
+    n_train_per_class = _approximate_mode(counts, n_train, rng)
+    n_test_per_class = _approximate_mode(counts - n_train_per_class, n_test, rng)
+    train: list[np.ndarray] = []
+    test: list[np.ndarray] = []
+    for members, a, b in zip(by_class, n_train_per_class, n_test_per_class):
+        shuffled = members.take(rng.permutation(members.size), mode="clip")
+        train.extend(shuffled[:a])
+        test.extend(shuffled[a:a + b])
+    return rng.permutation(train), rng.permutation(test)
+
+
+def _approximate_mode(counts: np.ndarray, n_draws: int,
+                      rng: np.random.RandomState) -> np.ndarray:
+    """scikit-learn's ``_approximate_mode``: per class its share of ``n_draws``, floored,
+    the rest given to the largest remainders (ties drawn at random)."""
+    continuous = counts / counts.sum() * n_draws
+    floored = np.floor(continuous)
+    need = int(n_draws - floored.sum())
+    if need > 0:
+        remainder = continuous - floored
+        for value in np.sort(np.unique(remainder))[::-1]:
+            (ties,) = np.where(remainder == value)
+            add_now = min(len(ties), need)
+            floored[rng.choice(ties, size=add_now, replace=False)] += 1
+            need -= add_now
+            if need == 0:
+                break
+    return floored.astype(int)
 
 
 @functools.lru_cache(maxsize=1)
 def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's digits as pixels / 16 and labels, read once per process (read-only)."""
-    from sklearn.datasets import load_digits
+    """scikit-learn's digits as pixels / 16 and labels, read once per process (read-only).
 
-    data = load_digits()
-    X = (data.data / 16.0).astype(np.float32)
-    y = data.target.astype(np.int64)
+    The file scikit-learn ships (``sklearn/datasets/data/digits.csv.gz``) is read directly,
+    as ``load_digits`` reads it, without importing scikit-learn (seconds of start-up);
+    ``load_digits`` is the fallback when the file is not where it should be.
+    """
+    data = _read_digits_file()
+    if data is None:
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits()
+        features, target = bunch.data, bunch.target
+    else:
+        features, target = data[:, :-1], data[:, -1].astype(int)
+    X = (features / 16.0).astype(np.float32)
+    y = target.astype(np.int64)
     X.flags.writeable = y.flags.writeable = False
     return X, y
+
+
+def _read_digits_file() -> np.ndarray | None:
+    """scikit-learn's ``digits.csv.gz``, found on ``sys.path`` as the import system finds
+    the installed package (which is not imported); None when it is not there."""
+    import sys
+
+    for entry in sys.path:
+        path = Path(entry or ".") / "sklearn" / "datasets" / "data" / "digits.csv.gz"
+        if path.is_file():
+            with gzip.open(path, mode="rt", encoding="utf-8") as handle:
+                return np.loadtxt(handle, delimiter=",")
+    return None
 
 
 def _synthetic(name: str, seed: int, n_samples: int) -> Dataset:
@@ -356,7 +443,8 @@ def read_cifar10(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     labels = np.asarray(labels, dtype=np.int64)
     if arr.size != labels.size * 3072:
         raise UnreadableFileError(
-            f"{path}: CIFAR-10 batch has {arr.size} bytes of pixels for {labels.size} labels")
+            f"{path}: CIFAR-10 batch has {count(arr.size, 'byte')} of pixels for "
+            f"{count(labels.size, 'label')}")
     images = arr.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return images, labels
 

@@ -216,7 +216,10 @@ class SparseMLP(nn.Module):
     """A stack of :class:`SparseLinear` layers with an activation between them.
 
     The output layer is linear (no activation); the loss adds softmax or nothing.
-    ``activation`` is a name of :data:`~topo.train.registry.ACTIVATIONS`.
+    ``activation`` is a name of :data:`~topo.train.registry.ACTIVATIONS`. ``main_effects``
+    (None unless set: :class:`~topo.train.main_effects.MainEffects`) adds the output of
+    one univariate network per input feature (NID's MLP-M); the layers stay the network
+    the methods change and the snapshots hold.
     """
 
     def __init__(self, layers: list[SparseLinear], activation: str = "relu") -> None:
@@ -224,6 +227,7 @@ class SparseMLP(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.activation_name = activation
         self.act = ACTIVATIONS.load(activation)()
+        self.main_effects: nn.Module | None = None
 
     @property
     def widths(self) -> list[int]:
@@ -235,10 +239,13 @@ class SparseMLP(nn.Module):
         """The network's output; ``weights`` (one dense matrix per layer) replace the
         layers' own weights."""
         last = len(self.layers) - 1
+        inputs = x
         for k, layer in enumerate(self.layers):
             x = layer(x, None if weights is None else weights[k])
             if k < last:
                 x = self.act(x)
+        if self.main_effects is not None:
+            x = x + self.main_effects(inputs)
         return x
 
     def capture(self) -> list[LayerState]:

@@ -1,48 +1,121 @@
-"""Initial sparsity: layer densities (Erdős–Rényi, ERK) and random masks with exact counts.
+"""Initial sparsity: layer densities (Erdős–Rényi, ERK), the density budget of a network, and
+random masks with exact counts.
+
+A network's density is its connections over its possible connections, summed over every
+weight layer (what ``topo info`` shows). A target density ``D`` is met with the layers a
+method may not change (the output layer unless ``sparse_output``) counted at full density
+in the budget, as RigL's ERK counts its dense layers: the layers it may change share
+``D N - N_dense`` connections (:func:`prunable_density`), which is refused when it is not
+positive.
 
 Erdős–Rényi densities: layer density ``min(1, ε (n_in + n_out) / (n_in n_out))`` (Mocanu et
-al. 2018). ERK to a target overall density ``D``: the same shape with ε solved so that the
-connection count is ``D`` times the possible one, layers that would exceed 1 set dense and ε
-solved again (Evci et al. 2020, ``get_sparsities_erdos_renyi``; for fully connected layers
-ER and ERK have the same shape). Masks hold exactly ``round(density · n_in n_out)``
-connections chosen uniformly without replacement.
+al. 2018). ERK to a target density: the same shape with ε solved so that the connection
+count meets the budget, layers that would exceed 1 set dense and ε solved again (Evci et al.
+2020, ``get_sparsities_erdos_renyi``; for fully connected layers ER and ERK have the same
+shape). Masks hold exactly ``round(density · n_in n_out)`` connections chosen uniformly
+without replacement.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from topo.errors import ConfigError
+from topo.train._text import count
 from topo.train.registry import INIT_SPARSITIES
 
-__all__ = ["er_densities", "erk_densities", "initial_densities", "random_structure"]
+__all__ = ["er_densities", "erk_densities", "initial_densities", "prunable_density",
+           "network_density", "random_structure", "Connectivity", "connectivity",
+           "ConnectivityWarning"]
 
 
 def initial_densities(kind: str, widths: Sequence[int], sparse: Sequence[bool], *,
-                      epsilon: float, density: float) -> list[float]:
+                      epsilon: float, density: float | None) -> list[float]:
     """Per-layer densities of a network that starts sparse.
 
     Parameters
     ----------
     kind
-        ``er`` (uses ``epsilon``), ``erk`` (uses ``density``) or ``dense``
-        (:data:`~topo.train.registry.INIT_SPARSITIES`).
+        ``er``, ``erk`` or ``dense`` (:data:`~topo.train.registry.INIT_SPARSITIES`).
     widths, sparse
         Unit counts input to output; per layer, whether it may be sparse.
+    epsilon
+        ER's ε, used by ``er`` when no ``density`` is given.
+    density
+        Target density of the whole network (:func:`prunable_density`): ``erk`` meets it,
+        and so does ``er`` when it is given (ε solved for it: the same shape); ``None``
+        means ``er`` with ``epsilon`` (``erk`` needs a density).
 
     Raises
     ------
     ConfigError
-        Unknown ``kind``, or an ERK ``density`` outside (0, 1].
+        Unknown ``kind``; a ``density`` that cannot be met; ``erk`` without a density;
+        ``dense`` with a density below 1.
     """
     INIT_SPARSITIES.check(kind)
-    if kind == "er":
+    if kind == "dense":
+        if density is not None and density < 1.0:
+            raise ConfigError(f"init_sparsity dense starts every layer dense: density "
+                              f"{density:g} cannot be met (choose er or erk)")
+        return [1.0] * (len(widths) - 1)
+    if kind == "er" and density is None:
         return er_densities(widths, epsilon, sparse)
-    if kind == "erk":
-        return erk_densities(widths, density, sparse)
-    return [1.0] * (len(widths) - 1)
+    if density is None:
+        raise ConfigError("erk needs a target density")
+    return erk_densities(widths, prunable_density(density, widths, sparse), sparse)
+
+
+def prunable_density(density: float, widths: Sequence[int], sparse: Sequence[bool]) -> float:
+    """The density the sparse layers must have together for the network to have ``density``.
+
+    With ``N`` possible connections in all, ``N_dense`` of them in the layers kept dense
+    (``sparse[k]`` False) and ``N_sparse`` in the others, the sparse layers hold
+    ``density · N - N_dense`` connections: ``(density N - N_dense) / N_sparse``. With every
+    layer sparse this is ``density`` itself.
+
+    Raises
+    ------
+    ConfigError
+        ``density`` outside (0, 1], or too low for the dense layers alone (fewer connections
+        left than sparse layers, one each).
+
+    Notes
+    -----
+    The dense layers count in the budget as in RigL's ERK (Evci et al. 2020,
+    ``get_sparsities_erdos_renyi``: ``rhs -= n_zeros`` for a dense layer). O(L).
+    """
+    if not 0.0 < density <= 1.0:
+        raise ConfigError(f"density must lie in (0, 1], got {density}")
+    sizes = [widths[k] * widths[k + 1] for k in range(len(widths) - 1)]
+    total = sum(sizes)
+    dense = sum(size for size, s in zip(sizes, sparse) if not s)
+    free = total - dense
+    n_sparse = sum(1 for s in sparse if s)
+    if n_sparse == 0:
+        if density < 1.0:
+            raise ConfigError(f"density {density:g} cannot be met: every layer is kept dense")
+        return 1.0
+    budget = density * total - dense
+    if budget < n_sparse:
+        kept = [str(k) for k, s in enumerate(sparse) if not s]
+        which = (f"layer kept dense ({kept[0]}) holds" if len(kept) == 1
+                 else f"layers kept dense ({', '.join(kept)}) hold")
+        raise ConfigError(
+            f"density {density:g} cannot be met: the {which} {dense} of the "
+            f"network's {count(total, 'connection')} ({dense / total:.4g}); choose a "
+            f"density of at least {(dense + n_sparse) / total:.4g}, or let the method change "
+            "the output layer too (--sparse-output; imp: --prune-output)")
+    return min(1.0, budget / free)
+
+
+def network_density(connections: Sequence[int], widths: Sequence[int]) -> float:
+    """Connections over possible connections, summed over all layers (``topo info``'s)."""
+    sizes = [widths[k] * widths[k + 1] for k in range(len(widths) - 1)]
+    return sum(connections) / sum(sizes)
 
 
 def er_densities(widths: Sequence[int], epsilon: float,
@@ -128,3 +201,72 @@ def random_structure(n_in: int, n_out: int, density: float,
     if count == size:
         return np.arange(size, dtype=np.int64)
     return np.sort(rng.choice(size, size=count, replace=False)).astype(np.int64)
+
+
+class ConnectivityWarning(UserWarning):
+    """A structural change left a layer empty or output units without a path from the
+    inputs (the network, or those outputs, no longer depend on the input)."""
+
+
+@dataclass
+class Connectivity:
+    """Whether a network's output can depend on its input (:func:`connectivity`).
+
+    Attributes
+    ----------
+    empty_layers
+        Layers without a connection.
+    unreached_outputs
+        Output units that no path from an input unit reaches (their value is a constant:
+        biases only).
+    n_outputs
+        Output units in all.
+    """
+
+    empty_layers: list[int] = field(default_factory=list)
+    unreached_outputs: list[int] = field(default_factory=list)
+    n_outputs: int = 0
+
+    @property
+    def disconnected(self) -> bool:
+        """No output unit depends on the input: the network computes a constant."""
+        return len(self.unreached_outputs) == self.n_outputs
+
+    @property
+    def problems(self) -> list[str]:
+        """One phrase per problem (empty when the network is connected)."""
+        out = [f"layer {k} has no connection" for k in self.empty_layers]
+        if self.disconnected:
+            out.append("no input unit reaches any output unit")
+        elif self.unreached_outputs:
+            shown = ", ".join(map(str, self.unreached_outputs[:10]))
+            more = len(self.unreached_outputs) - 10
+            out.append(f"output unit{'s' if len(self.unreached_outputs) > 1 else ''} "
+                       f"{shown}{f' and {more} more' if more > 0 else ''} of "
+                       f"{self.n_outputs} {'are' if len(self.unreached_outputs) > 1 else 'is'}"
+                       " reached by no input")
+        return out
+
+
+def connectivity(layers: Sequence[Any]) -> Connectivity:
+    """Empty layers and output units that no input reaches, from the connection sets.
+
+    ``layers`` are :class:`~topo.train.model.SparseLinear` (or anything with ``flat``,
+    ``n_in`` and ``n_out``), input side first. A unit is reached when a connection leads to
+    it from a reached unit of the layer before; every input unit is reached.
+
+    Notes
+    -----
+    O(connections): one pass over each layer's connection set.
+    """
+    reached = np.ones(layers[0].n_in, dtype=bool)
+    empty = []
+    for k, layer in enumerate(layers):
+        flat = np.asarray(layer.flat)
+        if flat.size == 0:
+            empty.append(k)
+        rows, cols = np.divmod(flat, layer.n_in)
+        out = np.zeros(layer.n_out, dtype=bool)
+        out[rows[reached[cols]]] = True
+        reached = out
+    return Connectivity(empty, np.flatnonzero(~reached).tolist(), int(reached.size))

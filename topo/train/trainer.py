@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,7 @@ from topo.train.data import Dataset
 from topo.train.initialization import WeightInit
 from topo.train.methods import Changes, Context, LayerChange, Method
 from topo.train.model import SparseMLP
+from topo.train.optim import Optimizer
 
 __all__ = ["Trainer", "TrainingData", "evaluate", "loss_function"]
 
@@ -67,22 +68,27 @@ class Trainer:
     is the loss, ``penalty(model)`` a term added to the objective only (L1); ``generator``,
     ``rng``, ``init`` and ``prunable`` go to the method in its
     :class:`~topo.train.methods.Context`; ``level`` is the starting level of a method that
-    trains in levels (None otherwise); ``callbacks`` are called in order. Built from a
-    configuration by :func:`topo.train.runner.build_trainer`.
+    trains in levels (None otherwise); ``callbacks`` are called in order;
+    ``init_generators`` (torch, numpy) are the generators of the method's action at
+    initialisation (default: ``generator`` and ``rng``). Built from a configuration by
+    :func:`topo.train.runner.build_trainer`.
     """
 
     def __init__(self, model: SparseMLP, method: Method, data: TrainingData, *,
-                 optimizer: Callable[[SparseMLP], torch.optim.Optimizer],
+                 optimizer: Callable[[SparseMLP], Optimizer],
                  loss_fn: Callable[..., torch.Tensor], batch_size: int, epochs: int,
                  generator: torch.Generator, rng: np.random.Generator, init: WeightInit | None,
                  prunable: Sequence[bool],
                  penalty: Callable[[SparseMLP], torch.Tensor] | None = None,
-                 level: int | None = None, callbacks: Iterable[Callback] = ()) -> None:
+                 level: int | None = None, callbacks: Iterable[Callback] = (),
+                 init_generators: tuple[torch.Generator, np.random.Generator] | None = None
+                 ) -> None:
         self.model, self.method, self.data = model, method, data
         self.make_optimizer, self.optimizer = optimizer, optimizer(model)
         self.loss_fn, self.penalty = loss_fn, penalty
         self.batch_size, self.epochs = batch_size, epochs
         self.generator, self.rng, self.init = generator, rng, init
+        self.init_generators = init_generators or (generator, rng)
         self.prunable = list(prunable)
         self.callbacks = CallbackList(callbacks)
         self.epoch = self.step = 0
@@ -103,8 +109,10 @@ class Trainer:
             self.callbacks.on_mask_update(self, changes)
 
     def initialise(self) -> None:
-        """The method's action at initialisation (SNIP prunes, IMP keeps its rewind point)."""
-        self.apply(self.method.at_init(self.context()))
+        """The method's action at initialisation (SNIP prunes, IMP keeps its rewind point),
+        drawing from the initialisation's generators."""
+        generator, rng = self.init_generators
+        self.apply(self.method.at_init(replace(self.context(), generator=generator, rng=rng)))
 
     def start_level(self, level: int) -> None:
         """Begin ``level`` at epoch 0 (for a driver of levels)."""
@@ -131,6 +139,7 @@ class Trainer:
         perm = torch.randperm(len(X), generator=self.generator)
         loss_sum = torch.zeros((), dtype=torch.float64)
         correct = torch.zeros((), dtype=torch.int64)
+        seen = 0   # samples of the optimiser steps (a replaced step trains on none)
         for begin in range(0, len(X), self.batch_size):
             idx = perm[begin:begin + self.batch_size]
             xb, yb = X[idx], y[idx]
@@ -150,10 +159,11 @@ class Trainer:
                 loss_sum += loss.detach().double() * len(idx)
                 if self.data.classification:
                     correct += (out.argmax(1) == yb).sum()
+            seen += len(idx)
             self.apply(self.method.after_step(self.context()))
-        row = {"loss": float(loss_sum) / len(X)}
-        row.update({"train_accuracy": int(correct) / len(X)} if self.data.classification
-                   else {"train_mse": row["loss"]})
+        row = {"loss": float(loss_sum) / seen if seen else float("nan")}
+        row.update({"train_accuracy": int(correct) / seen if seen else float("nan")}
+                   if self.data.classification else {"train_mse": row["loss"]})
         self._report(row, start)
 
     def report_initial(self) -> None:
@@ -181,18 +191,27 @@ class Trainer:
             "removed": [c.removed for c in self.changes]}))
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue this run exactly: counters, network, optimiser
-        state, generators, the method's and the callbacks' states."""
-        return {"epoch": self.epoch, "step": self.step, "level": self.level, "stop": self.stop,
-                "model": self.model.capture(),
-                "optimizer": [self.optimizer.state.get(p, {})
-                              for g in self.optimizer.param_groups for p in g["params"]],
-                "generators": generator_state(self.generator, self.rng),
-                "method": self.method.state_dict(), "callbacks": self.callbacks.state_dict()}
+        """Everything needed to continue this run exactly: counters, network (and its
+        main-effect networks), optimiser state, generators, the method's and the callbacks'
+        states."""
+        state = {"epoch": self.epoch, "step": self.step, "level": self.level, "stop": self.stop,
+                 "model": self.model.capture(),
+                 "optimizer": [self.optimizer.state.get(p, {})
+                               for g in self.optimizer.param_groups for p in g["params"]],
+                 "generators": generator_state(self.generator, self.rng),
+                 "method": self.method.state_dict(), "callbacks": self.callbacks.state_dict()}
+        if self.model.main_effects is not None:
+            state["main_effects"] = [p.data.clone()
+                                     for p in self.model.main_effects.parameter_list()]
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from :meth:`state_dict` (a fresh optimiser takes the saved state)."""
         self.model.restore(state["model"])
+        if self.model.main_effects is not None:
+            for p, saved in zip(self.model.main_effects.parameter_list(),
+                                state["main_effects"], strict=True):
+                p.data.copy_(saved)
         self.reset_optimizer()
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         for p, saved in zip(params, state["optimizer"], strict=True):

@@ -16,6 +16,7 @@ from topo.train.methods import (
     drop_and_grow,
 )
 from topo.train.model import SparseLinear, SparseMLP
+from topo.train.optim import SGD, Adam
 
 from ..conftest import tiny_layer
 from .conftest import make_context
@@ -23,7 +24,7 @@ from .conftest import make_context
 
 def test_drop_and_grow_keeps_survivors_and_resets_optimizer_state_of_new_connections():
     layer = tiny_layer()
-    opt = torch.optim.SGD([layer.values, layer.bias], lr=0.1, momentum=0.9)
+    opt = SGD([layer.values, layer.bias], lr=0.1, momentum=0.9)
     layer(torch.ones(1, 4)).sum().backward()
     opt.step()
     momentum_before = opt.state[layer.values]["momentum_buffer"].clone()
@@ -42,7 +43,7 @@ def test_drop_and_grow_keeps_survivors_and_resets_optimizer_state_of_new_connect
 
 def test_drop_and_grow_moves_every_per_connection_state_of_adam():
     layer = tiny_layer()
-    opt = torch.optim.Adam([layer.values, layer.bias], lr=0.1)
+    opt = Adam([layer.values, layer.bias], lr=0.1)
     (layer(torch.ones(1, 4)) ** 2).sum().backward()
     opt.step()
     before = {k: v.clone() for k, v in opt.state[layer.values].items()}
@@ -57,7 +58,7 @@ def test_drop_and_grow_moves_every_per_connection_state_of_adam():
 
 def test_drop_and_grow_without_state_or_optimizer():
     layer = tiny_layer()
-    opt = torch.optim.SGD([layer.values], lr=0.1)   # no step yet: no state
+    opt = SGD([layer.values], lr=0.1)   # no step yet: no state
     drop_and_grow(layer, np.array([False, False, True, False]), np.zeros(0, int), None, opt)
     assert layer.flat.tolist() == [0, 2, 7] and opt.param_groups[0]["params"][0] is layer.values
     assert drop_and_grow(layer, np.zeros(3, bool), np.array([1]), None, None).added == 1

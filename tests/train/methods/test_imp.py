@@ -77,16 +77,25 @@ def test_imp_refuses_a_rewind_step_beyond_the_first_level():
     assert IMP.from_config(config.replace(imp_rewind_step=44), 44).rewind_step == 44
 
 
-def test_imp_levels_reach_their_densities(tmp_path):
+@pytest.mark.parametrize("prune_output", [False, True])
+def test_imp_levels_reach_their_densities(tmp_path, prune_output):
+    """open_lth's LeNet default leaves the output layer (here 30 x 10) dense; with
+    prune_output it is pruned with the rest."""
     out = tmp_path / "imp"
-    train(TrainConfig(method="imp", epochs=2, imp_levels=3, **SMALL), out, progress=False)
+    train(TrainConfig(method="imp", epochs=2, imp_levels=3, prune_output=prune_output,
+                      **SMALL), out, progress=False)
     rel = [p.relative_to(out).as_posix() for p in snapshot_paths(out)]
     assert rel == [f"snapshots/level_{lev:02d}/epoch_{e:04d}.safetensors"
                    for lev in range(4) for e in range(3)]
-    expected = 64 * 40 + 40 * 30 + 30 * 10
+    output = 30 * 10
+    expected = 64 * 40 + 40 * 30 + (output if prune_output else 0)   # the pruned layers
+    first = expected
     for level in range(4):
         g = load(out / f"snapshots/level_{level:02d}/epoch_0002.safetensors")
-        assert sum(g.n_connections) == expected
+        if prune_output:
+            assert sum(g.n_connections) == expected
+        else:
+            assert g.n_connections[2] == output and sum(g.n_connections[:2]) == expected
         assert g.metadata["level"] == level
         expected -= int(round(0.2 * expected))   # prune 20 % of what remains
     df = read_metrics(out)
@@ -94,7 +103,7 @@ def test_imp_levels_reach_their_densities(tmp_path):
     # the pruning shows in the epoch-0 row of each level, the step count runs on
     start1 = df[(df["level"] == 1) & (df["epoch"] == 0)]
     assert start1["removed_0"].item() + start1["removed_1"].item() + start1[
-        "removed_2"].item() == round(0.2 * 4060)
+        "removed_2"].item() == round(0.2 * first)
     assert start1["step"].item() == 2 * STEPS_PER_EPOCH
     manifest = read_manifest(out)
     assert manifest["levels"] == 3

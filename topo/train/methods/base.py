@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -32,6 +32,9 @@ from topo.train.initialization import WeightInit
 from topo.train.methods.schedules import Schedule
 from topo.train.methods.selection import grow_top, keep_top
 from topo.train.model import SparseLinear, SparseMLP, dense_gradients
+
+if TYPE_CHECKING:  # pragma: no cover
+    from topo.train.optim import Optimizer
 
 __all__ = ["Context", "LayerChange", "Changes", "Method", "MaskUpdater", "Pruner",
            "drop_and_grow"]
@@ -84,7 +87,7 @@ class Context:
     """
 
     model: SparseMLP
-    optimizer: torch.optim.Optimizer
+    optimizer: Optimizer
     prunable: Sequence[bool]
     step: int
     rng: np.random.Generator
@@ -137,6 +140,12 @@ class Method:
         steps of one level."""
         return cls()
 
+    @classmethod
+    def prunable_layers(cls, config: Any, n_layers: int) -> list[bool]:
+        """Per layer, whether the method may change it: every layer but the output layer,
+        which only with ``config.sparse_output``."""
+        return [config.sparse_output or k < n_layers - 1 for k in range(n_layers)]
+
     def at_init(self, ctx: Context) -> Changes:
         """Once, after the network is initialised and before epoch 1."""
         return {}
@@ -184,9 +193,16 @@ class MaskUpdater(Method):
     Subclasses define :meth:`drop_scores` (default ``|w|``) and :meth:`n_keep`, and
     :meth:`grow_scores`; a rule that is not a ranking overrides :meth:`drop` or
     :meth:`grow` itself (SET).
+
+    A position dropped and grown again by the same update either restarts as a new
+    connection (new weight, no optimiser state; SET's reference does this) or, when
+    :attr:`keeps_regrown` is True, stays the connection it was, with its weight and
+    optimiser state, and counts as neither added nor removed (rigl's
+    ``generic_mask_update`` with ``reinit_when_same=False``, its default).
     """
 
     grows: ClassVar[bool] = True
+    keeps_regrown: bool = False
 
     def __init__(self, schedule: Schedule) -> None:
         self.schedule = schedule
@@ -245,7 +261,12 @@ class MaskUpdater(Method):
                 continue
             grown = _NOTHING
             if self.grows:
-                grown = self.grow(ctx, k, layer.flat.numpy()[~drop], int(drop.sum()))
+                flat = layer.flat.numpy()
+                grown = self.grow(ctx, k, flat[~drop], int(drop.sum()))
+                if self.keeps_regrown:
+                    drop, grown = _keep_regrown(flat, drop, grown)
+                    if not drop.any():
+                        continue
             plans.append((k, drop, grown, self.new_weights(ctx, k, grown.size)))
         return {k: drop_and_grow(ctx.layers[k], drop, grown, values, ctx.optimizer)
                 for k, drop, grown, values in plans}
@@ -273,9 +294,18 @@ class Pruner(Method):
 
 
 # ---------------------------------------------------------------- the shared machinery
+def _keep_regrown(flat: np.ndarray, drop: np.ndarray,
+                  grown: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``drop`` and ``grown`` without the positions that are both dropped and grown."""
+    again = np.isin(flat, grown) & drop
+    if not again.any():
+        return drop, grown
+    return drop & ~again, grown[~np.isin(grown, flat[again])]
+
+
 def drop_and_grow(layer: SparseLinear, drop: np.ndarray, grown: np.ndarray,
                   new_values: torch.Tensor | None,
-                  optimizer: torch.optim.Optimizer | None) -> LayerChange:
+                  optimizer: Optimizer | None) -> LayerChange:
     """Remove the connections flagged in ``drop`` and add the connections ``grown``.
 
     Parameters
@@ -326,7 +356,7 @@ def drop_and_grow(layer: SparseLinear, drop: np.ndarray, grown: np.ndarray,
     return LayerChange(added=int(grown.size), removed=int(drop.sum()))
 
 
-def _move_optimizer_state(optimizer: torch.optim.Optimizer | None, old: torch.nn.Parameter,
+def _move_optimizer_state(optimizer: Optimizer | None, old: torch.nn.Parameter,
                           new: torch.nn.Parameter, old_pos: np.ndarray,
                           new_pos: np.ndarray) -> None:
     """Point ``optimizer`` at ``new`` and carry the per-connection state of survivors."""

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from topo.errors import ConfigError
+from topo.train._text import count
 from topo.train.methods.base import Changes, Context, Pruner
 from topo.train.model import LayerState, SparseMLP
 
@@ -40,7 +41,9 @@ class IMP(Pruner):
     """IMP: train, remove ``rate`` of the remaining prunable weights by global ``|w|``,
     rewind the survivors to their values at step ``rewind_step``, repeat for ``levels``.
 
-    Scores: ``|w|`` over all prunable layers (global top-k). Rewinding to step 0 is the
+    Scores: ``|w|`` over all prunable layers (global top-k). The output layer is left
+    dense unless ``prune_output`` (:meth:`prunable_layers`), as open_lth's default for its
+    fully connected LeNets ignores ``fc.weight`` when pruning. Rewinding to step 0 is the
     lottery-ticket reset (Frankle & Carbin 2019); to a step k > 0, Frankle et al. (2020).
     Biases are rewound too. The levels are run by :func:`train_levels`.
 
@@ -48,10 +51,16 @@ class IMP(Pruner):
     -----
     Frankle & Carbin (2019), "The lottery ticket hypothesis", ICLR, Section 2; Frankle,
     Dziugaite, Roy & Carbin (2020), "Linear mode connectivity and the lottery ticket
-    hypothesis", ICML (rewinding); open_lth's ``sparse_global`` pruning strategy.
+    hypothesis", ICML (rewinding); open_lth's ``sparse_global`` pruning strategy and
+    ``models/mnist_lenet.py`` (``pruning_layers_to_ignore='fc.weight'``).
     """
 
     driver = staticmethod(train_levels)
+
+    @classmethod
+    def prunable_layers(cls, config: Any, n_layers: int) -> list[bool]:
+        """Every layer but the output layer, which only with ``config.prune_output``."""
+        return [config.prune_output or k < n_layers - 1 for k in range(n_layers)]
 
     def __init__(self, rate: float, levels: int, rewind_step: int = 0) -> None:
         self.rate, self.levels, self.rewind_step = rate, levels, rewind_step
@@ -61,7 +70,7 @@ class IMP(Pruner):
     def from_config(cls, config: Any, total_steps: int) -> IMP:
         if config.imp_rewind_step > total_steps:
             raise ConfigError(f"imp_rewind_step {config.imp_rewind_step} lies beyond the "
-                              f"{total_steps} steps of a level")
+                              f"{count(total_steps, 'step')} of a level")
         return cls(config.imp_rate, config.n_imp_levels(), config.imp_rewind_step)
 
     def at_init(self, ctx: Context) -> Changes:
@@ -88,6 +97,7 @@ class IMP(Pruner):
         return changes
 
     def describe(self) -> dict[str, Any]:
+        # densities of the pruned layers; the manifest's densities say the whole network's
         return {"levels": self.levels,
                 "level_densities": [(1.0 - self.rate) ** lev for lev in range(self.levels + 1)]}
 
