@@ -42,6 +42,7 @@ from topo.train.registry import (
     BACKENDS,
     INIT_SPARSITIES,
     METHODS,
+    MODELS,
     OPTIMIZERS,
     WEIGHT_INITS,
 )
@@ -67,9 +68,16 @@ class TrainConfig:
     dataset
         ``digits`` (default), ``synthetic-F1`` ... ``synthetic-F10``, ``mnist``,
         ``fashion-mnist`` or ``cifar10``.
+    model
+        ``mlp`` (default) or a CNN of :data:`~topo.train.registry.MODELS` (``lenet5``,
+        ``conv4``, ``vgg-small``, ``resnet20``; :mod:`topo.train.cnn`), for data sets of
+        pictures (digits, MNIST, Fashion-MNIST, CIFAR-10).
+    width
+        CNNs only: factor on every channel and hidden count of the model (1: the
+        published widths; 0.25 gives a ResNet-20 with 4-8-16 channels).
     arch
-        Layer widths input to output, e.g. ``[64, 100, 100, 10]``; ``None`` infers input and
-        output widths from the data with two hidden layers of 100. A list of hidden widths
+        MLP only: layer widths input to output, e.g. ``[64, 100, 100, 10]``; ``None``
+        infers input and output widths from the data with two hidden layers of 100. A list of hidden widths
         only (first/last not matching the data) is an error, not guessed.
     epochs, batch_size, lr, optimizer, momentum, weight_decay
         Optimisation; ``optimizer`` is a name of :data:`~topo.train.registry.OPTIMIZERS`.
@@ -147,6 +155,8 @@ class TrainConfig:
 
     method: str = "set"
     dataset: str = "digits"
+    model: str = "mlp"
+    width: float = 1.0
     arch: list[int] | None = None
     epochs: int = 30
     batch_size: int = 32
@@ -195,6 +205,22 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first invalid field."""
         METHODS.check(self.method)
+        MODELS.check(self.model)
+        if not float(self.width) > 0:
+            raise ConfigError(f"width must be positive, got {self.width}")
+        if self.model != "mlp":
+            if self.arch is not None:
+                raise ConfigError(f"arch sets the widths of an MLP; model {self.model} has "
+                                  "its own layers (--width scales them)")
+            if self.main_effects:
+                raise ConfigError(f"main_effects (NID's MLP-M) is an MLP option, not for "
+                                  f"model {self.model}")
+            if self.dataset.startswith("synthetic-"):
+                raise ConfigError(f"model {self.model} is a CNN for pictures; dataset "
+                                  f"{self.dataset!r} has none (choose digits, mnist, "
+                                  "fashion-mnist or cifar10)")
+        elif self.width != 1.0:
+            raise ConfigError("width scales a CNN's channels; an MLP's widths are --arch")
         if self.dataset not in DATASETS:
             raise ConfigError(f"unknown dataset {self.dataset!r}; choose one of digits, "
                               "synthetic-F1 ... synthetic-F10, mnist, fashion-mnist, cifar10")

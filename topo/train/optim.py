@@ -156,15 +156,13 @@ def adam(params: Sequence[torch.nn.Parameter], config: Any) -> Optimizer:
 
 def optimizer_factory(config: Any) -> Callable[[SparseMLP], Optimizer]:
     """``make(model)``: a fresh optimiser of ``config.optimizer`` over ``model``'s
-    parameters (values and bias of each layer, in layer order; then those of its main-effect
-    networks, if it has them)."""
+    parameters (``model.parameter_list()``: values and bias of each layer, and its
+    normalisation's weight and bias, in layer order; then those of its main-effect networks,
+    if it has them)."""
     make = OPTIMIZERS.load(config.optimizer)
 
     def build(model: SparseMLP) -> Optimizer:
-        params = [p for layer in model.layers for p in (layer.values, layer.bias)]
-        if model.main_effects is not None:
-            params += model.main_effects.parameter_list()
-        return make(params, config)
+        return make(model.parameter_list(), config)
 
     return build
 

@@ -68,7 +68,7 @@ _LOCATION_FIELDS = ("data_root", "download")
 # options added after the first release enter the id only when they differ from their
 # default, so that the ids of earlier runs stay what they were
 _LATER_FIELDS = ("standardize", "init_seed", "rigl_reinit_regrown", "prune_output",
-                 "main_effects")
+                 "main_effects", "model", "width")
 
 
 def run_id(config: TrainConfig) -> str:
