@@ -137,6 +137,7 @@ def resnet_run(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_resnet_snapshot_holds_geometry_and_residual_wiring(resnet_run):
     graph = load(snapshot_paths(resnet_run)[-1])
     assert graph.input_shape == (1, 8, 8) and not graph.is_chain
@@ -153,6 +154,7 @@ def test_resnet_snapshot_holds_geometry_and_residual_wiring(resnet_run):
     assert len(rows) == 3
 
 
+@pytest.mark.slow
 def test_resnet_snapshot_weights_are_the_models_kernels(resnet_run, tmp_path):
     from topo.train.checkpoint import checkpoint_path, load_checkpoint
 
@@ -210,6 +212,7 @@ def _die_in_step(nth: int) -> None:
     SGD.step = step
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_sigkilled_cnn_run_resumes_to_identical_snapshots(resnet_run, tmp_path):
     """RigL on a ResNet with BatchNorm, killed inside an optimiser step of epoch 2 (11

@@ -203,9 +203,10 @@ INIT_SPARSITIES = Registry("init_sparsity", [
 ])
 
 BACKENDS = Registry("backend", [
-    Entry("auto", None, "per layer: CSR for large sparse layers, masked-dense otherwise"),
+    Entry("auto", None, "per layer: CSR for large sparse linear layers, masked-dense "
+                        "otherwise (convs: masked-dense)"),
     Entry("dense", None, "masked-dense computation"),
-    Entry("sparse", None, "CSR computation"),
+    Entry("sparse", None, "CSR computation (convs: im2col, then CSR)"),
 ])
 
 MODELS = Registry("model", [
