@@ -77,8 +77,8 @@ class TrainConfig:
         published widths; 0.25 gives a ResNet-20 with 4-8-16 channels).
     arch
         MLP only: layer widths input to output, e.g. ``[64, 100, 100, 10]``; ``None``
-        infers input and output widths from the data with two hidden layers of 100. A list of hidden widths
-        only (first/last not matching the data) is an error, not guessed.
+        infers input and output widths from the data with two hidden layers of 100. A list
+        of hidden widths only (first/last not matching the data) is an error, not guessed.
     epochs, batch_size, lr, optimizer, momentum, weight_decay
         Optimisation; ``optimizer`` is a name of :data:`~topo.train.registry.OPTIMIZERS`.
         ``momentum`` is SGD's; Adam uses its default betas.
