@@ -2,7 +2,7 @@
 
 How to run (from the repository root, a few minutes on 2 cores)::
 
-    .venv/bin/python analysis/benchmarks/train_epoch_cnn.py            # 5,000 samples
+    .venv/bin/python analysis/benchmarks/train_epoch_cnn.py            # 1,280 samples
     .venv/bin/python analysis/benchmarks/train_epoch_cnn.py --samples 50000   # all of CIFAR
 
 Writes ``analysis/results/train_epoch_cnn.csv`` and ``analysis/results/train_epoch_cnn.md``.
@@ -143,7 +143,7 @@ if __name__ == "__main__":
         child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     else:
         parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-        parser.add_argument("--samples", type=int, default=5_000,
-                            help="training pictures per epoch (default 5,000; CIFAR-10 has "
-                                 "50,000)")
+        parser.add_argument("--samples", type=int, default=1_280,
+                            help="training pictures per epoch (default 1,280, ten steps; "
+                                 "CIFAR-10 has 50,000)")
         main(parser.parse_args().samples)

@@ -154,7 +154,9 @@ class SparseConv2d(SparseLinear):
         ho = (h + 2 * self.padding - kh) // self.stride + 1
         wo = (w + 2 * self.padding - kw) // self.stride + 1
         cols = F.unfold(x, self.kernel_size, padding=self.padding, stride=self.stride)
-        rows = cols.transpose(1, 2).reshape(n * ho * wo, self.n_in)
+        # (C_in kh kw, n ho wo) in one copy; its transposed view is the (rows, columns)
+        # input _CSRLinear multiplies, whose own transpose is then already contiguous
+        rows = cols.permute(1, 0, 2).reshape(self.n_in, n * ho * wo).t()
         bias = self.bias if self.bias is not None else rows.new_zeros(self.out_channels)
         y = _CSRLinear.apply(rows, self.values, bias, self)   # (n ho wo, C_out)
         return y.t().reshape(self.out_channels, n, ho, wo).permute(1, 0, 2, 3)
