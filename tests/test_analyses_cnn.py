@@ -45,8 +45,8 @@ def test_evolution_counts_elements_and_units():
     assert c1["added"].tolist() == [0, 1, 0] and c1["removed"].tolist() == [0, 1, 2]
     assert c1["churn"].tolist()[1:] == [0.25, 0.5]
     # ever active: {0, 3, 2 + 4, 3 + 4}, then element 1 too: 4, 5, 5 of 8
-    assert c1["ever_active"].tolist() == [4, 5, 5]
-    assert c1["ever_active_rate"].tolist() == [0.5, 0.625, 0.625]
+    assert c1["ever_active_snapshots"].tolist() == [4, 5, 5]
+    assert c1["itop_rate_snapshots"].tolist() == [0.5, 0.625, 0.625]
     # units: in snapshot 2 channel 1 of c1 has no element left
     assert c1["outputs_without_incoming"].tolist() == [0, 0, 1]
     assert c1["in_degree_mean"].tolist() == [1.0, 1.0, 0.5]

@@ -93,6 +93,43 @@ def test_two_layer_conv_nnstd_by_hand():
     assert r.distance == pytest.approx((0.25 + 2 / 3) / 2)
 
 
+def residual_pair() -> tuple[LayeredGraph, LayeredGraph]:
+    """stem: conv 1 -> 2 channels, 2x2 kernel (positions 0-3); res: conv 1x1 on the stream,
+    added back into it; fc: 2 -> 1 (the class, in place).
+
+    A: stem 0 keeps {p0, p1}, 1 keeps {p3};    res 0 <- {ch1}, 1 <- {ch0, ch1};  fc <- {ch0}
+    B: stem 0 keeps {p3}, 1 keeps {p0, p1, p2}; res 0 <- {ch1}, 1 <- {ch0, ch1};  fc <- {ch1}
+    """
+    def net(stem, res, fc):
+        return LayeredGraph([np.array(stem, float).reshape(2, 1, 2, 2), np.array(res, float),
+                             np.array([fc], float)],
+                            names=["stem", "res", "fc"],
+                            geometry=[CONV((2, 2)), CONV((1, 1)), None],
+                            reads=[0, 1, 1], writes=[1, 1, 2])
+
+    a = net([[1, 1, 0, 0], [0, 0, 0, 1]], [[0, 1], [1, 1]], [1, 0])
+    b = net([[0, 0, 0, 1], [1, 1, 1, 0]], [[0, 1], [1, 1]], [0, 1])
+    return a, b
+
+
+def test_residual_conv_nnstd_by_hand():
+    a, b = residual_pair()
+    r = topo.nnstd(a, b)
+    # stream (set 1), solved on the stem alone (res reads the stream itself):
+    # J(A0, B0) = 1, J(A0, B1) = 1 - 2/3 = 1/3, J(A1, B0) = 0, J(A1, B1) = 1 -> the swap,
+    # 1/3 over 2 channels
+    assert r.matchings[0].tolist() == [1, 0]
+    assert r.per_layer[0] == pytest.approx(1 / 6)
+    # res under the fixed swap (rows and column blocks): B's row 1 {ch0, ch1} -> {A1, A0}
+    # against A's row 0 {1}: 1/2; B's row 0 {ch1} -> {A0} against A's row 1 {0, 1}: 1/2;
+    # 1 over 2 channels. (Matched alone, res would be at 0 with the identity.)
+    assert r.solvers[1] == "fixed"
+    assert r.per_layer[1] == pytest.approx(0.5)
+    # fc: B's {ch1} -> {A0} equals A's {ch0}: 0 (1 without the matching)
+    assert r.per_layer[2] == 0.0
+    assert r.distance == pytest.approx((1 / 6 + 0.5 + 0.0) / 3)
+
+
 def test_two_layer_conv_overlap_by_hand():
     a, b = two_layer_pair()
     rows = topo.mask_overlap(a, b, topo.nnstd(a, b).matchings)

@@ -46,8 +46,9 @@ For a chain, set ``k + 1`` has one writer, layer ``k``, whose read set ``k`` is 
 before it, and is first read by layer ``k + 1``: step 3 is Liu et al.'s layer-by-layer
 matching, steps 1-2 and 4 their cost and normalisation, step 5 the chain's tie rule (one
 reader, the next layer; the colour formulas coincide when every label is 0), so the result
-is the same, matchings included (tested on every MLP family: ``tests/test_distance_cnn.py``). A network against a
-copy whose channels are permuted consistently (through its streams) is at 0 in every layer.
+is the same, matchings included (tested on every MLP family: ``tests/test_distance_cnn.py``).
+A network against a copy whose channels are permuted consistently (through its streams) is
+at 0 in every layer.
 Independent matrices (unknown wiring) are compared matrix by matrix: inputs in place,
 outputs matched, no matching shared between matrices. ``reference=True`` (the published
 code) is for chains of fully-connected layers only.

@@ -111,21 +111,23 @@ def test_output_check_tries_to_write(tmp_path):
 def test_info_json_lists_what_was_skipped(tmp_path, capsys):
     import torch
 
-    conv, fc = torch.nn.Conv2d(1, 2, 3), torch.nn.Linear(8, 3)
+    conv, bn, fc = torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2), torch.nn.Linear(8, 3)
     torch.save({"conv.weight": conv.weight.detach(), "conv.bias": conv.bias.detach(),
+                "bn.weight": bn.weight.detach(), "bn.bias": bn.bias.detach(),
                 "fc.weight": fc.weight.detach(), "fc.bias": fc.bias.detach()},
                tmp_path / "cnn.pt")
     assert main(["info", str(tmp_path / "cnn.pt"), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["widths"] == [8, 3]
-    assert [(s["name"], s["shape"]) for s in out["skipped"]] == [("conv.weight", [2, 1, 3, 3]),
-                                                                 ("conv.bias", [2])]
-    assert out["skipped"][0]["why"].startswith("convolution")
+    assert out["widths"] == [1, 2, 3]  # conv 1 -> 2 channels, fc reads 2 x 4 positions
+    assert [(s["name"], s["shape"]) for s in out["skipped"]] == [("bn.weight", [2]),
+                                                                 ("bn.bias", [2])]
+    assert out["skipped"][0]["why"] == ("normalisation of unit set 1 (written by conv): "
+                                        "normalisation weight; not a layer")
     assert "skipped" not in out["metadata"]
     assert main(["info", str(tmp_path / "cnn.pt")]) == 0
     table = capsys.readouterr().out
     assert "skipped (2, not part of the graph):" in table
-    assert "conv.weight  2x1x3x3" in table
+    assert "bn.weight  2" in table
 
 
 def test_info_key_option_and_checkpoint_metadata(tmp_path, capsys):

@@ -79,7 +79,7 @@ def test_corrupt_headers(tmp_path):
 
 def test_hdf5_and_onnx_without_dense_layers(tmp_path):
     import h5py
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
     with h5py.File(tmp_path / "bn.h5", "w") as f:
         g = f.create_group("model_weights")
@@ -95,11 +95,14 @@ def test_hdf5_and_onnx_without_dense_layers(tmp_path):
         topo.load(tmp_path / "data.h5")
     node = helper.make_node("Conv", ["x", "W"], ["y"])
     graph = helper.make_graph(
-        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 5, 5])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 3, 3])],
-        initializer=[numpy_helper.from_array(np.ones((2, 1, 3, 3), np.float32), "W")])
+        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 5, 5]),
+                      helper.make_tensor_value_info("W", TensorProto.FLOAT, [2, 1, 3, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 3, 3])])
     (tmp_path / "conv.onnx").write_bytes(helper.make_model(graph).SerializeToString())
-    with pytest.raises(UnreadableFileError, match=r"conv.onnx: ONNX graph with Conv nodes"):
+    # the conv's weight is an input of the graph, not a constant: no layer to read
+    with pytest.raises(UnreadableFileError,
+                       match=r"conv.onnx: ONNX graph without Conv, Gemm or MatMul layers of "
+                             r"constant weights \(operators: Conv\)"):
         topo.load(tmp_path / "conv.onnx")
 
 

@@ -329,7 +329,7 @@ def test_module_order_breaks_a_tie_and_says_so(tmp_path):
     assert "decoder.0, decoder.2, encoder.0, encoder.2 = 3-6-9-6-3" in str(err.value)
 
 
-def test_conv_tensors_are_listed_as_skipped(tmp_path):
+def test_conv_and_fc_read_whole_or_dense_only(tmp_path):
     torch.manual_seed(0)
     sd = OrderedDict(conv1=None)
     conv = torch.nn.Conv2d(1, 4, 3)
@@ -338,10 +338,12 @@ def test_conv_tensors_are_listed_as_skipped(tmp_path):
                       ("fc1.weight", fc1.weight), ("fc1.bias", fc1.bias),
                       ("fc2.weight", fc2.weight), ("fc2.bias", fc2.bias)])
     torch.save({k: v.detach() for k, v in sd.items()}, tmp_path / "cnn.pt")
-    g = topo.load(tmp_path / "cnn.pt")
+    g = topo.load(tmp_path / "cnn.pt")  # the whole network: conv1, then fc1 on 4 x (2x2)
+    assert g.widths == [1, 4, 8, 2] and g.kernel_shapes == [(3, 3), (2, 2), ()]
+    g = topo.load(tmp_path / "cnn.pt", dense_only=True)
     assert g.widths == [16, 8, 2]
     assert [(s["name"], s["shape"]) for s in g.metadata["skipped"]] == [
-        ("conv1.weight", [4, 1, 3, 3]), ("conv1.bias", [4])]
+        ("conv1", [4, 1, 3, 3]), ("conv1 bias", [4])]
 
 
 # ------------------------------------------------------------------------------------ Keras
@@ -421,7 +423,7 @@ def test_onnx_gzip_and_gemm_alpha_beta(tmp_path):
     np.testing.assert_allclose(g.biases[0], 0.5 * bs[0], rtol=1e-6)
 
 
-def test_onnx_branches_are_not_a_chain(tmp_path):
+def test_onnx_residual_addition_is_a_stream(tmp_path):
     from onnx import TensorProto, helper, numpy_helper
 
     w = np.eye(3, dtype=np.float32)
@@ -434,8 +436,11 @@ def test_onnx_branches_are_not_a_chain(tmp_path):
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
         initializer=[numpy_helper.from_array(w, n) for n in ("W1", "W2", "W3")])
     (tmp_path / "res.onnx").write_bytes(helper.make_model(graph).SerializeToString())
+    # the graph adds W2's output to h: W1 and W2 write one unit set, which W3 reads
+    g = topo.load(tmp_path / "res.onnx")
+    assert g.reads == [0, 1, 1] and g.writes == [1, 1, 2]
     with pytest.raises(GraphStructureError, match="not a chain"):
-        topo.load(tmp_path / "res.onnx")
+        topo.load(tmp_path / "res.onnx", dense_only=True)
 
 
 # ------------------------------------------------------------------------------------ numpy

@@ -282,11 +282,13 @@ def test_malicious_pickle_inside_torch_zip_is_refused(tmp_path):
     assert not target.exists()
 
 
-def test_conv_only_state_dict_has_no_fully_connected_layers(tmp_path):
+def test_conv_only_state_dict_is_its_conv_layer(tmp_path):
     conv = torch.nn.Conv2d(1, 2, 3)
     torch.save(conv.state_dict(), tmp_path / "conv.pt")
-    with pytest.raises(UnreadableFileError, match="no fully-connected layers.*convolution"):
-        topo.load(tmp_path / "conv.pt")
+    g = topo.load(tmp_path / "conv.pt")
+    assert g.n_layers == 1 and g.geometry[0].describe() == "conv 3x3"
+    np.testing.assert_allclose(g.kernel(0), conv.weight.detach().numpy(), rtol=1e-6)
+
 
 
 def test_widths_that_disagree(tmp_path):

@@ -275,13 +275,20 @@ def test_keras_layer_kinds_by_weight_names(tmp_path):
                 g.create_dataset(f"{name}/{leaf}:0", data=arr)
         f.attrs["model_config"] = "{not json"
     g = topo.load(tmp_path / "k.h5")
-    assert g.widths == [3, 4]
+    # a weights-only file with a conv: no config says how the layers are wired
+    assert g.is_independent and g.names == ["conv", "dense"]
+    assert g.set_sizes == [1, 2, 3, 4]
+    assert g.metadata["reading"]["wiring"].startswith("independent matrices: the file has no "
+                                                      "model config")
     whys = {s["name"]: s["why"] for s in g.metadata["skipped"]}
     assert whys["rnn/kernel"].startswith("recurrent layer")
     assert whys["emb/embeddings"].startswith("embedding table")
-    assert whys["conv/kernel"].startswith("convolution (kernel of 4 dimensions)")
     assert whys["odd/scale"].startswith("not a layer weight")
     assert whys["dense/extra"].startswith("a variable of dense")
+    dense = topo.load(tmp_path / "k.h5", dense_only=True)
+    assert dense.widths == [3, 4]
+    whys = {s["name"]: s["why"] for s in dense.metadata["skipped"]}
+    assert whys["conv"].startswith("convolution with kernel (2, 1, 3, 3): not read")
 
 
 def test_keras_custom_class_and_uninterpretable_layers(tmp_path):
@@ -433,9 +440,13 @@ def test_onnx_conv_between_layers_breaks_the_chain(tmp_path):
     nodes = [helper.make_node("Gemm", ["x", "W"], ["h"], transB=1),
              helper.make_node("Conv", ["h", "K"], ["c"]),
              helper.make_node("Gemm", ["c", "W2"], ["y"], transB=1)]
+    path = onnx_graph(tmp_path, nodes, {"W": W0, "K": np.ones((1, 1, 1, 1)), "W2": W1})
+    with pytest.raises(GraphStructureError, match="conv 'K' has kernel \\(1, 1, 1, 1\\) "
+                                                  "with groups=1, so it reads 1 channels, but "
+                                                  "the unit set it reads has 4"):
+        topo.load(path)
     with pytest.raises(GraphStructureError, match="'W2' does not come from 'W'.*branch"):
-        topo.load(onnx_graph(tmp_path, nodes, {"W": W0, "K": np.ones((1, 1, 1, 1)),
-                                               "W2": W1}))
+        topo.load(path, dense_only=True)
 
 
 # ---------------------------------------------------------------------------------- numpy

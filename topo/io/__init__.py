@@ -47,7 +47,7 @@ from topo.io.sequence import GraphSequence, read_sequence
 from topo.io.snapshot import is_topo_snapshot_header, read_snapshot, save_snapshot
 
 __all__ = ["load", "save_snapshot", "detect_format", "snapshot_paths", "FORMATS",
-           "read_sequence", "GraphSequence", "export_graph"]
+           "read_sequence", "GraphSequence", "export_graph", "from_module"]
 
 FORMATS = ("topo.snapshot", "topo.run", "safetensors", "pytorch", "pytorch-module", "pickle",
            "keras-hdf5", "keras", "onnx", "onnx-gzip", "numpy-npz", "numpy-npy", "nnstd-npz")
@@ -59,7 +59,18 @@ _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _NPY_MAGIC = b"\x93NUMPY"
 
 
-def load(path: str | Path, *, key: str | None = None) -> LayeredGraph:
+def __getattr__(name: str):
+    # from_module needs torch.fx; it is imported when asked for, so that reading other
+    # formats never imports torch
+    if name == "from_module":
+        from topo.io.fx import from_module
+
+        return from_module
+    raise AttributeError(f"module 'topo.io' has no attribute {name!r}")
+
+
+def load(path: str | Path, *, key: str | None = None,
+         dense_only: bool = False) -> LayeredGraph:
     """Read a network from ``path``, whatever topo-readable format it is in.
 
     Parameters
@@ -70,33 +81,42 @@ def load(path: str | Path, *, key: str | None = None) -> LayeredGraph:
         For PyTorch and pickle checkpoints: the entry holding the network, e.g. ``"ema"``
         or ``"model/state_dict"`` (``/`` goes one level deeper). By default the network is
         found by the rules of :mod:`topo.io.torch_file`.
+    dense_only
+        Read the fully-connected layers alone, as a chain, with the convolutions listed as
+        skipped (the reading of topo 0.1); by default a network with convolutions is read
+        whole, with its wiring (:mod:`topo.io.pipeline`).
 
     Returns
     -------
     LayeredGraph
         With ``metadata["format"]`` naming the reader, ``metadata["source"]`` the path,
         ``metadata["skipped"]`` what was not read and why (``[{"name", "shape", "why"}]``),
-        ``metadata["reading"]`` how the layer order and orientation were found, and what the
-        file says about itself (``epoch``, ``global_step``, versions, ...).
+        ``metadata["reading"]`` how the layer order, orientation and wiring were found, and
+        what the file says about itself (``epoch``, ``global_step``, versions, ...).
 
     Raises
     ------
     UnreadableFileError
-        Missing path, nothing readable, a truncated or corrupt file, no fully-connected layers.
+        Missing path, nothing readable, a truncated or corrupt file, no layers.
     UnsafeFileError
         A pickle that asks to run code (nothing is run).
     GraphStructureError
-        Layers whose widths do not chain, or whose order or orientation the file does not
-        determine (the candidates are named).
+        Layers whose widths do not chain, whose order or orientation the file does not
+        determine, or whose module names fit a family the shapes disagree with (the
+        candidates are named).
     """
     path = Path(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return _load(path, key)
+        return _load(path, key, dense_only)
 
 
-def _load(path: Path, key: str | None) -> LayeredGraph:
+def _load(path: Path, key: str | None, dense_only: bool = False) -> LayeredGraph:
+    from functools import partial
+
     from topo.io.pipeline import build_graph
+
+    build_graph = partial(build_graph, dense_only=dense_only)
 
     fmt = detect_format(path)
     if key is not None and fmt != "pytorch":
@@ -141,7 +161,7 @@ def _load(path: Path, key: str | None) -> LayeredGraph:
 
         data = (gunzip_bounded(path, "gzip of an ONNX model") if fmt == "onnx-gzip"
                 else read_file_bounded(path, "ONNX model"))
-        return build_graph(read_onnx(path, data, fmt))
+        return build_graph(read_onnx(path, data, fmt, network=not dense_only))
     if fmt == "numpy-npz":
         from topo.io.numpy_files import read_npz
 

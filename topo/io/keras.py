@@ -100,10 +100,11 @@ def _read_h5(f: Any, path: Path, fmt: str) -> Extraction:
         raise UnreadableFileError(
             f"{path}: HDF5 file without Keras layer names (not a Keras model or weights "
             f"file; top-level groups: {', '.join(list(f.keys())[:10]) or 'none'})")
-    classes = {}
+    classes: dict[str, str] = {}
+    configs: dict[str, dict] = {}
     config = _json_attr(f, "model_config")
     if config is not None:
-        _collect_classes(config, classes)
+        _collect_classes(config, classes, configs)
     layers: list[LayerCandidate] = []
     skipped: list[Skipped] = []
     for layer_name in names:
@@ -122,12 +123,13 @@ def _read_h5(f: Any, path: Path, fmt: str) -> Extraction:
         for owner, tensors in owners.items():
             short = owner.rpartition("/")[2]
             cls = classes.get(short) or (classes.get(layer_name) if len(owners) == 1 else None)
-            _classify(short if len(owners) > 1 else layer_name, cls, tensors, layers,
-                      skipped, path)
+            name = short if len(owners) > 1 else layer_name
+            _classify(name, cls, tensors, layers, skipped, path, configs.get(name))
     for key in f:
         if key.startswith("optimizer"):
             skipped.append(Skipped(key, None, "optimizer state", None, "optimizer"))
-    ex = _extraction(path, fmt, layers, skipped, "HDF5 file without Dense layers")
+    ex = _extraction(path, fmt, layers, skipped, "HDF5 file without Dense layers or convolutions")
+    _wire(ex, config)
     for attr in ("keras_version", "backend"):
         value = f.attrs.get(attr, group.attrs.get(attr))
         if value is not None:
@@ -136,18 +138,22 @@ def _read_h5(f: Any, path: Path, fmt: str) -> Extraction:
 
 
 def _classify(name: str, cls: str | None, tensors: dict[str, Any],
-              layers: list[LayerCandidate], skipped: list[Skipped], path: Path) -> None:
-    """Sort one layer's named tensors into a Dense candidate or skipped entries."""
+              layers: list[LayerCandidate], skipped: list[Skipped], path: Path,
+              config: dict | None = None) -> None:
+    """Sort one layer's named tensors into Dense or conv candidates or skipped entries."""
     arrays = {leaf: np.asarray(ds[()]) for leaf, ds in tensors.items()}
     kernel = arrays.get("kernel")
     why = None
     if cls in _NORM or (cls is None and ("gamma" in arrays or "moving_mean" in arrays)):
         why = f"normalisation layer ({cls or 'BatchNormalization'})"
-    elif cls is not None and ("Conv" in cls or "Pool" in cls):
-        why = f"convolution ({cls}): topo reads fully-connected layers"
-    elif kernel is not None and kernel.ndim > 2:
-        why = f"convolution ({cls or 'kernel of ' + str(kernel.ndim) + ' dimensions'}): " \
-              "topo reads fully-connected layers"
+        for leaf, arr in arrays.items():
+            skipped.append(Skipped(f"{name}/{leaf}", arr.shape, why, arr, "norm", name))
+        return
+    if _is_conv(cls, arrays):
+        _conv_candidates(name, cls, arrays, layers, skipped, path, config or {})
+        return
+    if cls is not None and "Conv" in cls:
+        why = f"convolution ({cls}) that topo does not read"
     elif "recurrent_kernel" in arrays:
         why = f"recurrent layer ({cls or 'recurrent_kernel'})"
     elif "embeddings" in arrays:
@@ -183,8 +189,78 @@ def _classify(name: str, cls: str | None, tensors: dict[str, Any],
     layers.append(LayerCandidate(name, kernel, IN_OUT, mask, bias, note))
 
 
-def _collect_classes(config: Any, classes: dict[str, str]) -> None:
-    """Layer name -> class name for every layer in a (possibly nested) model config."""
+_CONV_CLASSES = ("Conv1D", "Conv2D", "Conv3D", "Convolution1D", "Convolution2D",
+                 "Convolution3D", "DepthwiseConv2D", "DepthwiseConv1D", "SeparableConv2D",
+                 "SeparableConv1D", "SeparableConvolution2D", "SeparableConvolution1D")
+
+
+def _is_conv(cls: str | None, arrays: dict[str, np.ndarray]) -> bool:
+    if cls is not None:
+        return cls in _CONV_CLASSES
+    kernel = arrays.get("kernel")
+    return (kernel is not None and 3 <= kernel.ndim <= 5) or "depthwise_kernel" in arrays
+
+
+def _conv_candidates(name: str, cls: str | None, arrays: dict[str, np.ndarray],
+                     layers: list[LayerCandidate], skipped: list[Skipped], path: Path,
+                     config: dict) -> None:
+    """A Keras conv's kernel ``(*kernel, C_in / groups, C_out)`` as PyTorch's layout
+    ``(C_out, C_in / groups, *kernel)``; a depthwise kernel ``(*kernel, C_in, multiplier)``
+    as ``(C_in * multiplier, 1, *kernel)`` with ``groups = C_in``; a separable conv as its
+    depthwise and pointwise layers."""
+    used = set()
+    if "depthwise_kernel" in arrays:
+        dw = arrays["depthwise_kernel"]
+        n = dw.ndim - 2
+        c_in, mult = dw.shape[-2], dw.shape[-1]
+        weight = np.moveaxis(dw, (n, n + 1), (0, 1)).reshape(c_in * mult, 1, *dw.shape[:n])
+        separable = "pointwise_kernel" in arrays
+        dw_name = f"{name}/depthwise" if separable else name
+        layers.append(LayerCandidate(
+            dw_name, weight, None, _conv_mask(arrays, "depthwise_mask", dw, c_in * mult),
+            None if separable else arrays.get("bias"), kind="conv", groups=int(c_in)))
+        used |= {"depthwise_kernel", "depthwise_mask"} | (set() if separable else {"bias"})
+        if separable:
+            pw = arrays["pointwise_kernel"]
+            layers.append(LayerCandidate(
+                f"{name}/pointwise", _keras_kernel(pw), None, None, arrays.get("bias"),
+                kind="conv", groups=1))
+            used |= {"pointwise_kernel", "bias"}
+    elif "kernel" in arrays and 3 <= arrays["kernel"].ndim <= 5:
+        k = arrays["kernel"]
+        mask = arrays.get("mask")
+        layers.append(LayerCandidate(
+            name, _keras_kernel(k), None,
+            _keras_kernel(mask) if mask is not None and mask.shape == k.shape else None,
+            arrays.get("bias"), kind="conv", groups=int(config.get("groups") or 1)))
+        used |= {"kernel", "bias", "mask"}
+    else:
+        raise UnreadableFileError(
+            f"{path}: Keras layer {name!r} ({cls or 'conv'}) has weights "
+            f"{ {k: a.shape for k, a in arrays.items()} } that topo cannot interpret")
+    for leaf, arr in arrays.items():
+        if leaf not in used:
+            skipped.append(Skipped(f"{name}/{leaf}", arr.shape,
+                                   f"a variable of {name} that is not its kernel or bias", arr))
+
+
+def _keras_kernel(k: np.ndarray) -> np.ndarray:
+    n = k.ndim - 2
+    return np.ascontiguousarray(np.transpose(k, (n + 1, n, *range(n))))
+
+
+def _conv_mask(arrays: dict, leaf: str, kernel: np.ndarray, c_out: int) -> np.ndarray | None:
+    mask = arrays.get(leaf)
+    if mask is None or mask.shape != kernel.shape:
+        return None
+    n = mask.ndim - 2
+    return np.moveaxis(mask, (n, n + 1), (0, 1)).reshape(c_out, 1, *mask.shape[:n])
+
+
+def _collect_classes(config: Any, classes: dict[str, str],
+                     configs: dict[str, dict] | None = None) -> None:
+    """Layer name -> class name (and -> its config) for every layer in a (possibly nested)
+    model config."""
     if isinstance(config, dict):
         cfg = config.get("config")
         cls = config.get("class_name")
@@ -192,13 +268,15 @@ def _collect_classes(config: Any, classes: dict[str, str]) -> None:
             name = cfg.get("name") or config.get("name")
             if isinstance(name, str):
                 classes.setdefault(name, cls)
+                if configs is not None:
+                    configs.setdefault(name, cfg)
             layers = cfg.get("layers")
             if isinstance(layers, list):
                 for layer in layers:
-                    _collect_classes(layer, classes)
+                    _collect_classes(layer, classes, configs)
             inner = cfg.get("layer")
             if isinstance(inner, dict):
-                _collect_classes(inner, classes)
+                _collect_classes(inner, classes, configs)
 
 
 # --------------------------------------------------------------------------- Keras 3 zip
@@ -212,7 +290,10 @@ def _read_v3(f: Any, config: Any, path: Path) -> Extraction:
     _walk_v3(f[root], config, layers, skipped, path)
     if "optimizer" in f:
         skipped.append(Skipped("optimizer", None, "optimizer state", None, "optimizer"))
-    return _extraction(path, "keras", layers, skipped, ".keras archive without Dense layers")
+    ex = _extraction(path, "keras", layers, skipped,
+                     ".keras archive without Dense layers or convolutions")
+    _wire(ex, config)
+    return ex
 
 
 def _walk_v3(group: Any, config: dict, layers: list[LayerCandidate],
@@ -250,7 +331,8 @@ def _walk_v3(group: Any, config: dict, layers: list[LayerCandidate],
             raise UnreadableFileError(
                 f"{path}: Keras layer {name!r} ({cls}) has variables "
                 f"{[a.shape for a in arrays]} that topo cannot interpret")
-        _classify(name, cls, {k: _Array(a) for k, a in named.items()}, layers, skipped, path)
+        _classify(name, cls, {k: _Array(a) for k, a in named.items()}, layers, skipped, path,
+                  lcfg)
 
 
 def _name_v3_vars(cls: str, arrays: list[np.ndarray]) -> dict[str, np.ndarray] | None:
@@ -259,6 +341,13 @@ def _name_v3_vars(cls: str, arrays: list[np.ndarray]) -> dict[str, np.ndarray] |
                 str(k): a for k, a in enumerate(arrays)}
     if not arrays:
         return {}
+    if cls.startswith("Separable"):
+        names = ["depthwise_kernel", "pointwise_kernel", "bias"] + [
+            str(k) for k in range(3, len(arrays))]
+        return dict(zip(names, arrays))
+    if cls.startswith("Depthwise"):
+        names = ["depthwise_kernel", "bias"] + [str(k) for k in range(2, len(arrays))]
+        return dict(zip(names, arrays))
     if cls in _DENSE or "Dense" in cls or "Conv" in cls:
         names = ["kernel", "bias"] + [str(k) for k in range(2, len(arrays))]
         return dict(zip(names, arrays))
@@ -283,6 +372,199 @@ def _snake_case(name: str) -> str:
     name = re.sub(r"\W+", "", name)
     name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+# ------------------------------------------------------------------------------ wiring
+_SAME = {
+    "InputLayer", "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "ThresholdedReLU",
+    "Softmax", "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+    "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization",
+    "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D",
+    "AveragePooling3D", "MaxPool1D", "MaxPool2D", "MaxPool3D", "AvgPool1D", "AvgPool2D",
+    "AvgPool3D", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D",
+    "Cropping2D", "Cropping3D", "UpSampling1D", "UpSampling2D", "UpSampling3D", "Rescaling",
+    "Identity",
+}
+_GLOBAL_POOL = {"GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
+                "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D",
+                "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalAvgPool3D", "GlobalMaxPool1D",
+                "GlobalMaxPool2D", "GlobalMaxPool3D"}
+_MERGE_ADD = {"Add", "Average"}
+_WRAPPERS = {"PruneLowMagnitude", "QuantizeWrapper", "QuantizeWrapperV2"}
+
+
+def _wire(ex: Extraction, config: Any) -> None:
+    """Give ``ex`` a network plan when it holds convs or adds layer outputs: the model
+    config's connections (a Functional model's inbound nodes, a Sequential model's layer
+    order); without a config, independent matrices."""
+    from topo.io.flow import UnsupportedFlow, plan_from_flow
+    from topo.io.pipeline import independent_plan
+
+    members = _config_layers(config)
+    merges = any(str(m.get("class_name")) in _MERGE_ADD | {"Concatenate", "Multiply",
+                                                          "Subtract"} for m in members)
+    if not ex.has_convs and not merges:
+        return  # fully-connected layers in a chain: the chain route
+    ex.metadata["conv_layout"] = (
+        "Conv kernels stored (*kernel, C_in/groups, C_out) (depthwise: (*kernel, C_in, "
+        "multiplier)), the Keras convention, read as (C_out, C_in/groups, *kernel)")
+    if config is None or not members:
+        ex.network = independent_plan(
+            ex, "the file has no model config (a weights-only file), so the wiring of its "
+                "layers is unknown")
+        return
+    try:
+        ops, inputs, outputs, kind, input_shape = _flow_ops(ex, config, members)
+        how = (f"the Keras model config ({kind}: "
+               + ("the layers in the order they are listed)" if kind == "Sequential" else
+                  "each layer's inbound nodes; Add layers make residual streams)"))
+        ex.network = plan_from_flow(ex, ops, inputs, outputs, how)
+        ex.network.input_shape = input_shape
+    except UnsupportedFlow as exc:
+        reason = str(exc)
+        if reason.startswith(f"{ex.path}: "):
+            reason = reason[len(f"{ex.path}: "):]
+        ex.network = independent_plan(
+            ex, f"the Keras model config's wiring cannot be followed: {reason}")
+
+
+def _config_layers(config: Any) -> list[dict]:
+    if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
+        return []
+    layers = config["config"].get("layers")
+    return [m for m in layers if isinstance(m, dict)] if isinstance(layers, list) else []
+
+
+def _flow_ops(ex: Extraction, config: dict, members: list[dict]):
+    """(ops, inputs, outputs, kind, input shape) of a Keras model config."""
+    from topo.io.flow import Op, UnsupportedFlow
+
+    by_name: dict[str, list[int]] = {}
+    for i, c in enumerate(ex.layers):
+        by_name.setdefault(c.name.split("/")[0], []).append(i)
+    functional = any(m.get("inbound_nodes") for m in members)
+    ops: list[Op] = []
+    inputs: list[str] = []
+    input_shape = None
+    previous = None
+    layout: dict[str, bool] = {}  # value -> channels last
+    for m in members:
+        cls = str(m.get("class_name", ""))
+        cfg = m.get("config") if isinstance(m.get("config"), dict) else {}
+        name = str(cfg.get("name") or m.get("name") or cls)
+        if cls in _WRAPPERS and isinstance(cfg.get("layer"), dict):
+            cls = str(cfg["layer"].get("class_name", cls))
+            cfg = {**cfg["layer"].get("config", {}), "name": name}
+        out = f"{name}:0"
+        if functional:
+            sources = _inbound(m, path=ex.path, name=name)
+        else:
+            sources = [previous] if previous is not None else []
+        if cls == "InputLayer" or (not functional and previous is None):
+            shape = cfg.get("batch_input_shape") or cfg.get("batch_shape")
+            if isinstance(shape, list) and len(shape) >= 2 and all(
+                    isinstance(d, int) for d in shape[1:]):
+                input_shape = tuple(shape[1:])
+            if cls == "InputLayer":
+                inputs.append(out)
+                layout[out] = False
+                previous = out
+                continue
+            inputs.append("input:0")
+            sources = ["input:0"]
+            layout["input:0"] = False
+        if cls in ("Sequential", "Functional", "Model") or isinstance(cfg.get("layers"), list):
+            raise UnsupportedFlow(f"{ex.path}: a nested model {name!r} in the model config")
+        last = any(layout.get(v, False) for v in sources)
+        data_format = cfg.get("data_format")
+        if name in by_name and cls not in _NORM:
+            chain_in = sources
+            for i in by_name[name]:
+                if len(chain_in) != 1:
+                    raise UnsupportedFlow(
+                        f"{ex.path}: layer {name!r} takes {len(chain_in)} inputs")
+                value = f"{ex.layers[i].name}:0"
+                conv = ex.layers[i].kind == "conv"
+                ops.append(Op("layer", chain_in, value, name, cls, layer=i,
+                              channels_last=conv and data_format != "channels_first"))
+                layout[value] = conv and data_format != "channels_first"
+                chain_in = [value]
+            ops.append(Op("same", chain_in, out, name, cls))
+            layout[out] = layout[chain_in[0]]
+        elif cls in _NORM:
+            ops.append(Op("norm", sources, out, name, cls, module=name))
+            layout[out] = last
+        elif cls in _SAME or (cls == "Layer" and not cfg):
+            ops.append(Op("same", sources, out, name, cls))
+            layout[out] = last
+        elif cls == "Flatten" or (cls == "Reshape" and len(cfg.get("target_shape") or []) == 1):
+            hwc = last or data_format == "channels_first"
+            ops.append(Op("flatten", sources, out, name, cls, channels_last=hwc))
+            layout[out] = hwc
+        elif cls in _GLOBAL_POOL:
+            ops.append(Op("flatten", sources, out, name, cls))
+            layout[out] = False
+        elif cls in _MERGE_ADD:
+            ops.append(Op("add", sources, out, name, cls))
+            layout[out] = last
+        else:
+            ops.append(Op("unsupported", sources, out, name, f"Keras layer {cls}"))
+        previous = out
+    if functional:
+        outputs = [f"{e[0]}:0" for e in _history_entries(config["config"].get("output_layers"))]
+    else:
+        outputs = [previous] if previous is not None else []
+    if input_shape is not None and ex.has_convs and len(input_shape) >= 2:
+        input_shape = (input_shape[-1], *input_shape[:-1])  # (H, W, C) -> (C, H, W)
+    return ops, inputs, outputs, "Functional" if functional else "Sequential", input_shape
+
+
+def _inbound(member: dict, *, path: Path, name: str) -> list[str]:
+    """The values a Functional model's layer reads (``<layer>:0``)."""
+    from topo.io.flow import UnsupportedFlow
+
+    nodes = member.get("inbound_nodes") or []
+    if len(nodes) > 1:
+        raise UnsupportedFlow(f"{path}: layer {name!r} is called {len(nodes)} times (a "
+                              "shared layer)")
+    if not nodes:
+        return []
+    out = []
+    for entry in _history_entries(nodes[0]):
+        if entry[1] != 0 or entry[2] != 0:
+            raise UnsupportedFlow(f"{path}: layer {name!r} reads output {entry[1:3]} of "
+                                  f"{entry[0]!r} (a shared layer or several outputs)")
+        out.append(f"{entry[0]}:0")
+    return out
+
+
+def _history_entries(node: Any) -> list[tuple[str, int, int]]:
+    """``(layer, node index, tensor index)`` of every input a Keras node lists: Keras 2's
+    ``[[name, node, tensor, kwargs], ...]``, Keras 3's ``{"args": [keras tensors]}`` with
+    ``keras_history``, and ``output_layers`` lists."""
+    found: list[tuple[str, int, int]] = []
+
+    def visit(x: Any) -> None:
+        if isinstance(x, dict):
+            cfg = x.get("config")
+            if isinstance(cfg, dict) and isinstance(cfg.get("keras_history"), list):
+                h = cfg["keras_history"]
+                found.append((str(h[0]), int(h[1]), int(h[2])))
+                return
+            for key in ("args", "kwargs"):
+                if key in x:
+                    visit(x[key] if key == "args" else [])
+            return
+        if isinstance(x, list):
+            if len(x) >= 3 and isinstance(x[0], str) and isinstance(x[1], int) \
+                    and isinstance(x[2], int):
+                found.append((x[0], x[1], x[2]))
+                return
+            for item in x:
+                visit(item)
+
+    visit(node)
+    return found
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -1,6 +1,16 @@
 """ONNX models (``.onnx``, and gzip of one), read with the ``onnx`` package.
 
-Fully-connected layers are ``Gemm`` nodes whose ``B`` is a weight (an initializer or a
+A graph with ``Conv`` nodes, or one that adds two computed values, is read as a network
+(:mod:`topo.io.flow`): ``Conv`` nodes (weight ``(C_out, C_in / group, kh, kw)``, ``group``,
+strides, pads) and the fully-connected layers below are the layers, in node order;
+``BatchNormalization`` is listed with the unit set it normalises; activations, pooling,
+``Dropout``, ``Flatten``/``Reshape`` (channels-first order, as PyTorch exports), transposes
+between channels-first and channels-last, spatial ``Pad``/``Slice`` and operations with a
+constant keep the units; an ``Add`` of two computed values makes a residual stream; a
+``Pad`` of the channels (option A shortcuts) is no layer. A graph with other operators
+(``Concat``, products of two values, ...) is read as independent matrices, said so.
+
+Otherwise fully-connected layers are ``Gemm`` nodes whose ``B`` is a weight (an initializer or a
 ``Constant``), stored ``(out, in)`` with ``transB=1`` and ``(in, out)`` with ``transB=0``,
 scaled by ``alpha`` (bias ``C`` by ``beta``), and ``MatMul`` nodes with a weight as second
 operand (``(in, out)``), with the bias of an ``Add`` that follows. Layers are taken in the
@@ -29,7 +39,8 @@ _NORM_OPS = {"BatchNormalization", "LayerNormalization", "InstanceNormalization"
              "GroupNormalization", "LpNormalization"}
 
 
-def read_onnx(path: Path, data: bytes, fmt: str = "onnx") -> Extraction:
+def read_onnx(path: Path, data: bytes, fmt: str = "onnx", *, network: bool = True
+              ) -> Extraction:
     """Extract the fully-connected chain of a serialized ONNX model.
 
     Raises
@@ -74,6 +85,10 @@ def read_onnx(path: Path, data: bytes, fmt: str = "onnx") -> Extraction:
     for node in graph.node:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
+    if network and _is_network(graph, consts):
+        ex = _read_network(model, consts, consumers, path, fmt)
+        _add_model_metadata(ex, model)
+        return ex
     layers: list[LayerCandidate] = []
     outputs: list[str] = []
     inputs: list[str] = []
@@ -118,12 +133,259 @@ def read_onnx(path: Path, data: bytes, fmt: str = "onnx") -> Extraction:
                 f"({'a branch or merge' if source is None else f'it comes from {source!r}'})")
     ex = Extraction(path, fmt, layers, order="graph", orientation=None, firm=True,
                     skipped=skipped)
+    _add_model_metadata(ex, model)
+    return ex
+
+
+def _add_model_metadata(ex: Extraction, model: Any) -> None:
     ex.metadata.update(
         onnx_ir_version=int(model.ir_version),
         onnx_opset=max((int(o.version) for o in model.opset_import if not o.domain),
                        default=None),
         producer=f"{model.producer_name} {model.producer_version}".strip() or None)
+
+
+# ------------------------------------------------------------------------ network route
+def _is_network(graph: Any, consts: dict) -> bool:
+    """Conv nodes, or an addition of two computed values (a residual stream)."""
+    for node in graph.node:
+        if node.op_type in _CONV_OPS:
+            return True
+        if node.op_type in ("Add", "Sum") and \
+                sum(1 for x in node.input if x and x not in consts) >= 2:
+            return True
+    return False
+
+
+def _read_network(model: Any, consts: dict, consumers: dict, path: Path,
+                  fmt: str) -> Extraction:
+    """Every Conv, Gemm and MatMul layer with the wiring of the graph's data flow."""
+    from topo.io.flow import Op, UnsupportedFlow, plan_from_flow
+
+    graph = model.graph
+    consts = _fold_small_constants(graph, dict(consts))
+    layers: list[LayerCandidate] = []
+    skipped: list[Skipped] = []
+    ops: list[Op] = []
+    folded: set[int] = set()  # Add nodes that are a MatMul's bias
+    for k, node in enumerate(graph.node):
+        if k in folded:
+            continue
+        op_type = node.op_type
+        label = node.name or f"{op_type}_{k}"
+        data = [x for x in node.input if x and x not in consts]
+        out = node.output[0] if node.output else f"{label}:out"
+        if op_type in ("Gemm", "MatMul") and (len(node.input) < 2 or not node.output):
+            raise UnreadableFileError(
+                f"{path}: damaged {_what(fmt)}: {op_type} node {label} lacks its inputs or "
+                "output")
+        if op_type == "Conv":
+            cand = _conv(node, consts, path, label)
+            if cand is None:
+                ops.append(Op("unsupported", data, out, label, "Conv with a computed weight"))
+                continue
+            layers.append(cand)
+            ops.append(Op("layer", [node.input[0]], out, label, "Conv",
+                          layer=len(layers) - 1))
+        elif op_type == "Gemm":
+            cand, a, out = _gemm(node, consts, path, k)
+            if cand is None:
+                ops.append(Op("unsupported", data, node.output[0], label,
+                              "Gemm of two computed values"))
+                continue
+            layers.append(cand)
+            ops.append(Op("layer", [a], out, label, "Gemm", layer=len(layers) - 1))
+        elif op_type == "MatMul":
+            cand, a, out = _matmul(node, consts, consumers, path, k)
+            if cand is None:
+                ops.append(Op("unsupported", data, node.output[0], label,
+                              "MatMul of two computed values"))
+                continue
+            if out != node.output[0]:
+                folded.update(j for j, n in enumerate(graph.node)
+                              if n.output and n.output[0] == out)
+            layers.append(cand)
+            ops.append(Op("layer", [a], out, label, "MatMul", layer=len(layers) - 1))
+        elif op_type in _NORM_OPS:
+            module = _norm_name(node, label)
+            for name in node.input[1:]:
+                if name in consts:
+                    skipped.append(Skipped(name, consts[name].shape,
+                                           f"normalisation layer (ONNX {op_type} node)",
+                                           consts[name], "norm", module))
+            ops.append(Op("norm", data[:1], out, label, op_type, module=module))
+        elif op_type in _CONV_OPS:
+            ops.append(Op("unsupported", data, out, label, op_type))
+        else:
+            ops.append(_plain_op(node, data, out, label, consts))
+    graph_inputs = [i.name for i in graph.input if i.name not in consts]
+    graph_outputs = [o.name for o in graph.output]
+    ex = Extraction(path, fmt, layers, order="graph", orientation=None, firm=True,
+                    skipped=skipped)
+    ex.metadata["conv_layout"] = "conv kernels (C_out, C_in/groups, kh, kw), as ONNX stores them"
+    ex.input_shape = _input_shape(graph, graph_inputs)
+    how = ("the ONNX graph's data flow (Conv, Gemm and MatMul layers; Add nodes of two "
+           "computed values make residual streams)")
+    if not layers:
+        ops_seen = sorted({n.op_type for n in graph.node})
+        raise UnreadableFileError(
+            f"{path}: {_what(fmt).replace('model', 'graph')} without Conv, Gemm or MatMul "
+            f"layers of constant weights (operators: {', '.join(ops_seen)})")
+    try:
+        ex.network = plan_from_flow(ex, ops, graph_inputs, graph_outputs, how)
+    except UnsupportedFlow as exc:
+        from topo.io.pipeline import independent_plan
+
+        reason = str(exc)
+        if reason.startswith(f"{path}: "):
+            reason = reason[len(f"{path}: "):]
+        ex.network = independent_plan(ex, f"the ONNX graph's wiring cannot be followed: "
+                                          f"{reason}")
     return ex
+
+
+_FOLD_LIMIT = 4096
+_RANDOM_OPS = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike",
+               "Multinomial", "Bernoulli"}
+
+
+def _fold_small_constants(graph: Any, consts: dict) -> dict:
+    """Values computed from small constants alone (pads and slice bounds that exporters
+    build with Reshape/Slice/Concat of constants), evaluated with onnx's reference
+    evaluator; anything it cannot evaluate stays unknown."""
+    from onnx.reference import ReferenceEvaluator
+
+    for node in graph.node:
+        inputs = [x for x in node.input if x]
+        if not inputs or node.op_type in _RANDOM_OPS or node.domain not in ("", "ai.onnx") \
+                or not all(x in consts and np.size(consts[x]) <= _FOLD_LIMIT for x in inputs):
+            continue
+        if all(o in consts for o in node.output):
+            continue
+        try:
+            results = ReferenceEvaluator(node).run(None, {x: consts[x] for x in inputs})
+        except Exception:  # noqa: BLE001 - an op the evaluator cannot run stays unknown
+            continue
+        for name, value in zip(node.output, results):
+            if name and isinstance(value, np.ndarray):
+                consts[name] = value
+    return consts
+
+
+_SAME_OPS = {
+    "Relu", "LeakyRelu", "PRelu", "Sigmoid", "Tanh", "Elu", "Selu", "Celu", "Softplus",
+    "Softsign", "HardSigmoid", "HardSwish", "Clip", "Mish", "ThresholdedRelu", "Gelu",
+    "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "LpPool",
+    "GlobalLpPool", "Dropout", "Identity", "Softmax", "LogSoftmax", "Cast", "Resize",
+    "Upsample", "LRN", "MaxRoundingPool", "Abs", "Neg", "Sqrt", "Exp", "Log", "Floor",
+    "Ceil", "Round", "Sign", "Erf",
+}
+_FLATTEN_OPS = {"Flatten", "Reshape", "Squeeze", "Unsqueeze"}
+_ELEMENTWISE = {"Add", "Sub", "Mul", "Div", "Sum", "Pow", "Max", "Min"}
+
+
+def _plain_op(node: Any, data: list[str], out: str, label: str, consts: dict) -> Any:
+    """The flow op of a node that is not a layer or normalisation."""
+    from onnx import helper
+
+    from topo.io.flow import Op
+
+    op_type = node.op_type
+    if op_type in ("Shape", "Size"):
+        return Op("ignore", data, out, label, op_type)
+    if op_type in _SAME_OPS:
+        return Op("same", data[:1], out, label, op_type)
+    if op_type in _FLATTEN_OPS:
+        return Op("flatten", data[:1], out, label, op_type)
+    if op_type == "Transpose":
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        perm = tuple(int(p) for p in attrs.get("perm", ()))
+        return Op("transpose", data[:1], out, label, op_type, perm=perm)
+    if op_type in ("Add", "Sum") and len(data) >= 2:
+        return Op("add", data, out, label, op_type)
+    if op_type in _ELEMENTWISE and len(data) == 1:
+        return Op("same", data, out, label, f"{op_type} by a constant")
+    if op_type in ("Pad", "Slice"):
+        axes = _touched_axes(node, consts)
+        if axes is not None and not axes & {0, 1}:
+            return Op("same", data[:1], out, label, f"{op_type} of the spatial axes")
+        if op_type == "Pad" and axes == {1}:
+            return Op("cut", data[:1], out, label, "Pad of the channels")
+        return Op("unsupported", data, out, label, f"{op_type} of the channels")
+    return Op("unsupported", data, out, label, op_type)
+
+
+def _touched_axes(node: Any, consts: dict) -> set[int] | None:
+    """Axes a Pad or Slice changes (None when the node does not say)."""
+    from onnx import helper
+
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    if node.op_type == "Pad":
+        pads = attrs.get("pads")
+        if pads is None and len(node.input) > 1 and node.input[1] in consts:
+            pads = consts[node.input[1]].tolist()
+        if pads is None:
+            return None
+        half = len(pads) // 2
+        axes = {a for a in range(half) if pads[a] or pads[a + half]}
+        if len(node.input) > 3 and node.input[3] in consts:
+            listed = [int(a) for a in consts[node.input[3]].reshape(-1)]
+            axes = {listed[a] for a in axes if a < len(listed)}
+        return axes
+    starts, ends = attrs.get("starts"), attrs.get("ends")
+    axes_in, steps = attrs.get("axes"), None
+    if starts is None:
+        got = [consts.get(x) if x else None for x in list(node.input[1:5]) + [""] * 4][:4]
+        if got[0] is None or got[1] is None:
+            return None
+        starts, ends = got[0].reshape(-1).tolist(), got[1].reshape(-1).tolist()
+        axes_in = None if got[2] is None else got[2].reshape(-1).tolist()
+        steps = None if got[3] is None else got[3].reshape(-1).tolist()
+    if axes_in is None:
+        axes_in = list(range(len(starts)))
+    steps = steps or [1] * len(starts)
+    # a slice from 0 to the end with step 1 leaves its axis as it is
+    return {int(a) for a, b, e, st in zip(axes_in, starts, ends, steps)
+            if not (b == 0 and e >= 2**31 - 1 and st == 1)}
+
+
+def _conv(node: Any, consts: dict, path: Path, label: str) -> LayerCandidate | None:
+    from onnx import helper
+
+    if len(node.input) < 2 or node.input[1] not in consts:
+        return None
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    w = np.asarray(consts[node.input[1]], dtype=np.float64)
+    if w.ndim < 3:
+        raise GraphStructureError(f"{path}: ONNX Conv {label}: weight {node.input[1]!r} has "
+                                  f"shape {w.shape}")
+    bias = None
+    if len(node.input) > 2 and node.input[2]:
+        if node.input[2] not in consts:
+            raise GraphStructureError(
+                f"{path}: ONNX Conv node {label} takes its bias from the data flow")
+        bias = _bias_vector(np.asarray(consts[node.input[2]], dtype=np.float64),
+                            w.shape[0], path, node.input[2])
+    return LayerCandidate(_layer_name(node.input[1], node, 0), w, None, None, bias,
+                          kind="conv", groups=int(attrs.get("group", 1)))
+
+
+def _norm_name(node: Any, label: str) -> str:
+    scale = node.input[1] if len(node.input) > 1 else ""
+    for suffix in (".weight", "/gamma", ".scale", "/scale"):
+        if scale.endswith(suffix):
+            return scale[: -len(suffix)]
+    return label
+
+
+def _input_shape(graph: Any, names: list[str]) -> tuple[int, ...] | None:
+    for value in graph.input:
+        if names and value.name == names[0]:
+            dims = value.type.tensor_type.shape.dim
+            sizes = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+            if len(sizes) >= 2 and all(s for s in sizes[1:]):
+                return tuple(int(s) for s in sizes[1:])
+    return None
 
 
 def _gemm(node: Any, consts: dict, path: Path, k: int):

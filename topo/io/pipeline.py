@@ -15,10 +15,21 @@
 3. **build** the :class:`~topo.graph.LayeredGraph` (:func:`build_graph`), with
    ``metadata["skipped"]`` listing what was not read and why (``[{"name", "shape", "why"}]``)
    and ``metadata["reading"]`` saying how the order and orientation were found.
+
+Networks with convolutions (and any file whose own graph adds layer outputs) take a second
+route at step 2: the layers, their wiring (the unit set each reads and writes) and their
+geometry come from a :class:`NetworkPlan`: the file's own graph (ONNX nodes, a Keras model
+config: :mod:`topo.io.flow`), the module names of a standard family (torchvision-style and
+CIFAR ResNets, VGG, LeNet-5, Conv-2/4/6: :mod:`topo.io.families`), or, when neither says how
+the layers are wired, *independent matrices* (every layer its own input and output set;
+per-matrix analyses only), said in ``metadata["reading"]["wiring"]``. Normalisation layers
+are listed as skipped with the unit set they normalise. A file of fully-connected layers
+alone keeps the chain route above.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,11 +37,12 @@ from typing import Any
 
 import numpy as np
 
-from topo.errors import GraphStructureError
-from topo.graph import LayeredGraph
+from topo.errors import GraphStructureError, UnreadableFileError
+from topo.graph import LayeredGraph, LayerGeometry
 
 __all__ = ["OUT_IN", "IN_OUT", "LayerCandidate", "Skipped", "Extraction", "Resolution",
-           "resolve_chain", "build_graph", "name_template"]
+           "NetworkPlan", "resolve_chain", "build_graph", "name_template", "independent_plan",
+           "oriented"]
 
 OUT_IN = "out_in"
 """Orientation ``(n_out, n_in)``: PyTorch's ``nn.Linear.weight``, ONNX Gemm with transB=1."""
@@ -44,11 +56,17 @@ _SEARCH_BUDGET = 200_000
 
 @dataclass
 class LayerCandidate:
-    """A weight matrix that may be a fully-connected layer, as the file stores it.
+    """A weight tensor that may be a layer, as the file stores it.
 
-    ``orientation`` is ``OUT_IN``, ``IN_OUT``, or ``None`` when the file does not fix it (the
-    extraction's default then applies, or it is inferred). ``mask`` (same shape as ``weight``)
-    gives the connections when the file has one; ``bias`` is the layer's bias vector.
+    ``kind`` is ``"linear"`` (a 2-D weight) or ``"conv"`` (a convolution kernel, always kept in
+    PyTorch's layout ``(C_out, C_in / groups, *kernel)``: extractors of other layouts convert
+    it). ``orientation`` (linear layers) is ``OUT_IN``, ``IN_OUT``, or ``None`` when the file
+    does not fix it (the extraction's default then applies, or it is inferred). ``mask`` (same
+    shape as ``weight``) gives the connections when the file has one; ``bias`` is the layer's
+    bias vector. ``groups`` is a conv's groups when the file states it (``None``: from the
+    width of the unit set it reads). Strides, padding and dilation are not recorded: no
+    analysis uses them, and a network must read the same from every format, whether the
+    file states them or not.
     """
 
     name: str
@@ -57,6 +75,8 @@ class LayerCandidate:
     mask: Any = None
     bias: Any = None
     note: str | None = None
+    kind: str = "linear"
+    groups: int | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -72,6 +92,7 @@ class Skipped:
     why: str
     array: Any = field(default=None, repr=False)
     kind: str = "other"  # "conv", "norm", "optimizer", "buffer", "mask", "other"
+    module: str | None = None  # the module (layer) it belongs to, for normalisation layers
 
     def record(self) -> dict[str, Any]:
         return {"name": self.name, "shape": None if self.shape is None else list(self.shape),
@@ -100,6 +121,43 @@ class Extraction:
     notes: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     input_shape: tuple[int, ...] | None = None
+    network: NetworkPlan | None = None
+    modules: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def has_convs(self) -> bool:
+        """True when some layer candidate is a convolution."""
+        return any(c.kind == "conv" for c in self.layers)
+
+
+@dataclass
+class NetworkPlan:
+    """How the layer candidates of an extraction form a network.
+
+    ``order`` lists candidate indices in forward order; ``reads``/``writes`` give each of
+    those layers' unit sets (any integers, the network input being the set the first layer
+    reads; renumbered by first use as :class:`~topo.graph.Wiring` does) and ``geometry`` its
+    :class:`~topo.graph.LayerGeometry`. ``channels_last[k]`` marks a flatten layer whose
+    weight reads an ``(H, W, C)``-ordered feature map (Keras, TensorFlow exports): its columns
+    are reordered into topo's ``(C, H, W)`` order. ``independent`` builds independent
+    matrices (reads/writes ignored). ``how`` says where the wiring came from; ``norms`` maps
+    a normalisation module's name to the unit set it normalises and ``norm_of`` to what it
+    normalises (``"the output of 'conv1'"``) where that is one layer's output or input;
+    ``family`` names a recognised architecture family.
+    """
+
+    order: list[int]
+    reads: list[int]
+    writes: list[int]
+    geometry: list[LayerGeometry]
+    how: str
+    channels_last: list[bool] = field(default_factory=list)
+    independent: bool = False
+    family: str | None = None
+    norms: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    input_shape: tuple[int, ...] | None = None
+    norm_of: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -187,13 +245,27 @@ def resolve_chain(ex: Extraction) -> Resolution:
         "the order")
 
 
-def build_graph(ex: Extraction, resolution: Resolution | None = None) -> LayeredGraph:
+def build_graph(ex: Extraction, resolution: Resolution | None = None, *,
+                dense_only: bool = False) -> LayeredGraph:
     """The LayeredGraph of ``ex``: resolve the chain (unless given) and build it.
+
+    A network with convolutions, or one whose file gives a wiring, takes the network route
+    (see the module docstring); ``dense_only`` reads its fully-connected layers alone as a
+    chain instead, the convolutions listed as skipped.
 
     ``metadata`` holds ``format``, ``source``, ``skipped`` (list of ``{name, shape, why}``),
     ``reading`` (how order and orientation were found, and any notes) and whatever the file
     says about itself (epoch, global_step, versions, ...).
     """
+    if dense_only:
+        ex = _dense_part(ex)
+    if resolution is None and (ex.network is not None or ex.has_convs):
+        plan = ex.network
+        if plan is None:
+            from topo.io.families import plan_from_names
+
+            plan = plan_from_names(ex)
+        return _build_network(ex, plan)
     if resolution is None:
         resolution = resolve_chain(ex)
     weights, masks, biases, names = [], [], [], []
@@ -226,7 +298,244 @@ def build_graph(ex: Extraction, resolution: Resolution | None = None) -> Layered
         raise GraphStructureError(f"{ex.path}: {exc}") from None
 
 
+def _dense_part(ex: Extraction) -> Extraction:
+    """``ex`` with its convolutions moved to the skipped list and no network plan."""
+    from dataclasses import replace
+
+    convs = [c for c in ex.layers if c.kind == "conv"]
+    if not convs and ex.network is None:
+        return ex
+    skipped = list(ex.skipped)
+    for c in convs:
+        why = (f"convolution with kernel {tuple(np.shape(c.weight))}: not read "
+               "(dense_only reads the fully-connected layers alone)")
+        skipped.append(Skipped(c.name, tuple(np.shape(c.weight)), why, c.weight, "conv"))
+        if c.bias is not None:
+            skipped.append(Skipped(f"{c.name} bias", tuple(np.shape(c.bias)),
+                                   f"bias of {c.name}: {why}", c.bias, "conv"))
+    layers = [c for c in ex.layers if c.kind != "conv"]
+    if not layers:
+        raise UnreadableFileError(f"{ex.path}: no fully-connected layers (dense_only)")
+    return replace(ex, layers=layers, skipped=skipped, network=None)
+
+
+def independent_plan(ex: Extraction, why: str) -> NetworkPlan:
+    """Independent matrices: every layer of ``ex`` in the extraction's order, reading and
+    writing its own unit sets, because ``why`` (the wiring is unknown)."""
+    geometry = []
+    for c in ex.layers:
+        if c.kind == "conv":
+            groups = c.groups or 1
+            geometry.append(_conv_geometry(c, groups))
+        else:
+            geometry.append(LayerGeometry.linear())
+    n = len(ex.layers)
+    return NetworkPlan(list(range(n)), list(range(0, 2 * n, 2)), list(range(1, 2 * n, 2)),
+                       geometry, f"independent matrices: {why}", independent=True)
+
+
+def oriented(c: LayerCandidate, default: str | None) -> tuple[Any, Any]:
+    """A candidate's weight and mask in PyTorch's layout: ``(n_out, n_in)`` for a linear
+    layer (transposed when stored ``(in, out)``), the conv layout as extracted."""
+    if c.kind == "conv" or (c.orientation or default or OUT_IN) == OUT_IN:
+        return c.weight, c.mask
+    return c.weight.T, None if c.mask is None else c.mask.T
+
+
+def conv_geometry(c: LayerCandidate, n_units: int | None, where: str) -> LayerGeometry:
+    """The geometry of conv candidate ``c`` reading a unit set of ``n_units`` channels.
+
+    ``groups`` is the file's when it states it (checked against the width), else the
+    width divided by the kernel's ``C_in / groups`` (1 when they are equal).
+
+    Raises
+    ------
+    GraphStructureError
+        The width is not a whole number of the kernel's input channels, or the output
+        channels cannot form those groups (a grouped conv that cannot be resolved).
+    """
+    c_out, per_group = int(c.weight.shape[0]), int(c.weight.shape[1])
+    if n_units is None:
+        return _conv_geometry(c, c.groups or 1)
+    if c.groups is not None:
+        if per_group * c.groups != n_units:
+            raise GraphStructureError(
+                f"{where}: conv {c.name!r} has kernel {tuple(c.weight.shape)} with groups="
+                f"{c.groups}, so it reads {per_group * c.groups} channels, but the unit set it "
+                f"reads has {n_units}")
+        return _conv_geometry(c, c.groups)
+    if n_units % per_group:
+        raise GraphStructureError(
+            f"{where}: conv {c.name!r} has kernel {tuple(c.weight.shape)} ({per_group} input "
+            f"channels per group) but reads a unit set of {n_units} channels, which is not a "
+            "whole number of groups")
+    groups = n_units // per_group
+    if c_out % groups:
+        raise GraphStructureError(
+            f"{where}: conv {c.name!r} reads {n_units} channels with {per_group} per group, "
+            f"so it would have {groups} groups, but its {c_out} output channels cannot form "
+            f"{groups} groups (a grouped conv that cannot be resolved)")
+    return _conv_geometry(c, groups)
+
+
+def linear_geometry(c: LayerCandidate, n_in: int, n_units: int, flattened: bool,
+                    where: str) -> tuple[LayerGeometry, str | None]:
+    """The geometry of a linear layer with ``n_in`` inputs reading a set of ``n_units`` units.
+
+    ``n_in == n_units``: linear. Reading a flattened feature map (``flattened``) of
+    ``n_units`` channels: a flatten layer with ``n_in / n_units`` positions per channel, its
+    spatial shape square when that number is a square (noted), else one number. Returns the
+    geometry and a note (or None).
+
+    Raises
+    ------
+    GraphStructureError
+        ``n_in`` is not ``n_units`` times a whole number of positions.
+    """
+    if n_in == n_units:
+        return LayerGeometry.linear(), None
+    if flattened and n_units > 0 and n_in % n_units == 0:
+        positions = n_in // n_units
+        side = math.isqrt(positions)
+        if side * side == positions:
+            shape: tuple[int, ...] = (side, side)
+            how = f"{side}x{side}, taken square"
+        else:
+            shape, how = (positions,), "its height and width not told apart"
+        note = (f"{c.name} reads the {n_units} channels of a flattened feature map: "
+                f"{n_in} inputs = {n_units} channels x {positions} positions ({how}; only "
+                f"H*W = {positions} follows from the shapes and it fixes the connections)")
+        return LayerGeometry.flatten(shape), note
+    if flattened:
+        raise GraphStructureError(
+            f"{where}: layer {c.name!r} takes {n_in} inputs, which is not a whole number of "
+            f"positions of the {n_units} channels it reads (H*W would be "
+            f"{n_in / n_units:.4g})")
+    raise GraphStructureError(
+        f"{where}: layer {c.name!r} takes {n_in} inputs but the unit set it reads has "
+        f"{n_units} units")
+
+
 # ---------------------------------------------------------------------------------- helpers
+def _conv_geometry(c: LayerCandidate, groups: int) -> LayerGeometry:
+    return LayerGeometry.conv(tuple(int(s) for s in c.weight.shape[2:]), groups=groups)
+
+
+def _build_network(ex: Extraction, plan: NetworkPlan) -> LayeredGraph:
+    """The LayeredGraph of a network plan: convs in their layout, flatten layers reordered
+    from ``(H, W, C)`` where the plan says so, normalisation layers listed with their set."""
+    weights, masks, biases, names = [], [], [], []
+    channels_last = plan.channels_last or [False] * len(plan.order)
+    for pos, i in enumerate(plan.order):
+        c = ex.layers[i]
+        geo = plan.geometry[pos]
+        w, m = oriented(c, ex.orientation)
+        if geo.kind != "conv" and np.ndim(w) > 2:  # a 1x1 conv used as a linear layer
+            w = np.asarray(w).reshape(w.shape[0], -1)
+            m = None if m is None else np.asarray(m).reshape(m.shape[0], -1)
+        if geo.kind == "flatten" and channels_last[pos]:
+            w, m = _channels_first(w, geo.positions), (
+                None if m is None else _channels_first(m, geo.positions))
+        weights.append(w)
+        masks.append(m)
+        biases.append(c.bias)
+        names.append(c.name)
+    reads, writes = _renumber(plan.reads, plan.writes)
+    skipped = [_placed(s, plan, reads, writes, names) for s in ex.skipped]
+    used = set(plan.order)
+    skipped += [Skipped(c.name, tuple(np.shape(c.weight)),
+                        "a layer the network's graph never uses") for i, c in
+                enumerate(ex.layers) if i not in used]
+    notes = list(ex.notes) + list(plan.notes) + [
+        ex.layers[i].note for i in plan.order if ex.layers[i].note]
+    reading = {"layer_order": plan.how, "orientation": _network_orientation(ex),
+               "wiring": plan.how}
+    if notes:
+        reading["notes"] = notes
+    metadata = dict(ex.metadata)
+    metadata.update(format=ex.format, source=str(ex.path),
+                    skipped=[s.record() for s in skipped], reading=reading)
+    if plan.family:
+        metadata["family"] = plan.family
+    wiring: dict[str, Any] = ({"independent": True} if plan.independent else
+                              {"reads": reads, "writes": writes})
+    input_shape = plan.input_shape or ex.input_shape
+    if input_shape is not None and not _holds_input(input_shape, weights[0], plan.geometry[0]):
+        input_shape = None
+    try:
+        if any(m is not None for m in masks):
+            masks = [m if m is not None else _nonzero(w) for w, m in zip(weights, masks)]
+        else:
+            masks = None
+        return LayeredGraph(weights, masks=masks, biases=biases, names=names,
+                            geometry=plan.geometry, input_shape=input_shape,
+                            metadata=metadata, **wiring)
+    except GraphStructureError as exc:
+        raise GraphStructureError(f"{ex.path}: {exc}") from None
+
+
+def _holds_input(shape: tuple[int, ...], weight: Any, geo: LayerGeometry) -> bool:
+    """The input shape fits the first layer (channels first for a conv)."""
+    if geo.kind == "conv":
+        return bool(shape) and shape[0] == int(weight.shape[1]) * geo.groups
+    return math.prod(shape) == int(np.prod(np.shape(weight)[1:]))
+
+
+def _channels_first(w: Any, positions: int) -> Any:
+    """Columns ``position * C + channel`` (an ``(H, W, C)`` flatten) reordered to
+    ``channel * positions + position`` (topo's and PyTorch's ``(C, H, W)``)."""
+    arr = np.asarray(w)
+    n_out, width = arr.shape
+    channels = width // positions
+    return arr.reshape(n_out, positions, channels).transpose(0, 2, 1).reshape(n_out, width)
+
+
+def _renumber(reads: list[int], writes: list[int]) -> tuple[list[int], list[int]]:
+    """Unit sets numbered by first use, as :class:`~topo.graph.Wiring` numbers them."""
+    number: dict[int, int] = {}
+    for value in (v for pair in zip(reads, writes) for v in pair):
+        number.setdefault(value, len(number))
+    return [number[v] for v in reads], [number[v] for v in writes]
+
+
+def _placed(s: Skipped, plan: NetworkPlan, reads: list[int], writes: list[int],
+            names: list[str]) -> Skipped:
+    """A normalisation layer's entry, saying which unit set it normalises."""
+    if s.kind != "norm" or s.module is None or s.module not in plan.norms \
+            or plan.independent:
+        return s
+    number: dict[int, int] = {}
+    for value in (v for pair in zip(plan.reads, plan.writes) for v in pair):
+        number.setdefault(value, len(number))
+    unit_set = number.get(plan.norms[s.module])
+    if unit_set is None:
+        return s
+    writers = [names[k] for k, w in enumerate(writes) if w == unit_set]
+    by = (f" ({plan.norm_of[s.module]})" if s.module in plan.norm_of else
+          f" (written by {', '.join(writers)})" if writers else " (the network input)")
+    found = re.search(r"\((?:ONNX )?([A-Za-z][A-Za-z0-9]*)", s.why)
+    cls = found[1] if found and "Norm" in found[1] else "normalisation"
+    leaf = re.split(r"[./]", s.name)[-1]
+    return Skipped(s.name, s.shape, f"normalisation of unit set {unit_set}{by}: {cls} "
+                   f"{leaf}; not a layer", s.array, s.kind, s.module)
+
+
+def _network_orientation(ex: Extraction) -> str:
+    kinds = {c.kind for c in ex.layers}
+    linear = {c.orientation or ex.orientation for c in ex.layers if c.kind == "linear"}
+    parts = []
+    if "linear" in kinds:
+        if linear == {IN_OUT}:
+            parts.append(f"weights stored (in, out) by the {ex.format} convention, read as "
+                         "(out, in)")
+        else:
+            parts.append("(out, in)")
+    if "conv" in kinds:
+        parts.append(ex.metadata.get("conv_layout") or
+                     "conv kernels (C_out, C_in/groups, kh, kw), PyTorch's layout")
+    return "; ".join(parts)
+
+
 def _nonzero(w: Any) -> Any:
     import scipy.sparse as sp
 

@@ -35,8 +35,10 @@ MANIFEST_NAME = "run.json"
 METRICS_NAME = "metrics.jsonl"
 SNAPSHOT_DIR = "snapshots"
 SNAPSHOT_SUFFIX = ".safetensors"
-# files a folder of checkpoints may hold (anything topo.load reads by content)
-CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
+# files a folder of checkpoints may hold (anything topo.load reads by content): PyTorch and
+# safetensors checkpoints, Lightning's .ckpt, Keras (.h5, .keras) and ONNX models
+CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt", ".h5", ".keras",
+                       ".onnx")
 _EPOCH_RE = re.compile(r"epoch_(\d+)")
 _LEVEL_RE = re.compile(r"level_(\d+)")
 
@@ -114,8 +116,9 @@ def snapshot_paths(path: str | Path) -> list[Path]:
     """The snapshots of a run or a folder, in time order.
 
     - a run directory: every ``*.safetensors`` below ``snapshots/`` (levels in order);
-    - a folder of checkpoint files (``.safetensors``, ``.pt``, ``.pth``, ``.bin``): those
-      files, in natural order of their names (``ckpt_2`` before ``ckpt_10``);
+    - a folder of checkpoint files (``CHECKPOINT_SUFFIXES``: PyTorch, safetensors, Lightning,
+      Keras, ONNX): those files, in natural order of their names (``ckpt_2`` before
+      ``ckpt_10``);
     - a folder of NNSTD folders (``epoch_XXX/weight_l0.npz``): those folders, same order.
 
     Raises

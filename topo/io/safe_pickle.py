@@ -35,7 +35,7 @@ import numpy as np
 from topo.errors import UnreadableFileError, UnsafeFileError
 from topo.io.limits import MAX_DECOMPRESSED_BYTES, ZIP_ERRORS, human_bytes, read_zip_member
 
-__all__ = ["ForeignObject", "load_pickle", "module_tensors"]
+__all__ = ["ForeignObject", "load_pickle", "module_tensors", "module_attributes"]
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _MAX_DEPTH = 500
@@ -179,6 +179,35 @@ def module_tensors(module: ForeignObject) -> tuple[dict[str, Any], dict[str, str
 
     walk(module, "", 0)
     return tensors, classes
+
+
+def module_attributes(module: ForeignObject,
+                      names: tuple[str, ...] = ("groups",)
+                      ) -> dict[str, dict[str, Any]]:
+    """Module prefix -> the plain attributes ``names`` each pickled module records (ints and
+    tuples of ints; e.g. a conv's ``groups``), for the modules that have any."""
+    out: dict[str, dict[str, Any]] = {}
+
+    def plain(value: Any) -> bool:
+        if isinstance(value, bool):
+            return False
+        if isinstance(value, int):
+            return True
+        return isinstance(value, tuple) and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value)
+
+    def walk(mod: Any, prefix: str, depth: int) -> None:
+        if depth > _MAX_DEPTH or not isinstance(mod, ForeignObject):
+            return
+        state = mod.topo_dict()
+        found = {k: state[k] for k in names if k in state and plain(state[k])}
+        if found:
+            out[prefix.rstrip(".")] = found
+        for name, child in _items(state.get("_modules")):
+            walk(child, f"{prefix}{name}.", depth + 1)
+
+    walk(module, "", 0)
+    return out
 
 
 def is_module(obj: Any) -> bool:

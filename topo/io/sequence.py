@@ -29,7 +29,7 @@ __all__ = ["SequenceEntry", "GraphSequence", "read_sequence", "expand_paths", "s
 Loader = Callable[[str | Path], LayeredGraph]
 
 # suffixes left out of labels (a checkpoint's stem names it well enough)
-_LABEL_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
+_LABEL_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt", ".h5", ".keras", ".onnx")
 
 
 class SequenceEntry(NamedTuple):
@@ -179,8 +179,9 @@ def read_sequence(source: str | Path | Iterable[str | Path], *,
     ----------
     source
         A run directory (its snapshots, levels in order, with its metrics), a folder of
-        checkpoint files (``.safetensors``, ``.pt``, ``.pth``, ``.bin``, in natural order of
-        their names: ``ckpt_2`` before ``ckpt_10``) or of NNSTD folders, or a list of any of
+        checkpoint files (``.safetensors``, ``.pt``, ``.pth``, ``.bin``, ``.ckpt``, Keras
+        ``.h5``/``.keras``, ``.onnx``, in natural order of their names: ``ckpt_2`` before
+        ``ckpt_10``) or of NNSTD folders, or a list of any of
         these and of single files (see :func:`expand_paths`).
     labels
         One label per snapshot; :func:`short_labels` by default.

@@ -17,8 +17,11 @@ PyTorch key rules (state_dicts, safetensors of PyTorch models, whole pickled mod
   saves its ``FakeSparsity`` mask -- is read as its original weight and said so;
 - the old ``weight_norm`` hook's ``weight_g``/``weight_v`` are combined the same way;
 - ``<prefix>.bias`` (or ``bias_orig`` times ``bias_mask``) is the layer's bias;
-- 1-D weights (normalisation layers), running statistics and tensors of more than two
-  dimensions (convolutions) are not layers; they are listed as skipped with the reason.
+- a 3-, 4- or 5-D ``<prefix>.weight`` is a convolution kernel ``(C_out, C_in / groups,
+  *kernel)`` (PyTorch's layout; a whole pickled module's ``groups`` is kept); transposed
+  convolutions (known from a pickled module's class) are listed as skipped;
+- 1-D weights (normalisation layers) and running statistics are not layers; they are listed
+  as skipped with the reason and the module they belong to.
 
 ``module.`` (DataParallel), ``_orig_mod.`` (``torch.compile``) and ``model.`` (Lightning)
 prefixes shared by every key are removed from the layer names.
@@ -68,7 +71,9 @@ def follows_torch_rules(arrays: Mapping[str, Any]) -> bool:
 def extract_state_dict(arrays: Mapping[str, Any], path: Path, fmt: str, *, order: str,
                        orientation: str | None = OUT_IN,
                        module_classes: Mapping[str, str] | None = None,
-                       masks: Mapping[str, Any] | None = None) -> Extraction:
+                       masks: Mapping[str, Any] | None = None,
+                       modules: Mapping[str, Mapping[str, Any]] | None = None,
+                       strip: bool = True) -> Extraction:
     """Layers of a PyTorch-style state_dict (see the module docstring for the rules).
 
     Parameters
@@ -85,10 +90,16 @@ def extract_state_dict(arrays: Mapping[str, Any], path: Path, fmt: str, *, order
     masks
         A separate mapping of masks (a checkpoint's ``masks`` entry), keyed by layer or
         weight name; each is used as its layer's structure.
+    modules
+        Module prefix -> attributes the file states (a whole pickled module: a conv's
+        ``groups``).
+    strip
+        Remove the prefixes shared by every key (``module.``, ``model.``, ...) from the
+        names (not when the caller maps names back to modules itself).
     """
     if not follows_torch_rules(arrays):
         return extract_named_arrays(arrays, path, fmt, order=order, masks=masks)
-    arrays, stripped = _strip_prefixes(arrays)
+    arrays, stripped = _strip_prefixes(arrays) if strip else (dict(arrays), "")
     classes = dict(module_classes or {})
     if stripped:
         classes = {k[len(stripped):] if k.startswith(stripped) else k: v
@@ -97,6 +108,10 @@ def extract_state_dict(arrays: Mapping[str, Any], path: Path, fmt: str, *, order
     layers: list[LayerCandidate] = []
     skipped: list[Skipped] = []
     notes: list[str] = []
+    modules = dict(modules or {})
+    if stripped:
+        modules = {k[len(stripped):] if k.startswith(stripped) else k: v
+                   for k, v in modules.items()}
     for prefix in _layer_prefixes(arrays):
         found = _weight_of(prefix, arrays, path)
         if found is None:
@@ -109,21 +124,30 @@ def extract_state_dict(arrays: Mapping[str, Any], path: Path, fmt: str, *, order
         used.update(keys)
         used.update(bias_keys)
         if why is not None:
-            kind = "conv" if np.ndim(weight) > 2 else "norm" if "normalisation" in why else \
-                "other"
-            skipped.append(Skipped(keys[0], tuple(np.shape(weight)), why, weight, kind))
+            kind = "conv" if np.ndim(weight) > 2 or "convolution" in why else \
+                "norm" if "normalisation" in why else "other"
+            module = prefix if kind == "norm" else None
+            skipped.append(Skipped(keys[0], tuple(np.shape(weight)), why, weight, kind,
+                                   module))
             for k in bias_keys:
                 skipped.append(Skipped(k, tuple(np.shape(arrays[k])), f"bias of {name}: {why}",
-                                       arrays[k], kind))
+                                       arrays[k], kind, module))
             for leaf in sorted(_NORM_LEAVES):
                 k = _join(prefix, leaf)
                 if k in arrays and kind == "norm":
                     used.add(k)
                     skipped.append(Skipped(k, tuple(np.shape(arrays[k])),
-                                           f"statistics of {name}: {why}", arrays[k], kind))
+                                           f"statistics of {name}: {why}", arrays[k], kind,
+                                           module))
             continue
         if absent is not None:
             skipped.append(absent)
+        if np.ndim(weight) > 2:
+            attrs = modules.get(prefix) or {}
+            layers.append(LayerCandidate(
+                name, weight, None, mask, bias, note, kind="conv",
+                groups=_int_or_none(attrs.get("groups"))))
+            continue
         layers.append(LayerCandidate(name, weight, None, mask, bias, note))
     if stripped:
         notes.append(f"the prefix {stripped!r} shared by every key is left out of the names")
@@ -346,9 +370,14 @@ def _why_not_a_layer(weight: Any, cls: str | None, prefix: str,
                      arrays: Mapping[str, Any]) -> str | None:
     short = (cls or "").rpartition(".")[2]
     ndim = np.ndim(weight)
-    if ndim > 2 or short.startswith("Conv"):
-        return (f"convolution{f' ({short})' if short else ''} with kernel "
-                f"{tuple(np.shape(weight))}: topo reads fully-connected layers")
+    if short.startswith("ConvTranspose") or short.startswith("LazyConvTranspose"):
+        return (f"transposed convolution ({short}) with kernel {tuple(np.shape(weight))}: "
+                "topo does not read transposed convolutions")
+    if ndim > 5:
+        return (f"a weight of {ndim} dimensions{f' ({short})' if short else ''}: not a "
+                "convolution topo reads")
+    if ndim > 2:
+        return None
     if ndim < 2 or "Norm" in short:
         if _join(prefix, "running_mean") in arrays or "BatchNorm" in short:
             return f"normalisation layer ({short or 'BatchNorm'}: running statistics)"
@@ -358,12 +387,19 @@ def _why_not_a_layer(weight: Any, cls: str | None, prefix: str,
     return None
 
 
+def _int_or_none(value: Any) -> int | None:
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1:
+        return int(value)
+    return None
+
+
 def _skip_reason(key: str, arr: Any, arrays: Mapping[str, Any],
                  classes: Mapping[str, str]) -> Skipped:
     prefix, _, leaf = key.rpartition(".")
     shape = tuple(np.shape(arr))
     if leaf in _NORM_LEAVES:
-        return Skipped(key, shape, "normalisation layer statistics", arr, "norm")
+        return Skipped(key, shape, "normalisation layer statistics", arr, "norm",
+                       prefix or None)
     if leaf == "bias":
         return Skipped(key, shape, "a bias whose module has no weight", arr, "other")
     if np.ndim(arr) == 2:
@@ -387,7 +423,7 @@ def _apply_mask_entry(layers: list[LayerCandidate], masks: Mapping[str, Any] | N
             if name not in by_name and name.startswith(p):
                 name = name[len(p):]
         cand = by_name.get(name) or by_name.get(key)
-        if cand is None or np.shape(mask) != cand.shape:
+        if cand is None or np.shape(mask) != np.shape(cand.weight):
             raise GraphStructureError(
                 f"{path}: the mask {key!r} (shape {tuple(np.shape(mask))}) matches no layer "
                 f"weight of that name and shape ({', '.join(by_name)})")

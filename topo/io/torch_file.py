@@ -34,7 +34,13 @@ import numpy as np
 
 from topo.errors import UnreadableFileError, UnsafeFileError
 from topo.io.pipeline import OUT_IN, Extraction, Skipped
-from topo.io.safe_pickle import ForeignObject, is_module, load_pickle, module_tensors
+from topo.io.safe_pickle import (
+    ForeignObject,
+    is_module,
+    load_pickle,
+    module_attributes,
+    module_tensors,
+)
 from topo.io.state_dict import extract_named_arrays, extract_state_dict
 
 __all__ = ["read_torch_file", "extract_checkpoint"]
@@ -73,7 +79,8 @@ def extract_checkpoint(obj: Any, path: Path, fmt: str, key: str | None = None) -
         if is_module(obj):
             tensors, classes = module_tensors(obj)
             ex = extract_state_dict(tensors, path, "pytorch-module", order="module",
-                                    orientation=OUT_IN, module_classes=classes, masks=masks)
+                                    orientation=OUT_IN, module_classes=classes, masks=masks,
+                                    modules=module_attributes(obj))
             ex.notes.insert(0, f"a whole pickled module of class {obj.topo_class}, read "
                                "without running its code")
             return _finish(ex, metadata, skipped, trail)
