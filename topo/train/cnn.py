@@ -296,7 +296,8 @@ class SparseCNN(nn.Module):
         self.arch = arch
         self.layers = nn.ModuleList(layers)
         self.activation_name = activation
-        self.act = ACTIVATIONS.load(activation)()
+        # the activation class by its registered name, in torch.nn (as SparseMLP's)
+        self.act = getattr(nn, ACTIVATIONS[ACTIVATIONS.check(activation)].target)()
         self.channels_last = channels_last
         self.main_effects: nn.Module | None = None
         self.names = [s.name for s in arch.specs]

@@ -142,12 +142,6 @@ def _activations() -> ModuleType:
     return nn
 
 
-def _models() -> ModuleType:
-    from topo.train import cnn
-
-    return cnn
-
-
 def _weight_inits() -> ModuleType:
     from topo.train import initialization
 
@@ -219,4 +213,6 @@ MODELS = Registry("model", [
                                     "64-64-M-128-128-M-256-256-M, linear classifier "
                                     "(topo's configuration of Simonyan & Zisserman's design)"),
     Entry("resnet20", "resnet20", "CIFAR ResNet-20 with option A shortcuts (He et al. 2016)"),
-], _models)
+])
+"""Networks of ``topo train --model``; the CNNs are built by
+:func:`topo.train.cnn.architecture` (a target names its builder there)."""
