@@ -244,3 +244,34 @@ def test_sigkilled_cnn_run_resumes_to_identical_snapshots(resnet_run, tmp_path):
         assert a.read_bytes() == b.read_bytes()
     assert read_metrics(out).drop(columns="wall_time").equals(
         read_metrics(resnet_run).drop(columns="wall_time"))
+
+
+def test_cifar_pictures_reach_the_convs_channel_first(tmp_path):
+    """topo stores CIFAR-10 height-width-channel; the CNN must see CIFAR's own
+    channel-first pictures: its output on the stored rows equals its output on the raw
+    rows (channel-first, as the batches hold them) read without the transposition."""
+    import pickle
+
+    from topo.train.data import image_layout, load_dataset
+    from topo.train.initialization import WeightInit
+
+    base = tmp_path / "cifar-10-batches-py"
+    base.mkdir()
+    rng = np.random.default_rng(1)
+    raw = {}
+    for name in [*(f"data_batch_{k}" for k in range(1, 6)), "test_batch"]:
+        raw[name] = rng.integers(0, 256, (3, 3072)).astype(np.uint8)
+        with open(base / name, "wb") as fh:
+            pickle.dump({b"data": raw[name], b"labels": [1, 2, 3]}, fh, protocol=2)
+    data = load_dataset("cifar10", seed=0, root=tmp_path)
+    shape, channels_last = image_layout(data)
+    assert shape == (3, 32, 32) and channels_last
+    arch = architecture("lenet5", shape, 10, 0.3)
+    init = WeightInit("he_uniform", None, torch.Generator().manual_seed(0), fans=arch.fans)
+    net = arch.build([1.0] * 5, "relu", "dense", init, np.random.default_rng(0),
+                     channels_last=True)
+    stored = net(torch.from_numpy(data.X_train[:3]))
+    net.channels_last = False
+    direct = net(torch.from_numpy((raw["data_batch_1"] / 255.0).astype(np.float32)))
+    torch.testing.assert_close(stored, direct)
+    assert image_layout(load_dataset("digits", seed=0))[0] == (1, 8, 8)
