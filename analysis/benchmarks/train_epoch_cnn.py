@@ -95,8 +95,6 @@ def _time_epochs(trainer) -> tuple[float, list[float]]:
 
 
 def main(samples: int) -> None:
-    import pandas as pd
-
     rows = []
     for backend in ("dense", "sparse"):
         out = subprocess.run(
@@ -106,6 +104,12 @@ def main(samples: int) -> None:
         row = json.loads(out.stdout.strip().splitlines()[-1])
         print(row, flush=True)
         rows.append(row)
+        _write(rows, samples)   # after each backend: a stopped run keeps what it measured
+
+
+def _write(rows: list[dict], samples: int) -> None:
+    import pandas as pd
+
     RESULTS.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(RESULTS / "train_epoch_cnn.csv", index=False)
     load = os.getloadavg()
@@ -129,6 +133,10 @@ def main(samples: int) -> None:
                      f"{r['epoch_min_s']:.2f} | {r['epoch_median_s']:.2f} | {r['epochs_s']} | "
                      f"{r['ms_per_sample']:.2f} | {r['cifar_epoch_estimate_s']:.0f} | "
                      f"{r['peak_rss_mb']:.0f} |")
+    if len(rows) < 2:
+        lines += ["", "(the sparse backend has not finished yet)"]
+        (RESULTS / "train_epoch_cnn.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return
     dense, sparse = rows
     faster = "masked-dense" if dense["epoch_min_s"] <= sparse["epoch_min_s"] else "im2col + CSR"
     ratio = max(dense["epoch_min_s"], sparse["epoch_min_s"]) / min(dense["epoch_min_s"],
