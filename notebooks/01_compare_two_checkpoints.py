@@ -36,7 +36,7 @@ from topo.examples import example_run, script_figures
 
 # The example run in data/, found from wherever this notebook's kernel was started. Run as a
 # plain script, the notebook prints its key results and saves its figures in $TOPO_FIGURES
-# or a temporary folder; in Jupyter they show inline and nothing is saved.
+# when that is set (else nowhere); in Jupyter they show inline and nothing is saved.
 AS_SCRIPT = "__file__" in globals()
 RUN = example_run(*([Path(__file__).parent] if AS_SCRIPT else []))
 save = script_figures("topo-nb01", enabled=AS_SCRIPT)
@@ -101,5 +101,5 @@ from topo.plot import plot_distance_matrix
 every_third = snapshots[::3]  # still nothing read: the workers read the files
 nnstd_matrix, overlap_matrix = topo.distance_matrix(every_third)
 print(nnstd_matrix.round(3).to_string())
-ax = plot_distance_matrix(nnstd_matrix)
+ax = plot_distance_matrix(nnstd_matrix, metric="NNSTD")
 save(ax, "distance_matrix.png")

@@ -29,7 +29,7 @@ from topo.examples import example_run, script_figures
 
 # The example run in data/, found from wherever this notebook's kernel was started. Run as a
 # plain script, the notebook prints its key results and saves its figures in $TOPO_FIGURES
-# or a temporary folder; in Jupyter they show inline and nothing is saved.
+# when that is set (else nowhere); in Jupyter they show inline and nothing is saved.
 AS_SCRIPT = "__file__" in globals()
 RUN = example_run(*([Path(__file__).parent] if AS_SCRIPT else []))
 save = script_figures("topo-nb02", enabled=AS_SCRIPT)
@@ -93,10 +93,14 @@ print("mean outgoing connections of the other pixels, first and last snapshot:",
 # ## The run as a trajectory
 #
 # The NNSTD matrix of every other snapshot, embedded in the plane by multidimensional scaling.
+# The title gives Kruskal's stress of the fit: once SET has rewired most connections, the
+# snapshots are nearly equally far from one another, which no planar picture can show, and
+# a stress of 0.2 or more (a poor fit) comes with a warning.
 
 # %%
 every_other = snapshots[::2]
 matrix, _ = topo.distance_matrix(every_other,
                                  labels=[f"example-run/{label}" for label in every_other.labels])
-ax = plot_embedding(matrix)
+ax = plot_embedding(matrix, metric="NNSTD")
+print(f"Kruskal stress-1 of the embedding: {ax.stress_:.3f}")
 save(ax, "embedding.png")

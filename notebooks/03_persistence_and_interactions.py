@@ -30,7 +30,7 @@ from topo.examples import example_run, script_figures
 
 # The example run in data/, found from wherever this notebook's kernel was started. Run as a
 # plain script, the notebook prints its key results and saves its figures in $TOPO_FIGURES
-# or a temporary folder; in Jupyter they show inline and nothing is saved.
+# when that is set (else nowhere); in Jupyter they show inline and nothing is saved.
 AS_SCRIPT = "__file__" in globals()
 RUN = example_run(*([Path(__file__).parent] if AS_SCRIPT else []))
 save = script_figures("topo-nb03", enabled=AS_SCRIPT)
@@ -48,10 +48,14 @@ last = snapshots[-1].graph
 print(topo.neural_persistence(last).to_frame().to_string())
 
 # %%
+from topo.plot import layer_label
+
 frame = topo.topology_evolution(snapshots, nnstd=False)
-curve = frame.pivot(index="epoch", columns="name", values="neural_persistence")
-ax = curve.plot(marker="o", title="normalised neural persistence")
-ax.set_ylabel("neural persistence")
+frame["layer_label"] = [layer_label(k, n) for k, n in zip(frame["layer"], frame["name"])]
+curve = frame.pivot(index="epoch", columns="layer_label", values="neural_persistence")
+ax = curve.plot(marker="o", title="neural persistence of each layer over training")
+ax.set_ylabel("normalised neural persistence")
+ax.legend(title=None)
 save(ax, "neural_persistence.png")
 print(curve.round(4).to_string())
 
@@ -59,7 +63,9 @@ print(curve.round(4).to_string())
 # ## Persistence diagrams
 #
 # One 0-dimensional diagram per layer: every point is a connected component born at
-# filtration value 1 and dying at the normalised weight of the edge that merged it.
+# filtration value 1 and dying at the normalised weight of the edge that merged it. With
+# every birth at 1 a diagram would be one vertical line of overplotted points, so each
+# layer's deaths are drawn as a histogram (persistence = 1 - death).
 
 # %%
 diagrams = topo.persistence_diagrams(last)
@@ -72,7 +78,7 @@ axes = plot_persistence_diagrams(diagrams, names=last.names)
 save(axes, "persistence_diagrams.png")
 
 # %%
-ax = plot_barcode(diagrams[0], title=last.names[0])
+ax = plot_barcode(diagrams[0], title=layer_label(0, last.names[0]))
 save(ax, "barcode.png")
 
 # %% [markdown]
@@ -83,6 +89,11 @@ pairs = topo.interaction_strengths(last, method="ph", order="pairwise", top=15)
 pairs["pixels"] = [f"({i // 8},{i % 8})-({j // 8},{j % 8})" for i, j in pairs["features"]]
 print(pairs.to_string())
 
+# %% [markdown]
+# The figure names each pixel by its (row, column) in the 8 x 8 picture, which the snapshot
+# records as its input shape, and writes every strength beside its dot: the strongest pairs
+# are close together, so the axis spans their values rather than starting at 0.
+
 # %%
-ax = plot_interactions(pairs[["pixels", "strength"]].rename(columns={"pixels": "pair"}))
+ax = plot_interactions(pairs, input_shape=last.input_shape, method="ph")
 save(ax, "interactions.png")

@@ -47,14 +47,6 @@ FORBIDDEN = {
 }
 #: modules allowed to use importlib: the command line discovers its sub-commands
 IMPORTLIB_ALLOWED = {"topo.cli"}
-#: Known cycles outside this check's owners, each named by one of its edges (which the cycle
-#: check leaves out). test_known_cycles_still_exist fails once one is gone, so that its entry
-#: goes with it. The training registry (stdlib-only, for a fast `topo --help`) imports an
-#: implementation module when one of its names is first used, and each of those modules
-#: imports the registry's name lists back.
-KNOWN_CYCLE_EDGES = {("topo.train.registry", "topo.train.initialization"),
-                     ("topo.train.registry", "topo.train.methods"),
-                     ("topo.train.registry", "topo.train.optim")}
 
 
 @dataclass(frozen=True)
@@ -213,25 +205,8 @@ def test_the_layer_rules_catch_an_upward_import():
 
 
 def test_no_import_cycle_in_topo():
-    edges = edges_for_cycles(all_imports())
-    for source, target in KNOWN_CYCLE_EDGES:
-        edges.get(source, set()).discard(target)
-    cycle = find_cycle(edges)
+    cycle = find_cycle(edges_for_cycles(all_imports()))
     assert cycle is None, " -> ".join(cycle)
-
-
-@pytest.mark.parametrize("edge", sorted(KNOWN_CYCLE_EDGES))
-def test_known_cycles_still_exist(edge):
-    source, target = edge
-    edges = edges_for_cycles(all_imports())
-    assert target in edges.get(source, set()), f"{source} no longer imports {target}"
-    reached, todo = set(), [target]
-    while todo:
-        node = todo.pop()
-        if node not in reached:
-            reached.add(node)
-            todo.extend(edges.get(node, ()))
-    assert source in reached, f"{target} no longer leads back to {source}: drop the entry"
 
 
 def test_no_import_against_the_layers():

@@ -48,30 +48,46 @@ def test_vocabulary_is_the_one_of_the_cli_table_csv_and_json(tmp_path, capsys):
     printed = json.loads(capsys.readouterr().out)
     api = to_jsonable(compare(A, B).to_dict())
     assert printed == {"a": str(a), "b": str(b), **api}
-    assert list(printed["layers"][0]) == list(COMPARISON_COLUMNS)
+    assert list(printed["layers"][0])[:len(COMPARISON_COLUMNS)] == list(COMPARISON_COLUMNS)
     header = (tmp_path / "c.csv").read_text().splitlines()[0]
     assert header == ",".join(COMPARISON_COLUMNS)
 
 
-def test_to_dict_has_integer_layers_and_the_pooled_rows_apart():
+def test_to_dict_has_integer_layers_and_the_all_row_apart():
     document = compare(A, B, reference=True).to_dict()
-    assert list(document) == ["mode", "nnstd", "overlap", "layers"]
-    assert document["mode"] == "reference"
+    assert list(document) == ["mode", "alignment", "distance", "sparse_distance", "chance",
+                              "layers", "all", "all_row"]
+    assert document["mode"] == "reference" and document["alignment"] == "nnstd"
     assert [row["layer"] for row in document["layers"]] == [0, 1]
-    assert [row["layer"] for row in document["overlap"]["per_layer"]] == [0, 1]
-    assert document["overlap"]["all"]["layer"] == "all"
-    nnstd_doc = document["nnstd"]
-    assert {k: nnstd_doc[k] for k in ("per_layer", "distance", "sparse_distance", "dense")} == {
-        "per_layer": [0.0, 0.0], "distance": 0.0, "sparse_distance": 0.0,
-        "dense": [False, True]}
-    # the chance level of the same mode, with the API's names
-    chance = nnstd_doc["chance"]
-    assert set(chance) == {"per_layer", "per_layer_se", "distance_chance", "distance_chance_se",
-                           "sparse_distance_chance", "sparse_distance_chance_se", "n_samples",
-                           "seed"}
+    assert document["all"]["layer"] == "all"
+    assert [row["nnstd"] for row in document["layers"]] == [0.0, 0.0]
+    assert document["distance"] == 0.0 and document["sparse_distance"] == 0.0
+    assert [row["dense"] for row in document["layers"]] == [False, True]
+    # 2 of 8 distinct positions shared in place; all 5 + 5 after matching
+    assert (document["all"]["intersection"], document["all"]["union"]) == (2, 8)
+    assert (document["all"]["intersection_aligned"], document["all"]["union_aligned"]) == (5, 5)
+    # the chance level of the same mode, with the API's names; per layer in the rows
+    chance = document["chance"]
+    assert set(chance) == {"distance_chance", "distance_chance_se", "sparse_distance_chance",
+                           "sparse_distance_chance_se", "n_samples", "seed"}
     assert chance["n_samples"] == 10
-    assert "chance" not in compare(A, B, chance_samples=0).to_dict()["nnstd"]
+    assert all(row["nnstd_chance"] is not None for row in document["layers"])
+    assert "chance" not in compare(A, B, chance_samples=0).to_dict()
     assert compare(A, B).overlap_frame()["aligned_jaccard"].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_an_unknown_alignment_is_refused():
+    from topo.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown alignment 'best'; choose one of nnstd, "
+                                          "overlap"):
+        compare(A, B, align="best")
+
+
+def test_overlap_alignment_of_a_relabelled_copy_is_the_copy():
+    table = compare(A, B, align="overlap").to_frame()
+    assert table["jaccard_aligned"].tolist() == [1.0, 1.0, 1.0]
+    assert compare(A, B, align="overlap").alignment == "overlap"
 
 
 def test_compare_takes_graphs():

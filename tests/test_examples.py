@@ -42,15 +42,36 @@ def test_a_notebook_run_as_a_script_finds_the_run_from_its_own_folder(tmp_path, 
     assert examples.example_run(REPO / "notebooks") == REPO / "data" / "example-run"
 
 
-def test_script_figures_go_to_a_new_temporary_folder_without_topo_figures(monkeypatch, capsys):
+def test_script_figures_without_topo_figures_write_nothing_anywhere(tmp_path, monkeypatch,
+                                                                   capsys):
+    import tempfile
+
     monkeypatch.delenv("TOPO_FIGURES", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # where mkdtemp would go
+    (tmp_path / "tmp").mkdir()
     fig, ax = plt.subplots()
     save = examples.script_figures("topo-test-nb", enabled=True)
-    first = save(ax, "a.png")
-    second = save(fig, "b.png")  # a Figure works too, and lands in the same folder
-    assert first.parent == second.parent and first.parent.name.startswith("topo-test-nb-")
-    assert capsys.readouterr().out.splitlines() == [f"figure: {first}", f"figure: {second}"]
+    assert save(ax, "a.png") is None and save(fig, "b.png") is None
+    assert capsys.readouterr().out.splitlines() == [
+        "figures of topo-test-nb are not saved; set TOPO_FIGURES=FOLDER to keep them"]
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["tmp"]
     plt.close(fig)
-    for path in (first, second):
-        path.unlink()
-    first.parent.rmdir()
+
+
+def test_notebook_copies_made_by_jupytext_are_ignored_by_git():
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    ignored = subprocess.run(["git", "check-ignore", "-q", "notebooks/02_topology_evolution.ipynb"],
+                             cwd=REPO, check=False).returncode
+    kept = subprocess.run(["git", "check-ignore", "-q", "notebooks/02_topology_evolution.py"],
+                          cwd=REPO, check=False).returncode
+    assert (ignored, kept) == (0, 1)
+
+
+def test_the_readme_says_how_to_get_jupyter_for_the_notebooks():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert ".venv/bin/pip install jupyterlab && .venv/bin/jupyter lab notebooks/" in readme

@@ -452,3 +452,34 @@ def test_docstring_examples_hold():
     import topo.interactions
 
     assert doctest.testmod(topo.interactions).failed == 0
+
+
+def test_interaction_auc_is_sklearns_roc_auc_with_pairs_inside_true_sets_positive():
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    from topo.interactions import interaction_auc
+
+    rng = np.random.default_rng(5)
+    pairs = [(i, j) for i in range(6) for j in range(i + 1, 6)]
+    strengths = np.round(rng.uniform(size=len(pairs)), 1)  # rounded: ties included
+    table = pd.DataFrame({"features": pairs, "strength": strengths})
+    truth = [(0, 1, 2), (3, 5)]
+    true_pairs = {(0, 1), (0, 2), (1, 2), (3, 5)}  # inside (0, 1, 2) or (3, 5)
+    labels = [p in true_pairs for p in pairs]
+    assert interaction_auc(table, truth) == pytest.approx(roc_auc_score(labels, strengths))
+    assert np.isnan(interaction_auc(table, [(7, 8)]))
+
+
+def test_any_order_says_how_many_candidates_it_pruned_and_can_keep_them():
+    # one unit with features 0.9, 0.8, 0.7 (largest |w| 1.0, the output's): top-2 {0, 1}
+    # lives 0.8 - 0.7 = 0.1, top-3 {0, 1, 2} 0.7 - 0 = 0.7, so {0, 1} is a subset of a
+    # stronger set and is pruned
+    g = LayeredGraph([np.array([[0.9, 0.8, 0.7]]), np.array([[1.0]])])
+    pruned = interaction_strengths(g, method="ph", order="any")
+    assert list(pruned["features"]) == [(0, 1, 2)]
+    assert pruned.attrs == {"candidates": 2, "pruned": 1}
+    kept = interaction_strengths(g, method="ph", order="any", keep_subsets=True)
+    assert list(kept["features"]) == [(0, 1, 2), (0, 1)]
+    np.testing.assert_allclose(kept["strength"], [0.7, 0.1])
+    assert kept.attrs == {"candidates": 2, "pruned": 0}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from topo.distance import nnstd
 from topo.errors import ConfigError, IncompatibleGraphsError, NotAGraphError
@@ -228,3 +230,85 @@ def test_pooled_chance_level_of_large_layers_convolves_their_laws():
     x = sum(starts) + np.arange(law.size)
     expected = float(np.sum(law * x / (total - x)))
     assert frame["expected_jaccard_random"].iloc[-1] == pytest.approx(expected, rel=1e-9)
+
+
+# ------------------------------------------------- the overlap-maximising alignment
+def _best_shared_by_brute_force(ma: np.ndarray, mb: np.ndarray) -> int:
+    """The most connections layer masks ``ma`` (n_a, n) and ``mb`` (n_b, n) share over every
+    one-to-one matching of their rows, by enumerating the matchings."""
+    import itertools
+
+    n_a, n_b = ma.shape[0], mb.shape[0]
+    best = 0
+    if n_a <= n_b:
+        for cols in itertools.permutations(range(n_b), n_a):
+            best = max(best, int(sum((ma[i] & mb[c]).sum() for i, c in enumerate(cols))))
+    else:
+        for rows in itertools.permutations(range(n_a), n_b):
+            best = max(best, int(sum((ma[r] & mb[j]).sum() for j, r in enumerate(rows))))
+    return best
+
+
+def _in_a_frame(mb: np.ndarray, col_map: np.ndarray, width: int) -> np.ndarray:
+    """B's layer mask with its inputs re-indexed into A's frame."""
+    out = np.zeros((mb.shape[0], width), dtype=bool)
+    rows, cols = np.nonzero(mb)
+    out[rows, col_map[cols]] = True
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), hidden_a=st.integers(2, 4), hidden_b=st.integers(2, 4),
+       density=st.floats(0.2, 0.8), reference=st.booleans())
+def test_overlap_matchings_maximise_each_layers_shared_connections(seed, hidden_a, hidden_b,
+                                                                   density, reference):
+    from topo.distance import matching_column_map
+    from topo.overlap import overlap_matchings
+
+    rng = np.random.default_rng(seed)
+    widths_a, widths_b = [4, hidden_a, hidden_b, 3], [4, hidden_b, hidden_a, 3]
+    if reference:
+        widths_b = widths_a
+    masks_a = [rng.random((widths_a[k + 1], widths_a[k])) < density for k in range(3)]
+    masks_b = [rng.random((widths_b[k + 1], widths_b[k])) < density for k in range(3)]
+    a, b = net(*masks_a), net(*masks_b)
+    matchings = overlap_matchings(a, b, match_outputs=reference)
+    assert (matchings[-1] is None) == (not reference)
+    col_map = np.arange(4)
+    for k, perm in enumerate(matchings):
+        if perm is None:
+            break
+        width = max(masks_a[k].shape[1], int(col_map.max()) + 1)
+        ma = np.zeros((masks_a[k].shape[0], width), dtype=bool)
+        ma[:, :masks_a[k].shape[1]] = masks_a[k]
+        mb = _in_a_frame(masks_b[k], col_map, width)
+        matched = perm >= 0
+        assert matched.sum() == min(ma.shape[0], mb.shape[0])
+        assert len(set(perm[matched])) == matched.sum()
+        shared = int(sum((ma[i] & mb[perm[i]]).sum() for i in np.flatnonzero(matched)))
+        assert shared == _best_shared_by_brute_force(ma, mb)
+        col_map = matching_column_map(perm, ma.shape[0], mb.shape[0])[0]
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), density=st.floats(0.1, 0.9))
+def test_overlap_alignment_never_lowers_the_first_layers_overlap(seed, density):
+    from topo.overlap import overlap_matchings
+
+    rng = np.random.default_rng(seed)
+    masks = [[rng.random((5, 6)) < density, rng.random((2, 5)) < density] for _ in range(2)]
+    a, b = net(*masks[0]), net(*masks[1])
+    table = mask_overlap(a, b, overlap_matchings(a, b))
+    assert table["aligned_jaccard"].iloc[0] >= table["jaccard"].iloc[0]
+
+
+def test_overlap_matchings_refuse_networks_of_different_depths():
+    from topo.overlap import overlap_matchings
+
+    with pytest.raises(IncompatibleGraphsError, match="2 layers against 1"):
+        overlap_matchings(net(np.ones((2, 3)), np.ones((1, 2))), net(np.ones((1, 3))))
+
+
+def test_a_count_of_one_layer_is_singular_in_errors():
+    with pytest.raises(IncompatibleGraphsError, match=": 1 layer against 2$"):
+        mask_overlap(net(np.ones((1, 3))), net(np.ones((2, 3)), np.ones((1, 2))))

@@ -201,8 +201,11 @@ def test_frame_and_dict_views():
     assert list(frame["name"]) == ["fc1", "fc2"]
     d = result.to_dict()
     assert [layer["name"] for layer in d["layers"]] == ["fc1", "fc2"]
-    assert set(d["layers"][0]) == {"name", "total_persistence", "normalized"}
+    assert list(d["layers"][0]) == list(frame.columns)  # one vocabulary
+    assert (d["layers"][0]["n_in"], d["layers"][0]["n_out"]) == (2, 2)
+    assert d["layers"][1]["components"] == 1
     assert d["mean_normalized"] == pytest.approx(result.mean_normalized)
+    assert (d["p"], d["scale"]) == (2.0, 4.0)
 
 
 def test_nan_weights_are_a_clear_error():
@@ -226,10 +229,14 @@ def test_diagram_and_barcode_figures_draw_every_pair():
     g = LayeredGraph([np.array([[4.0, 2.0], [0.0, 1.0]]), np.array([[1.0, 1.0]])],
                      names=["fc1", "fc2"])
     diagrams = persistence_diagrams(g)
-    axes = plot_persistence_diagrams(diagrams, names=g.names)
-    assert [ax.get_title() for ax in axes] == ["fc1", "fc2"]
+    axes = plot_persistence_diagrams(diagrams, names=g.names, kind="diagram")
+    assert [ax.get_title() for ax in axes] == ["layer 0: fc1", "layer 1: fc2"]
     points = axes[0].collections[0].get_offsets()
     np.testing.assert_allclose(points, diagrams[0])
+    # topo's diagrams are all born at 1: by default each layer's deaths as a histogram
+    deaths = plot_persistence_diagrams(diagrams, names=g.names)
+    assert sum(p.get_height() for p in deaths[0].patches) == np.count_nonzero(
+        diagrams[0][:, 1] > 0)
     ax = plot_barcode(diagrams[0])
     segments = ax.collections[0].get_segments()
     # bars from death to birth, longest (persistence 1: the survivor) on top

@@ -23,6 +23,9 @@ from topo.plot import (  # noqa: E402
     plot_interactions,
 )
 
+#: How the comparison figure labels the ``all`` row: its columns aggregate differently.
+ALL_ROW_TICK = "all layers\nNNSTD: mean\nJaccard: pooled"
+
 
 @pytest.fixture(autouse=True)
 def _close_figures():
@@ -76,7 +79,8 @@ def test_comparison_draws_one_bar_series_per_available_column():
     assert len(ax.containers) == 3
     heights = [[bar.get_height() for bar in c] for c in ax.containers]
     assert heights == [[0.2, 0.4, 0.3], [0.1, 0.3, 0.2], [0.05, 0.05, 0.05]]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["fc0", "fc1", "all"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["layer 0\nfc0", "layer 1\nfc1",
+                                                            ALL_ROW_TICK]
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend == ["NNSTD", "Jaccard (raw)", "Jaccard (chance)"]
 
@@ -93,7 +97,7 @@ def test_comparison_marks_a_series_without_values_not_available():
 
 
 def test_comparison_without_any_known_column_is_an_error():
-    with pytest.raises(InvalidTableError, match="none of the columns nnstd, jaccard"):
+    with pytest.raises(InvalidTableError, match="none of the columns nnstd, nnstd_chance, jac"):
         plot_comparison(pd.DataFrame({"layer": [0], "other": [1.0]}))
 
 
@@ -102,12 +106,32 @@ def test_comparison_draws_a_comparison_result_itself():
 
     a = LayeredGraph([np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]), np.ones((1, 2))])
     b = LayeredGraph([np.array([[0.0, 0.0, 1.0], [1.0, 1.0, 0.0]]), np.ones((1, 2))])
-    ax = plot_comparison(topo.compare(a, b))
+    ax = plot_comparison(topo.compare(a, b, chance_samples=0))
     heights = [[bar.get_height() for bar in c] for c in ax.containers]
     # a relabelled copy (tests/test_comparison.py): NNSTD 0, raw Jaccard 0, 1, pooled 1/4,
-    # aligned 1 everywhere
-    assert heights[:3] == [[0.0, 0.0, 0.0], [0.0, 1.0, 0.25], [1.0, 1.0, 1.0]]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["layer0", "layer1", "all"]
+    # aligned 1 everywhere; no NNSTD chance level asked (its series n/a)
+    assert [heights[0], heights[2], heights[3]] == [[0.0, 0.0, 0.0], [0.0, 1.0, 0.25],
+                                                    [1.0, 1.0, 1.0]]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["layer 0", "layer 1", ALL_ROW_TICK]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend[:4] == ["NNSTD", "NNSTD (chance): n/a", "Jaccard (raw)",
+                          "Jaccard (aligned by NNSTD)"]
+
+
+def test_comparison_draws_nnstd_beside_its_chance_level():
+    # two independent SET networks sit at NNSTD's chance level: the figure must show that
+    frame = pd.DataFrame({"layer": [0, 1, "all"], "name": ["fc0", "fc1", "all"],
+                          "nnstd": [0.51, 0.63, 0.38], "nnstd_chance": [0.52, 0.63, 0.38],
+                          "nnstd_chance_se": [0.001, 0.001, 0.0005],
+                          "jaccard": [0.35, 0.25, 0.35]})
+    ax = plot_comparison(frame)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["NNSTD", "NNSTD (chance)", "Jaccard (raw)"]
+    chance = ax.containers[1]
+    assert [bar.get_height() for bar in chance] == [0.52, 0.63, 0.38]
+    assert all(bar.get_hatch() == "//" for bar in chance)
+    centres = [[bar.get_x() + bar.get_width() / 2 for bar in c] for c in ax.containers]
+    assert all(n < c < j for n, c, j in zip(*centres))  # the chance bar right of NNSTD
 
 
 def _evolution_frame():
@@ -134,9 +158,9 @@ def test_evolution_panel_has_one_line_per_layer_against_epoch():
     np.testing.assert_allclose(x, [0, 2, 4, 6])
     np.testing.assert_allclose(y, [0.0, 0.2, 0.4, 0.6])
     legend = first.figure.legends[0]
-    assert [t.get_text() for t in legend.get_texts()] == ["0: fc0", "1: fc1"]
+    assert [t.get_text() for t in legend.get_texts()] == ["layer 0: fc0", "layer 1: fc1"]
     accuracy = axes[5]
-    assert [line.get_label() for line in accuracy.lines] == ["test accuracy"]
+    assert [line.get_label() for line in accuracy.lines] == ["test (after the epoch)"]
 
 
 def test_evolution_panel_draws_the_columns_of_topology_evolution():
@@ -152,17 +176,18 @@ def test_evolution_panel_draws_the_columns_of_topology_evolution():
         assert column in EVOLUTION_COLUMNS
         first_layer = frame[frame["layer"] == 0]
         np.testing.assert_allclose(ax.lines[0].get_ydata(), first_layer[column])
-    assert "accuracy: not available" in axes[5].texts[0].get_text()
+    assert axes[3].get_title() == "ITOP rate at the snapshots (a lower bound)"
+    assert axes[5].texts[0].get_text() == "no accuracy, MSE or loss in the run's metrics"
 
 
 def test_the_itop_panel_draws_the_exact_rate_or_says_it_shows_a_lower_bound():
     frame = _evolution_frame()
     axes = plot_evolution(frame)
-    assert axes[3].get_title() == "in-time over-parameterisation (lower bound: snapshots)"
+    assert axes[3].get_title() == "ITOP rate at the snapshots (a lower bound)"
     np.testing.assert_allclose(axes[3].lines[0].get_ydata(), [0.2, 0.3, 0.4, 0.5])
     frame["itop_rate"] = frame["itop_rate_snapshots"] + 0.05
     axes = plot_evolution(frame)
-    assert axes[3].get_title() == "in-time over-parameterisation (exact)"
+    assert axes[3].get_title() == "ITOP rate (exact: every mask update)"
     assert axes[3].get_ylabel() == "ITOP rate"
     np.testing.assert_allclose(axes[3].lines[0].get_ydata(), [0.25, 0.35, 0.45, 0.55])
 
@@ -223,16 +248,25 @@ def test_input_connectivity_refuses_a_shape_that_does_not_fit():
         plot_input_connectivity(np.ones(6))
 
 
-def test_interactions_bars_are_sorted_strongest_first_with_planted_ones_marked():
+def _dots(ax):
+    """(label, strength, colour) of every drawn interaction, top row first."""
+    offsets = ax.collections[0].get_offsets()
+    colours = ax.collections[0].get_facecolors()
+    ticks = {round(float(t), 6): lab.get_text()
+             for t, lab in zip(ax.get_yticks(), ax.get_yticklabels())}
+    rows = sorted(zip(offsets[:, 1], offsets[:, 0], map(tuple, colours)), reverse=True)
+    return [(ticks[round(float(y), 6)], float(x), c) for y, x, c in rows]
+
+
+def test_interactions_are_sorted_strongest_first_with_planted_ones_marked():
     frame = pd.DataFrame({"interaction": [(0, 1), (2, 3), (1, 4)],
                           "strength": [0.5, 2.0, 1.0]})
     ax = plot_interactions(frame, truth=["{2, 3}"])
-    bars = ax.containers[0]
-    top_to_bottom = sorted(bars, key=lambda b: -b.get_y())
-    assert [b.get_width() for b in top_to_bottom] == [2.0, 1.0, 0.5]
-    labels = {t.get_position()[1]: t.get_text() for t in ax.get_yticklabels()}
-    assert labels[top_to_bottom[0].get_y() + top_to_bottom[0].get_height() / 2] == "{2, 3}"
-    assert top_to_bottom[0].get_facecolor() != top_to_bottom[1].get_facecolor()
+    dots = _dots(ax)
+    assert [(label, x) for label, x, _ in dots] == [("{2, 3}", 2.0), ("{1, 4}", 1.0),
+                                                    ("{0, 1}", 0.5)]
+    assert dots[0][2] != dots[1][2] and dots[1][2] == dots[2][2]
+    assert [t.get_text() for t in ax.texts] == ["2", "1", "0.5"]
 
 
 def test_input_connectivity_sums_the_channels_of_a_colour_picture():
@@ -255,11 +289,12 @@ def test_distance_matrix_of_many_snapshots_is_not_annotated_and_skips_missing_va
     assert plot_distance_matrix(pd.DataFrame(values, index=labels, columns=labels), ax=ax,
                                 order="given") is ax
     assert len(ax.texts) == 0
-    assert ax.get_title() == "topology distance"
+    assert ax.get_title() == "distance between snapshots"
     small = pd.DataFrame([[0.0, np.nan], [np.nan, 0.0]], index=["a", "b"], columns=["a", "b"])
     ax = plot_distance_matrix(small)  # two snapshots: nothing to cluster
     assert [t.get_text() for t in ax.texts] == ["0.00", "0.00"]
-    assert ax.get_title() == "topology distance (clustered)"
+    assert ax.get_title() == ("distance between snapshots\n"
+                              "(ordered by average-linkage clustering)")
 
 
 def test_evolution_of_pruning_levels_is_drawn_by_snapshot_with_level_marks():
@@ -269,14 +304,15 @@ def test_evolution_of_pruning_levels_is_drawn_by_snapshot_with_level_marks():
                      "name": "fc0", "churn": 0.1 * snapshot,
                      "train_accuracy": 0.5, "test_accuracy": 0.6})
     axes = plot_evolution(pd.DataFrame(rows))
-    assert axes[2].get_xlabel() == "snapshot (dotted: a new pruning level begins)"
+    assert axes[2].get_xlabel() == "pruning level (network density); dotted: a level begins"
     marks = [line for line in axes[2].lines if line.get_linestyle() == ":"]
     assert len(marks) == 1 and marks[0].get_xdata()[0] == 1.5  # level 1 starts at snapshot 2
     np.testing.assert_allclose(axes[2].lines[-1].get_xdata(), [0, 1, 2, 3])
     assert [line.get_label() for line in axes[5].lines if line.get_linestyle() != ":"] == [
-        "train accuracy", "test accuracy"]
+        "train (mean over the epoch's batches; epoch 0: before training)",
+        "test (after the epoch)"]
     legend = axes[0].figure.legends[0]
-    assert [t.get_text() for t in legend.get_texts()] == ["0: fc0"]  # no NNSTD panel to copy
+    assert [t.get_text() for t in legend.get_texts()] == ["layer 0: fc0"]  # no NNSTD panel
 
 
 def test_embedding_into_given_axes_with_one_run_when_labels_name_none():
@@ -317,7 +353,7 @@ def test_interaction_labels_from_index_columns_plain_values_or_the_index():
 
 def test_comparison_rows_are_labelled_by_layer_without_names():
     ax = plot_comparison(pd.DataFrame({"layer": ["0", "all"], "nnstd": [0.1, 0.1]}))
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "all"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["layer 0", ALL_ROW_TICK]
     ax = plot_comparison(pd.DataFrame({"nnstd": [0.1, 0.2]}))
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1"]
 
@@ -327,10 +363,252 @@ def test_persistence_diagrams_into_one_given_axes():
 
     diagram = np.array([[1.0, 0.5], [1.0, 0.0]])
     fig, ax = plt.subplots()
-    (drawn,) = plot_persistence_diagrams([diagram], ax=ax)
-    assert drawn is ax and ax.get_title() == "layer0"
+    (drawn,) = plot_persistence_diagrams([diagram], ax=ax, kind="diagram")
+    assert drawn is ax and ax.get_title() == "layer 0"
     untitled = plot_persistence_diagram(diagram)
     assert untitled.get_title() == ""
     np.testing.assert_array_equal(untitled.collections[0].get_offsets(), diagram)
     bars = plot_barcode(diagram, max_bars=1)
     assert bars.get_title() == "1 of 2 bars"
+
+
+# ------------------------------------------------------------- labels say what is drawn
+def test_layers_are_named_as_layers_also_for_bare_module_numbers():
+    from topo.plot import layer_label
+
+    # a PyTorch Sequential names its Linear layers by module index: "0", "2", "4"
+    assert [layer_label(k, n) for k, n in enumerate(["0", "2", "4"])] == [
+        "layer 0 (module 0)", "layer 1 (module 2)", "layer 2 (module 4)"]
+    assert layer_label(1, "fc2") == "layer 1: fc2"
+    assert layer_label(1, "layer1") == "layer 1"
+    frame = _evolution_frame().replace({"name": {"fc0": "0", "fc1": "2"}})
+    legend = plot_evolution(frame)[0].figure.legends[0]
+    assert [t.get_text() for t in legend.get_texts()] == ["layer 0 (module 0)",
+                                                          "layer 1 (module 2)"]
+
+
+def test_pruning_levels_are_ticked_with_their_network_density():
+    rows = []
+    connections = {0: (20, 10), 1: (16, 8), 2: (12, 6)}  # per level: two layers of 20 and 10
+    for snapshot, (level, epoch) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1), (2, 0)]):
+        for layer in range(2):
+            rows.append({"snapshot": snapshot, "epoch": epoch, "level": level, "layer": layer,
+                         "name": f"fc{layer}", "connections": connections[level][layer],
+                         "possible": (20, 10)[layer], "churn": 0.0})
+    axes = plot_evolution(pd.DataFrame(rows))
+    for ax in axes:
+        assert list(ax.get_xticks()) == [0, 2, 4]
+        # densities 30/30, 24/30, 18/30 of the whole network
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["L0\n100%", "L1\n80%",
+                                                                "L2\n60%"]
+
+
+def test_distance_matrix_names_its_metric_and_keeps_labels_readable():
+    n = 42
+    labels = [f"set-s{i // 21}/epoch_{i % 21:04d}" for i in range(n)]
+    values = np.abs(np.subtract.outer(np.arange(n), np.arange(n))) / n
+    ax = plot_distance_matrix(pd.DataFrame(values, index=labels, columns=labels),
+                              metric="NNSTD", order=None)
+    assert ax.get_title() == "NNSTD between snapshots"
+    assert ax.figure.axes[1].get_ylabel() == "NNSTD"  # the colour bar
+    shown = ax.get_xticklabels()
+    assert [t.get_text() for t in shown] == labels
+    assert {t.get_fontsize() for t in shown} == {8.0}
+    assert {t.get_fontsize() for t in ax.get_yticklabels()} == {8.0}
+
+
+def test_distance_matrix_of_hundreds_of_snapshots_thins_its_labels_not_their_size():
+    n = 300
+    labels = [f"s{i}" for i in range(n)]
+    ax = plot_distance_matrix(pd.DataFrame(np.zeros((n, n)), index=labels, columns=labels),
+                              order=None, metric="NNSTD")
+    shown = [t.get_text() for t in ax.get_yticklabels()]
+    step = int(ax.get_yticks()[1])
+    assert step > 1 and shown == labels[::step]
+    assert {t.get_fontsize() for t in ax.get_yticklabels()} == {8.0}
+    ordinal = {2: "2nd", 3: "3rd"}.get(step, f"{step}th")
+    assert ax.get_title().endswith(f"(every {ordinal} label of 300 shown)")
+
+
+def test_input_connectivity_titles_say_level_and_epoch_or_the_position():
+    counts = np.arange(4 * 4).reshape(4, 4)
+    axes = plot_input_connectivity(counts, epochs=[0, 3, 0, 3], levels=[0, 0, 1, 1],
+                                   n_panels=4)
+    assert [a.get_title() for a in axes] == ["level 0 · epoch 0", "level 0 · epoch 3",
+                                             "level 1 · epoch 0", "level 1 · epoch 3"]
+    plain = plot_input_connectivity(counts, n_panels=2)
+    assert [a.get_title() for a in plain] == ["snapshot 0", "snapshot 3"]
+
+
+def test_snapshot_titles_of_an_evolution_table():
+    from topo.plot import snapshot_titles
+
+    frame = pd.DataFrame({"snapshot": [0, 0, 1, 1], "epoch": [0, 0, 3, 3],
+                          "level": [2, 2, 2, 2], "layer": [0, 1, 0, 1]})
+    assert snapshot_titles(frame) == ["level 2 · epoch 0", "level 2 · epoch 3"]
+    assert snapshot_titles(frame.drop(columns="level")) == ["epoch 0", "epoch 3"]
+
+
+def test_embedding_keeps_the_levels_of_a_pruning_run_in_one_trajectory():
+    labels = [f"imp/level_0{lv}/epoch_000{e}" for lv in (0, 1) for e in (0, 1)]
+    labels += ["set/epoch_0000", "set/epoch_0001"]
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(6, 2))
+    d = np.linalg.norm(points[:, None] - points[None], axis=-1)
+    ax = plot_embedding(pd.DataFrame(d, index=labels, columns=labels))
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend[:2] == ["imp", "set"]
+    assert sorted(t.get_text() for t in ax.texts) == [
+        "epoch_0000", "epoch_0001", "level_00/epoch_0000", "level_01/epoch_0001"]
+
+
+# ------------------------------------------------------- panels that show their information
+def _run_frame(densities, metrics):
+    """Two layers over len(densities) snapshots; ``metrics`` columns added per snapshot."""
+    rows = []
+    for snapshot, density in enumerate(densities):
+        for layer in range(2):
+            rows.append({"snapshot": snapshot, "epoch": snapshot, "layer": layer,
+                         "name": f"fc{layer}", "density": density,
+                         "itop_rate_snapshots": 1.0 if densities[0] == 1 else
+                         min(1.0, densities[0] + 0.1 * snapshot),
+                         **{k: v[snapshot] for k, v in metrics.items()}})
+    return pd.DataFrame(rows)
+
+
+def test_a_regression_run_draws_its_mse_not_an_empty_accuracy_panel():
+    mse = {"train_mse": [0.9, 0.2, 0.05, 0.01], "test_mse": [0.8, 0.3, 0.06, 0.02]}
+    panel = plot_evolution(_run_frame([0.5] * 4, mse))[5]
+    assert panel.get_title() == "mean squared error"
+    assert panel.get_yscale() == "log" and panel.get_ylabel() == "MSE (log scale)"
+    assert [line.get_label() for line in panel.lines] == [
+        "train (mean over the epoch's batches; epoch 0: before training)",
+        "test (after the epoch)"]
+    np.testing.assert_allclose(panel.lines[1].get_ydata(), mse["test_mse"])
+    loss = plot_evolution(_run_frame([0.5] * 3, {"loss": [2.0, 1.5, 1.2]}))[5]
+    assert loss.get_title() == "loss" and loss.get_yscale() == "linear"
+    np.testing.assert_allclose(loss.lines[0].get_ydata(), [2.0, 1.5, 1.2])
+
+
+def test_a_run_that_starts_dense_draws_its_density_instead_of_a_flat_itop_rate():
+    pruned = plot_evolution(_run_frame([1.0, 0.8, 0.64], {}))[3]
+    assert pruned.get_title() == "density (connections / possible)"
+    np.testing.assert_allclose(pruned.lines[0].get_ydata(), [1.0, 0.8, 0.64])
+    rewired = plot_evolution(_run_frame([0.2, 0.2, 0.2], {}))[3]
+    assert rewired.get_title() == "ITOP rate at the snapshots (a lower bound)"
+    np.testing.assert_allclose(rewired.lines[0].get_ydata(), [0.2, 0.3, 0.4])
+
+
+def test_the_itop_panel_prefers_the_rate_the_training_loop_recorded():
+    frame = _run_frame([0.2, 0.2, 0.2], {})
+    frame["itop_rate"] = [0.2, 0.2, 0.45, 0.45, 0.6, 0.6]
+    panel = plot_evolution(frame)[3]
+    assert panel.get_title() == "ITOP rate (exact: every mask update)"
+    np.testing.assert_allclose(panel.lines[0].get_ydata(), [0.2, 0.45, 0.6])
+
+
+def test_epoch_axes_are_ticked_at_whole_numbers():
+    # 16 snapshots (epochs 0-15, as the example run): matplotlib's default would tick 2.5, 7.5
+    for ax in plot_evolution(_run_frame([0.5] * 16, {"test_accuracy": [0.1] * 16})):
+        ticks = [t for t in ax.get_xticks() if 0 <= t <= 15]
+        assert ticks and all(float(t).is_integer() for t in ticks)
+
+
+def test_persistence_of_a_layered_filtration_is_drawn_as_death_histograms():
+    from topo.plot import plot_persistence_diagrams
+
+    # births all 1: deaths 0.91, 0.56, 0.51 and a surviving component at 0; one of 0.05
+    diagrams = [np.array([[1.0, 0.91], [1.0, 0.56], [1.0, 0.51], [1.0, 0.0]]),
+                np.array([[1.0, 0.05], [1.0, 0.0], [1.0, 0.0]])]
+    axes = plot_persistence_diagrams(diagrams, names=["fc1", "2"])
+    assert [a.get_title() for a in axes] == ["layer 0: fc1", "layer 1 (module 2)"]
+    counts = [p.get_height() for p in axes[0].patches]
+    assert len(counts) == 40 and sum(counts) == 3
+    edges = [p.get_x() for p in axes[0].patches]
+    for death in (0.91, 0.56, 0.51):  # bins of width 1/40
+        assert counts[int(np.searchsorted(edges, death, side="right")) - 1] == 1
+    legend = [t.get_text() for t in axes[0].get_legend().get_texts()]
+    assert legend == ["3 merges above 0", "1 pair dying at 0"]
+    assert [t.get_text() for t in axes[1].get_legend().get_texts()] == [
+        "1 merge above 0", "2 pairs dying at 0"]
+    assert axes[0].get_xlabel() == "death (normalised |w| of the merging edge)"
+    assert "every unit is born at 1" in axes[0].figure.get_suptitle()
+    # a diagram with births of its own keeps the birth-death picture
+    (other,) = plot_persistence_diagrams([np.array([[0.8, 0.2], [1.0, 0.5]])])
+    np.testing.assert_array_equal(other.collections[0].get_offsets(), [[0.8, 0.2], [1.0, 0.5]])
+
+
+def test_interaction_strengths_far_from_zero_are_readable():
+    strengths = [8.56, 8.52, 8.3, 8.1]
+    frame = pd.DataFrame({"features": [(27, 43), (25, 27), (5, 43), (28, 36)],
+                          "strength": strengths})
+    ax = plot_interactions(frame, input_shape=(8, 8), method="ph")
+    left, right = ax.get_xlim()
+    assert 7.9 < left < 8.1 and right > 8.56  # the spread fills the axis
+    assert ax.get_xlabel() == "interaction strength (the axis does not start at 0)"
+    assert [label for label, _, _ in _dots(ax)] == [
+        "{(3, 3), (5, 3)}", "{(3, 1), (3, 3)}", "{(0, 5), (5, 3)}", "{(3, 4), (4, 4)}"]
+    assert [t.get_text() for t in ax.texts] == ["8.56", "8.52", "8.3", "8.1"]
+    assert ax.get_ylabel() == "pixels (row, column)"
+    assert ax.get_title() == "strongest 4 interactions (ph)"
+    spread = plot_interactions(pd.DataFrame({"features": [(0, 1), (1, 2)],
+                                             "strength": [1.0, 0.2]}))
+    assert spread.get_xlim()[0] == 0 and spread.get_xlabel() == "interaction strength"
+
+
+def test_true_interactions_are_highlighted_and_the_auc_captioned():
+    frame = pd.DataFrame({"features": [(0, 1), (1, 6), (3, 4), (2, 4)],
+                          "strength": [4.0, 3.0, 2.0, 1.0]})
+    truth = [(0, 1, 2), (2, 4), (1, 6)]  # {3, 4} is no subset of any
+    ax = plot_interactions(frame, truth=truth, auc=0.8125)
+    colours = [c for _, _, c in _dots(ax)]
+    assert colours[0] == colours[1] == colours[3] != colours[2]
+    assert ax.get_title().endswith("pairwise AUC against the true interactions: 0.812")
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "inside a true interaction", "not"]
+
+
+def test_comparison_bars_carry_their_values_so_a_zero_is_seen():
+    frame = pd.DataFrame({"layer": ["0", "1", "all"], "name": ["fc0", "fc1", "all"],
+                          "nnstd": [0.25, 0.0, 0.125],
+                          "jaccard_chance": [np.nan, np.nan, np.nan]})
+    ax = plot_comparison(frame)
+    assert [t.get_text() for t in ax.texts] == ["0.25", "0.00", "0.12", "n/a", "n/a", "n/a"]
+    assert ax.get_ylim()[1] > 1.0  # room for the labels above bars of height 1
+
+
+# ------------------------------------------------------------------- the embedding's fit
+def test_embedding_stress_by_hand():
+    from topo.plot import embedding_stress
+
+    d = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 1.0], [2.0, 1.0, 0.0]])
+    # points 2 and 3 put together: fitted 1, 1, 0 against 1, 2, 1 -> sqrt((0 + 1 + 1) / 6)
+    coords = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    assert embedding_stress(d, coords) == pytest.approx(np.sqrt(1 / 3))
+    assert embedding_stress(d, np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0]])) == 0.0
+    assert embedding_stress(np.zeros((3, 3)), np.zeros((3, 2))) == 0.0
+
+
+def test_embedding_of_equidistant_snapshots_states_and_warns_its_poor_fit():
+    from topo.plot import EmbeddingWarning, embedding_stress
+
+    n = 10
+    labels = [f"run/e{i}" for i in range(n)]
+    d = pd.DataFrame(np.ones((n, n)) - np.eye(n), index=labels, columns=labels)
+    with pytest.warns(EmbeddingWarning, match=r"fits poorly \(Kruskal stress-1 0\.\d\d"):
+        ax = plot_embedding(d, metric="NNSTD")
+    assert ax.stress_ == pytest.approx(embedding_stress(d.to_numpy(), ax.embedding_))
+    assert ax.stress_ >= 0.2
+    assert ax.get_title() == ("snapshots embedded by NNSTD (metric MDS)\n"
+                              f"Kruskal stress-1 {ax.stress_:.3f}: poor fit, distances in "
+                              "the plane are unreliable")
+
+
+def test_embedding_of_planar_distances_is_an_excellent_fit_without_warning(recwarn):
+    rng = np.random.default_rng(3)
+    points = rng.normal(size=(8, 2))
+    d = np.linalg.norm(points[:, None] - points[None], axis=-1)
+    ax = plot_embedding(pd.DataFrame(d))
+    assert ax.stress_ < 0.01
+    assert ax.get_title().endswith(": excellent fit")
+    assert [str(w.message) for w in recwarn] == []

@@ -513,8 +513,8 @@ def _check_comparable(a: LayeredGraph, b: LayeredGraph, reference: bool) -> None
     where = f"{a.source} vs {b.source}"
     if a.n_layers != b.n_layers:
         raise IncompatibleGraphsError(
-            f"{where}: {a.n_layers} layers against {b.n_layers}; NNSTD compares networks "
-            "with the same number of layers")
+            f"{where}: {a.n_layers} layer{'s' * (a.n_layers != 1)} against {b.n_layers}; "
+            "NNSTD compares networks with the same number of layers")
     if a.n_in[0] != b.n_in[0]:
         raise IncompatibleGraphsError(
             f"{where}: {a.n_in[0]} inputs against {b.n_in[0]}; the input layers must match")

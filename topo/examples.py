@@ -7,7 +7,6 @@ digits made by ``topo train`` (see ``data/README.md``).
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,23 +48,29 @@ def script_figures(prefix: str, *, enabled: bool) -> Callable[[Any, str], Path |
     """A ``save(drawn, name)`` function for notebooks that also run as plain scripts.
 
     With ``enabled`` (pass ``"__file__" in globals()`` from the notebook: true when it runs as
-    a script) each figure is saved as ``name`` in ``$TOPO_FIGURES`` or else a new temporary
-    folder named after ``prefix``, and its path printed; in Jupyter (``enabled=False``)
-    figures show inline and nothing is saved. ``drawn`` is an Axes, an array of Axes or a
-    Figure.
+    a script) and ``$TOPO_FIGURES`` set, each figure is saved as ``name`` in that folder
+    (made when missing) and its path printed. Without ``$TOPO_FIGURES`` nothing is written
+    anywhere (a run leaves no folder behind) and the first figure prints how to keep them. In
+    Jupyter (``enabled=False``) figures show inline and nothing is saved. ``drawn`` is an
+    Axes, an array of Axes or a Figure. ``prefix`` names the notebook in the printed note.
     """
-    folder: list[Path] = []
+    told: list[bool] = []
 
     def save(drawn: Any, name: str) -> Path | None:
         if not enabled:
             return None
-        if not folder:
-            env = os.environ.get("TOPO_FIGURES")
-            folder.append(Path(env) if env else Path(tempfile.mkdtemp(prefix=f"{prefix}-")))
-            folder[0].mkdir(parents=True, exist_ok=True)
+        env = os.environ.get("TOPO_FIGURES")
+        if not env:
+            if not told:
+                told.append(True)
+                print(f"figures of {prefix} are not saved; set TOPO_FIGURES=FOLDER to keep "
+                      "them")
+            return None
+        folder = Path(env)
+        folder.mkdir(parents=True, exist_ok=True)
         first = drawn.ravel()[0] if hasattr(drawn, "ravel") else drawn
         figure = getattr(first, "figure", first)
-        path = folder[0] / name
+        path = folder / name
         figure.savefig(path, dpi=120, bbox_inches="tight")
         print(f"figure: {path}")
         return path

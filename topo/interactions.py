@@ -45,6 +45,7 @@ Neural Networks via Topological Analysis. NeurIPS 2020.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -63,6 +64,7 @@ __all__ = [
     "METHODS",
     "ORDERS",
     "interaction_strengths",
+    "interaction_auc",
     "interaction_matrix",
     "unit_importance",
 ]
@@ -91,6 +93,7 @@ def interaction_strengths(
     method: str = "ph",
     order: str = "pairwise",
     top: int | None = None,
+    keep_subsets: bool = False,
 ) -> pandas.DataFrame:
     """Rank feature interactions of a trained network, strongest first.
 
@@ -108,13 +111,20 @@ def interaction_strengths(
         ``"any"``: candidate sets of any size >= 2, after pruning (see Notes).
     top
         Keep only the ``top`` strongest rows (after pruning for ``order="any"``).
+    keep_subsets
+        For ``order="any"``: keep the candidates that are strict subsets of a stronger
+        candidate instead of pruning them (see Notes).
 
     Returns
     -------
     pandas.DataFrame
         Columns ``features`` (a sorted tuple of 0-based feature indices) and ``strength``,
         sorted by decreasing strength; ties keep a fixed order (smaller sets first, then
-        lexicographic).
+        lexicographic). For ``order="any"``, ``attrs["candidates"]`` is the number of
+        candidate sets of positive strength and ``attrs["pruned"]`` how many of them were
+        dropped as strict subsets of a stronger one (0 with ``keep_subsets``), so that a
+        short list (on a dense first layer often a single set) can be told apart from a
+        network with few interactions.
 
     Raises
     ------
@@ -182,8 +192,10 @@ def interaction_strengths(
     ``z_h a_(k)`` (NID, Tsang et al., 2018, Algorithm 1) or ``(a_(k) - a_(k+1)) reach_h``
     (ph). Candidates of strength 0 are not listed. Candidates are ranked and a candidate that
     is a strict subset of a higher-ranked candidate is dropped (the redundancy pruning of
-    Tsang et al., 2018). Identical sets are recognised exactly by their bit sets (one 64-bit word
-    per 64 features). Pruning compares candidates with a sparse product, ``O(sum_f c_f^2)``
+    Tsang et al., 2018) unless ``keep_subsets``; on a dense first layer every unit's top-k
+    sets are nested and the full set is often the strongest, so one row may remain.
+    Identical sets are recognised exactly by their bit sets (one 64-bit word per 64
+    features). Pruning compares candidates with a sparse product, ``O(sum_f c_f^2)``
     for ``c_f`` candidates holding feature ``f``; above ``2e9`` (a dense first layer on
     hundreds of features) a ConfigError says so instead of running for hours.
 
@@ -226,11 +238,58 @@ def interaction_strengths(
             f"{graph.source}: any-order interaction detection would compare {len(sets)} "
             f"candidate sets (about {work:.2g} feature overlaps, more than {_MAX_PRUNE_WORK:.0g}); "
             "use order='pairwise' or a sparser first layer")
-    sets, strength = _prune_subsets(sets, strength)
+    candidates = len(sets)
+    sets, strength = _prune_subsets(sets, strength, drop=not keep_subsets)
+    pruned = candidates - len(sets)
     if top is not None:
         sets, strength = sets[:top], strength[:top]
     features = [tuple(np.flatnonzero(row).tolist()) for row in sets]
-    return _frame(features, strength)
+    table = _frame(features, strength)
+    table.attrs.update(candidates=int(candidates), pruned=int(pruned))
+    return table
+
+
+def interaction_auc(table: pandas.DataFrame, truth: Sequence[Sequence[int]]) -> float:
+    """Pairwise ROC AUC of a ranking of feature pairs against known interactions.
+
+    Parameters
+    ----------
+    table
+        A pairwise table of :func:`interaction_strengths` (columns ``features``, pairs, and
+        ``strength``), normally every pair (``top=None``): the AUC is over the rows given.
+    truth
+        The true interactions as sets of 0-based feature indices (e.g. the ground truth of
+        the synthetic functions of Tsang et al. 2018, which a synthetic run keeps in its
+        ``run.json`` as ``interactions``).
+
+    Returns
+    -------
+    float
+        The probability that a true pair is ranked above a false one, ties counting one half
+        (the Mann-Whitney form of the area under the ROC curve, as
+        ``sklearn.metrics.roc_auc_score`` computes it). A pair is true when both its features
+        lie in one true interaction (Tsang et al. 2018, Section 5.1). NaN when the rows hold
+        no true pair or no false one.
+
+    Notes
+    -----
+    ``O(n log n)`` for ``n`` rows (one ranking).
+
+    References
+    ----------
+    Tsang, M., Cheng, D., Liu, Y. (2018). Detecting Statistical Interactions from Neural
+    Network Weights. ICLR 2018.
+    """
+    from scipy.stats import rankdata
+
+    sets = [frozenset(int(f) for f in t) for t in truth]
+    features = table[INTERACTION_COLUMNS[0]]
+    positive = np.array([any(set(f) <= t for t in sets) for f in features], dtype=bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(np.asarray(table[INTERACTION_COLUMNS[1]], dtype=np.float64))
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def interaction_matrix(graph: LayeredGraph, *, method: str = "ph") -> np.ndarray:
@@ -477,8 +536,9 @@ def _any_order_candidates(
     return sets[keep], strength[keep]
 
 
-def _prune_subsets(sets: np.ndarray, strength: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rank candidates and drop every strict subset of a higher-ranked candidate."""
+def _prune_subsets(sets: np.ndarray, strength: np.ndarray,
+                   drop: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Rank candidates and (with ``drop``) drop every strict subset of a higher-ranked one."""
     if sets.shape[0] == 0:
         return sets, strength
     size = sets.sum(axis=1)
@@ -488,6 +548,8 @@ def _prune_subsets(sets: np.ndarray, strength: np.ndarray) -> tuple[np.ndarray, 
     lex_rank[lex] = np.arange(sets.shape[0])
     order = np.lexsort((lex_rank, size, -strength))
     sets, strength, size = sets[order], strength[order], size[order]
+    if not drop:
+        return sets, strength
     b = sp.csr_matrix(sets.astype(np.int32))
     dropped = np.zeros(sets.shape[0], dtype=bool)
     step = max(1, _CHUNK_TERMS // max(1, sets.shape[0]))

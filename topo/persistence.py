@@ -117,13 +117,19 @@ class NeuralPersistenceResult:
             self.components.astype(int), self.total_persistence, self.normalized))))
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"layers": [{"name", "total_persistence", "normalized"}, ...], "mean_normalized"}``."""
+        """``{"layers": [...], "mean_normalized", "p", "scale"}``: one object per layer with
+        the columns of :data:`PERSISTENCE_COLUMNS` (name, widths, components, total and
+        normalised persistence), the network's score, the norm's order and the largest
+        ``|w|`` the weights were divided by."""
         return {
             "layers": [
-                {"name": n, "total_persistence": float(t), "normalized": float(v)}
-                for n, t, v in zip(self.names, self.total_persistence, self.normalized)
+                dict(zip(PERSISTENCE_COLUMNS, (n, int(i), int(o), int(c), float(t), float(v))))
+                for n, i, o, c, t, v in zip(self.names, self.n_in, self.n_out, self.components,
+                                            self.total_persistence, self.normalized)
             ],
             "mean_normalized": float(self.mean_normalized),
+            "p": float(self.p),
+            "scale": float(self.scale),
         }
 
 

@@ -86,8 +86,8 @@ def test_compare_reads_every_format(fmt, tmp_path, capsys):
     b = write_topo(weights(0), tmp_path / "same.safetensors")
     assert main(["compare", str(a), str(b), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["nnstd"]["per_layer"] == [0.0, 0.0]
-    assert out["nnstd"]["distance"] == 0.0
+    assert [row["nnstd"] for row in out["layers"]] == [0.0, 0.0]
+    assert out["distance"] == 0.0
     assert [row["jaccard"] for row in out["layers"]] == [1.0, 1.0]
     assert topo.detect_format(a) == fmt
 
@@ -98,19 +98,19 @@ def test_compare_json_layout(tmp_path, capsys):
     b = write_torch(wb, tmp_path / "b.pt")
     assert main(["compare", str(a), str(b), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) >= {"nnstd", "overlap", "layers"}
-    per_layer = out["nnstd"]["per_layer"]
-    assert len(per_layer) == 2 and len(out["layers"]) == 2
-    assert out["nnstd"]["distance"] == pytest.approx(np.mean(per_layer))
+    assert list(out) == ["a", "b", "mode", "alignment", "distance", "sparse_distance",
+                         "chance", "layers", "all", "all_row"]
+    per_layer = [row["nnstd"] for row in out["layers"]]
+    assert len(per_layer) == 2
+    assert out["distance"] == pytest.approx(np.mean(per_layer)) == out["all"]["nnstd"]
     assert [row["layer"] for row in out["layers"]] == [0, 1]  # integers, as in evolution
-    assert [row["layer"] for row in out["overlap"]["per_layer"]] == [0, 1]
     first = out["layers"][0]
     assert {"nnstd", "jaccard", "jaccard_aligned", "jaccard_chance", "density_a",
             "density_b"} <= set(first)
     sa, sb = wa[0] != 0, wb[0] != 0
     assert first["jaccard"] == pytest.approx((sa & sb).sum() / (sa | sb).sum())
     assert first["density_a"] == pytest.approx(sa.mean())
-    assert out["overlap"]["all"]["connections_a"] == sum(int((w != 0).sum()) for w in wa)
+    assert out["all"]["connections_a"] == sum(int((w != 0).sum()) for w in wa)
 
 
 def test_compare_keeps_output_units_in_place_unless_reference(tmp_path, capsys):
@@ -120,11 +120,12 @@ def test_compare_keeps_output_units_in_place_unless_reference(tmp_path, capsys):
     a = write_topo(wa, tmp_path / "a.safetensors")
     b = write_topo(wb, tmp_path / "b.safetensors")
     assert main(["compare", str(a), str(b), "--json"]) == 0
-    default = json.loads(capsys.readouterr().out)["nnstd"]["per_layer"]
+    default = [row["nnstd"] for row in json.loads(capsys.readouterr().out)["layers"]]
     assert default[1] == pytest.approx(independent_layer_nnstd(wa[1], wb[1]))
     assert default[1] > 0
     assert main(["compare", str(a), str(b), "--json", "--reference"]) == 0
-    assert json.loads(capsys.readouterr().out)["nnstd"]["per_layer"] == [0.0, 0.0]
+    assert [row["nnstd"] for row in json.loads(capsys.readouterr().out)["layers"]] == [0.0,
+                                                                                       0.0]
 
 
 def test_compare_table_and_plot(tmp_path, capsys):
@@ -303,13 +304,14 @@ def test_compare_different_hidden_widths_and_single_layer(tmp_path, capsys):
     assert main(["compare", str(a), str(b), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert [row["jaccard_chance"] for row in out["layers"]] == [None, None]  # shapes differ
-    assert 0 < out["nnstd"]["per_layer"][0] <= 1
+    assert 0 < out["layers"][0]["nnstd"] <= 1
     one_a = write_topo(weights(10, widths=[6, 2]), tmp_path / "one_a.safetensors")
     one_b = write_topo(weights(11, widths=[6, 2]), tmp_path / "one_b.safetensors")
     assert main(["compare", str(one_a), str(one_b), "--json"]) == 0
     single = json.loads(capsys.readouterr().out)
     wa, wb = weights(10, widths=[6, 2])[0], weights(11, widths=[6, 2])[0]
-    assert single["nnstd"]["per_layer"] == [pytest.approx(independent_layer_nnstd(wa, wb))]
+    assert [row["nnstd"] for row in single["layers"]] == [
+        pytest.approx(independent_layer_nnstd(wa, wb))]
 
 
 def test_distances_incompatible_networks_in_workers_is_one_line_error(tmp_path, capsys):
@@ -323,16 +325,146 @@ def test_distances_incompatible_networks_in_workers_is_one_line_error(tmp_path, 
     assert "c.safetensors" in err and "12 inputs against 10" in err
 
 
+def test_distance_heatmap_names_nnstd_and_runs_of_pruning_levels(tmp_path, write_run, drawn,
+                                                                   capsys):
+    import shutil
+
+    from topo.io.run import snapshot_name
+
+    masks = [[np.array([[1, 1, 0], [0, 0, 1]], bool), np.array([[1, 0]], bool)],
+             [np.array([[1, 0, 0], [0, 1, 1]], bool), np.array([[1, 0]], bool)]]
+    plain = write_run(tmp_path / "set", masks)
+    imp = tmp_path / "imp"
+    for level in (0, 1):
+        (imp / "snapshots" / f"level_0{level}").mkdir(parents=True)
+        shutil.copy(plain / snapshot_name(level), imp / snapshot_name(0, level))
+    shutil.copy(plain / "run.json", imp / "run.json")
+    assert main(["distances", str(imp), str(plain), "--plot", str(tmp_path / "d.png")]) == 0
+    ax = drawn["d.png"].axes[0]
+    assert ax.get_title().startswith("NNSTD between snapshots")
+    assert drawn["d.png"].axes[1].get_ylabel() == "NNSTD"
+    assert sorted(t.get_text() for t in ax.get_xticklabels()) == [
+        "imp/level_00/epoch_0000", "imp/level_01/epoch_0000", "set/epoch_0000",
+        "set/epoch_0001"]
+
+
+def test_distances_embedding_states_its_fit_and_warns_when_poor(tmp_path, write_run, drawn,
+                                                              capsys):
+    rng = np.random.default_rng(0)
+    # eight unrelated random masks: every pair at about the same NNSTD
+    masks = [[rng.random((12, 10)) < 0.3, np.ones((2, 12), bool)] for _ in range(8)]
+    run = write_run(tmp_path / "random", masks)
+    out = tmp_path / "map.png"
+    assert main(["distances", str(run), "--embedding", str(out)]) == 0
+    captured = capsys.readouterr()
+    ax = drawn["map.png"].axes[0]
+    stress = ax.stress_
+    assert stress >= 0.2
+    assert f"wrote {out} (Kruskal stress-1 {stress:.3f})" in captured.out
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        f"topo distances: warning: the MDS embedding fits poorly (Kruskal stress-1 "
+        f"{stress:.2f}")
+    assert ax.get_title().startswith("snapshots embedded by NNSTD (metric MDS)\n")
+    assert [t.get_text() for t in ax.get_legend().get_texts()][0] == "random"
+
+
+def test_compare_json_speaks_one_vocabulary_and_names_its_aggregates(tmp_path, capsys):
+    from topo.comparison import COMPARISON_COLUMNS, DETAIL_COLUMNS
+
+    a = write_topo(weights(1), tmp_path / "a.safetensors")
+    b = write_topo(weights(2), tmp_path / "b.safetensors")
+    assert main(["compare", str(a), str(b), "--json"]) == 0
+    printed = capsys.readouterr().out
+    out = json.loads(printed)
+    for legacy in ("aligned_jaccard", "expected_jaccard_random", "aligned_intersection",
+                   "expected_intersection_random", "per_layer"):
+        assert legacy not in printed
+    columns = [*COMPARISON_COLUMNS, *DETAIL_COLUMNS, "dense"]
+    assert [list(row) for row in out["layers"]] == [columns, columns]
+    assert list(out["all"]) == columns and out["all"]["layer"] == "all"
+    assert out["all_row"]["nnstd"] == "mean of the layers' NNSTD (the network distance)"
+    assert out["all_row"]["jaccard"] == "pooled: every layer's connections together"
+    assert out["alignment"] == "nnstd"
+    # the pooled Jaccard index is the summed intersections over the summed unions
+    assert out["all"]["jaccard"] == pytest.approx(
+        sum(r["intersection"] for r in out["layers"]) / sum(r["union"] for r in out["layers"]))
+
+
+def test_compare_table_says_how_the_all_row_aggregates_and_what_aligned_means(tmp_path,
+                                                                             capsys):
+    a = write_topo(weights(1), tmp_path / "a.safetensors")
+    b = write_topo(weights(2), tmp_path / "b.safetensors")
+    assert main(["compare", str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    assert ("all: NNSTD and its chance level are means over the layers; the Jaccard indices "
+            "and densities pool every layer's connections") in out
+    assert "jaccard_aligned: hidden units matched by NNSTD" in out
+    assert "it can be below jaccard; --align overlap maximises it" in out
+    assert main(["compare", str(a), str(b), "--align", "overlap", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["alignment"] == "overlap"
+
+
+def test_compare_help_says_aligned_can_fall_below_raw():
+    proc = subprocess.run([sys.executable, "-m", "topo", "compare", "--help"],
+                          capture_output=True, text=True, check=True)
+    text = " ".join(proc.stdout.split())
+    assert "The aligned Jaccard index can be below the raw one" in text
+    assert "--align {nnstd,overlap}" in text
+
+
+def test_compare_figure_names_the_all_row_and_the_alignment(tmp_path, capsys, drawn):
+    a = write_topo(weights(1), tmp_path / "a.safetensors")
+    b = write_topo(weights(2), tmp_path / "b.safetensors")
+    assert main(["compare", str(a), str(b), "--align", "overlap", "--plot",
+                 str(tmp_path / "c.png")]) == 0
+    ax = drawn["c.png"].axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()][-1] == (
+        "all layers\nNNSTD: mean\nJaccard: pooled")
+    assert "Jaccard (aligned for overlap)" in [t.get_text()
+                                                for t in ax.get_legend().get_texts()]
+
+
+def test_compare_reads_the_asked_epoch_of_each_run_and_says_which(tmp_path, write_run, capsys):
+    masks = [[np.array([[1, 1, 0], [0, 0, 1]], bool), np.array([[1, 0]], bool)],
+             [np.array([[1, 0, 0], [0, 1, 1]], bool), np.array([[1, 0]], bool)]]
+    run = write_run(tmp_path / "run", masks)
+    single = run / "snapshots" / "epoch_0001.safetensors"
+    assert main(["compare", str(run), str(single), "--epoch", "0", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["snapshots"] == {"a": {"path": str(run / "snapshots" / "epoch_0000.safetensors"),
+                                      "choice": "epoch 0, as asked"}}
+    # epoch 0: (0,0) (0,1) (1,2); epoch 1: (0,0) (1,1) (1,2): 2 shared of 4
+    assert out["layers"][0]["jaccard"] == pytest.approx(2 / 4)
+    assert main(["compare", str(run), str(single)]) == 0
+    text = capsys.readouterr().out
+    assert (f"   snapshot: {run}/snapshots/epoch_0001.safetensors (the run's last snapshot, "
+            "epoch_0001)") in text
+    assert main(["compare", str(single), str(single), "--best"]) == 1
+    assert "one network, not a run or a folder of checkpoints" in capsys.readouterr().err
+
+
+def test_counts_of_one_are_singular(tmp_path, capsys):
+    a = write_topo(weights(1), tmp_path / "a.safetensors")
+    b = write_topo(weights(2), tmp_path / "b.safetensors")
+    assert main(["distances", str(a), str(b)]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "NNSTD distance (2 networks, 1 pair)"
+    one = write_topo(weights(10, widths=[6, 2]), tmp_path / "one.safetensors")
+    two = write_topo(weights(11, widths=[6, 4, 2]), tmp_path / "two.safetensors")
+    assert main(["compare", str(one), str(two)]) == 1
+    assert ": 1 layer against 2; NNSTD compares networks with the same number of layers" \
+        in capsys.readouterr().err
+
+
 def test_compare_shows_the_nnstd_chance_level_beside_nnstd(tmp_path, capsys):
     a = write_topo(weights(1), tmp_path / "a.safetensors")
     b = write_topo(weights(2), tmp_path / "b.safetensors")
     assert main(["compare", str(a), str(b), "--json", "--chance-samples", "4"]) == 0
     out = json.loads(capsys.readouterr().out)
-    chance = out["nnstd"]["chance"]
+    chance = out["chance"]
     # the same estimate as the API's, row by row, under the table's column names
     g_a, g_b = topo.load(a), topo.load(b)
     expect = topo.nnstd_chance(g_a, g_b, n_samples=4, seed=0)
-    assert chance["per_layer"] == pytest.approx(expect.per_layer.tolist())
     assert [row["nnstd_chance"] for row in out["layers"]] == pytest.approx(
         expect.per_layer.tolist())
     assert [row["nnstd_chance_se"] for row in out["layers"]] == pytest.approx(
@@ -342,7 +474,7 @@ def test_compare_shows_the_nnstd_chance_level_beside_nnstd(tmp_path, capsys):
     assert main(["compare", str(a), str(b), "--chance-samples", "4"]) == 0
     text = capsys.readouterr().out
     assert "nnstd_chance" in text and "nnstd_chance_se" in text
-    assert (f"Mean over sparse layers: {out['nnstd']['sparse_distance']:.4g} vs chance level "
+    assert (f"Mean over sparse layers: {out['sparse_distance']:.4g} vs chance level "
             f"{expect.sparse_distance:.4g}") in text
 
 
@@ -352,7 +484,7 @@ def test_compare_chance_samples_zero_skips_it_and_one_is_refused(tmp_path, capsy
     out = tmp_path / "t.csv"
     assert main(["compare", str(a), str(b), "--json", "--chance-samples", "0"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert "chance" not in doc["nnstd"]
+    assert "chance" not in doc
     assert [row["nnstd_chance"] for row in doc["layers"]] == [None, None]
     assert main(["compare", str(a), str(b), "--chance-samples", "0", "--csv", str(out)]) == 0
     assert out.read_text().splitlines()[0].split(",")[2:5] == ["nnstd", "nnstd_chance",

@@ -79,6 +79,10 @@ def test_demo_commands_reproduce_the_tables_it_wrote(demo_output, tmp_path, caps
     commands = printed_commands(printed)
     assert [c[1] for c in commands] == ["train"] * 3 + [
         "compare", "evolution", "distances", "persistence", "interactions"]
+    distances = commands[5]
+    assert distances[distances.index("--embedding") + 1] == str(out / "embedding.png")
+    assert re.search(r"embedding\.png  \(MDS embedding with each run's trajectory; Kruskal "
+                     r"stress-1 \d\.\d{3}\)", printed)
     for command in commands[3:]:
         args = _tables_only(command[1:])
         # the same command with its tables in a fresh folder (the demo's stay as written)
@@ -100,7 +104,7 @@ def _tables_only(args: list[str]) -> list[str]:
     for arg in args:
         if skip:
             skip = False
-        elif arg in ("--plot", "--inputs-plot"):
+        elif arg in ("--plot", "--inputs-plot", "--embedding"):
             skip = True
         elif arg == "--n-jobs":
             out += [arg, "1"]

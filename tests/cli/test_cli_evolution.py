@@ -113,3 +113,37 @@ def test_outputs_are_checked_before_the_run_is_read(tmp_path, monkeypatch, capsy
     assert main(["evolution", str(run), "--csv", str(blocker / "e.csv")]) == 1
     assert "blocker" in capsys.readouterr().err
     assert not csv.exists()
+
+
+def _level_run(root):
+    """A run with two pruning levels of two snapshots each (epochs restart at 0)."""
+    import topo
+    from topo.graph import LayeredGraph
+    from topo.io.run import snapshot_name
+
+    masks = [[np.array([[1, 1, 0], [0, 1, 1]], bool), np.array([[1, 1]], bool)]] * 2 + HAND
+    root.mkdir(parents=True)
+    (root / "run.json").write_text(json.dumps({"config": {"method": "stand-in"}}))
+    for m, (level, epoch) in zip(masks, [(0, 0), (0, 1), (1, 0), (1, 1)]):
+        graph = LayeredGraph([a.astype(float) for a in m], masks=m, names=["fc0", "fc1"],
+                             metadata={"epoch": epoch, "level": level})
+        topo.save_snapshot(graph, root / snapshot_name(epoch, level))
+    return root
+
+
+def test_figures_of_pruning_levels_name_the_level_of_each_snapshot(tmp_path, drawn, capsys):
+    run = _level_run(tmp_path / "imp")
+    assert main(["evolution", str(run), "--plot", str(tmp_path / "e.png"),
+                 "--inputs-plot", str(tmp_path / "i.png")]) == 0
+    maps = [a for a in drawn["i.png"].axes if a.images]
+    assert [a.get_title() for a in maps] == ["level 0 · epoch 0", "level 0 · epoch 1",
+                                             "level 1 · epoch 0", "level 1 · epoch 1"]
+    panel = drawn["e.png"].axes[0]
+    assert [t.get_text() for t in panel.get_xticklabels()] == ["L0\n75%", "L1\n50%"]  # 6/8, 4/8
+
+
+def test_a_table_of_one_row_says_row(tmp_path, capsys, write_run):
+    run = write_run(tmp_path / "run", [[np.array([[1, 0, 1]], bool)]])
+    csv = tmp_path / "e.csv"
+    assert main(["evolution", str(run), "--csv", str(csv)]) == 0
+    assert capsys.readouterr().out == f"wrote {csv} (1 row)\n"

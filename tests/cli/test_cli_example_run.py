@@ -5,7 +5,11 @@ computed by the code under test; a change to any of them is a change of topo's o
 be deliberate (the default mode's canonical tie rule changed the NNSTD values of later layers,
 and those files were captured again with it; the evolution table's snapshot-based ITOP columns
 were renamed ``ever_active_snapshots`` and ``itop_rate_snapshots``, values unchanged, beside
-the exact rate a run records).
+the exact rate a run records; issue 12 added lines that say what was computed, values
+unchanged: the snapshot a run folder stands for, how compare's all row aggregates and what
+aligned means, how many candidate sets ``--order any`` dropped as subsets, and the source,
+widths, components, p and scale in the JSON of persistence and interactions, whose compare
+JSON speaks the table's vocabulary).
 """
 
 from __future__ import annotations

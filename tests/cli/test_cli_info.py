@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import networkx as nx
 import numpy as np
 import pytest
 from safetensors.numpy import save_file
@@ -68,6 +69,40 @@ def test_errors_are_one_line_without_traceback(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("name, read", [
+    ("g.gexf", lambda p: nx.read_gexf(p)),
+    ("g.graphml", lambda p: nx.read_graphml(p)),
+    ("g.edgelist", lambda p: nx.read_edgelist(p, data=[("weight", float)],
+                                              create_using=nx.DiGraph)),
+])
+def test_export_writes_the_format_its_file_name_says(snapshot, tmp_path, capsys, name, read):
+    out = tmp_path / name
+    assert main(["export", str(snapshot), "-o", str(out)]) == 0
+    assert read(out).number_of_edges() == 5
+    fmt = name.split(".")[1]
+    assert f"({fmt}: " in capsys.readouterr().out
+
+
+def test_export_refuses_a_file_name_without_a_format_and_writes_nothing(snapshot, tmp_path,
+                                                                      capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main(["export", str(snapshot), "-o", str(out / "g.xml")]) == 1
+    err = capsys.readouterr().err
+    assert "cannot tell the export format from the suffix '.xml'" in err
+    assert not any(out.iterdir())
+    assert main(["export", str(snapshot), "--format", "gexf", "-o", str(out / "g.xml")]) == 0
+    assert nx.read_gexf(out / "g.xml").number_of_edges() == 5
+
+
+def test_export_help_explains_the_format_option():
+    proc = subprocess.run([sys.executable, "-m", "topo", "export", "--help"],
+                          capture_output=True, text=True, check=True)
+    help_text = " ".join(proc.stdout.split())
+    assert "--format {graphml,gexf,edgelist} graphml, gexf or edgelist (default: from the " \
+           "suffix of --out" in help_text
+
+
 def test_export_to_bad_format_writes_nothing(snapshot, tmp_path):
     with pytest.raises(SystemExit):
         main(["export", str(snapshot), "--format", "dot", "-o", str(tmp_path / "x.dot")])
@@ -121,7 +156,7 @@ def test_info_json_lists_what_was_skipped(tmp_path, capsys):
     assert out["widths"] == [1, 2, 3]  # conv 1 -> 2 channels, fc reads 2 x 4 positions
     assert [(s["name"], s["shape"]) for s in out["skipped"]] == [("bn.weight", [2]),
                                                                  ("bn.bias", [2])]
-    assert out["skipped"][0]["why"] == ("normalisation of unit set 1 (written by conv): "
+    assert out["skipped"][0]["why"] == ("normalisation of unit set 1 (the output of 'conv'): "
                                         "normalisation weight; not a layer")
     assert "skipped" not in out["metadata"]
     assert main(["info", str(tmp_path / "cnn.pt")]) == 0
@@ -167,3 +202,56 @@ def test_info_on_keras_onnx_npz_does_not_import_torch(tmp_path):
                           capture_output=True, text=True, check=True)
     assert proc.stdout.strip().splitlines()[-1] == "no torch"
     assert proc.stderr == ""
+
+
+def test_info_reads_a_folder_of_checkpoints_as_its_last_and_says_so(tmp_path, capsys):
+    folder = tmp_path / "ckpts"
+    folder.mkdir()
+    g = LayeredGraph([np.array([[1.0, 0.0, 2.0], [0.0, 0.0, -1.0]]), np.array([[0.5, 0.5]])],
+                     names=["fc1", "fc2"])
+    for epoch in (1, 2, 10):
+        topo.save_snapshot(g, folder / f"ckpt_epoch_{epoch}.safetensors")
+    assert main(["info", str(folder)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == (f"snapshot: {folder}/ckpt_epoch_10.safetensors (the last of 3 "
+                        "checkpoints in the natural order of their names, "
+                        "ckpt_epoch_10.safetensors)")
+    assert main(["info", str(folder), "--epoch", "2", "--json"]) == 0
+    meta = json.loads(capsys.readouterr().out)["metadata"]
+    assert meta["snapshot"] == str(folder / "ckpt_epoch_2.safetensors")
+    assert meta["snapshot_choice"] == "epoch 2, as asked"
+
+
+def test_info_of_an_early_stopped_run_names_its_best_snapshot(tmp_path, capsys, write_run):
+    from topo.io.run import snapshot_name
+
+    ones = [np.ones((2, 3), bool), np.ones((1, 2), bool)]
+    run = write_run(tmp_path / "run", [ones] * 5)
+    (run / "run.json").write_text(json.dumps({
+        "config": {"early_stopping_patience": 2}, "status": "finished",
+        "best_snapshot": snapshot_name(2), "stopped_early": True, "stopped_epoch": 4}))
+    assert main(["info", str(run)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1:3] == [
+        f"snapshot: {run}/snapshots/epoch_0004.safetensors (the run's last snapshot, "
+        "epoch_0004)",
+        "note: the run stopped early at epoch 4; its best snapshot (lowest validation loss) "
+        "is epoch_0002: --best reads it"]
+    assert main(["info", str(run), "--best"]) == 0
+    assert (f"snapshot: {run}/snapshots/epoch_0002.safetensors (the run's best snapshot, "
+            "epoch_0002: lowest validation loss)") in capsys.readouterr().out
+
+
+def test_info_rounds_metadata_floats_and_counts_in_the_right_number(tmp_path, capsys):
+    g = LayeredGraph([np.array([[1.0, 0.0]]), np.array([[0.5]])], names=["fc1", "fc2"],
+                     metadata={"epoch": 3, "test_accuracy": 0.9044444444444445})
+    snap = topo.save_snapshot(g, tmp_path / "one.safetensors")
+    assert main(["info", str(snap)]) == 0
+    out = capsys.readouterr().out
+    assert "test_accuracy: 0.9044" in out and "0.90444" not in out
+    assert "total: 2 connections of 3 possible (density 0.6667), 4 units" in out
+    single = topo.save_snapshot(LayeredGraph([np.array([[1.0, 0.0]])]), tmp_path / "s.safetensors")
+    assert main(["export", str(single), "-o", str(tmp_path / "s.edgelist")]) == 0
+    assert "(edgelist: 3 nodes, 1 edge)" in capsys.readouterr().out
+    assert main(["info", str(single)]) == 0
+    assert "total: 1 connection of 2 possible" in capsys.readouterr().out

@@ -93,10 +93,15 @@ def test_persistence_json_on_every_reader(fmt, tmp_path, capsys):
     path = WRITERS[fmt](tmp_path)
     assert main(["persistence", str(path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"layers", "mean_normalized"}
+    assert set(out) - {"snapshot_choice"} == {"source", "layers", "mean_normalized", "p",
+                                              "scale"}
     expected = list(_hand_np().values())
-    assert [set(layer) for layer in out["layers"]] == \
-        [{"name", "total_persistence", "normalized"}] * 3
+    assert [list(layer) for layer in out["layers"]] == [
+        ["name", "n_in", "n_out", "components", "total_persistence", "normalized"]] * 3
+    assert [(r["n_in"], r["n_out"], r["components"]) for r in out["layers"]] == [
+        (3, 2, 1), (2, 2, 1), (2, 1, 1)]
+    assert out["p"] == 2.0 and out["scale"] == pytest.approx(1.0)
+    assert out["source"].startswith(str(tmp_path))
     # float32 storage in some formats: compare to single precision
     np.testing.assert_allclose([layer["normalized"] for layer in out["layers"]], expected,
                                rtol=1e-6)
@@ -136,7 +141,9 @@ def test_interactions_nid_any_order_with_top(tmp_path, capsys):
                  "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     # NID any order: {0,1} at h0 with z0 * 0.4 = 0.56 * 0.4 beats {1,2} at h1 (0.18 * 0.2)
-    assert out == {"interactions": [{"features": [0, 1], "strength": pytest.approx(0.224)}]}
+    assert out == {"source": str(path), "method": "nid", "order": "any",
+                   "interactions": [{"features": [0, 1], "strength": pytest.approx(0.224)}],
+                   "candidates": 2, "pruned": 0}
 
 
 def test_interactions_ph2_squares_the_hand_scores(tmp_path, capsys):
@@ -248,3 +255,98 @@ def test_bad_csv_path_fails_before_work_and_writes_no_figure(command, tmp_path, 
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and str(csv) in err
     assert not fig.exists()
+
+
+def _synthetic_run(folder: Path, truth: list[list[int]]) -> Path:
+    """A run directory of the hand network whose manifest records true interactions."""
+    from topo.io.run import snapshot_name
+
+    run = folder / "synth"
+    (run / "snapshots").mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"config": {"dataset": "synthetic-F1"},
+                                              "interactions": truth}))
+    g = LayeredGraph([W1, W2, W3], names=["fc1", "fc2", "fc3"], input_shape=(3, 1))
+    topo.save_snapshot(g, run / snapshot_name(3))
+    return run
+
+
+def test_interactions_of_a_run_with_true_interactions_give_their_auc(tmp_path, capsys, drawn):
+    from sklearn.metrics import roc_auc_score
+
+    run = _synthetic_run(tmp_path, [[1, 2]])
+    figure = tmp_path / "i.png"
+    assert main(["interactions", str(run), "--top", "1", "--plot", str(figure)]) == 0
+    out = capsys.readouterr().out
+    # ph ranks (0,1) 0.2 > (1,2) 0.06 > (0,2) 0: the true pair (1,2) beats one of two false
+    expected = roc_auc_score([0, 1, 0], [0.2, 0.06, 0.0])
+    assert expected == 0.5
+    assert ("pairwise AUC of the whole ranking against the run's true interactions "
+            "(1 in run.json): 0.5") in out
+    ax = drawn["i.png"].axes[0]
+    assert ax.get_title().endswith("(ph)\npairwise AUC against the true interactions: 0.500")
+    # the input shape (3, 1) names features by (row, column)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["{(0, 0), (1, 0)}"]
+
+
+def test_persistence_figure_draws_every_layers_deaths(tmp_path, capsys, drawn):
+    snapshot = _write_snapshot(tmp_path)
+    assert main(["persistence", str(snapshot), "--plot", str(tmp_path / "p.png")]) == 0
+    axes = drawn["p.png"].axes
+    assert [a.get_title() for a in axes] == ["layer 0: fc1", "layer 1: fc2", "layer 2: fc3"]
+    # layer 1 merges at 0.8, 0.6, 0.4, 0.2 (see _hand_np): four deaths above 0
+    assert sum(p.get_height() for p in axes[0].patches) == 4
+
+
+def test_any_order_says_what_it_pruned_and_keeps_subsets_on_request(tmp_path, capsys):
+    g = LayeredGraph([np.array([[0.9, 0.8, 0.7]]), np.array([[1.0]])], names=["fc1", "fc2"])
+    snapshot = topo.save_snapshot(g, tmp_path / "g.safetensors")
+    assert main(["interactions", str(snapshot), "--order", "any", "--top", "10"]) == 0
+    out = capsys.readouterr().out
+    assert ("1 of 2 candidate sets kept; 1 dropped as a strict subset of a stronger set "
+            "(Tsang et al. 2018); --keep-subsets lists them too") in out
+    assert main(["interactions", str(snapshot), "--order", "any", "--keep-subsets",
+                 "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert [row["features"] for row in document["interactions"]] == [[0, 1, 2], [0, 1]]
+    assert (document["candidates"], document["pruned"]) == (2, 0)
+
+
+def test_persistence_and_interactions_read_the_snapshot_asked_and_say_which(tmp_path, capsys,
+                                                                            write_run):
+    masks = [[np.ones((2, 3), bool), np.ones((1, 2), bool)]] * 4
+    run = write_run(tmp_path / "run", masks)
+    assert main(["persistence", str(run), "--epoch", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:2] == [str(run), f"snapshot: {run}/snapshots/epoch_0002.safetensors "
+                                   "(epoch 2, as asked)"]
+    assert main(["interactions", str(run)]) == 0
+    assert (f"snapshot: {run}/snapshots/epoch_0003.safetensors (the run's last snapshot, "
+            "epoch_0003)") in capsys.readouterr().out
+    assert main(["persistence", str(run), "--epoch", "9"]) == 1
+    assert "no snapshot of epoch 9 (epochs 0-3)" in capsys.readouterr().err
+
+
+def test_persistence_and_interactions_say_what_they_wrote(tmp_path, capsys):
+    snapshot = _write_snapshot(tmp_path)
+    table, figure = tmp_path / "p.csv", tmp_path / "p.png"
+    assert main(["persistence", str(snapshot), "--csv", str(table), "--plot",
+                 str(figure)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2:] == [f"wrote {table}", f"wrote {figure}"]
+    assert main(["interactions", str(snapshot), "--json", "--csv", str(tmp_path / "i.csv")]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["source"] == str(snapshot)
+    assert captured.err == f"wrote {tmp_path / 'i.csv'}\n"  # stdout stays JSON
+
+
+def test_one_of_a_kind_is_not_plural(tmp_path, capsys):
+    # one hidden unit, one feature pair: "strongest 1 interaction", "1 pair", "1 bar"
+    from topo.plot import plot_barcode, plot_interactions, plot_persistence_diagram
+
+    g = LayeredGraph([np.array([[0.8, 0.4]]), np.array([[1.0]])], names=["fc1", "fc2"])
+    table = topo.interaction_strengths(g)
+    assert plot_interactions(table).get_title() == "strongest 1 interaction"
+    diagram = np.array([[1.0, 0.0]])
+    assert [t.get_text() for t in plot_persistence_diagram(diagram).get_legend().get_texts()
+            ] == ["1 pair"]
+    assert plot_barcode(diagram).get_title() == "1 bar"

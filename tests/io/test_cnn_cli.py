@@ -102,7 +102,7 @@ def test_compare_with_a_channel_permuted_copy_is_zero(family, cli_json):
     doc = cli_json("compare", str(family["final"]), str(family["permuted"]),
                    "--chance-samples", "0")
     n = len(family["names"])
-    assert doc["nnstd"]["per_layer"] == [0.0] * n
+    assert [row["nnstd"] for row in doc["layers"]] == [0.0] * n
     assert [row["jaccard_aligned"] for row in doc["layers"]] == [1.0] * n
     # the files differ: the raw masks overlap less than the aligned ones
     assert any(row["jaccard"] < 1.0 for row in doc["layers"])
@@ -111,12 +111,12 @@ def test_compare_with_a_channel_permuted_copy_is_zero(family, cli_json):
 def test_compare_with_an_independent_net_is_near_the_chance_level(family, cli_json):
     doc = cli_json("compare", str(family["final"]), str(family["other"]),
                    "--chance-samples", "6")
-    chance = doc["nnstd"]["chance"]
+    chance = doc["chance"]
     # one independent pair is one sample of what the chance level averages: within a few
     # sample deviations (the standard error times sqrt(n)) of it, and far from 0
     spread = chance["distance_chance_se"] * np.sqrt(chance["n_samples"])
-    assert abs(doc["nnstd"]["distance"] - chance["distance_chance"]) < 4 * spread + 1e-9
-    assert doc["nnstd"]["distance"] > 0.5
+    assert abs(doc["distance"] - chance["distance_chance"]) < 4 * spread + 1e-9
+    assert doc["distance"] > 0.5
 
 
 def test_evolution_follows_a_magnitude_pruning_run(family, cli_json):

@@ -441,7 +441,7 @@ def test_cli_info_compare_evolution_on_resnet18(resnet18_file, tmp_path, cli_jso
     assert [row["kernel"] for row in info["layers"]][:2] == ["7x7", "3x3"]
 
     compare = cli_json("compare", str(path), str(run / "epoch_2.pt"), "--chance-samples", "0")
-    assert compare["nnstd"]["per_layer"] == [0.0] * 21
+    assert [row["nnstd"] for row in compare["layers"]] == [0.0] * 21
     assert [row["jaccard_aligned"] for row in compare["layers"]] == [1.0] * 21
     assert all(row["jaccard"] < 0.5 for row in compare["layers"][:-1])  # stem .. last conv
 

@@ -56,6 +56,56 @@ def test_edgelist_lines_and_layer_comments(tmp_path):
     assert triples == [(0, 3, 0.5), (2, 3, -1.0), (2, 4, 0.0), (3, 5, 2.0)]
 
 
+def biased_graph() -> LayeredGraph:
+    w0 = np.array([[0.5, 0.0, -1.0], [0.0, 0.0, 0.0]])
+    m0 = np.array([[1, 0, 1], [0, 0, 1]])
+    w1 = np.array([[2.0, 0.0]])
+    return LayeredGraph([w0, w1], masks=[m0, w1 != 0], names=["fc1", "fc2"],
+                        biases=[np.array([0.25, -0.75]), None])
+
+
+@pytest.mark.parametrize("name, check", [
+    ("g.gexf", lambda p: nx.read_gexf(p).number_of_edges() == 4),
+    ("g.GRAPHML", lambda p: nx.read_graphml(p).number_of_edges() == 4),
+    ("g.edgelist", lambda p: len([ln for ln in p.read_text().splitlines()
+                                  if not ln.startswith("#")]) == 4),
+    ("g.edges", lambda p: p.read_text().startswith("# topo edge list")),
+])
+def test_the_file_suffix_names_the_format(tmp_path, name, check):
+    assert check(export_graph(small_graph(), tmp_path / name))
+
+
+def test_an_unknown_suffix_is_refused_and_a_given_format_overrides_it(tmp_path):
+    with pytest.raises(ConfigError, match=r"g.xml: cannot tell the export format from the "
+                                          r"suffix '.xml'.*--format"):
+        export_graph(small_graph(), tmp_path / "g.xml")
+    with pytest.raises(ConfigError, match=r"suffix '\(none\)'"):
+        export_graph(small_graph(), tmp_path / "g")
+    assert not any(tmp_path.iterdir())
+    out = export_graph(small_graph(), tmp_path / "g.xml", "gexf")
+    assert nx.read_gexf(out).number_of_nodes() == 6
+
+
+@pytest.mark.parametrize("suffix, read", [(".graphml", nx.read_graphml),
+                                          (".gexf", nx.read_gexf)])
+def test_nodes_carry_their_layer_name_and_bias_and_edges_their_layer(tmp_path, suffix, read):
+    back = read(export_graph(biased_graph(), tmp_path / f"g{suffix}"))
+    # inputs 0-2, hidden 3-4 (fed by fc1, biases 0.25 and -0.75), output 5 (fc2, no bias)
+    names = {n: back.nodes[n]["layer_name"] for n in back.nodes}
+    assert names == {"0": "input", "1": "input", "2": "input", "3": "fc1", "4": "fc1",
+                     "5": "fc2"}
+    assert [int(back.nodes[n]["layer"]) for n in "012345"] == [0, 0, 0, 1, 1, 2]
+    assert float(back.nodes["3"]["bias"]) == 0.25 and float(back.nodes["4"]["bias"]) == -0.75
+    assert "bias" not in back.nodes["0"] and "bias" not in back.nodes["5"]
+    assert back["3"]["5"]["layer_name"] == "fc2" and back["0"]["3"]["layer_name"] == "fc1"
+
+
+def test_graphml_carries_the_widths_and_layer_names_of_the_network(tmp_path):
+    back = nx.read_graphml(export_graph(biased_graph(), tmp_path / "g.graphml"))
+    assert back.graph["widths"] == "3-2-1"
+    assert back.graph["layer_names"] == '["fc1", "fc2"]'
+
+
 def test_export_refuses_an_unknown_format_and_a_path(tmp_path):
     with pytest.raises(ConfigError, match="unknown export format 'dot'"):
         export_graph(small_graph(), tmp_path / "g.x", "dot")
@@ -105,3 +155,19 @@ def test_check_outputs_skips_absent_paths_and_checks_the_rest(tmp_path):
     check_outputs(files=(None, tmp_path / "a.csv"), figures=(None, tmp_path / "a.png"))
     with pytest.raises(OutputError, match="x.gif"):
         check_outputs(files=(tmp_path / "a.csv",), figures=(Path(tmp_path / "x.gif"),))
+
+
+def test_graphml_of_a_residual_network_names_sets_and_adds_biases(tmp_path):
+    # a: 2 inputs -> set 1 (2 units); res: set 1 -> set 1 (the stream); out: set 1 -> 1 unit
+    g = LayeredGraph([np.ones((2, 2)), np.eye(2), np.ones((1, 2))], names=["a", "res", "out"],
+                     biases=[np.array([1.0, 2.0]), np.array([0.5, 0.25]), np.array([3.0])],
+                     reads=[0, 1, 1], writes=[1, 1, 2])
+    export_graph(g, tmp_path / "r.graphml")
+    read = nx.read_graphml(tmp_path / "r.graphml")
+    nodes = {int(n): d for n, d in read.nodes(data=True)}
+    assert [nodes[i]["set"] for i in range(5)] == [0, 0, 1, 1, 2]
+    assert [nodes[i]["layer_name"] for i in range(5)] == ["input", "input", "a + res",
+                                                          "a + res", "out"]
+    # the stream's units add both writers' biases: 1 + 0.5, 2 + 0.25
+    assert [nodes[i].get("bias") for i in range(5)] == [None, None, 1.5, 2.25, 3.0]
+    assert read.number_of_edges() == 4 + 2 + 2

@@ -153,6 +153,16 @@ def test_short_labels_are_unique_suffixes():
     assert short_labels([]) == []
 
 
+def test_short_labels_of_pruning_levels_name_their_run_beside_another_run():
+    imp = [Path(f"runs/imp/snapshots/level_0{lv}/epoch_000{e}.safetensors")
+           for lv in (0, 1) for e in (0, 1)]
+    sgd = [Path(f"runs/set/snapshots/epoch_000{e}.safetensors") for e in (0, 1)]
+    assert short_labels(imp) == ["level_00/epoch_0000", "level_00/epoch_0001",
+                                 "level_01/epoch_0000", "level_01/epoch_0001"]
+    assert short_labels(imp[:2] + sgd) == ["imp/level_00/epoch_0000", "imp/level_00/epoch_0001",
+                                           "set/epoch_0000", "set/epoch_0001"]
+
+
 def test_short_labels_keep_the_suffix_of_files_that_differ_only_by_it():
     assert short_labels([Path("in/tiny.pt"), Path("in/tiny.safetensors")]) == [
         "tiny.pt", "tiny.safetensors"]
@@ -171,3 +181,93 @@ def test_short_labels_fall_back_to_the_full_path_when_no_suffix_is_unique(tmp_pa
     # x/e.pt and x/snapshots/e.pt: "snapshots" is not part of a label, so both read x/e
     a, b = tmp_path / "x" / "e.pt", tmp_path / "x" / "snapshots" / "e.pt"
     assert short_labels([a, b]) == [str(a), str(b)]
+
+
+# ------------------------------------------------- which snapshot stands for a run or folder
+def _early_stopped_run(root: Path, write_run) -> Path:
+    """Epochs 0-5; stopped early at 5, its best (lowest validation loss) epoch 2."""
+    run = write_run(root, [ONES] * 6)
+    manifest = {"config": {"early_stopping_patience": 3}, "status": "finished",
+                "final_snapshot": snapshot_name(5), "best_snapshot": snapshot_name(2),
+                "best_epoch": 2, "stopped_early": True, "stopped_epoch": 5}
+    (run / MANIFEST_NAME).write_text(json.dumps(manifest))
+    return run
+
+
+def _level_run(root: Path) -> Path:
+    root.mkdir(parents=True)
+    (root / MANIFEST_NAME).write_text(json.dumps({"config": {}, "status": "running"}))
+    for level in (0, 1):
+        for epoch in (0, 1, 2):
+            graph = LayeredGraph([m.astype(float) for m in ONES], masks=ONES,
+                                 metadata={"epoch": epoch, "level": level})
+            topo.save_snapshot(graph, root / snapshot_name(epoch, level))
+    return root
+
+
+def test_a_run_means_its_last_snapshot_and_says_so_and_names_an_early_stops_best(tmp_path,
+                                                                             write_run):
+    from topo.io.sequence import choose_snapshot
+
+    run = _early_stopped_run(tmp_path / "run", write_run)
+    last = choose_snapshot(run)
+    assert last.path == run / snapshot_name(5)
+    assert last.why == "the run's last snapshot, epoch_0005"
+    assert last.note == ("the run stopped early at epoch 5; its best snapshot (lowest "
+                         "validation loss) is epoch_0002: --best reads it")
+    best = choose_snapshot(run, best=True)
+    assert best.path == run / snapshot_name(2)
+    assert best.why == "the run's best snapshot, epoch_0002: lowest validation loss"
+    third = choose_snapshot(run, epoch=3)
+    assert (third.path, third.why) == (run / snapshot_name(3), "epoch 3, as asked")
+    graph = topo.load(run, best=True)
+    assert graph.metadata["snapshot"] == str(run / snapshot_name(2))
+    assert graph.metadata["snapshot_choice"].startswith("the run's best snapshot")
+    assert graph.metadata["epoch"] == 2 and graph.metadata["format"] == "topo.run"
+
+
+def test_choosing_in_a_run_with_pruning_levels(tmp_path):
+    from topo.io.sequence import choose_snapshot
+
+    run = _level_run(tmp_path / "imp")
+    assert choose_snapshot(run).path == run / snapshot_name(2, 1)
+    assert choose_snapshot(run, level=0).path == run / snapshot_name(2, 0)
+    assert choose_snapshot(run, level=0).why == "the last snapshot of level 0, level_00/epoch_0002"
+    chosen = choose_snapshot(run, epoch=1, level=1)
+    assert (chosen.path, chosen.why) == (run / snapshot_name(1, 1), "level 1, epoch 1, as asked")
+    with pytest.raises(ConfigError, match="epoch 1 is in levels 0, 1; name one with --level"):
+        choose_snapshot(run, epoch=1)
+    with pytest.raises(ConfigError, match=r"no level 7 \(the run has levels 0-1\)"):
+        choose_snapshot(run, level=7)
+    with pytest.raises(ConfigError, match=r"no snapshot of epoch 9 in level 0 \(epochs 0-2\)"):
+        choose_snapshot(run, epoch=9, level=0)
+    with pytest.raises(ConfigError, match="records no best snapshot \\(status 'running'"):
+        choose_snapshot(run, best=True)
+    with pytest.raises(ConfigError, match="the best snapshot or an epoch/level, not both"):
+        choose_snapshot(run, best=True, epoch=1)
+
+
+def test_a_folder_of_checkpoints_is_read_as_its_last_file_and_a_file_chooses_nothing(tmp_path):
+    from topo.io.sequence import choose_snapshot
+
+    folder = tmp_path / "ckpts"
+    folder.mkdir()
+    graph = LayeredGraph([m.astype(float) for m in ONES], masks=ONES)
+    for epoch in (2, 10, 1):
+        topo.save_snapshot(graph, folder / f"epoch_{epoch}.safetensors")
+    chosen = choose_snapshot(folder)
+    assert chosen.path == folder / "epoch_10.safetensors"
+    assert chosen.why == ("the last of 3 checkpoints in the natural order of their names, "
+                          "epoch_10.safetensors")
+    assert choose_snapshot(folder, epoch=2).path == folder / "epoch_2.safetensors"
+    loaded = topo.load(folder)
+    assert loaded.metadata["snapshot"] == str(folder / "epoch_10.safetensors")
+    assert loaded.metadata["folder"] == str(folder)
+    with pytest.raises(ConfigError, match=r"no checkpoints of epoch 5 \(epochs 1-2, 10\)"):
+        choose_snapshot(folder, epoch=5)
+    with pytest.raises(ConfigError, match="records no best snapshot"):
+        topo.load(folder, best=True)
+    single = folder / "epoch_1.safetensors"
+    assert choose_snapshot(single) is None
+    with pytest.raises(ConfigError, match="one network, not a run or a folder"):
+        topo.load(single, epoch=1)

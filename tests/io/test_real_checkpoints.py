@@ -99,7 +99,8 @@ def test_lenet5_lottery_tickets_through_the_command_line(tmp_path, cli_json):
     assert info["layers"][1]["weight_max"] == pytest.approx(float(kernel.max()))
 
     compare = cli_json("compare", str(steps[0]), str(steps[1]), "--chance-samples", "2")
-    assert compare["nnstd"]["per_layer"] == [0.0] * 5 and compare["nnstd"]["dense"] == [True] * 5
+    assert [row["nnstd"] for row in compare["layers"]] == [0.0] * 5
+    assert [row["dense"] for row in compare["layers"]] == [True] * 5
     assert [row["jaccard"] for row in compare["layers"]] == [1.0] * 5
 
     run = tmp_path / "run"

@@ -10,6 +10,7 @@ import torch
 
 from topo.cli import build_parser
 from topo.errors import ConfigError
+from topo.train import methods, optim
 from topo.train.methods import Method
 from topo.train.registry import (
     ACTIVATIONS,
@@ -36,7 +37,7 @@ def test_the_registered_names_are_the_documented_ones():
 
 def test_every_method_entry_is_a_method_class():
     for name in METHODS:
-        cls = METHODS.load(name)
+        cls = METHODS.load(name, methods)
         assert isinstance(cls, type) and issubclass(cls, Method), name
 
 
@@ -45,8 +46,8 @@ def test_every_activation_entry_builds_the_named_function():
     expected = {"relu": [0.0, 0.5], "identity": [-2.0, 0.5],
                 "leaky_relu": [-0.02, 0.5], "tanh": torch.tanh(x).tolist()}
     for name, values in expected.items():
-        torch.testing.assert_close(ACTIVATIONS.load(name)()(x), torch.tensor(values))
-    assert all(isinstance(ACTIVATIONS.load(n)(), torch.nn.Module) for n in ACTIVATIONS)
+        torch.testing.assert_close(ACTIVATIONS.load(name, torch.nn)()(x), torch.tensor(values))
+    assert all(isinstance(ACTIVATIONS.load(n, torch.nn)(), torch.nn.Module) for n in ACTIVATIONS)
 
 
 def test_unknown_name_lists_the_choices():
@@ -54,12 +55,12 @@ def test_unknown_name_lists_the_choices():
                                           "static, set, rigl, gmp, imp, snip"):
         METHODS.check("lottery")
     with pytest.raises(ConfigError, match="unknown optimizer"):
-        OPTIMIZERS.load("rmsprop")
+        OPTIMIZERS.load("rmsprop", optim)
 
 
 def test_plain_choices_have_no_implementation():
     with pytest.raises(ConfigError, match="plain choice"):
-        BACKENDS.load("auto")
+        BACKENDS.load("auto", optim)
 
 
 def test_choices_and_description_are_prose_and_wrapped():

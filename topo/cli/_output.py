@@ -19,7 +19,7 @@ from topo.io.export import (
 )
 from topo.io.tables import format_table, json_text, records, to_jsonable, write_csv
 
-__all__ = ["print_json", "print_lines", "FIGURE_SUFFIXES", "check_figure_path",
+__all__ = ["print_json", "print_lines", "count", "FIGURE_SUFFIXES", "check_figure_path",
            "check_output_path", "check_outputs", "save_figure", "format_table", "records",
            "to_jsonable", "write_csv"]
 
@@ -27,6 +27,11 @@ __all__ = ["print_json", "print_lines", "FIGURE_SUFFIXES", "check_figure_path",
 def print_json(obj: Any) -> None:
     """Print ``obj`` as JSON on stdout."""
     sys.stdout.write(json_text(obj))
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` with its noun in the right number: ``"1 pair"``, ``"2 pairs"``, ``"0 pairs"``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
 
 
 def print_lines(lines: list[str], *, to_stderr: bool = False) -> None:

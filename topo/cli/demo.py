@@ -139,7 +139,7 @@ def _evolution(tour: _Tour, run: Path, out: Path) -> None:
                          f"topo evolution {run} --csv {table_path} --plot {figure} "
                          f"--inputs-plot {inputs}")
     frame, _ = evolution_files(run, csv=table_path, plot=figure, inputs_plot=inputs)
-    tour.wrote(table_path, f"{len(frame)} rows: one per snapshot and layer")
+    tour.wrote(table_path, f"{_count(len(frame), 'row')}: one per snapshot and layer")
     tour.wrote(figure, "evolution panel")
     tour.wrote(inputs, "outgoing connections per pixel over epochs")
     sparse = frame[(frame["snapshot"] > 0) & (frame["density"] < 1)]
@@ -149,19 +149,16 @@ def _evolution(tour: _Tour, run: Path, out: Path) -> None:
 
 
 def _distances(tour: _Tour, runs: list[Path], out: Path) -> None:
-    from topo.cli._output import save_figure
     from topo.cli.compare import distances_files
     from topo.io import read_sequence
-    from topo.plot import plot_embedding
 
-    paths, run_names = [], []
+    paths = []
     for run in runs:
         snaps = read_sequence(run).sources
         keep = snaps[::DEMO_EMBED_EVERY]
         if keep[-1] != snaps[-1]:
             keep.append(snaps[-1])
         paths += keep
-        run_names += [run.name] * len(keep)
     table_path, heatmap, embedding = (out / "distances.csv", out / "distance_matrix.png",
                                       out / "embedding.png")
     overlap_path = out / "distances_overlap.csv"
@@ -172,15 +169,17 @@ def _distances(tour: _Tour, runs: list[Path], out: Path) -> None:
         f"NNSTD distance matrix of {len(paths)} snapshots of the two SET runs "
         f"(every {DEMO_EMBED_EVERY}rd snapshot of each and its last)",
         f"topo distances \\\n        {listed} \\\n        --n-jobs 2 --out {table_path} "
-        f"--plot {heatmap}",
-        f"{embedding.name}, the MDS map of the same matrix, has no command-line flag: "
-        "topo.plot.plot_embedding draws it")
-    _, dist, _, _ = distances_files(paths, n_jobs=2, out=table_path, plot=heatmap)
+        f"--plot {heatmap} --embedding {embedding}")
+    _, dist, _, notes = distances_files(paths, n_jobs=2, out=table_path, plot=heatmap,
+                                        embedding=embedding)
     tour.wrote(table_path, f"{len(paths)} x {len(paths)} NNSTD matrix")
     tour.wrote(overlap_path, "pooled Jaccard index of every pair")
     tour.wrote(heatmap, "heatmap ordered by hierarchical clustering")
-    save_figure(plot_embedding(dist, runs=run_names).figure, embedding)
-    tour.wrote(embedding, "MDS embedding with each run's trajectory")
+    fit = next(n for n in notes if n.startswith(f"wrote {embedding} (")).split(" (", 1)[1]
+    tour.wrote(embedding, f"MDS embedding with each run's trajectory; {fit.rstrip(')')}")
+    for note in notes:
+        if note.startswith("warning: "):
+            print(f"    {note}")
     tour.done(started)
 
 
@@ -205,7 +204,7 @@ def _persistence(tour: _Tour, final: dict[str, Path], out: Path) -> None:
     table = pd.concat(frames, ignore_index=True)
     write_csv(table, table_path)
     tour.wrote(table_path, "per-layer neural persistence of each run")
-    tour.wrote(figure, "persistence diagrams of set-s0")
+    tour.wrote(figure, "each layer's persistence of set-s0 (histograms of its deaths)")
     means = table.groupby("run", sort=False)["normalized"].mean()
     tour.done(started, "mean normalised: " + ", ".join(f"{k} {v:.3f}"
                                                       for k, v in means.items()))
@@ -219,9 +218,15 @@ def _interactions(tour: _Tour, snapshot: Path, out: Path) -> None:
                          f"topo interactions {snapshot} --top {DEMO_TOP_PAIRS} "
                          f"--csv {table_path} --plot {figure}")
     table, _ = interactions_file(snapshot, top=DEMO_TOP_PAIRS, csv=table_path, plot=figure)
-    tour.wrote(table_path, f"{len(table)} strongest pairs")
-    tour.wrote(figure, f"bar chart of the same {len(table)} pairs")
+    tour.wrote(table_path, f"the strongest {_count(len(table), 'pair')}")
+    tour.wrote(figure, f"the same {_count(len(table), 'pair')} with their strengths")
     tour.done(started)
+
+
+def _count(n: int, noun: str) -> str:
+    from topo.cli._output import count
+
+    return count(n, noun)
 
 
 def _check_outputs(out: Path) -> None:

@@ -31,8 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "connections), NNSTD and Jaccard to the first and previous snapshot, the "
                     "in-time over-parameterisation rate (itop_rate: exact, as the run "
                     "recorded it; itop_rate_snapshots: a lower bound from the snapshots), "
-                    "degree statistics, units off every "
-                    "input-to-output path, neural persistence and the run's metrics.")
+                    "degree statistics, units off every input-to-output path, neural "
+                    "persistence and the run's metrics (train_accuracy is the running mean "
+                    "over the epoch's mini-batches as the weights changed, test_accuracy is "
+                    "measured after the epoch).")
     p.add_argument("run", help="run directory, folder of snapshots")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true",
@@ -71,7 +73,7 @@ def evolution_files(run: str | Path, *, persistence: bool = True,
     notes (``csv``: the whole table; ``plot``: the evolution panel; ``inputs_plot``: the
     input-connectivity maps).
     """
-    from topo.cli._output import check_outputs
+    from topo.cli._output import check_outputs, count
     from topo.evolution import topology_evolution
     from topo.io import read_sequence
 
@@ -82,7 +84,7 @@ def evolution_files(run: str | Path, *, persistence: bool = True,
     if csv:
         from topo.cli._output import write_csv
 
-        written.append(f"wrote {write_csv(frame, csv)} ({len(frame)} rows)")
+        written.append(f"wrote {write_csv(frame, csv)} ({count(len(frame), 'row')})")
     if plot:
         from topo.cli._output import save_figure
         from topo.plot import plot_evolution
@@ -92,11 +94,11 @@ def evolution_files(run: str | Path, *, persistence: bool = True,
     if inputs_plot:
         from topo.cli._output import save_figure
         from topo.evolution import input_connectivity
-        from topo.plot import plot_input_connectivity
+        from topo.plot import plot_input_connectivity, snapshot_titles
 
         counts = input_connectivity(sequence)
         shape = sequence[0].graph.input_shape
-        epochs = frame.drop_duplicates("snapshot")["epoch"].tolist()
-        axes = plot_input_connectivity(counts, input_shape=shape, epochs=epochs)
+        axes = plot_input_connectivity(counts, input_shape=shape,
+                                       titles=snapshot_titles(frame))
         written.append(f"wrote {save_figure(axes[0].figure, inputs_plot)}")
     return frame, written

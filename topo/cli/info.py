@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from topo.cli._options import add_snapshot_options
+
 ORDER = 10
 
 
@@ -15,20 +17,36 @@ def register(sub: argparse._SubParsersAction) -> None:
                     ".keras, ONNX, numpy .npz or .npy folder, NNSTD folder) and print its "
                     "layers, how their order and orientation were found, and what was "
                     "skipped and why.")
-    p.add_argument("path", help="file or folder to read")
+    p.add_argument("path", help="file or folder to read (a run or a folder of checkpoints: "
+                                "one of its snapshots, the last by default)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_key_option(p)
+    add_snapshot_options(p)
     p.set_defaults(func=run_info)
 
     p = sub.add_parser(
         "export", help="write a checkpoint's graph as GraphML, GEXF or an edge list",
-        description="Write the layered graph with global node ids (inputs first). The edge "
-                    "list has one 'source target weight' line per connection and '#' comments.")
+        description="Write the layered graph with global node ids (inputs first), in the "
+                    "format the output file's suffix names (.graphml, .gexf, .edgelist or "
+                    ".edges) unless --format says otherwise. GraphML and GEXF nodes carry "
+                    "their layer, layer name, unit index and bias; edges their weight and "
+                    "layer. The edge list has one 'source target weight' line per connection "
+                    "and '#' comments naming the layers.")
     p.add_argument("path", help="file or folder to read")
-    p.add_argument("--format", choices=["graphml", "gexf", "edgelist"], default="graphml")
-    p.add_argument("-o", "--out", required=True, help="output file")
+    # the choices spelled out so that `topo --help` imports nothing of topo.io
+    p.add_argument("--format", choices=["graphml", "gexf", "edgelist"], default=None,
+                   help="graphml, gexf or edgelist (default: from the suffix of --out; an "
+                        "unknown suffix is refused)")
+    p.add_argument("-o", "--out", required=True,
+                   help="output file (.graphml, .gexf, .edgelist or .edges)")
     _add_key_option(p)
+    add_snapshot_options(p)
     p.set_defaults(func=run_export)
+
+
+def _value(value: object) -> str:
+    """A metadata value as a reader wants it: floats to 4 significant digits."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _add_key_option(p: argparse.ArgumentParser) -> None:
@@ -38,10 +56,11 @@ def _add_key_option(p: argparse.ArgumentParser) -> None:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from topo.cli._output import format_table, print_json, records
+    from topo.cli._options import snapshot_choice, snapshot_lines
+    from topo.cli._output import count, format_table, print_json, records
     from topo.io import load
 
-    graph = load(args.path, key=args.key)
+    graph = load(args.path, key=args.key, **snapshot_choice(args))
     table = graph.summary()
     plain = graph.is_linear and graph.is_chain
     totals = {
@@ -73,6 +92,8 @@ def run_info(args: argparse.Namespace) -> int:
         print_json(document)
         return 0
     print(f"{args.path}")
+    for line in snapshot_lines(graph):
+        print(line)
     print(f"format: {graph.metadata.get('format')}    "
           f"{'widths' if graph.is_chain else 'unit sets'}: "
           f"{'-'.join(map(str, graph.widths))}"
@@ -83,7 +104,7 @@ def run_info(args: argparse.Namespace) -> int:
              if k in ("run_id", "method", "epoch", "level", "step", "global_step", "seed",
                       "test_accuracy")}
     if extra:
-        print("  ".join(f"{k}: {v}" for k, v in extra.items()))
+        print("  ".join(f"{k}: {_value(v)}" for k, v in extra.items()))
     reading = graph.metadata.get("reading")
     if isinstance(reading, dict):
         print(f"layer order: {reading.get('layer_order')}")
@@ -93,9 +114,10 @@ def run_info(args: argparse.Namespace) -> int:
     print()
     print(format_table(table))
     print()
-    print(f"total: {totals['connections']} connections of {totals['possible']} possible "
-          f"(density {totals['density']:.4g}), {totals['units']} units"
-          + ("" if plain else f"; {totals['unit_connections']} unit-graph connections"))
+    print(f"total: {count(totals['connections'], 'connection')} of {totals['possible']} "
+          f"possible (density {totals['density']:.4g}), {count(totals['units'], 'unit')}"
+          + ("" if plain else
+             f"; {count(totals['unit_connections'], 'unit-graph connection')}"))
     if bad:
         print(f"warning: NaN or infinite weights in {', '.join(bad)}")
     if skipped:
@@ -127,12 +149,17 @@ def _wiring_kind(graph) -> str:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from topo.cli._output import check_output_path
+    from topo.cli._options import snapshot_choice, snapshot_lines
+    from topo.cli._output import check_output_path, count
     from topo.io import export_graph, load
+    from topo.io.export import export_format
 
+    fmt = export_format(args.out, args.format)
     check_output_path(args.out)
-    graph = load(args.path, key=args.key)
-    out = export_graph(graph, args.out, args.format)
-    print(f"wrote {out} ({args.format}: {graph.n_units} nodes, "
-          f"{sum(graph.n_unit_connections)} edges)")
+    graph = load(args.path, key=args.key, **snapshot_choice(args))
+    out = export_graph(graph, args.out, fmt)
+    for line in snapshot_lines(graph):
+        print(line)
+    print(f"wrote {out} ({fmt}: {count(graph.n_units, 'node')}, "
+          f"{count(sum(graph.n_unit_connections), 'edge')})")
     return 0

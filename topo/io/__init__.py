@@ -43,7 +43,7 @@ from topo.io.export import export_graph
 from topo.io.limits import ZIP_ERRORS
 from topo.io.nnstd_folder import is_nnstd_folder, read_nnstd_folder
 from topo.io.run import is_run_dir, snapshot_paths
-from topo.io.sequence import GraphSequence, read_sequence
+from topo.io.sequence import GraphSequence, choose_snapshot, read_sequence
 from topo.io.snapshot import is_topo_snapshot_header, read_snapshot, save_snapshot
 
 __all__ = ["load", "save_snapshot", "detect_format", "snapshot_paths", "FORMATS",
@@ -69,18 +69,24 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'topo.io' has no attribute {name!r}")
 
 
-def load(path: str | Path, *, key: str | None = None,
+def load(path: str | Path, *, key: str | None = None, epoch: int | None = None,
+         level: int | None = None, best: bool = False,
          dense_only: bool = False) -> LayeredGraph:
     """Read a network from ``path``, whatever topo-readable format it is in.
 
     Parameters
     ----------
     path
-        A file or folder of any format in the module table.
+        A file or folder of any format in the module table, or a folder of checkpoints (as
+        :func:`read_sequence` lists it): a run directory or a folder of checkpoints is read
+        as one of its snapshots, the last unless ``epoch``, ``level`` or ``best`` choose
+        another (:func:`topo.io.sequence.choose_snapshot`).
     key
         For PyTorch and pickle checkpoints: the entry holding the network, e.g. ``"ema"``
         or ``"model/state_dict"`` (``/`` goes one level deeper). By default the network is
         found by the rules of :mod:`topo.io.torch_file`.
+    epoch, level, best
+        Which snapshot of a run or folder to read (see above); refused for one network.
     dense_only
         Read the fully-connected layers alone, as a chain, with the convolutions listed as
         skipped (the reading of topo 0.1); by default a network with convolutions is read
@@ -92,7 +98,10 @@ def load(path: str | Path, *, key: str | None = None,
         With ``metadata["format"]`` naming the reader, ``metadata["source"]`` the path,
         ``metadata["skipped"]`` what was not read and why (``[{"name", "shape", "why"}]``),
         ``metadata["reading"]`` how the layer order, orientation and wiring were found, and
-        what the file says about itself (``epoch``, ``global_step``, versions, ...).
+        what the file says about itself (``epoch``, ``global_step``, versions, ...). Read from
+        a run or a folder, also ``metadata["snapshot"]`` (the file read),
+        ``"snapshot_choice"`` (which one it is and why) and ``"snapshot_note"`` (e.g. that an
+        early-stopped run's best snapshot is another one).
 
     Raises
     ------
@@ -106,6 +115,17 @@ def load(path: str | Path, *, key: str | None = None,
         candidates are named).
     """
     path = Path(path)
+    choice = choose_snapshot(path, epoch=epoch, level=level, best=best)
+    if choice is not None:
+        graph = load(choice.path, key=key, dense_only=dense_only)
+        if is_run_dir(path):
+            graph.metadata.update(format="topo.run", run=str(path))
+        else:
+            graph.metadata["folder"] = str(path)
+        graph.metadata.update(snapshot=str(choice.path), snapshot_choice=choice.why)
+        if choice.note:
+            graph.metadata["snapshot_note"] = choice.note
+        return graph
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return _load(path, key, dense_only)
@@ -114,20 +134,15 @@ def load(path: str | Path, *, key: str | None = None,
 def _load(path: Path, key: str | None, dense_only: bool = False) -> LayeredGraph:
     from functools import partial
 
-    from topo.io.pipeline import build_graph
+    from topo.io.families import build_with_family
 
-    build_graph = partial(build_graph, dense_only=dense_only)
+    build_graph = partial(build_with_family, dense_only=dense_only)
 
     fmt = detect_format(path)
     if key is not None and fmt != "pytorch":
         raise UnreadableFileError(
             f"{path}: key={key!r} chooses an entry of a PyTorch or pickle checkpoint; this "
             f"{fmt} file has no entries to choose from")
-    if fmt == "topo.run":
-        snaps = snapshot_paths(path)
-        graph = load(snaps[-1])
-        graph.metadata.update(format="topo.run", run=str(path), snapshot=str(snaps[-1]))
-        return graph
     if fmt == "nnstd-npz":
         return read_nnstd_folder(path)
     if fmt in ("topo.snapshot", "safetensors"):
@@ -193,7 +208,7 @@ def detect_format(path: str | Path) -> str:
             return "numpy-npy"
         raise UnreadableFileError(
             f"{path}: nothing readable in this folder (expected a topo run with run.json, "
-            "an NNSTD folder with weight_l0.npz, or per-layer .npy files)")
+            "an NNSTD folder with weight_l0.npz, per-layer .npy files, or checkpoint files)")
     try:
         with open(path, "rb") as fh:
             head = fh.read(16)

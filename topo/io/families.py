@@ -53,10 +53,12 @@ from itertools import permutations
 import numpy as np
 
 from topo.errors import GraphStructureError
+from topo.graph import LayeredGraph
 from topo.io.pipeline import (
     Extraction,
     LayerCandidate,
     NetworkPlan,
+    build_graph,
     conv_geometry,
     independent_plan,
     linear_geometry,
@@ -64,7 +66,7 @@ from topo.io.pipeline import (
 )
 from topo.io.run import natural_key
 
-__all__ = ["plan_from_names", "FAMILIES"]
+__all__ = ["plan_from_names", "build_with_family", "FAMILIES"]
 
 #: The families :func:`plan_from_names` recognises, in the order they are tried.
 FAMILIES = ("ResNet", "open_lth VGG", "chain")
@@ -162,6 +164,20 @@ class _Builder:
         return NetworkPlan(self.order, self.reads, self.writes, self.geometry, how,
                            family=family, norms=self.norms, notes=self.notes,
                            norm_of=self.norm_of)
+
+
+def build_with_family(ex: Extraction, *, dense_only: bool = False) -> LayeredGraph:
+    """:func:`topo.io.pipeline.build_graph` of ``ex``, with the wiring of its module names
+    (:func:`plan_from_names`) where it has convolutions and its file gave no graph.
+
+    Raises
+    ------
+    GraphStructureError
+        As :func:`plan_from_names` and :func:`topo.io.pipeline.build_graph`.
+    """
+    if not dense_only and ex.network is None and ex.has_convs:
+        ex.network = plan_from_names(ex)
+    return build_graph(ex, dense_only=dense_only)
 
 
 def plan_from_names(ex: Extraction) -> NetworkPlan:

@@ -250,8 +250,9 @@ def build_graph(ex: Extraction, resolution: Resolution | None = None, *,
     """The LayeredGraph of ``ex``: resolve the chain (unless given) and build it.
 
     A network with convolutions, or one whose file gives a wiring, takes the network route
-    (see the module docstring); ``dense_only`` reads its fully-connected layers alone as a
-    chain instead, the convolutions listed as skipped.
+    (see the module docstring) with the plan in ``ex.network`` (for names-only formats,
+    :func:`topo.io.families.build_with_family` sets it first); ``dense_only`` reads its
+    fully-connected layers alone as a chain instead, the convolutions listed as skipped.
 
     ``metadata`` holds ``format``, ``source``, ``skipped`` (list of ``{name, shape, why}``),
     ``reading`` (how order and orientation were found, and any notes) and whatever the file
@@ -260,12 +261,13 @@ def build_graph(ex: Extraction, resolution: Resolution | None = None, *,
     if dense_only:
         ex = _dense_part(ex)
     if resolution is None and (ex.network is not None or ex.has_convs):
-        plan = ex.network
-        if plan is None:
-            from topo.io.families import plan_from_names
-
-            plan = plan_from_names(ex)
-        return _build_network(ex, plan)
+        if ex.network is None:
+            # the module names' family is found a layer above (topo.io.families, which
+            # builds on this module): a caller that skipped it gets no guessed wiring
+            raise GraphStructureError(
+                f"{ex.path}: convolutions without a network plan (read the file with "
+                "topo.load, which finds the wiring)")
+        return _build_network(ex, ex.network)
     if resolution is None:
         resolution = resolve_chain(ex)
     weights, masks, biases, names = [], [], [], []

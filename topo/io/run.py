@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "MANIFEST_NAME", "METRICS_NAME", "SNAPSHOT_DIR", "SNAPSHOT_SUFFIX",
     "snapshot_name", "is_run_dir", "read_manifest", "read_metrics", "snapshot_paths",
-    "snapshot_epoch", "snapshot_level", "natural_key", "CHECKPOINT_SUFFIXES",
+    "snapshot_epoch", "snapshot_level", "natural_key", "CHECKPOINT_SUFFIXES", "run_of",
 ]
 
 MANIFEST_NAME = "run.json"
@@ -98,6 +98,18 @@ def read_metrics(run: str | Path) -> pandas.DataFrame:
                 flat[key] = value
         rows.append(flat)
     return pd.DataFrame(rows)
+
+
+def run_of(path: str | Path) -> Path | None:
+    """The run directory that ``path`` is (a run) or lies in (a file under its
+    ``snapshots/``), else None."""
+    path = Path(path)
+    if is_run_dir(path):
+        return path
+    for parent in path.absolute().parents:
+        if parent.name == SNAPSHOT_DIR:
+            return parent.parent if is_run_dir(parent.parent) else None
+    return None
 
 
 def snapshot_epoch(path: str | Path) -> int | None:

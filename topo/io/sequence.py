@@ -19,12 +19,21 @@ from typing import TYPE_CHECKING, Any, NamedTuple, overload
 from topo.errors import ConfigError, EmptyInputError, UnreadableFileError
 from topo.graph import LayeredGraph
 from topo.io.nnstd_folder import is_nnstd_folder
-from topo.io.run import is_run_dir, read_metrics, snapshot_epoch, snapshot_level, snapshot_paths
+from topo.io.run import (
+    SNAPSHOT_DIR,
+    is_run_dir,
+    read_manifest,
+    read_metrics,
+    snapshot_epoch,
+    snapshot_level,
+    snapshot_paths,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
 
-__all__ = ["SequenceEntry", "GraphSequence", "read_sequence", "expand_paths", "short_labels"]
+__all__ = ["SequenceEntry", "GraphSequence", "read_sequence", "expand_paths", "short_labels",
+           "SnapshotChoice", "choose_snapshot", "is_checkpoint_folder"]
 
 Loader = Callable[[str | Path], LayeredGraph]
 
@@ -222,6 +231,95 @@ def read_sequence(source: str | Path | Iterable[str | Path], *,
     return GraphSequence(paths, labels=labels, runs=runs, loader=loader)
 
 
+class SnapshotChoice(NamedTuple):
+    """The one snapshot of a run or a folder of checkpoints that a command reads.
+
+    Attributes
+    ----------
+    path
+        The file (or NNSTD folder) read.
+    why
+        Which snapshot it is and why it was chosen, for the user: ``"the run's last
+        snapshot, epoch_0030"``, ``"epoch 12, as asked"``, ...
+    note
+        A second thing the user should know, or ``""``: e.g. that the run stopped early
+        and its best snapshot is another one.
+    """
+
+    path: Path
+    why: str
+    note: str = ""
+
+
+def choose_snapshot(path: str | Path, *, epoch: int | None = None, level: int | None = None,
+                    best: bool = False) -> SnapshotChoice | None:
+    """Which snapshot of a run directory or a folder of checkpoints stands for it.
+
+    Commands that read one network read a run directory or a folder of checkpoints (as
+    :func:`read_sequence` lists it) as one of its snapshots, and say which:
+
+    - by default the last one (for a run that stopped early, :attr:`SnapshotChoice.note`
+      names its best snapshot too);
+    - ``best``: the run's best snapshot as its ``run.json`` records it (``best_snapshot``:
+      the lowest validation loss with early stopping, else the last);
+    - ``epoch`` (and ``level`` for a run with pruning levels): that epoch's snapshot;
+      ``level`` alone: the last snapshot of that level.
+
+    Parameters
+    ----------
+    path
+        A run directory, a folder of checkpoints, or a single network (a file, an NNSTD
+        folder or a folder of ``.npy`` layers).
+    epoch, level, best
+        The choice, as above.
+
+    Returns
+    -------
+    SnapshotChoice or None
+        None for a single network asked nothing (there is nothing to choose).
+
+    Raises
+    ------
+    ConfigError
+        A choice for a single network, ``best`` with ``epoch`` or ``level``, ``best`` for
+        a folder of checkpoints or a run that records no best snapshot, an ``epoch`` or
+        ``level`` the run does not hold, or an epoch that several levels hold without
+        ``level``.
+    UnreadableFileError
+        A missing path, or a folder without snapshots.
+    """
+    path = Path(path)
+    asked = epoch is not None or level is not None or best
+    if best and (epoch is not None or level is not None):
+        raise ConfigError(f"{path}: choose the best snapshot or an epoch/level, not both")
+    if is_run_dir(path):
+        return _choose_in_run(path, epoch, level, best)
+    if is_checkpoint_folder(path):
+        return _choose_in_folder(path, epoch, level, best)
+    if not path.exists():
+        raise UnreadableFileError(f"{path}: no such file or folder")
+    if asked:
+        raise ConfigError(
+            f"{path}: one network, not a run or a folder of checkpoints: there is no "
+            "snapshot to choose (--best, --epoch and --level choose among a run's snapshots)")
+    return None
+
+
+def is_checkpoint_folder(path: str | Path) -> bool:
+    """True for a folder of checkpoint files or of NNSTD folders (not a run directory, nor
+    itself one network: an NNSTD folder or a folder of per-layer ``.npy`` files)."""
+    from topo.io.numpy_files import is_npy_folder
+
+    path = Path(path)
+    if not path.is_dir() or is_run_dir(path) or is_nnstd_folder(path) or is_npy_folder(path):
+        return False
+    try:
+        snapshot_paths(path)
+    except UnreadableFileError:
+        return False
+    return True
+
+
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     """Networks named by a list of paths: files and NNSTD folders as given, run directories
     and folders of snapshots expanded to their snapshots (time order).
@@ -238,7 +336,9 @@ def short_labels(paths: Sequence[str | Path]) -> list[str]:
     """Shortest unique trailing parts of the paths (suffix and ``snapshots/`` dropped).
 
     ``runs/set_1/snapshots/epoch_0010.safetensors`` becomes ``epoch_0010`` when that is
-    unique, else ``set_1/epoch_0010``, and so on. Files that differ only by their suffix
+    unique, else ``set_1/epoch_0010``, and so on. A label that would begin at a pruning
+    level's folder (``level_05/epoch_0005``) also names the run (``imp/level_05/epoch_0005``)
+    unless every snapshot comes from the levels of one run. Files that differ only by their suffix
     (``in/tiny.pt``, ``in/tiny.safetensors``) keep it. A path given more than once gets the
     same label with ``#2``, ``#3`` on its repeats; it does not lengthen the other labels.
 
@@ -264,6 +364,13 @@ def short_labels(paths: Sequence[str | Path]) -> list[str]:
         labels = ["/".join(reversed(c[:k])) for c in chains]
         if len(set(labels)) == len(labels):
             break
+    # a label that begins at a pruning level's folder names its run too, unless every label
+    # comes from the levels of one run: a level is not a run
+    at_level = [len(c) > k >= 2 and snapshot_level(Path(c[k - 1], "x")) is not None
+                for c in chains]
+    if any(at_level) and (not all(at_level) or len({c[k] for c in chains}) > 1):
+        labels = ["/".join(reversed(c[:k + 1])) if top else label
+                  for c, top, label in zip(chains, at_level, labels)]
     labels = [label if labels.count(label) == 1 else key  # e.g. x/e.pt, x/snapshots/e.pt
               for label, key in zip(labels, distinct)]
     label_of = dict(zip(distinct, labels))
@@ -276,6 +383,95 @@ def short_labels(paths: Sequence[str | Path]) -> list[str]:
 
 
 # --------------------------------------------------------------------------- helpers
+def _choose_in_run(run: Path, epoch: int | None, level: int | None,
+                   best: bool) -> SnapshotChoice:
+    snaps = snapshot_paths(run)
+    manifest = read_manifest(run)
+    names = {p: p.relative_to(run / SNAPSHOT_DIR).with_suffix("").as_posix() for p in snaps}
+    if best:
+        recorded = manifest.get("best_snapshot")
+        if not recorded:
+            raise ConfigError(
+                f"{run}: the run records no best snapshot (status "
+                f"{manifest.get('status', 'unknown')!r}: a finished topo run has one); "
+                "choose one with --epoch")
+        chosen = run / recorded
+        if chosen not in names:
+            raise UnreadableFileError(f"{run}: its best snapshot {recorded} is missing")
+        patience = (manifest.get("config") or {}).get("early_stopping_patience")
+        how = ("lowest validation loss" if patience else
+               "without early stopping, a run's best is its last")
+        return SnapshotChoice(chosen, f"the run's best snapshot, {names[chosen]}: {how}")
+    if epoch is None and level is None:
+        last = snaps[-1]
+        note = ""
+        recorded = manifest.get("best_snapshot")
+        if manifest.get("stopped_early") and recorded and run / recorded != last:
+            note = (f"the run stopped early at epoch {manifest.get('stopped_epoch')}; its best "
+                    f"snapshot (lowest validation loss) is "
+                    f"{names.get(run / recorded, recorded)}: --best reads it")
+        return SnapshotChoice(last, f"the run's last snapshot, {names[last]}", note)
+    found = [p for p in snaps
+             if (epoch is None or snapshot_epoch(p) == epoch)
+             and (level is None or snapshot_level(p) == level)]
+    levels = sorted({lv for p in snaps if (lv := snapshot_level(p)) is not None})
+    if level is not None and level not in levels:
+        held = f"levels {levels[0]}-{levels[-1]}" if levels else "no pruning levels"
+        raise ConfigError(f"{run}: no level {level} (the run has {held})")
+    if not found:
+        epochs = sorted({e for p in snaps if (e := snapshot_epoch(p)) is not None
+                         and (level is None or snapshot_level(p) == level)})
+        where = f" in level {level}" if level is not None else ""
+        raise ConfigError(f"{run}: no snapshot of epoch {epoch}{where} (epochs "
+                          f"{_ranges(epochs)})")
+    if epoch is None:
+        chosen = found[-1]
+        return SnapshotChoice(chosen, f"the last snapshot of level {level}, {names[chosen]}")
+    if len(found) > 1:
+        held = sorted({snapshot_level(p) for p in found})
+        raise ConfigError(f"{run}: epoch {epoch} is in levels {', '.join(map(str, held))}; "
+                          "name one with --level")
+    asked = f"level {level}, epoch {epoch}" if level is not None else f"epoch {epoch}"
+    return SnapshotChoice(found[0], f"{asked}, as asked")
+
+
+def _choose_in_folder(folder: Path, epoch: int | None, level: int | None,
+                      best: bool) -> SnapshotChoice:
+    files = snapshot_paths(folder)
+    if best or level is not None:
+        raise ConfigError(
+            f"{folder}: a folder of checkpoints records no "
+            f"{'best snapshot' if best else 'pruning levels'}; choose a file, or --epoch N")
+    if epoch is None:
+        if len(files) == 1:
+            return SnapshotChoice(files[0], f"the folder's one checkpoint, {files[0].name}")
+        return SnapshotChoice(files[-1], f"the last of {len(files)} checkpoints in the "
+                                         f"natural order of their names, {files[-1].name}")
+    found = [p for p in files if snapshot_epoch(p) == epoch]
+    if len(found) != 1:
+        numbered = sorted({e for p in files if (e := snapshot_epoch(p)) is not None})
+        held = (f"epochs {_ranges(numbered)}" if numbered
+                else "no file name says its epoch (epoch_N)")
+        raise ConfigError(f"{folder}: {'several' if found else 'no'} checkpoints of epoch "
+                          f"{epoch} ({held}); choose a file")
+    return SnapshotChoice(found[0], f"epoch {epoch}, as asked")
+
+
+def _ranges(values: list[int]) -> str:
+    """``0-5, 8, 10-12``: sorted integers as runs."""
+    if not values:
+        return "none"
+    parts, start, prev = [], values[0], values[0]
+    for v in [*values[1:], None]:
+        if v is not None and v == prev + 1:
+            prev = v
+            continue
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+        if v is not None:
+            start = prev = v
+    return ", ".join(parts)
+
+
 def _expand(paths: list[str | Path]) -> tuple[list[Path], list[Path | None]]:
     """Expanded paths and the run each comes from."""
     out: list[Path] = []

@@ -21,6 +21,7 @@ name                      distribution                                source
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 
 import torch
@@ -54,7 +55,7 @@ class WeightInit:
         self.fans = (list(fans) if fans is not None else
                      [(self.widths[k], self.widths[k + 1]) for k in range(len(self.widths) - 1)])
         self.generator = generator
-        self._draw = WEIGHT_INITS.load(kind)
+        self._draw = WEIGHT_INITS.load(kind, sys.modules[__name__])
 
     def draw(self, k: int, n: int, density: float) -> torch.Tensor:
         """``n`` weights for layer ``k`` at ``density`` (sparse-aware fans), float32."""

@@ -266,7 +266,7 @@ class SparseMLP(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(layers)
         self.activation_name = activation
-        self.act = ACTIVATIONS.load(activation)()
+        self.act = ACTIVATIONS.load(activation, nn)()
         self.main_effects: nn.Module | None = None
 
     @property

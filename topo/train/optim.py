@@ -19,6 +19,7 @@ be a ``torch.optim.Optimizer``: the trainer and the methods use only what both o
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -159,7 +160,7 @@ def optimizer_factory(config: Any) -> Callable[[SparseMLP], Optimizer]:
     parameters (``model.parameter_list()``: values and bias of each layer, and its
     normalisation's weight and bias, in layer order; then those of its main-effect networks,
     if it has them)."""
-    make = OPTIMIZERS.load(config.optimizer)
+    make = OPTIMIZERS.load(config.optimizer, sys.modules[__name__])
 
     def build(model: SparseMLP) -> Optimizer:
         return make(model.parameter_list(), config)

@@ -5,8 +5,10 @@ Each registry maps the names accepted by :class:`~topo.train.config.TrainConfig`
 against it, the command line builds its help from it, error messages list its names, and the
 trainer looks implementations up in it; no other list of these names exists.
 
-This module imports only the standard library: an implementation is imported when it is
-first looked up (:meth:`Registry.load`), so checking a configuration never loads torch.
+This module imports only the standard library and imports no implementation: the module that
+implements a kind of name passes itself to :meth:`Registry.load` (``METHODS.load(name,
+methods)``), so checking a configuration never loads torch and the registry sits below every
+module that uses it (no import cycle).
 
 To add a method: write its class (see :mod:`topo.train.methods`) and add one :class:`Entry`
 to :data:`METHODS`; the configuration, the command line and ``--help`` follow.
@@ -15,7 +17,7 @@ to :data:`METHODS`; the configuration, the command line and ``--help`` follow.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -56,17 +58,13 @@ class Registry(Mapping[str, Entry]):
         error messages.
     entries
         The entries, in the order ``--help`` lists them.
-    module
-        Returns the module holding the targets; called on the first :meth:`load`.
     """
 
-    def __init__(self, kind: str, entries: Sequence[Entry],
-                 module: Callable[[], ModuleType] | None = None) -> None:
+    def __init__(self, kind: str, entries: Sequence[Entry]) -> None:
         self.kind = kind
         self._entries = {e.name: e for e in entries}
         if len(self._entries) != len(entries):
             raise ValueError(f"{kind} registry: duplicate names")
-        self._module = module
 
     def __getitem__(self, name: str) -> Entry:
         return self._entries[name]
@@ -95,18 +93,27 @@ class Registry(Mapping[str, Entry]):
                               f"{', '.join(self._entries)}")
         return name
 
-    def load(self, name: str) -> Any:
-        """The implementation registered under ``name`` (imported on first use).
+    def load(self, name: str, module: ModuleType | Any) -> Any:
+        """The implementation registered under ``name``, looked up in ``module``.
+
+        Parameters
+        ----------
+        name
+            A registered name.
+        module
+            The module (or namespace) holding the targets, passed by the caller that
+            implements this kind of name (``topo.train.methods`` for :data:`METHODS`,
+            ``torch.nn`` for :data:`ACTIVATIONS`).
 
         Raises
         ------
         ConfigError
-            Unknown name.
+            Unknown name, or a plain choice with no implementation.
         """
         entry = self._entries[self.check(name)]
-        if entry.target is None or self._module is None:
+        if entry.target is None:
             raise ConfigError(f"{self.kind} {name!r} is a plain choice with no implementation")
-        return getattr(self._module(), entry.target)
+        return getattr(module, entry.target)
 
     def choices(self) -> str:
         """The names as prose: ``a, b or c``."""
@@ -124,29 +131,6 @@ class Registry(Mapping[str, Entry]):
             for e in self._entries.values())
 
 
-def _methods() -> ModuleType:
-    from topo.train import methods
-
-    return methods
-
-
-def _optimizers() -> ModuleType:
-    from topo.train import optim
-
-    return optim
-
-
-def _activations() -> ModuleType:
-    from torch import nn
-
-    return nn
-
-
-def _weight_inits() -> ModuleType:
-    from topo.train import initialization
-
-    return initialization
-
 
 METHODS = Registry("method", [
     Entry("dense", "Dense", "every connection, never changed"),
@@ -161,12 +145,12 @@ METHODS = Registry("method", [
                         "(Frankle & Carbin 2019; Frankle et al. 2020)"),
     Entry("snip", "SNIP", "prune at initialisation by |gradient x weight| "
                           "(Lee et al. 2019)"),
-], _methods)
+])
 
 OPTIMIZERS = Registry("optimizer", [
     Entry("sgd", "sgd", "SGD with momentum and weight decay"),
     Entry("adam", "adam", "Adam with its default betas (Kingma & Ba 2015)"),
-], _optimizers)
+])
 
 ACTIVATIONS = Registry("activation", [
     Entry("relu", "ReLU", "max(0, x)"),
@@ -176,7 +160,7 @@ ACTIVATIONS = Registry("activation", [
     Entry("elu", "ELU", "x for x > 0, exp(x) - 1 otherwise"),
     Entry("gelu", "GELU", "x Phi(x) (Hendrycks & Gimpel 2016)"),
     Entry("identity", "Identity", "x (a linear network)"),
-], _activations)
+])
 
 WEIGHT_INITS = Registry("weight_init", [
     Entry("he_uniform", "he_uniform", "U(-b, b), b = sqrt(6 / fan_in), sparse-aware fan-in "
@@ -186,7 +170,7 @@ WEIGHT_INITS = Registry("weight_init", [
                                               "(Glorot & Bengio 2010)"),
     Entry("torch_default", "torch_default", "U(-b, b), b = 1 / sqrt(fan_in), torch's Linear "
                                             "default"),
-], _weight_inits)
+])
 
 INIT_SPARSITIES = Registry("init_sparsity", [
     Entry("er", None, "Erdos-Renyi: layer density eps (n_in + n_out) / (n_in n_out) "

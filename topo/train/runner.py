@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from topo.errors import ConfigError
+from topo.train import methods
 from topo.train._text import count
 from topo.train.callbacks import (
     Callback,
@@ -230,7 +231,7 @@ def build_trainer(config: TrainConfig, data: Dataset | None = None, *,
         picture, channels_last = image_layout(data)
         arch = architecture(config.model, picture, data.n_outputs, config.width)
         widths, n_layers = None, len(arch.specs)
-    method_class = METHODS.load(config.method)
+    method_class = METHODS.load(config.method, methods)
     prunable = method_class.prunable_layers(config, n_layers)
     total_steps = math.ceil(len(data.X_train) / config.batch_size) * config.epochs
     method = method_class.from_config(method_config(config, widths, prunable, arch),
