@@ -22,6 +22,8 @@ _HELP = {
     "dataset": "digits (default), synthetic-F1..F10, mnist, fashion-mnist, cifar10",
     "arch": "layer widths input to output, e.g. 64-100-100-10 (default: from the data, "
             "two hidden layers of 100)",
+    "width": "CNNs: factor on every channel and hidden count (default 1, the published "
+             "widths)",
     "epochs": "epochs (per level for imp; default 30)",
     "batch_size": "mini-batch size (default 32)",
     "lr": "learning rate (default 0.01)",
@@ -92,6 +94,8 @@ _NOT_FLAGS = ("extra", "keep_units")
 # help of the fields whose values are the names of a registry: the names come from it
 _CHOICE_HELP = {
     "method": "sparsity method: {choices} (default set; see below)",
+    "model": "network: {choices} (default mlp; CNNs train on pictures: digits, mnist, "
+             "fashion-mnist, cifar10)",
     "optimizer": "{choices} (default sgd)",
     "activation": "hidden activation: {choices} (default relu)",
     "init_sparsity": "{choices} for static/set/rigl (default er)",
@@ -106,7 +110,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     helps = config_helps()
     p = sub.add_parser(
         "train", help="train a sparse network, writing a snapshot every epoch",
-        description="Train a sparse MLP and write a run directory: run.json,\n"
+        description="Train a sparse MLP or CNN and write a run directory: run.json,\n"
                     "metrics.jsonl and snapshots/epoch_XXXX.safetensors.",
         epilog="methods:\n" + registry.METHODS.describe(),
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -124,8 +128,9 @@ def config_helps() -> dict[str, str]:
     """Help of every configuration flag (registry choices filled in)."""
     from topo.train import registry
 
-    registries = {"method": registry.METHODS, "optimizer": registry.OPTIMIZERS,
-                  "activation": registry.ACTIVATIONS, "init_sparsity": registry.INIT_SPARSITIES,
+    registries = {"method": registry.METHODS, "model": registry.MODELS,
+                  "optimizer": registry.OPTIMIZERS, "activation": registry.ACTIVATIONS,
+                  "init_sparsity": registry.INIT_SPARSITIES,
                   "weight_init": registry.WEIGHT_INITS, "backend": registry.BACKENDS}
     return {**_HELP, **{name: text.format(choices=registries[name].choices())
                         for name, text in _CHOICE_HELP.items()}}

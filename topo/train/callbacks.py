@@ -345,7 +345,7 @@ class ConnectivityWatch(Callback):
 
         if not self.started:   # pruning at initialisation: the runner checks its result
             return
-        state = connectivity(trainer.model.layers)
+        state = connectivity(trainer.model)
         kinds = [f"empty {k}" for k in state.empty_layers]
         kinds += ["disconnected"] if state.disconnected else (
             ["unreached"] if state.unreached_outputs else [])

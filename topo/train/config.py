@@ -42,6 +42,7 @@ from topo.train.registry import (
     BACKENDS,
     INIT_SPARSITIES,
     METHODS,
+    MODELS,
     OPTIMIZERS,
     WEIGHT_INITS,
 )
@@ -57,6 +58,12 @@ SSGD_FORMS = ("l2", "l1")
 SIPP_MODES = ("deterministic", "randomized", "hybrid")
 
 
+#: methods and optimizers written for the layers of an MLP (their step rules and scores
+#: assume weight and bias alternate per layer, without normalisation parameters)
+_MLP_ONLY_METHODS = ("ssgd", "ap", "sipp", "nodes")
+_MLP_ONLY_OPTIMIZERS = ("ssgd", "sketched-gn")
+
+
 @dataclass
 class TrainConfig:
     """Everything that determines a training run (see the module docstring for defaults).
@@ -69,10 +76,17 @@ class TrainConfig:
     dataset
         ``digits`` (default), ``synthetic-F1`` ... ``synthetic-F10``, ``mnist``,
         ``fashion-mnist`` or ``cifar10``.
+    model
+        ``mlp`` (default) or a CNN of :data:`~topo.train.registry.MODELS` (``lenet5``,
+        ``conv4``, ``vgg-small``, ``resnet20``; :mod:`topo.train.cnn`), for data sets of
+        pictures (digits, MNIST, Fashion-MNIST, CIFAR-10).
+    width
+        CNNs only: factor on every channel and hidden count of the model (1: the
+        published widths; 0.25 gives a ResNet-20 with 4-8-16 channels).
     arch
-        Layer widths input to output, e.g. ``[64, 100, 100, 10]``; ``None`` infers input and
-        output widths from the data with two hidden layers of 100. A list of hidden widths
-        only (first/last not matching the data) is an error, not guessed.
+        MLP only: layer widths input to output, e.g. ``[64, 100, 100, 10]``; ``None``
+        infers input and output widths from the data with two hidden layers of 100. A list
+        of hidden widths only (first/last not matching the data) is an error, not guessed.
     epochs, batch_size, lr, optimizer, momentum, weight_decay
         Optimisation; ``optimizer`` is a name of :data:`~topo.train.registry.OPTIMIZERS`.
         ``momentum`` is SGD's; Adam uses its default betas.
@@ -174,6 +188,8 @@ class TrainConfig:
 
     method: str = "set"
     dataset: str = "digits"
+    model: str = "mlp"
+    width: float = 1.0
     arch: list[int] | None = None
     epochs: int = 30
     batch_size: int = 32
@@ -236,6 +252,29 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first invalid field."""
         METHODS.check(self.method)
+        MODELS.check(self.model)
+        if not float(self.width) > 0:
+            raise ConfigError(f"width must be positive, got {self.width}")
+        if self.model != "mlp":
+            if self.arch is not None:
+                raise ConfigError(f"arch sets the widths of an MLP; model {self.model} has "
+                                  "its own layers (--width scales them)")
+            if self.main_effects:
+                raise ConfigError(f"main_effects (NID's MLP-M) is an MLP option, not for "
+                                  f"model {self.model}")
+            if self.method in _MLP_ONLY_METHODS:
+                raise ConfigError(f"method {self.method} is implemented for MLPs only, not "
+                                  f"for model {self.model} (CNNs train with dense, static, "
+                                  "set, rigl, gmp, imp or snip)")
+            if self.optimizer in _MLP_ONLY_OPTIMIZERS:
+                raise ConfigError(f"optimizer {self.optimizer} is implemented for MLPs only, "
+                                  f"not for model {self.model} (choose sgd or adam)")
+            if self.dataset.startswith("synthetic-"):
+                raise ConfigError(f"model {self.model} is a CNN for pictures; dataset "
+                                  f"{self.dataset!r} has none (choose digits, mnist, "
+                                  "fashion-mnist or cifar10)")
+        elif self.width != 1.0:
+            raise ConfigError("width scales a CNN's channels; an MLP's widths are --arch")
         if self.dataset not in DATASETS:
             raise ConfigError(f"unknown dataset {self.dataset!r}; choose one of digits, "
                               "synthetic-F1 ... synthetic-F10, mnist, fashion-mnist, cifar10")

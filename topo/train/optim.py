@@ -270,15 +270,13 @@ def step_rule(config: Any) -> StepRule:
 def optimizer_factory(config: Any, name: str | None = None
                       ) -> Callable[[SparseMLP], Optimizer]:
     """``make(model)``: a fresh optimiser of ``name`` (default ``config.optimizer``) over
-    ``model``'s parameters (values and bias of each layer, in layer order; then those of its
-    main-effect networks, if it has them)."""
+    ``model``'s parameters (``model.parameter_list()``: values and bias of each layer, and its
+    normalisation's weight and bias, in layer order; then those of its main-effect networks,
+    if it has them)."""
     make = OPTIMIZERS.load(name or config.optimizer, sys.modules[__name__])
 
     def build(model: SparseMLP) -> Optimizer:
-        params = [p for layer in model.layers for p in (layer.values, layer.bias)]
-        if model.main_effects is not None:
-            params += model.main_effects.parameter_list()
-        return make(params, config)
+        return make(model.parameter_list(), config)
 
     return build
 

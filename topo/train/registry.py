@@ -25,7 +25,7 @@ from typing import Any
 from topo.errors import ConfigError
 
 __all__ = ["Entry", "Registry", "METHODS", "OPTIMIZERS", "ACTIVATIONS", "WEIGHT_INITS",
-           "INIT_SPARSITIES", "BACKENDS"]
+           "INIT_SPARSITIES", "BACKENDS", "MODELS"]
 
 
 @dataclass(frozen=True)
@@ -195,7 +195,22 @@ INIT_SPARSITIES = Registry("init_sparsity", [
 ])
 
 BACKENDS = Registry("backend", [
-    Entry("auto", None, "per layer: CSR for large sparse layers, masked-dense otherwise"),
+    Entry("auto", None, "per layer: CSR for large sparse linear layers, masked-dense "
+                        "otherwise (convs: masked-dense)"),
     Entry("dense", None, "masked-dense computation"),
-    Entry("sparse", None, "CSR computation"),
+    Entry("sparse", None, "CSR computation (convs: im2col, then CSR)"),
 ])
+
+MODELS = Registry("model", [
+    Entry("mlp", None, "a sparse multi-layer perceptron of --arch widths (the default)"),
+    Entry("lenet5", "lenet5", "LeNet-5: two 5x5 convs with max-pooling, fc 120-84 "
+                              "(LeCun et al. 1998)"),
+    Entry("conv4", "conv4", "Conv-4: 3x3 convs 64-64-128-128 with max-pooling, fc 256-256 "
+                            "(Frankle & Carbin 2019)"),
+    Entry("vgg-small", "vgg_small", "a small VGG-style net: 3x3 convs with BatchNorm "
+                                    "64-64-M-128-128-M-256-256-M, linear classifier "
+                                    "(topo's configuration of Simonyan & Zisserman's design)"),
+    Entry("resnet20", "resnet20", "CIFAR ResNet-20 with option A shortcuts (He et al. 2016)"),
+])
+"""Networks of ``topo train --model``; the CNNs are built by
+:func:`topo.train.cnn.architecture` (a target names its builder there)."""

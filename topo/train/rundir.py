@@ -77,7 +77,7 @@ _LATER_FIELDS = ("standardize", "init_seed", "rigl_reinit_regrown", "prune_outpu
                  "ap_share",
                  "sipp_mode", "sipp_batch_size",
                  "node_sparsity", "keep_units",
-                 "gn_sketch_size", "gn_cg_tol", "gn_cg_iters")
+                 "gn_sketch_size", "gn_cg_tol", "gn_cg_iters", "model", "width")
 
 
 def run_id(config: TrainConfig) -> str:
