@@ -7,7 +7,8 @@ Layers, top to bottom (README, "Architecture"):
     topo.integrations                         framework callbacks around the recorder
     topo.record, topo.train                   (the trainer may use the recorder's parts)
     topo.io, topo.plot, topo.examples
-    analyses: distance, overlap, comparison, persistence, interactions, evolution, pairwise
+    analyses: distance, overlap, comparison, persistence, interactions, evolution, pairwise,
+              activity
     topo.graph                                the data model
     topo.structure                            sparse-structure primitives
     topo.errors
@@ -33,7 +34,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "topo"
 ANALYSES = ("topo.distance", "topo.distance_chance", "topo.assignment", "topo.canonical",
             "topo.unit_sets",
             "topo.overlap", "topo.comparison", "topo.persistence",
-            "topo.interactions", "topo.evolution", "topo.pairwise")
+            "topo.interactions", "topo.evolution", "topo.pairwise", "topo.activity")
 #: the recorder of users' own loops and its framework callbacks
 RECORDING = ("topo.record", "topo.integrations")
 #: module (or package prefix) -> module prefixes it must not import

@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 MODULES = ["topo.structure", "topo.graph", "topo.comparison", "topo.distance", "topo.io.tables",
-           "topo.io.sequence", "topo.interactions"]
+           "topo.io.sequence", "topo.interactions", "topo.activity"]
 
 
 @pytest.mark.parametrize("name", MODULES)

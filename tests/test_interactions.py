@@ -6,6 +6,8 @@ import itertools
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from topo.errors import ConfigError, GraphStructureError, NonFiniteWeightsError
 from topo.graph import LayeredGraph
@@ -39,31 +41,18 @@ def _nid_z(layers: list[np.ndarray]) -> np.ndarray:
 
 
 def _reach(layers: list[np.ndarray]) -> np.ndarray:
-    """reach_h by replaying the filtration: edges of layers 2..L in decreasing normalised |w|,
-    union-find, and the level at which h's component first holds an output unit."""
+    """Feed-forward reach_h by brute force: every directed path from h through layers 2..L to
+    every output, the smallest normalised |w| on it, the largest such bottleneck."""
     scale = max(np.abs(w).max() for w in layers)
-    widths = [layers[1].shape[1]] + [w.shape[0] for w in layers[1:]]
-    offsets = np.cumsum([0] + widths)
-    n = int(offsets[-1])
-    outputs = set(range(int(offsets[-2]), n))
-    edges = []
-    for k, w in enumerate(layers[1:]):
-        for o, i in zip(*np.nonzero(w)):
-            edges.append((abs(w[o, i]) / scale, int(offsets[k] + i), int(offsets[k + 1] + o)))
-    parent = list(range(n))
-
-    def find(x):
-        while parent[x] != x:
-            x = parent[x]
-        return x
-
+    widths = [w.shape[0] for w in layers]
     reach = np.zeros(widths[0])
-    done = np.zeros(widths[0], dtype=bool)
-    for level, u, v in sorted(edges, reverse=True):
-        parent[find(u)] = find(v)
-        for h in range(widths[0]):
-            if not done[h] and any(find(h) == find(o) for o in outputs):
-                reach[h], done[h] = level, True
+    for h in range(widths[0]):
+        for path in itertools.product(*[range(n) for n in widths[1:]]):
+            bottleneck, prev = np.inf, h
+            for w, node in zip(layers[1:], path):
+                bottleneck = min(bottleneck, abs(w[node, prev]) / scale)
+                prev = node
+            reach[h] = max(reach[h], bottleneck)
     return reach
 
 
@@ -160,10 +149,67 @@ def test_network_without_first_layer_connections_has_only_zero_pairs():
 
 # ------------------------------------------------------------------ persistence score
 @pytest.mark.parametrize("seed", range(5))
-def test_reach_matches_the_filtration(seed):
+def test_reach_is_the_widest_directed_path(seed):
     layers = _random_network(seed, widths=(5, 7, 6, 4, 2), density=0.5)
     np.testing.assert_allclose(unit_importance(LayeredGraph(layers), method="ph"),
                                _reach(layers), atol=1e-12)
+
+
+def test_hand_case_reach_follows_the_signal_forward():
+    # h1 -> g1 0.9, g1 -> out 0.01, h2 -> g1 0.9, h2 -> g2 0.05, g2 -> out 0.9 (one feature
+    # feeding h1 and h2 at weight 1, so the normalised weights are the raw ones). h1's only
+    # forward path is h1 -> g1 -> out, bottleneck 0.01; the undirected path
+    # h1 - g1 - h2 - g2 - out (bottleneck 0.05) runs backwards through g1 -> h2, which no
+    # signal can. h2: max(min(0.9, 0.01), min(0.05, 0.9)) = 0.05.
+    w1 = np.array([[1.0], [1.0]])
+    w2 = np.array([[0.9, 0.9],
+                   [0.0, 0.05]])
+    w3 = np.array([[0.01, 0.9]])
+    g = LayeredGraph([w1, w2, w3])
+    np.testing.assert_allclose(unit_importance(g, method="ph"), [0.01, 0.05])
+    np.testing.assert_allclose(unit_importance(g, method="ph2"), [0.01 ** 2, 0.05 ** 2])
+
+
+_WEIGHTS = st.sampled_from([0.0, 0.0, 0.1, 0.25, 0.5, 0.5, -0.5, 1.0, -2.0])
+
+
+@st.composite
+def _layered(draw):
+    """Small layered networks with ties, zeros, empty rows and empty columns."""
+    widths = draw(st.lists(st.integers(1, 4), min_size=3, max_size=5))
+    layers = []
+    for n_in, n_out in zip(widths[:-1], widths[1:]):
+        values = draw(st.lists(_WEIGHTS, min_size=n_in * n_out, max_size=n_in * n_out))
+        layers.append(np.array(values).reshape(n_out, n_in))
+    if max(np.abs(w).max() for w in layers) == 0:
+        layers[0][0, 0] = 1.0
+    return layers
+
+
+@settings(max_examples=60, deadline=None)
+@given(_layered())
+def test_reach_matches_networkx_reachability_in_the_filtration(layers):
+    # independent computation: for each level t of the super-level filtration (from the top),
+    # the directed graph of the edges of layers 2..L with normalised |w| >= t; reach_h is the
+    # first t at which networkx finds an output among h's descendants (0 if none)
+    import networkx as nx
+
+    scale = max(np.abs(w).max() for w in layers)
+    n_out = layers[-1].shape[0]
+    edges = [((k, i), (k + 1, o), abs(w[o, i]) / scale)
+             for k, w in enumerate(layers[1:], start=1) for o, i in zip(*np.nonzero(w))]
+    expected = np.zeros(layers[0].shape[0])
+    for h in range(layers[0].shape[0]):
+        for t in sorted({v for _, _, v in edges}, reverse=True):
+            g = nx.DiGraph()
+            g.add_node((1, h))
+            g.add_edges_from((u, v) for u, v, value in edges if value >= t)
+            outputs = {(len(layers), o) for o in range(n_out)}
+            if outputs & nx.descendants(g, (1, h)):
+                expected[h] = t
+                break
+    np.testing.assert_allclose(unit_importance(LayeredGraph(layers), method="ph"), expected,
+                               atol=1e-12)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -259,20 +305,20 @@ def _hand_network() -> LayeredGraph:
     return LayeredGraph([w1, w2, w3])
 
 
-def test_hand_example_reach_uses_the_undirected_filtration():
-    # edges above layer 1 by level: 1.0 (h2_0-out), 0.9 (h1_1-h2_1), 0.5 (h1_0-h2_0: h1_0
-    # reaches the output), 0.3 (h1_0-h2_1: h1_1's component joins it), 0.2 closes a cycle.
-    # The forward path alone would give h1_1 only min(0.9, 0.2) = 0.2.
-    np.testing.assert_allclose(unit_importance(_hand_network(), method="ph"), [0.5, 0.3])
+def test_hand_example_reach_follows_the_forward_paths():
+    # h1_0: h2_0 -> out is min(0.5, 1.0) = 0.5, h2_1 -> out min(0.3, 0.2) = 0.2: reach 0.5.
+    # h1_1: its only path, h2_1 -> out, is min(0.9, 0.2) = 0.2 (the undirected filtration gave
+    # 0.3, through h1_1 - h2_1 - h1_0 - h2_0 - out, backwards along h1_0 -> h2_1).
+    np.testing.assert_allclose(unit_importance(_hand_network(), method="ph"), [0.5, 0.2])
     # NID: z = |w3| |w2| = [1*0.5 + 0.2*0.3, 0.2*0.9]
     np.testing.assert_allclose(unit_importance(_hand_network(), method="nid"), [0.56, 0.18])
 
 
 def test_hand_example_pairwise_strengths():
     ph = interaction_strengths(_hand_network(), method="ph")
-    # (0,1): min(0.8, 0.4) * 0.5 ; (1,2): min(0.2, 0.6) * 0.3 ; (0,2): never together
+    # (0,1): min(0.8, 0.4) * 0.5 ; (1,2): min(0.2, 0.6) * 0.2 ; (0,2): never together
     assert list(ph["features"]) == [(0, 1), (1, 2), (0, 2)]
-    np.testing.assert_allclose(ph["strength"], [0.2, 0.06, 0.0])
+    np.testing.assert_allclose(ph["strength"], [0.2, 0.04, 0.0])
     nid = interaction_strengths(_hand_network(), method="nid")
     np.testing.assert_allclose(nid["strength"], [0.4 * 0.56, 0.2 * 0.18, 0.0])
 
@@ -282,21 +328,21 @@ def test_hand_example_any_order():
     # S_2 = {1,2} at h1 (persistence 0.2 - 0)
     table = interaction_strengths(_hand_network(), method="ph", order="any")
     assert list(table["features"]) == [(0, 1), (1, 2)]
-    np.testing.assert_allclose(table["strength"], [0.4 * 0.5, 0.2 * 0.3])
+    np.testing.assert_allclose(table["strength"], [0.4 * 0.5, 0.2 * 0.2])
 
 
 def test_hand_example_ph2n():
     # ph2: a = squared weights, h0: (0.64, 0.16, 0), h1: (0, 0.04, 0.36); u = reach^2 =
-    # (0.25, 0.09). omega(0,1) = 0.25 * 0.16 = 0.04, omega(1,2) = 0.09 * 0.04 = 0.0036.
-    # Totals: T0 = 0.25 * 0.64 = 0.16, T1 = 0.04 + 0.0036 = 0.0436, T2 = 0.09 * 0.36 = 0.0324,
-    # m = 0.236 / 3. Feature 1 is attached at both units, so D(0|1) = T0 and D(2|1) = T2;
-    # features 0 and 2 only at one unit each: D(1|0) = 0.04 (h0), D(1|2) = 0.0036 (h1).
-    m = 0.236 / 3
+    # (0.25, 0.04). omega(0,1) = 0.25 * 0.16 = 0.04, omega(1,2) = 0.04 * 0.04 = 0.0016.
+    # Totals: T0 = 0.25 * 0.64 = 0.16, T1 = 0.04 + 0.0016 = 0.0416, T2 = 0.04 * 0.36 = 0.0144,
+    # m = 0.216 / 3. Feature 1 is attached at both units, so D(0|1) = T0 and D(2|1) = T2;
+    # features 0 and 2 only at one unit each: D(1|0) = 0.04 (h0), D(1|2) = 0.0016 (h1).
+    m = 0.216 / 3
     table = interaction_strengths(_hand_network(), method="ph2n")
     assert list(table["features"]) == [(0, 1), (1, 2), (0, 2)]
     np.testing.assert_allclose(table["strength"], [
         0.04 / np.sqrt((0.16 + m) * (0.04 + m)),
-        0.0036 / np.sqrt((0.0036 + m) * (0.0324 + m)),
+        0.0016 / np.sqrt((0.0016 + m) * (0.0144 + m)),
         0.0])
 
 

@@ -61,6 +61,8 @@ _LAZY = {
     "input_connectivity": "evolution",
     "ever_active_rate": "evolution",
     "Recorder": "record",
+    "dead_neuron_rate": "activity",
+    "DeadNeuronRate": "activity",
 }
 
 __all__ = [
@@ -139,5 +141,9 @@ def _module(name: str) -> ModuleType:
         from topo import record
 
         return record
+    elif name == "activity":
+        from topo import activity
+
+        return activity
     else:  # pragma: no cover - _LAZY names only the modules above
         raise AssertionError(f"no lazy module {name!r}")

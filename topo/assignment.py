@@ -32,6 +32,15 @@ graph (Bellman-Ford on the pairs that can matter, plus one hub node standing for
 that cost 1); pairs are called tight when their reduced cost is at most ``TOL = 1e-9``: two
 matchings whose costs differ by less than that are treated as equally good.
 
+Why not one solve on a lexicographically perturbed cost (``M · c + secondary``)? It is exact
+only when ``M`` exceeds the total secondary cost divided by the smallest non-zero gap between
+two matchings' primary totals. Jaccard costs are quotients with denominators up to
+``deg_a + deg_b``, so that gap can be as small as one over the least common multiple of every
+union size in the layer (beyond 2**64 once union sizes 1 to 47 occur), and no float or 64-bit
+integer scaling is exact in general. It would also give every pair its own cost (the colour
+term differs between pairs that cost 1), so the sparse and core paths would become dense
+``n x n`` problems, and colours would be needed for every layer instead of only tied ones.
+
 References
 ----------
 R. Jonker and A. Volgenant, "A shortest augmenting path algorithm for dense and sparse linear
@@ -286,11 +295,11 @@ def core_pairs(cost: LayerCost, cap: float, extra: tuple[np.ndarray, np.ndarray]
     """
     n_b = max(cost.n_b, 1)
     if cost.dense is not None:
-        rows, cols = np.nonzero(cost.dense <= cap)
-        rows, cols = rows.astype(np.int64), cols.astype(np.int64)
+        keep = cost.dense <= cap
         if extra is not None and extra[0].size:
-            key = np.unique(np.concatenate([rows * n_b + cols, extra[0] * n_b + extra[1]]))
-            rows, cols = key // n_b, key % n_b
+            keep[extra[0], extra[1]] = True
+        rows, cols = np.nonzero(keep)
+        rows, cols = rows.astype(np.int64), cols.astype(np.int64)
         return LayerCost(cost.n_a, cost.n_b, rows, cols, cost.dense[rows, cols])
     keep = cost.values <= cap
     if extra is not None and extra[0].size:
@@ -670,18 +679,50 @@ def _lapmod_partial(cost: LayerCost) -> np.ndarray:
     n_a, n_b = cost.n_a, cost.n_b
     r, c, v = cost.rows, cost.cols, cost.values
     unmatched_a, unmatched_b = (1.0, 0.0) if n_a >= n_b else (0.0, 1.0)
-    rows = np.concatenate([r, np.arange(n_a), n_a + c, n_a + np.arange(n_b)])
-    cols = np.concatenate([c, n_b + np.arange(n_a), n_b + r, np.arange(n_b)])
-    vals = np.concatenate([v + 1.0, np.full(n_a, 1.0 + unmatched_a), np.ones(r.size),
-                           np.full(n_b, 1.0 + unmatched_b)])
     size = n_a + n_b
-    g = sp.csr_matrix((vals, (rows, cols)), shape=(size, size))
-    g.sort_indices()
-    x, _ = lap.lapmod(size, g.data, g.indptr.astype(np.int32), g.indices.astype(np.int32),
-                      return_cost=False)
+    indptr, indices, data = _lapmod_graph(n_a, n_b, r, c, v, unmatched_a, unmatched_b)
+    x, _ = lap.lapmod(size, data, indptr, indices, return_cost=False)
     x = np.asarray(x[:n_a], dtype=np.int64)
     x[x >= n_b] = -1
     return x
+
+
+def _lapmod_graph(n_a: int, n_b: int, r: np.ndarray, c: np.ndarray, v: np.ndarray,
+                  unmatched_a: float, unmatched_b: float
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR arrays (``indptr``, ``indices``, ``data``) of :func:`_lapmod_partial`'s problem.
+
+    Written in place from the row-major pairs ``(r, c)`` instead of through a COO-to-CSR
+    conversion and a sort: row ``i < n_a`` holds its pairs, then its stand-in column
+    ``n_b + i`` (after every ``c < n_b``); row ``n_a + j`` holds column ``j``, then the
+    stand-ins ``n_b + r`` of the pairs ``(r, j)`` in increasing ``r``. Column indices
+    increase within every row, as LAPMOD requires.
+    """
+    nnz = r.size
+    counts = np.concatenate([np.bincount(r, minlength=n_a)[:n_a] + 1,
+                             np.bincount(c, minlength=n_b)[:n_b] + 1])
+    indptr = np.zeros(n_a + n_b + 1, dtype=np.int32)
+    np.cumsum(counts, out=indptr[1:])
+    indices = np.empty(2 * nnz + n_a + n_b, dtype=np.int32)
+    data = np.empty(indices.size)
+    # top rows: pair t (row r[t]) lands after the r[t] stand-ins of the rows before it
+    top = np.arange(nnz) + r
+    indices[top] = c
+    data[top] = v + 1.0
+    stand_in = indptr[1:n_a + 1] - 1
+    indices[stand_in] = n_b + np.arange(n_a)
+    data[stand_in] = 1.0 + unmatched_a
+    # bottom rows: the pairs by column (stable: increasing r within a column)
+    by_col = np.argsort(c, kind="stable")
+    cs = c[by_col]
+    base = nnz + n_a
+    bottom = base + np.arange(nnz) + cs + 1
+    indices[bottom] = n_b + r[by_col]
+    data[bottom] = 1.0
+    head = indptr[n_a:n_a + n_b]
+    indices[head] = np.arange(n_b)
+    data[head] = 1.0 + unmatched_b
+    return indptr, indices, data
 
 
 class _Exchanges:

@@ -1,4 +1,4 @@
-"""Feature-interaction detection from the weights of a trained network: NID and a persistence score.
+"""Feature-interaction detection from a trained network's weights: NID and persistence scores.
 
 Both methods read only the weights. Write ``a[h, i] = |W1[h, i]|`` for the first layer (hidden
 unit ``h``, input feature ``i``) and give every first-layer unit ``h`` an importance ``u_h``:
@@ -7,26 +7,32 @@ unit ``h``, input feature ``i``) and give every first-layer unit ``h`` an import
     Neural Interaction Detection (Tsang et al., 2018): ``u = z = 1^T |W_L| ... |W_2|``, the
     summed influence of ``h`` on the outputs through all paths, on the raw weights.
 ``ph``
-    The persistence score (topo's definition, after Liu et al., 2020): on the weights
-    normalised by the largest ``|w|`` of the network, ``u_h = reach_h``, the level of the
-    super-level filtration of the layers above at which ``h`` first joins an output unit, and a
-    set of features that is the top-``k`` set ``S_k`` at ``h`` lives, at ``h``, from the level
-    ``a_(k)`` of its ``k``-th strongest feature until the next one joins at ``a_(k+1)``.
+    The persistence score, **topo's own definition**: it is not the PID method of Liu et al.
+    (NeurIPS 2020), whose definitions are not published in full, and it is not a
+    reimplementation of it. On the weights normalised by the largest ``|w|`` of the network,
+    ``u_h = reach_h``, the *feed-forward reach* of ``h``: the bottleneck (smallest normalised
+    ``|w|``) of the widest directed path from ``h`` to an output unit, the level of the
+    super-level filtration of layers ``2 .. L`` at which a signal from ``h`` can first flow to
+    an output. A set of features that is the top-``k`` set ``S_k`` at ``h`` lives, at ``h``,
+    from the level ``a_(k)`` of its ``k``-th strongest feature until the next one joins at
+    ``a_(k+1)``.
 ``ph2``
     The same persistence score on the filtration of the squared normalised weights
     ``w^2 / max w^2`` (persistence measured in units of squared weight, the weight's "energy"):
-    ``a`` becomes ``a^2`` and the reach becomes ``reach^2``. Added because it detects the
-    interactions of the synthetic benchmark better (``analysis/interaction_benchmark.py``).
+    ``a`` becomes ``a^2`` and the reach becomes ``reach^2``.
 ``ph2n``
     ph2's pairwise strength as a *share* (pairwise only): the persistence that features ``i``
     and ``j`` spend together in top-``k`` sets, divided by the geometric mean of the
     persistence each spends in all top-``k`` sets at the units where the other one is attached
     too, with a pseudo-count of one average feature's total. A feature with a strong main
     effect has a large total, so sharing units with another strong feature by chance no longer
-    ranks the pair high. Chosen on the seed-0 networks of the synthetic benchmark; on its
-    held-out seeds it raises the mean pairwise AUC over ph2 by 0.031 (dense), 0.003 (SET) and
-    0.008 (IMP) networks (``analysis/results/interaction_benchmark.md``). Defined exactly in
-    :func:`interaction_strengths`, Notes.
+    ranks the pair high. Defined exactly in :func:`interaction_strengths`, Notes.
+
+Selection caveat: ``ph2`` and ``ph2n`` were chosen among about 190 variants by their AUC on
+the synthetic benchmark of Tsang et al. (2018) (on its seed-0 networks, with the undirected
+reach topo used before), and ``analysis/interaction_benchmark.py`` measures them on that same
+benchmark; their advantage there is partly a selection effect and is not evidence that they
+generalise to other data. ``analysis/results/interaction_benchmark.md`` reports every score.
 
 Pairwise, the first three methods reduce to the same sum,
 ``omega(i, j) = sum_h u_h min(a[h, i], a[h, j])``: for the persistence score, summing the
@@ -39,8 +45,10 @@ References
 ----------
 Tsang, M., Cheng, D., Liu, Y. (2018). Detecting Statistical Interactions from Neural Network
 Weights. ICLR 2018.
-Liu, Z., Song, Q., Zhou, K., Wang, T.-H., Shan, Y., Hu, X. (2020). Detecting Interactions from
-Neural Networks via Topological Analysis. NeurIPS 2020.
+Rieck, B. et al. (2019). Neural Persistence: A Complexity Measure for Deep Neural Networks
+Using Algebraic Topology. ICLR 2019 (the super-level filtration of normalised ``|w|``).
+Pollack, M. (1960). The maximum capacity through a network. Operations Research 8(5)
+(widest paths).
 """
 
 from __future__ import annotations
@@ -50,10 +58,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.csgraph import breadth_first_order, minimum_spanning_tree
 
 from topo.errors import ConfigError, GraphStructureError
-from topo.graph import LayeredGraph, require_graph, stacked_edges
+from topo.graph import LayeredGraph, require_graph
 from topo.persistence import normalized_abs_weights
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -81,10 +88,6 @@ _CHUNK_TERMS = 4_000_000
 # Largest pruning work (sum over features of squared candidate counts) for one any-order call:
 # about half a minute on one core; a dense 784-300 first layer would need ~1e13.
 _MAX_PRUNE_WORK = 2e9
-# Transformed weight 2 - w in [1, 2] for w in [0, 1]; the links that tie the outputs together
-# get a smaller value so that a maximum spanning forest always keeps them.
-_SHIFT = 2.0
-_OUTPUT_LINK = 0.5
 
 
 def interaction_strengths(
@@ -153,8 +156,8 @@ def interaction_strengths(
     the features attached to ``h`` join ``h`` in decreasing order of ``a[h, i]``; the set
     ``S_k`` exists as a cluster of its own (``h`` with exactly these features) from level
     ``a_(k)`` until the next feature joins at ``a_(k+1)``, so its persistence at ``h`` is
-    ``a_(k) - a_(k+1)``. Unit ``h`` reaches the output at ``reach_h`` (see
-    :func:`unit_importance`). The strength of a feature set ``S`` is
+    ``a_(k) - a_(k+1)``. A signal from ``h`` reaches an output from level ``reach_h`` on (the
+    feed-forward reach, :func:`unit_importance`). The strength of a feature set ``S`` is
     ``sum_h (a_(k) - a_(k+1)) reach_h`` over the units ``h`` where ``S = S_k``, and the
     pairwise strength of ``(i, j)`` is ``sum_h sum_{k: i, j in S_k} (a_(k) - a_(k+1)) reach_h``.
 
@@ -213,9 +216,10 @@ def interaction_strengths(
     References
     ----------
     Tsang, M., Cheng, D., Liu, Y. (2018). Detecting Statistical Interactions from Neural
-    Network Weights. ICLR 2018.
-    Liu, Z. et al. (2020). Detecting Interactions from Neural Networks via Topological Analysis.
-    NeurIPS 2020.
+    Network Weights. ICLR 2018 (NID, MLP-M, the redundancy pruning).
+    The persistence scores ``ph``, ``ph2`` and ``ph2n`` are topo's own; they are not the PID
+    method of Liu, Z. et al. (NeurIPS 2020), which also reads interactions from persistent
+    homology but whose definitions are not published in full.
     """
     _check_options(method, order, top)
     a1, u = _first_layer_and_importance(graph, method)
@@ -312,11 +316,12 @@ def unit_importance(graph: LayeredGraph, *, method: str = "ph") -> np.ndarray:
         A network with at least two weight layers.
     method
         ``"nid"``: ``z = 1^T |W_L| ... |W_2|`` (raw weights; Tsang et al., 2018, summed
-        over outputs). ``"ph"``: ``reach_h``, the largest level ``t`` of the super-level
-        filtration of the normalised ``|w|`` of layers ``2 .. L`` (taken as one undirected
-        graph) at which ``h`` lies in the same component as some output unit; equivalently
-        the maximum over (undirected) paths from ``h`` to an output of the smallest normalised
-        weight on the path, 0 when no path exists. ``"ph2"`` and ``"ph2n"``: ``reach_h ** 2``.
+        over outputs). ``"ph"``: ``reach_h``, the feed-forward reach (topo's definition): the
+        maximum over directed paths ``h -> ... -> output`` through layers ``2 .. L`` of the
+        smallest normalised ``|w|`` on the path (the bottleneck of the widest path), 0 when
+        no path exists; equivalently the largest level ``t`` of the super-level filtration of
+        those layers at which some output is reachable from ``h`` along edges followed in
+        their forward direction only. ``"ph2"`` and ``"ph2n"``: ``reach_h ** 2``.
 
     Returns
     -------
@@ -330,14 +335,26 @@ def unit_importance(graph: LayeredGraph, *, method: str = "ph") -> np.ndarray:
 
     Notes
     -----
-    NID: ``L - 1`` sparse matrix-vector products, ``O(E)``. Reach: a maximum spanning forest of
-    layers ``2 .. L`` with all outputs tied together (a path between two units in a maximum
-    spanning tree is a widest path, Hu 1961), a breadth-first order from the outputs and the
-    minimum along the tree paths by pointer doubling: ``O(E log E + n log n)``.
+    NID: ``L - 1`` sparse matrix-vector products, ``O(E)``. Reach: a widest-path (bottleneck)
+    dynamic programme from the outputs down through the layers, ``O(E)``. topo's persistence
+    score first used the widest *undirected* path instead, which may go backwards through a
+    layer, as no signal can: a unit could borrow another unit's route to the output (hidden
+    ``h1 -> g1`` 0.9, ``g1 -> out`` 0.01, ``h2 -> g1`` 0.9, ``h2 -> g2`` 0.05, ``g2 -> out``
+    0.9 give ``h1`` 0.05 undirected, 0.01 feed-forward).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo.graph import LayeredGraph
+    >>> w1 = np.array([[1.0], [1.0]])                  # one feature -> h1, h2
+    >>> w2 = np.array([[0.9, 0.9], [0.0, 0.05]])       # (h1, h2) -> (g1, g2)
+    >>> w3 = np.array([[0.01, 0.9]])                   # (g1, g2) -> out
+    >>> unit_importance(LayeredGraph([w1, w2, w3]), method="ph")
+    array([0.01, 0.05])
 
     References
     ----------
-    Hu, T. C. (1961). The maximum capacity route problem. Operations Research 9(6).
+    Pollack, M. (1960). The maximum capacity through a network. Operations Research 8(5).
     """
     _check_options(method, "pairwise", None)
     return _first_layer_and_importance(graph, method)[1]
@@ -381,7 +398,7 @@ def _first_layer_and_importance(
     if method in ("ph2", "ph2n"):
         # the filtration of w^2 / max w^2: same order of edges, levels squared
         layers = [w.power(2) for w in layers]
-    return layers[0], _reach(layers[1:])
+    return layers[0], _feedforward_reach(layers[1:])
 
 
 def _require_mlp(graph: LayeredGraph) -> None:
@@ -407,37 +424,26 @@ def _require_mlp(graph: LayeredGraph) -> None:
             "(their inputs are channels with kernel or pixel positions, not features)")
 
 
-def _reach(upper: list[sp.csr_matrix]) -> np.ndarray:
-    """Widest-path level from each input unit of ``upper[0]`` to any output of ``upper[-1]``."""
-    widths = [upper[0].shape[1], *(w.shape[0] for w in upper)]
-    offsets = np.concatenate([[0], np.cumsum(widths)])
-    n = int(offsets[-1])
-    root = n  # an extra node tied to every output unit
-    src, dst, values = stacked_edges(upper)
-    outputs = np.arange(offsets[-2], offsets[-1])
-    rows = np.concatenate([src, outputs])
-    cols = np.concatenate([dst, np.full(outputs.size, root)])
-    data = np.concatenate([_SHIFT - values, np.full(outputs.size, _OUTPUT_LINK)])
-    graph = sp.csr_matrix((data, (rows, cols)), shape=(n + 1, n + 1))
-    tree = minimum_spanning_tree(graph)
-    tree = (tree + tree.T).tocsr()
-    order, pred = breadth_first_order(tree, root, directed=False, return_predecessors=True)
-    # level of the tree edge from each reached node to its parent (outputs: tied, +inf)
-    level = np.full(n + 1, np.inf)
-    child = order[1:]
-    edge_t = np.asarray(tree[child, pred[child]]).ravel()
-    level[child] = np.where(edge_t == _OUTPUT_LINK, np.inf, _SHIFT - edge_t)
-    # minimum along the path to the root by pointer doubling
-    anc = np.where(pred >= 0, pred, root)
-    anc[root] = root
-    reach = level.copy()
-    for _ in range(int(np.ceil(np.log2(n + 2))) + 1):
-        reach = np.minimum(reach, reach[anc])
-        anc = anc[anc]
-    first = reach[: widths[0]]
-    reached = np.zeros(n + 1, dtype=bool)
-    reached[order] = True
-    return np.where(reached[: widths[0]], first, 0.0)
+def _feedforward_reach(upper: list[sp.csr_matrix]) -> np.ndarray:
+    """Bottleneck of the widest directed path from each input unit of ``upper[0]`` to an output.
+
+    Dynamic programming from the outputs down, one layer at a time (a layered network is a DAG
+    whose paths go through the layers in order): ``r_out = +inf`` at the outputs and, for a
+    layer ``W`` of shape ``(n_out, n_in)``, ``r_in[j] = max_i min(W[i, j], r_out[i])`` over
+    its stored entries (0 for a unit without one). Per layer one column-grouped reduction,
+    ``O(E)`` in all.
+    """
+    reach = np.full(upper[-1].shape[0], np.inf)
+    for w in reversed(upper):
+        csc = sp.csc_matrix(w)
+        counts = np.diff(csc.indptr)
+        through = np.minimum(np.abs(csc.data), reach[csc.indices])
+        below = np.zeros(w.shape[1])
+        has = counts > 0
+        if through.size:
+            below[has] = np.maximum.reduceat(through, csc.indptr[:-1][has])
+        reach = below
+    return reach
 
 
 def _sorted_rows(a1: sp.csr_matrix, u: np.ndarray

@@ -9,7 +9,8 @@ the exact rate a run records; issue 12 added lines that say what was computed, v
 unchanged: the snapshot a run folder stands for, how compare's all row aggregates and what
 aligned means, how many candidate sets ``--order any`` dropped as subsets, and the source,
 widths, components, p and scale in the JSON of persistence and interactions, whose compare
-JSON speaks the table's vocabulary).
+JSON speaks the table's vocabulary; the persistence score's reach became the feed-forward
+widest path, and ``interactions_json.txt`` was captured again with it).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ W1 = np.array([[0.8, 0.4, 0.0], [0.0, 0.2, 0.6]])
 W2 = np.array([[0.5, 0.0], [0.3, 0.9]])
 W3 = np.array([[1.0, 0.2]])
 # pairwise persistence scores worked out by hand (see test_interactions.py)
-PH_PAIRS = [([0, 1], 0.2), ([1, 2], 0.06), ([0, 2], 0.0)]
+PH_PAIRS = [([0, 1], 0.2), ([1, 2], 0.04), ([0, 2], 0.0)]
 
 
 def _hand_np() -> dict[str, float]:
@@ -150,9 +150,9 @@ def test_interactions_ph2_squares_the_hand_scores(tmp_path, capsys):
     path = _write_snapshot(tmp_path)
     assert main(["interactions", str(path), "--method", "ph2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    # min(0.8, 0.4)^2 * 0.5^2 and min(0.2, 0.6)^2 * 0.3^2
+    # min(0.8, 0.4)^2 * 0.5^2 and min(0.2, 0.6)^2 * 0.2^2 (feed-forward reaches 0.5 and 0.2)
     np.testing.assert_allclose([row["strength"] for row in out["interactions"]],
-                               [0.16 * 0.25, 0.04 * 0.09, 0.0], atol=1e-7)
+                               [0.16 * 0.25, 0.04 * 0.04, 0.0], atol=1e-7)
 
 
 def test_interactions_ph2n_normalises_the_ph2_scores(tmp_path, capsys):
@@ -160,11 +160,11 @@ def test_interactions_ph2n_normalises_the_ph2_scores(tmp_path, capsys):
     assert main(["interactions", str(path), "--method", "ph2n", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     # worked out by hand in test_interactions.test_hand_example_ph2n
-    m = 0.236 / 3
+    m = 0.216 / 3
     assert [row["features"] for row in out["interactions"]] == [[0, 1], [1, 2], [0, 2]]
     np.testing.assert_allclose([row["strength"] for row in out["interactions"]],
                                [0.04 / math.sqrt((0.16 + m) * (0.04 + m)),
-                                0.0036 / math.sqrt((0.0036 + m) * (0.0324 + m)), 0.0],
+                                0.0016 / math.sqrt((0.0016 + m) * (0.0144 + m)), 0.0],
                                rtol=1e-6)
 
 

@@ -25,8 +25,9 @@ from topo.train.registry import (
 
 
 def test_the_registered_names_are_the_documented_ones():
-    assert METHODS.names == ("dense", "static", "set", "rigl", "gmp", "imp", "snip")
-    assert OPTIMIZERS.names == ("sgd", "adam")
+    assert METHODS.names == ("dense", "static", "set", "rigl", "gmp", "imp", "snip", "ssgd",
+                             "ap", "sipp", "nodes")
+    assert OPTIMIZERS.names == ("sgd", "adam", "ssgd", "sketched-gn")
     assert ACTIVATIONS.names == ("relu", "tanh", "sigmoid", "leaky_relu", "elu", "gelu",
                                  "identity")
     assert WEIGHT_INITS.names == ("he_uniform", "he_normal", "xavier_uniform",
@@ -52,7 +53,8 @@ def test_every_activation_entry_builds_the_named_function():
 
 def test_unknown_name_lists_the_choices():
     with pytest.raises(ConfigError, match="unknown method 'lottery'; choose one of dense, "
-                                          "static, set, rigl, gmp, imp, snip"):
+                                          "static, set, rigl, gmp, imp, snip, "
+                                          "ssgd, ap, sipp, nodes"):
         METHODS.check("lottery")
     with pytest.raises(ConfigError, match="unknown optimizer"):
         OPTIMIZERS.load("rmsprop", optim)
@@ -83,9 +85,10 @@ def test_help_of_topo_train_lists_every_method_with_its_summary(capsys):
         build_parser().parse_args(["train", "--help"])
     out = capsys.readouterr().out
     flowing = " ".join(out.split())
-    assert "dense, static, set, rigl, gmp, imp or snip" in flowing
-    assert "sgd or adam" in flowing
-    for name in ("dense", "static", "set", "rigl", "gmp", "imp", "snip"):
+    assert "dense, static, set, rigl, gmp, imp, snip, ssgd, ap, sipp or nodes" in flowing
+    assert "sgd, adam, ssgd or sketched-gn" in flowing
+    for name in ("dense", "static", "set", "rigl", "gmp", "imp", "snip", "ssgd", "ap", "sipp",
+                 "nodes"):
         assert f"\n  {name} " in out
 
 
@@ -98,5 +101,5 @@ def test_checking_a_configuration_does_not_import_torch():
 
 
 def test_a_registry_is_a_mapping_of_entries():
-    assert len(METHODS) == 7 and METHODS["rigl"].target == "RigL"
+    assert len(METHODS) == 11 and METHODS["rigl"].target == "RigL"
     assert "Evci" in METHODS["rigl"].summary and "rigl" in METHODS

@@ -22,6 +22,8 @@ _HELP = {
     "dataset": "digits (default), synthetic-F1..F10, mnist, fashion-mnist, cifar10",
     "arch": "layer widths input to output, e.g. 64-100-100-10 (default: from the data, "
             "two hidden layers of 100)",
+    "width": "CNNs: factor on every channel and hidden count (default 1, the published "
+             "widths)",
     "epochs": "epochs (per level for imp; default 30)",
     "batch_size": "mini-batch size (default 32)",
     "lr": "learning rate (default 0.01)",
@@ -68,12 +70,32 @@ _HELP = {
     "threads": "torch threads (default: 1 for small networks, 2 otherwise)",
     "data_root": "folder with MNIST/Fashion-MNIST IDX files or CIFAR-10 batches",
     "download": "download missing MNIST/Fashion-MNIST/CIFAR-10 files into --data-root",
+    "validation": "hold out a sixth of the training data for validation (val_loss) even "
+                  "without early stopping",
+    "ssgd_eps": "SSGD: epsilon of the reweighting (default 1e-4)",
+    "ssgd_form": "SSGD: l2, w = (theta^2 + eps)^1/2 (default), or l1, w = |theta| + eps",
+    "ssgd_threshold": "SSGD: prune |theta| below this after training (default: prune to "
+                      "--density)",
+    "ap_share": "AP: share of the surviving weights removed among the negative, least "
+                "moved ones per level (default 0.02)",
+    "sipp_mode": "SiPP: deterministic (default), randomized or hybrid",
+    "sipp_batch_size": "SiPP: training samples the sensitivities are measured on "
+                       "(default 128)",
+    "node_sparsity": "nodes: fraction of each hidden layer's units removed",
+    "gn_sketch_size": "sketched-gn: rows of the sketch (default 4 x batch size)",
+    "gn_cg_tol": "sketched-gn: conjugate-gradient tolerance, relative (default 1e-6)",
+    "gn_cg_iters": "sketched-gn: conjugate-gradient iteration limit (default 50)",
 }
+
+# fields of TrainConfig that are not flags: Python API only, or set by topo search
+_NOT_FLAGS = ("extra", "keep_units")
 
 
 # help of the fields whose values are the names of a registry: the names come from it
 _CHOICE_HELP = {
     "method": "sparsity method: {choices} (default set; see below)",
+    "model": "network: {choices} (default mlp; CNNs train on pictures: digits, mnist, "
+             "fashion-mnist, cifar10)",
     "optimizer": "{choices} (default sgd)",
     "activation": "hidden activation: {choices} (default relu)",
     "init_sparsity": "{choices} for static/set/rigl (default er)",
@@ -85,14 +107,10 @@ _CHOICE_HELP = {
 def register(sub: argparse._SubParsersAction) -> None:
     from topo.train import registry
 
-    registries = {"method": registry.METHODS, "optimizer": registry.OPTIMIZERS,
-                  "activation": registry.ACTIVATIONS, "init_sparsity": registry.INIT_SPARSITIES,
-                  "weight_init": registry.WEIGHT_INITS, "backend": registry.BACKENDS}
-    helps = {**_HELP, **{name: text.format(choices=registries[name].choices())
-                         for name, text in _CHOICE_HELP.items()}}
+    helps = config_helps()
     p = sub.add_parser(
         "train", help="train a sparse network, writing a snapshot every epoch",
-        description="Train a sparse MLP and write a run directory: run.json,\n"
+        description="Train a sparse MLP or CNN and write a run directory: run.json,\n"
                     "metrics.jsonl and snapshots/epoch_XXXX.safetensors.",
         epilog="methods:\n" + registry.METHODS.describe(),
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -102,10 +120,30 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "run is left as it is; with a larger --epochs it trains on)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_config_arguments(p, helps)
+    p.set_defaults(func=run_train)
+
+
+def config_helps() -> dict[str, str]:
+    """Help of every configuration flag (registry choices filled in)."""
+    from topo.train import registry
+
+    registries = {"method": registry.METHODS, "model": registry.MODELS,
+                  "optimizer": registry.OPTIMIZERS, "activation": registry.ACTIVATIONS,
+                  "init_sparsity": registry.INIT_SPARSITIES,
+                  "weight_init": registry.WEIGHT_INITS, "backend": registry.BACKENDS}
+    return {**_HELP, **{name: text.format(choices=registries[name].choices())
+                        for name, text in _CHOICE_HELP.items()}}
+
+
+def add_config_arguments(p: argparse.ArgumentParser, helps: dict[str, str],
+                         skip: tuple[str, ...] = ()) -> None:
+    """One flag per field of :class:`~topo.train.TrainConfig` (but ``skip``), default None
+    so that only the flags given override the configuration's defaults."""
     from topo.train.config import TrainConfig
 
     for f in dataclasses.fields(TrainConfig):
-        if f.name == "extra":   # Python API only
+        if f.name in _NOT_FLAGS or f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")
         default = f.default
@@ -117,13 +155,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         elif f.name == "early_stopping_patience":
             p.add_argument(flag, "--early-stopping", type=int, metavar="N", **kwargs)
         elif isinstance(default, int) or f.name in ("imp_levels", "n_samples", "threads",
-                                                     "init_seed"):
+                                                     "gn_sketch_size", "init_seed"):
             p.add_argument(flag, type=int, **kwargs)
-        elif isinstance(default, float) or f.name == "density":
+        elif isinstance(default, float) or f.name in ("density", "ssgd_threshold",
+                                                       "node_sparsity"):
             p.add_argument(flag, type=float, **kwargs)
         else:
             p.add_argument(flag, type=str, **kwargs)
-    p.set_defaults(func=run_train)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -131,7 +169,7 @@ def run_train(args: argparse.Namespace) -> int:
     from topo.train.config import TrainConfig
 
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-             if f.name != "extra" and getattr(args, f.name, None) is not None}
+             if f.name not in _NOT_FLAGS and getattr(args, f.name, None) is not None}
     out = Path(args.out) if args.out else Path("runs") / (
         f"{given.get('method', 'set')}-{given.get('dataset', 'digits')}"
         f"-s{given.get('seed', 0)}")

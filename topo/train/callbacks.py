@@ -4,6 +4,7 @@ The trainer calls every callback, in list order, at five moments (:class:`Callba
 ``topo train`` uses, in the order it passes them:
 
 ========================== ================================================================
+:class:`DeadNeuronRate`    adds the dynamic dead neuron rate of the hidden units to each row
 :class:`EarlyStopping`     marks the epochs that improve the validation loss, stops a level
                            after ``patience`` epochs without, restores the best weights
                            before the next IMP level
@@ -50,9 +51,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from topo.train.trainer import Trainer
 
 __all__ = ["EpochEnd", "Callback", "CallbackList", "EarlyStopping", "ITOPRate",
-           "ConnectivityWatch", "SnapshotWriter",
-           "MetricsWriter", "Checkpointer", "ProgressBar", "DensityReport", "Manifest",
+           "ConnectivityWatch", "SnapshotWriter", "MetricsWriter", "Checkpointer",
+           "ProgressBar", "DensityReport", "Manifest", "DeadNeuronRate", "DNR_SAMPLES",
            "density_summary"]
+
+DNR_SAMPLES = 1024
+"""Training samples (the first, in the training split's order) the dead neuron rate is
+measured on."""
 
 
 @dataclass
@@ -150,6 +155,44 @@ class CallbackList:
         for c in self.callbacks:
             if c.key is not None and c.key in state:
                 c.load_state_dict(state[c.key])
+
+
+class DeadNeuronRate(Callback):
+    """Adds the dynamic dead neuron rate (DNR) of the hidden units to every row.
+
+    Measured by :func:`topo.activity.dead_neuron_rate` on the network as it is at the end
+    of the epoch (after any pruning), on a fixed evaluation batch: the first ``n_samples``
+    training inputs. Columns: ``dnr`` (a list, one rate per hidden layer: ``dnr_k`` for
+    the units layer ``k`` writes) and ``dnr_network`` (all hidden units together), over
+    every unit as Liu et al. count them; ``dnr_connected`` and ``dnr_connected_network``,
+    the same over the units that have a connection. Recorded for networks with relu hidden
+    units and at least one hidden layer; rows of other networks are left as they are.
+
+    Notes
+    -----
+    Liu, Ghosh, Tan & Motani (2023), "AP: selective activation for de-sparsifying pruned
+    neural networks", TMLR (the rate and why pruning changes it).
+    """
+
+    def __init__(self, n_samples: int = DNR_SAMPLES) -> None:
+        self.n_samples = n_samples
+        self.inputs: np.ndarray | None = None
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        model = trainer.model
+        if model.activation_name == "relu" and len(model.layers) > 1:
+            self.inputs = trainer.data.train[0][:self.n_samples].numpy()
+
+    def on_epoch_end(self, trainer: Trainer, epoch: EpochEnd) -> None:
+        if self.inputs is None:
+            return
+        from topo.activity import dead_neuron_rate
+
+        rate = dead_neuron_rate(trainer.model.to_graph(), self.inputs, activation="relu")
+        epoch.row["dnr"] = rate.rates.tolist()
+        epoch.row["dnr_network"] = rate.network
+        epoch.row["dnr_connected"] = rate.connected_rates.tolist()
+        epoch.row["dnr_connected_network"] = rate.connected_network
 
 
 class EarlyStopping(Callback):
@@ -302,7 +345,7 @@ class ConnectivityWatch(Callback):
 
         if not self.started:   # pruning at initialisation: the runner checks its result
             return
-        state = connectivity(trainer.model.layers)
+        state = connectivity(trainer.model)
         kinds = [f"empty {k}" for k in state.empty_layers]
         kinds += ["disconnected"] if state.disconnected else (
             ["unreached"] if state.unreached_outputs else [])

@@ -41,7 +41,8 @@ from topo.errors import ConfigError, UnreadableFileError, UnsafeFileError
 from topo.train._text import count
 from topo.train.config import DATASETS
 
-__all__ = ["Dataset", "load_dataset", "standardized", "with_validation_split", "DATASETS",
+__all__ = ["Dataset", "load_dataset", "image_layout", "standardized", "with_validation_split",
+           "DATASETS",
            "read_idx", "read_cifar10", "stratified_split", "VALIDATION_SEED_OFFSET",
            "VALIDATION_SHARE"]
 
@@ -102,6 +103,27 @@ class Dataset:
     def n_outputs(self) -> int:
         """Output width a network needs: classes, or 1 for regression."""
         return int(self.n_classes) if self.task == "classification" else 1
+
+
+def image_layout(data: Dataset) -> tuple[tuple[int, int, int], bool]:
+    """The picture shape ``(C, H, W)`` of a data set's flattened samples, and whether they
+    are stored channels-last (``H W C``, CIFAR-10 here) rather than channel-first.
+
+    An input shape of two numbers is a one-channel picture (digits 8x8, MNIST 28x28); of
+    three, height-width-channel (as this module stores CIFAR-10).
+
+    Raises
+    ------
+    ConfigError
+        The data set has no picture shape (synthetic data).
+    """
+    shape = data.input_shape
+    if shape is None or len(shape) not in (2, 3):
+        raise ConfigError(f"dataset {data.name!r} has no pictures for a CNN (input shape "
+                          f"{shape}); choose digits, mnist, fashion-mnist or cifar10")
+    if len(shape) == 2:
+        return (1, int(shape[0]), int(shape[1])), False
+    return (int(shape[2]), int(shape[0]), int(shape[1])), True
 
 
 def standardized(data: Dataset) -> Dataset:

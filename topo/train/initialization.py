@@ -42,17 +42,28 @@ class WeightInit:
         Unit counts input to output.
     generator
         The run's torch generator; every draw advances it.
+    fans
+        Per layer, its dense ``(fan_in, fan_out)``, for layers that are not a chain of
+        linear layers: a conv's ``(C_in kh kw, C_out kh kw)`` (PyTorch's
+        ``_calculate_fan_in_and_fan_out``); ``None``: ``(widths[k], widths[k + 1])``.
     """
 
-    def __init__(self, kind: str, widths: Sequence[int], generator: torch.Generator) -> None:
+    def __init__(self, kind: str, widths: Sequence[int] | None, generator: torch.Generator,
+                 fans: Sequence[tuple[int, int]] | None = None) -> None:
         self.kind = kind
-        self.widths = list(widths)
+        self.widths = None if widths is None else list(widths)
+        if fans is not None:
+            self.fans = list(fans)
+        elif widths is not None:
+            self.fans = [(widths[k], widths[k + 1]) for k in range(len(widths) - 1)]
+        else:
+            raise ValueError("give widths or fans")
         self.generator = generator
         self._draw = WEIGHT_INITS.load(kind, sys.modules[__name__])
 
     def draw(self, k: int, n: int, density: float) -> torch.Tensor:
         """``n`` weights for layer ``k`` at ``density`` (sparse-aware fans), float32."""
-        n_in, n_out = self.widths[k], self.widths[k + 1]
+        n_in, n_out = self.fans[k]
         return self._draw(n, max(density * n_in, 1.0), max(density * n_out, 1.0),
                           self.generator)
 

@@ -58,18 +58,36 @@ class SparseLinear(nn.Module):
     values
         Weight of every connection, in the order of ``flat``.
     bias
-        Bias vector (length ``n_out``).
+        Bias vector (length ``n_out``), or None for a layer without bias (a conv followed
+        by BatchNorm).
     backend
         ``auto``, ``dense`` or ``sparse`` (see the module docstring).
+    positions
+        Columns per input unit: 1 for a layer of neurons; ``H * W`` for a layer reading a
+        flattened ``(C, H, W)`` feature map (its input units are the ``C`` channels,
+        :class:`~topo.graph.LayerGeometry` kind ``flatten``).
+
+    Attributes
+    ----------
+    in_width
+        Columns of the layer's matrix (``n_in``).
+    norm
+        Normalisation applied to the layer's output (None for a linear layer; a
+        :class:`~topo.train.cnn.SparseConv2d` may carry its BatchNorm).
     """
 
     def __init__(self, n_in: int, n_out: int, flat: np.ndarray, values: torch.Tensor,
-                 bias: torch.Tensor, backend: str = "auto") -> None:
+                 bias: torch.Tensor | None, backend: str = "auto", positions: int = 1) -> None:
         super().__init__()
         self.n_in, self.n_out = int(n_in), int(n_out)
+        self.positions = int(positions)
+        self.norm: nn.Module | None = None
         self.backend = backend
         self.values = nn.Parameter(torch.zeros(0))
-        self.bias = nn.Parameter(bias.detach().clone().float())
+        if bias is None:
+            self.register_parameter("bias", None)
+        else:
+            self.bias = nn.Parameter(bias.detach().clone().float())
         self.register_buffer("flat", torch.zeros(0, dtype=torch.int64), persistent=False)
         self.set_structure(flat, values)
 
@@ -83,6 +101,19 @@ class SparseLinear(nn.Module):
     def size(self) -> int:
         """Possible connections (positions of the flat index space): ``n_in n_out``."""
         return self.n_in * self.n_out
+
+    @property
+    def in_width(self) -> int:
+        """Columns of the layer's matrix: input units times positions."""
+        return self.n_in
+
+    def parameter_list(self) -> list[nn.Parameter]:
+        """The parameters an optimiser trains, in a fixed order: ``values``, the bias (when
+        the layer has one), then its normalisation's weight and bias (when it has one)."""
+        params = [self.values] + ([] if self.bias is None else [self.bias])
+        if self.norm is not None:
+            params += [p for p in (self.norm.weight, self.norm.bias) if p is not None]
+        return params
 
     @property
     def density(self) -> float:
@@ -153,15 +184,24 @@ class SparseLinear(nn.Module):
         return nn.functional.linear(x, self.dense_weight(), self.bias)
 
     def capture(self) -> LayerState:
-        """A copy of the connections, their weights and the bias."""
-        return {"flat": self.flat.clone(), "values": self.values.data.clone(),
-                "bias": self.bias.data.clone()}
+        """A copy of the connections, their weights and the bias (None for a layer
+        without), and of the normalisation's parameters and statistics (``norm``) when
+        the layer has one."""
+        state = {"flat": self.flat.clone(), "values": self.values.data.clone(),
+                 "bias": None if self.bias is None else self.bias.data.clone()}
+        if self.norm is not None:
+            state["norm"] = {k: v.detach().clone() for k, v in self.norm.state_dict().items()}
+        return state
 
     def restore(self, state: LayerState) -> None:
         """Put back what :meth:`capture` copied (a new ``values`` parameter, as
         :meth:`set_structure` makes)."""
         self.set_structure(state["flat"], state["values"])
-        self.bias.data = state["bias"].clone()
+        if self.bias is not None:
+            self.bias.data = state["bias"].clone()
+        if self.norm is not None:
+            for key, value in self.norm.state_dict().items():
+                value.copy_(state["norm"][key])
 
 
 class _CSRLinear(torch.autograd.Function):
@@ -176,7 +216,7 @@ class _CSRLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, values: torch.Tensor, bias: torch.Tensor,
                 layer: SparseLinear):
-        w = _csr(layer._crow, layer._col, values, (layer.n_out, layer.n_in))
+        w = _csr(layer._crow, layer._col, values, (layer.n_out, layer.in_width))
         xt = x.t().contiguous()
         yt = torch.sparse.mm(w, xt)
         yt.add_(bias.unsqueeze(1))
@@ -192,11 +232,11 @@ class _CSRLinear(torch.autograd.Function):
         gt = grad_out.t().contiguous()
         if ctx.needs_input_grad[0]:
             wt = _csr(layer._crow_t, layer._col_t, values[layer._perm_t],
-                      (layer.n_in, layer.n_out))
+                      (layer.in_width, layer.n_out))
             grad_x = torch.sparse.mm(wt, gt).t()
         if ctx.needs_input_grad[1]:
             pattern = _csr(layer._crow, layer._col, torch.zeros_like(values),
-                           (layer.n_out, layer.n_in))
+                           (layer.n_out, layer.in_width))
             grad_values = torch.sparse.sampled_addmm(pattern, gt, xt.t(), beta=0.0).values()
         if ctx.needs_input_grad[2]:
             grad_bias = gt.sum(1)
@@ -247,6 +287,14 @@ class SparseMLP(nn.Module):
         if self.main_effects is not None:
             x = x + self.main_effects(inputs)
         return x
+
+    def parameter_list(self) -> list[nn.Parameter]:
+        """The parameters an optimiser trains: each layer's (:meth:`SparseLinear.
+        parameter_list`), in layer order, then those of the main-effect networks."""
+        params = [p for layer in self.layers for p in layer.parameter_list()]
+        if self.main_effects is not None:
+            params += self.main_effects.parameter_list()
+        return params
 
     def capture(self) -> list[LayerState]:
         """A copy of every layer (:meth:`SparseLinear.capture`)."""
@@ -312,6 +360,14 @@ def dense_gradients(model: SparseMLP, x: torch.Tensor, y: torch.Tensor,
     """
     weights = [layer.dense_weight().detach().clone().requires_grad_(True)
                for layer in model.layers]
+    # a normalisation's running statistics are the training steps' own: this extra pass
+    # must not move them (nor count as one of its batches)
+    norms = [layer.norm for layer in model.layers if isinstance(layer.norm, nn.Module)]
+    kept = [[b.clone() for b in n.buffers()] for n in norms]
     loss = loss_fn(model(x, weights), y)
     grads = torch.autograd.grad(loss, weights)
+    with torch.no_grad():   # after the backward pass, which reads them
+        for norm, saved in zip(norms, kept):
+            for buffer, value in zip(norm.buffers(), saved):
+                buffer.copy_(value)
     return [g.reshape(-1).numpy().astype(np.float64) for g in grads]

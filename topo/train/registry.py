@@ -25,7 +25,7 @@ from typing import Any
 from topo.errors import ConfigError
 
 __all__ = ["Entry", "Registry", "METHODS", "OPTIMIZERS", "ACTIVATIONS", "WEIGHT_INITS",
-           "INIT_SPARSITIES", "BACKENDS"]
+           "INIT_SPARSITIES", "BACKENDS", "MODELS"]
 
 
 @dataclass(frozen=True)
@@ -145,11 +145,25 @@ METHODS = Registry("method", [
                         "(Frankle & Carbin 2019; Frankle et al. 2020)"),
     Entry("snip", "SNIP", "prune at initialisation by |gradient x weight| "
                           "(Lee et al. 2019)"),
+    Entry("ssgd", "SSGDPruning", "train dense with SSGD's affine-scaled steps, then prune "
+                                 "the smallest weights (Lee et al. 2020)"),
+    Entry("ap", "AP", "IMP with Activate-while-Pruning: part of each level's share among "
+                      "the negative weights that moved least (Liu et al. 2023)"),
+    Entry("sipp", "SiPP", "train, prune by data-informed sensitivity (deterministic, "
+                          "randomized or hybrid), retrain (Baykal et al. 2022)"),
+    Entry("nodes", "NodeSubnetwork", "a sub-network of the dense parent keeping some "
+                                     "hidden units, never changed: random search in node "
+                                     "space (Farahani 2024)"),
 ])
 
 OPTIMIZERS = Registry("optimizer", [
     Entry("sgd", "sgd", "SGD with momentum and weight decay"),
     Entry("adam", "adam", "Adam with its default betas (Kingma & Ba 2015)"),
+    Entry("ssgd", "ssgd", "SGD with SSGD's affine scaling of each weight's step "
+                          "(Lee et al. 2020)"),
+    Entry("sketched-gn", "sketched_gn", "Gauss-Newton steps solved by conjugate gradient "
+                                        "with a sketched preconditioner, two-layer relu "
+                                        "regression (Brand et al. 2021)"),
 ])
 
 ACTIVATIONS = Registry("activation", [
@@ -181,7 +195,22 @@ INIT_SPARSITIES = Registry("init_sparsity", [
 ])
 
 BACKENDS = Registry("backend", [
-    Entry("auto", None, "per layer: CSR for large sparse layers, masked-dense otherwise"),
+    Entry("auto", None, "per layer: CSR for large sparse linear layers, masked-dense "
+                        "otherwise (convs: masked-dense)"),
     Entry("dense", None, "masked-dense computation"),
-    Entry("sparse", None, "CSR computation"),
+    Entry("sparse", None, "CSR computation (convs: im2col, then CSR)"),
 ])
+
+MODELS = Registry("model", [
+    Entry("mlp", None, "a sparse multi-layer perceptron of --arch widths (the default)"),
+    Entry("lenet5", "lenet5", "LeNet-5: two 5x5 convs with max-pooling, fc 120-84 "
+                              "(LeCun et al. 1998)"),
+    Entry("conv4", "conv4", "Conv-4: 3x3 convs 64-64-128-128 with max-pooling, fc 256-256 "
+                            "(Frankle & Carbin 2019)"),
+    Entry("vgg-small", "vgg_small", "a small VGG-style net: 3x3 convs with BatchNorm "
+                                    "64-64-M-128-128-M-256-256-M, linear classifier "
+                                    "(topo's configuration of Simonyan & Zisserman's design)"),
+    Entry("resnet20", "resnet20", "CIFAR ResNet-20 with option A shortcuts (He et al. 2016)"),
+])
+"""Networks of ``topo train --model``; the CNNs are built by
+:func:`topo.train.cnn.architecture` (a target names its builder there)."""

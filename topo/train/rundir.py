@@ -9,8 +9,10 @@ Manifest fields (``run.json``): ``format``, ``version``, ``run_id``, ``status``
 network's when training starts, after a pruning at initialisation: connections over
 possible connections of all layers), ``initial_densities`` and ``initial_connections`` (per
 layer), ``target_density`` (the configuration's ``density``, the whole network's, or null),
-and what the method adds (IMP: ``levels``, ``level_densities``, the densities of the layers
-it prunes); once finished also ``finished``, ``final_snapshot`` and ``best_snapshot``
+and what the method adds (IMP and AP: ``levels``, ``level_densities``, the densities of the
+layers they prune, AP's ``ap_share``; SiPP: ``levels``, ``level_densities``, ``sipp_mode``;
+SSGD: ``optimizer_used``, ``prune_step`` and ``prune_density`` or ``prune_threshold``; nodes:
+``keep_units``); once finished also ``finished``, ``final_snapshot`` and ``best_snapshot``
 (relative paths), ``best_epoch``, ``stopped_early``, ``stopped_epoch``, ``final_density``
 and ``final_densities``.
 
@@ -27,7 +29,11 @@ position SET drops and regrows in the same update counts in both, one RigL keeps
 IMP's and SNIP's pruning shows at epoch 0), and the exact in-time over-parameterisation rate so
 far, ``itop_rate`` per layer and ``itop_rate_network``
 (:class:`~topo.train.callbacks.ITOPRate`; absent after a resume from a checkpoint that did not
-keep it).
+keep it). For networks with relu hidden units also the dynamic dead neuron rate after the
+epoch (:class:`~topo.train.callbacks.DeadNeuronRate`): ``dnr``, per hidden layer (``dnr_k``:
+the units layer ``k`` writes; one entry fewer than the per-layer lists), and ``dnr_network``
+(all hidden units), and the same over the units with a connection, ``dnr_connected`` and
+``dnr_connected_network``, measured on the first 1024 training inputs.
 
 Snapshot metadata: ``run_id``, ``method``, ``dataset``, ``seed``, ``init_seed`` (only when it
 differs from ``seed``), ``epoch``, ``step``, ``activation``, ``task``, ``level`` (IMP),
@@ -66,7 +72,12 @@ _LOCATION_FIELDS = ("data_root", "download")
 # options added after the first release enter the id only when they differ from their
 # default, so that the ids of earlier runs stay what they were
 _LATER_FIELDS = ("standardize", "init_seed", "rigl_reinit_regrown", "prune_output",
-                 "main_effects")
+                 "main_effects", "validation",
+                 "ssgd_eps", "ssgd_form", "ssgd_threshold",
+                 "ap_share",
+                 "sipp_mode", "sipp_batch_size",
+                 "node_sparsity", "keep_units",
+                 "gn_sketch_size", "gn_cg_tol", "gn_cg_iters", "model", "width")
 
 
 def run_id(config: TrainConfig) -> str:

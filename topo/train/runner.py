@@ -14,6 +14,7 @@ import math
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -25,6 +26,7 @@ from topo.train.callbacks import (
     Callback,
     Checkpointer,
     ConnectivityWatch,
+    DeadNeuronRate,
     EarlyStopping,
     ITOPRate,
     Manifest,
@@ -36,16 +38,20 @@ from topo.train.config import TrainConfig
 from topo.train.data import Dataset, load_dataset, standardized, with_validation_split
 from topo.train.initialization import WeightInit
 from topo.train.model import SparseMLP, build_mlp
-from topo.train.optim import l1_penalty, optimizer_factory
+from topo.train.optim import l1_penalty, optimizer_factory, step_rule
 from topo.train.registry import METHODS
 from topo.train.rundir import RunDirectory
 from topo.train.sparsity import (
     ConnectivityWarning,
     connectivity,
     initial_densities,
+    kernel_densities,
     prunable_density,
 )
 from topo.train.trainer import Trainer, TrainingData, loss_function
+
+if TYPE_CHECKING:  # pragma: no cover
+    from topo.train.cnn import Architecture
 
 __all__ = ["train", "build_trainer", "load_training_data", "resolve_arch", "torch_threads",
            "default_threads", "random_generators", "method_config", "starting_densities",
@@ -114,7 +120,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
     checkpointer = Checkpointer(run_dir)
     manifest = Manifest(run_dir, config, data, snapshots, started=start.started,
                         fresh=start.state is None, extended_from=start.extended_from)
-    own: list[Callback] = []
+    own: list[Callback] = [DeadNeuronRate()]
     if config.early_stopping_patience is not None:
         own.append(EarlyStopping(config.early_stopping_patience))
     own += [ITOPRate(), ConnectivityWatch(), snapshots, MetricsWriter(run_dir), checkpointer]
@@ -184,7 +190,7 @@ def check_connectivity(trainer: Trainer, config: TrainConfig) -> None:
     """
     import warnings
 
-    state = connectivity(trainer.model.layers)
+    state = connectivity(trainer.model)
     if not state.problems:
         return
     density = sum(layer.n_connections for layer in trainer.model.layers) / sum(
@@ -203,8 +209,9 @@ def build_trainer(config: TrainConfig, data: Dataset | None = None, *,
     """A fresh :class:`Trainer` for ``config``: data split, network initialised, method and
     optimiser built (the method's action at initialisation is :meth:`Trainer.initialise`).
 
-    ``data`` defaults to :func:`load_training_data`; with early stopping and no validation
-    split, a sixth of the training data is held out (:func:`with_validation_split`).
+    ``data`` defaults to :func:`load_training_data`; with early stopping (or
+    ``validation``) and no validation split, a sixth of the training data is held out
+    (:func:`with_validation_split`).
 
     Raises
     ------
@@ -213,43 +220,62 @@ def build_trainer(config: TrainConfig, data: Dataset | None = None, *,
     """
     if data is None:
         data = load_training_data(config)
-    if config.early_stopping_patience is not None:
+    if config.early_stopping_patience is not None or config.validation:
         data = with_validation_split(data, config.initialisation_seed())
-    widths = resolve_arch(config.arch, data)
-    n_layers = len(widths) - 1
+    arch = None
+    if config.model == "mlp":
+        widths = resolve_arch(config.arch, data)
+        n_layers = len(widths) - 1
+    else:
+        from topo.train.cnn import architecture
+        from topo.train.data import image_layout
+
+        picture, channels_last = image_layout(data)
+        arch = architecture(config.model, picture, data.n_outputs, config.width)
+        widths, n_layers = None, len(arch.specs)
     method_class = METHODS.load(config.method, methods)
     prunable = method_class.prunable_layers(config, n_layers)
     total_steps = math.ceil(len(data.X_train) / config.batch_size) * config.epochs
-    method = method_class.from_config(method_config(config, widths, prunable), total_steps)
-    densities = starting_densities(config, method_class, widths, prunable)
+    method = method_class.from_config(method_config(config, widths, prunable, arch),
+                                      total_steps)
+    densities = starting_densities(config, method_class, widths, prunable, arch)
     generator, rng = random_generators(config.seed)
     # one stream for initialisation and training unless init_seed names another
     init_generator, init_rng = (
         (generator, rng) if config.initialisation_seed() == config.seed
         else random_generators(config.initialisation_seed()))
-    model = build_mlp(widths, densities, config.activation, config.backend,
-                      WeightInit(config.weight_init, widths, init_generator), init_rng)
+    fans = None if arch is None else arch.fans
+    if arch is None:
+        model = build_mlp(widths, densities, config.activation, config.backend,
+                          WeightInit(config.weight_init, widths, init_generator), init_rng)
+    else:
+        model = arch.build(densities, config.activation, config.backend,
+                           WeightInit(config.weight_init, None, init_generator, fans=fans),
+                           init_rng, channels_last)
     if config.main_effects:
         from topo.train.main_effects import MainEffects
 
         model.main_effects = MainEffects(widths[0], widths[-1], model.act, init_generator)
     return Trainer(model, method, TrainingData.from_dataset(data),
-                   optimizer=optimizer_factory(config), loss_fn=loss_function(data.task),
+                   optimizer=optimizer_factory(config, method_class.optimizer),
+                   loss_fn=loss_function(data.task),
                    batch_size=config.batch_size, epochs=config.epochs, generator=generator,
-                   rng=rng, init=WeightInit(config.weight_init, widths, generator),
+                   rng=rng, init=WeightInit(config.weight_init, widths, generator, fans=fans),
                    prunable=prunable,
                    penalty=l1_penalty(config.l1) if config.l1 > 0 else None,
                    level=0 if method.levels else None, callbacks=callbacks,
+                   step_rule=step_rule(config),
                    init_generators=(init_generator, init_rng))
 
 
-def method_config(config: TrainConfig, widths: Sequence[int],
-                  prunable: Sequence[bool]) -> TrainConfig:
+def method_config(config: TrainConfig, widths: Sequence[int] | None,
+                  prunable: Sequence[bool], arch: Architecture | None = None) -> TrainConfig:
     """The configuration a method is built from: a given ``density`` (the whole network's)
     becomes the density of the layers the method may change (:func:`prunable_density`),
     so that every method meets it with the other layers dense. Without ``density`` a
     method's default applies to the layers it changes (the same thing when it may change
-    them all, the default ``sparse_output``).
+    them all, the default ``sparse_output``). A CNN's layers are given by ``arch``
+    (``widths`` None).
 
     Raises
     ------
@@ -258,14 +284,18 @@ def method_config(config: TrainConfig, widths: Sequence[int],
     """
     if config.density is None:
         return config
-    return config.replace(density=prunable_density(config.density, widths, prunable))
+    sizes = None if arch is None else arch.sizes
+    return config.replace(density=prunable_density(config.density, widths, prunable,
+                                                   sizes=sizes))
 
 
-def starting_densities(config: TrainConfig, method_class: type, widths: Sequence[int],
-                       prunable: Sequence[bool]) -> list[float]:
+def starting_densities(config: TrainConfig, method_class: type,
+                       widths: Sequence[int] | None, prunable: Sequence[bool],
+                       arch: Architecture | None = None) -> list[float]:
     """Per-layer densities the network starts with: 1 for a method that starts dense, else
     the ``init_sparsity`` densities (ERK to ``density`` when given, ER with ``epsilon``
-    otherwise; see :func:`~topo.train.sparsity.initial_densities`).
+    otherwise; see :func:`~topo.train.sparsity.initial_densities`, and for a CNN given by
+    ``arch`` the kernel-aware :func:`~topo.train.sparsity.kernel_densities`).
 
     Raises
     ------
@@ -273,7 +303,7 @@ def starting_densities(config: TrainConfig, method_class: type, widths: Sequence
         A flag the method cannot honour (``epsilon`` or ``init_sparsity`` for a method that
         starts dense; ``epsilon`` beside ``density``), or a density that cannot be met.
     """
-    n_layers = len(widths) - 1
+    n_layers = len(widths) - 1 if arch is None else len(arch.specs)
     if method_class.starts_dense:
         for name in ("epsilon", "init_sparsity"):
             if getattr(config, name) != _DEFAULTS[name]:
@@ -286,6 +316,9 @@ def starting_densities(config: TrainConfig, method_class: type, widths: Sequence
     density = config.density
     if density is None and config.init_sparsity == "erk":
         density = config.target_density()
+    if arch is not None:
+        return kernel_densities(config.init_sparsity, arch.shapes, prunable,
+                                epsilon=config.epsilon, density=density)
     return initial_densities(config.init_sparsity, widths, prunable, epsilon=config.epsilon,
                              density=density)
 

@@ -18,6 +18,7 @@ without replacement.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,8 +29,9 @@ from topo.errors import ConfigError
 from topo.train._text import count
 from topo.train.registry import INIT_SPARSITIES
 
-__all__ = ["er_densities", "erk_densities", "initial_densities", "prunable_density",
-           "network_density", "random_structure", "Connectivity", "connectivity",
+__all__ = ["er_densities", "erk_densities", "kernel_densities", "initial_densities",
+           "prunable_density", "network_density", "random_structure", "Connectivity",
+           "connectivity",
            "ConnectivityWarning"]
 
 
@@ -69,13 +71,15 @@ def initial_densities(kind: str, widths: Sequence[int], sparse: Sequence[bool], 
     return erk_densities(widths, prunable_density(density, widths, sparse), sparse)
 
 
-def prunable_density(density: float, widths: Sequence[int], sparse: Sequence[bool]) -> float:
+def prunable_density(density: float, widths: Sequence[int] | None, sparse: Sequence[bool],
+                     *, sizes: Sequence[int] | None = None) -> float:
     """The density the sparse layers must have together for the network to have ``density``.
 
     With ``N`` possible connections in all, ``N_dense`` of them in the layers kept dense
     (``sparse[k]`` False) and ``N_sparse`` in the others, the sparse layers hold
     ``density · N - N_dense`` connections: ``(density N - N_dense) / N_sparse``. With every
-    layer sparse this is ``density`` itself.
+    layer sparse this is ``density`` itself. ``sizes`` (possible connections per layer)
+    replaces ``widths`` for a network that is not a chain of linear layers.
 
     Raises
     ------
@@ -90,7 +94,10 @@ def prunable_density(density: float, widths: Sequence[int], sparse: Sequence[boo
     """
     if not 0.0 < density <= 1.0:
         raise ConfigError(f"density must lie in (0, 1], got {density}")
-    sizes = [widths[k] * widths[k + 1] for k in range(len(widths) - 1)]
+    if sizes is None:
+        if widths is None:
+            raise ValueError("give widths or sizes")
+        sizes = [widths[k] * widths[k + 1] for k in range(len(widths) - 1)]
     total = sum(sizes)
     dense = sum(size for size, s in zip(sizes, sparse) if not s)
     free = total - dense
@@ -171,9 +178,75 @@ def erk_densities(widths: Sequence[int], density: float,
     if not 0.0 < density <= 1.0:
         raise ConfigError(f"density must lie in (0, 1], got {density}")
     n_layers = len(widths) - 1
-    sparse = [True] * n_layers if sparse is None else list(sparse)
     sizes = np.array([widths[k] * widths[k + 1] for k in range(n_layers)], dtype=float)
     raw = np.array([(widths[k] + widths[k + 1]) / sizes[k] for k in range(n_layers)])
+    return _erk(sizes, raw, density, sparse)
+
+
+def kernel_densities(kind: str, shapes: Sequence[Sequence[int]], sparse: Sequence[bool], *,
+                     epsilon: float, density: float | None) -> list[float]:
+    """Per-layer densities of a network with convolutions (:func:`initial_densities` for
+    layers given by their weight shapes).
+
+    Parameters
+    ----------
+    kind
+        ``er``, ``erk`` or ``dense``.
+    shapes
+        Per layer, its dense weight shape in PyTorch's layout: ``(n_out, n_in)`` for a
+        linear layer (``n_in`` = the columns of its matrix, a flattened feature map's
+        ``C H W`` included), ``(C_out, C_in, kh, kw)`` for a conv.
+    sparse
+        Per layer, whether it may be sparse.
+    epsilon, density
+        As :func:`initial_densities`.
+
+    Returns
+    -------
+    list of float
+
+    Raises
+    ------
+    ConfigError
+        As :func:`initial_densities`.
+
+    Notes
+    -----
+    As RigL defines them (Evci et al. 2020, Appendix; ``get_sparsities_erdos_renyi`` of
+    google-research/rigl, ``sparse_utils.py``): ``erk`` is the kernel-aware shape, layer
+    density proportional to ``sum(shape) / prod(shape)``, i.e.
+    ``(C_in + C_out + kh + kw) / (C_in C_out kh kw)`` for a conv, scaled to meet ``density``
+    with the layers that would exceed 1 made dense; ``er`` is the kernel-blind shape
+    ``ε (C_in + C_out) / (C_in C_out)`` (Mocanu et al. 2018's Erdős–Rényi, with channels as
+    the units of a conv; ε solved for ``density`` when one is given). For a linear layer both
+    are :func:`er_densities`'s. The dense layers count in the budget
+    (:func:`prunable_density` with ``sizes``). O(L^2) for L layers.
+    """
+    INIT_SPARSITIES.check(kind)
+    shapes = [tuple(int(d) for d in shape) for shape in shapes]
+    sizes = np.array([math.prod(shape) for shape in shapes], dtype=float)
+    if kind == "dense":
+        if density is not None and density < 1.0:
+            raise ConfigError(f"init_sparsity dense starts every layer dense: density "
+                              f"{density:g} cannot be met (choose er or erk)")
+        return [1.0] * len(shapes)
+    blind = np.array([(shape[0] + shape[1]) / (shape[0] * shape[1]) for shape in shapes])
+    if kind == "er" and density is None:
+        return [1.0 if not s else min(1.0, epsilon * r) for r, s in zip(blind, sparse)]
+    if density is None:
+        raise ConfigError("erk needs a target density")
+    raw = blind if kind == "er" else np.array([sum(shape) / math.prod(shape)
+                                               for shape in shapes])
+    return _erk(sizes, raw, prunable_density(density, None, sparse, sizes=sizes.tolist()),
+                sparse)
+
+
+def _erk(sizes: np.ndarray, raw: np.ndarray, density: float,
+         sparse: Sequence[bool] | None) -> list[float]:
+    """Densities ``ε raw[k]`` meeting ``density`` over the sparse layers, those above 1 made
+    dense and ε solved again (until none exceeds 1)."""
+    n_layers = len(sizes)
+    sparse = [True] * n_layers if sparse is None else list(sparse)
     dense = [not s for s in sparse]
     while True:
         budget = density * sizes[np.array(sparse)].sum()
@@ -248,25 +321,47 @@ class Connectivity:
         return out
 
 
-def connectivity(layers: Sequence[Any]) -> Connectivity:
+def connectivity(network: Any) -> Connectivity:
     """Empty layers and output units that no input reaches, from the connection sets.
 
-    ``layers`` are :class:`~topo.train.model.SparseLinear` (or anything with ``flat``,
-    ``n_in`` and ``n_out``), input side first. A unit is reached when a connection leads to
-    it from a reached unit of the layer before; every input unit is reached.
+    ``network`` is a sequence of :class:`~topo.train.model.SparseLinear` layers forming a
+    chain (anything with ``flat``, ``n_in`` and ``n_out``), input side first, or a model
+    with ``layers`` (a :class:`~topo.train.model.SparseMLP` or
+    :class:`~topo.train.cnn.SparseCNN`); a model's ``reads``/``writes`` (unit sets, as
+    :class:`~topo.graph.Wiring`) and ``carries`` (parameter-free identity shortcuts:
+    ``(layer, from_set, to_set, offset)``) are followed when it has them. A unit is
+    reached when a connection leads to it from a reached unit of the set the layer reads
+    (for a conv or flatten layer: from any position of a reached input unit), or an identity
+    carries a reached unit into it; every input unit is reached. The output units are those
+    of the set the last layer writes.
 
     Notes
     -----
     O(connections): one pass over each layer's connection set.
     """
-    reached = np.ones(layers[0].n_in, dtype=bool)
+    layers = list(getattr(network, "layers", network))
+    n = len(layers)
+    reads = list(getattr(network, "reads", range(n)))
+    writes = list(getattr(network, "writes", range(1, n + 1)))
+    carries: dict[int, list[tuple[int, int, int]]] = {}
+    for k, src, dst, offset in getattr(network, "carries", ()):
+        carries.setdefault(k, []).append((src, dst, offset))
+    first = layers[0]
+    reached_sets = {reads[0]: np.ones(first.n_in // getattr(first, "positions", 1),
+                                      dtype=bool)}
     empty = []
     for k, layer in enumerate(layers):
         flat = np.asarray(layer.flat)
         if flat.size == 0:
             empty.append(k)
         rows, cols = np.divmod(flat, layer.n_in)
-        out = np.zeros(layer.n_out, dtype=bool)
-        out[rows[reached[cols]]] = True
-        reached = out
+        units = cols // getattr(layer, "positions", 1)
+        out = reached_sets.get(writes[k])
+        if out is None:
+            out = reached_sets[writes[k]] = np.zeros(layer.n_out, dtype=bool)
+        out[rows[reached_sets[reads[k]][units]]] = True
+        for src, dst, offset in carries.get(k, ()):
+            source = reached_sets[src]
+            reached_sets[dst][offset:offset + source.size] |= source
+    reached = reached_sets[writes[-1]]
     return Connectivity(empty, np.flatnonzero(~reached).tolist(), int(reached.size))

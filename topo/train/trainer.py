@@ -1,7 +1,8 @@
 """The training loop: one short loop over epochs and mini-batches.
 
-Per epoch, in order: the method's epoch hook (SET rewires here), the mini-batch steps (a
-method may replace a step by a mask update, RigL, or act after one, GMP), evaluation, then
+Per epoch, in order: the method's epoch hook (SET rewires here), the mini-batch steps (each
+by the run's step rule, :mod:`topo.train.steps`; a method may replace a step by a mask
+update, RigL, or act after one, GMP), evaluation, then
 the callbacks (snapshots, metrics, checkpoint, early stopping, progress:
 :mod:`topo.train.callbacks`). Structural changes are the method's
 (:mod:`topo.train.methods`), which sees a :class:`~topo.train.methods.Context`, never the
@@ -29,6 +30,7 @@ from topo.train.initialization import WeightInit
 from topo.train.methods import Changes, Context, LayerChange, Method
 from topo.train.model import SparseMLP
 from topo.train.optim import Optimizer
+from topo.train.steps import GradientStep, StepRule
 
 __all__ = ["Trainer", "TrainingData", "evaluate", "loss_function"]
 
@@ -68,10 +70,11 @@ class Trainer:
     is the loss, ``penalty(model)`` a term added to the objective only (L1); ``generator``,
     ``rng``, ``init`` and ``prunable`` go to the method in its
     :class:`~topo.train.methods.Context`; ``level`` is the starting level of a method that
-    trains in levels (None otherwise); ``callbacks`` are called in order;
-    ``init_generators`` (torch, numpy) are the generators of the method's action at
-    initialisation (default: ``generator`` and ``rng``). Built from a configuration by
-    :func:`topo.train.runner.build_trainer`.
+    trains in levels (None otherwise); ``callbacks`` are called in order; ``step_rule``
+    turns a mini-batch into an update (:mod:`topo.train.steps`; default: backward pass and
+    optimiser step); ``init_generators`` (torch, numpy) are the generators of the method's
+    action at initialisation (default: ``generator`` and ``rng``). Built from a
+    configuration by :func:`topo.train.runner.build_trainer`.
     """
 
     def __init__(self, model: SparseMLP, method: Method, data: TrainingData, *,
@@ -81,9 +84,11 @@ class Trainer:
                  prunable: Sequence[bool],
                  penalty: Callable[[SparseMLP], torch.Tensor] | None = None,
                  level: int | None = None, callbacks: Iterable[Callback] = (),
+                 step_rule: StepRule | None = None,
                  init_generators: tuple[torch.Generator, np.random.Generator] | None = None
                  ) -> None:
         self.model, self.method, self.data = model, method, data
+        self.step_rule = step_rule or GradientStep()
         self.make_optimizer, self.optimizer = optimizer, optimizer(model)
         self.loss_fn, self.penalty = loss_fn, penalty
         self.batch_size, self.epochs = batch_size, epochs
@@ -148,12 +153,8 @@ class Trainer:
                 self.step += 1
                 self.apply(changes)
                 continue
-            out = self.model(xb)
-            loss = self.loss_fn(out, yb)
-            objective = loss + self.penalty(self.model) if self.penalty else loss
-            self.optimizer.zero_grad(set_to_none=True)
-            objective.backward()
-            self.optimizer.step()
+            out, loss = self.step_rule(self.model, self.optimizer, xb, yb, self.loss_fn,
+                                       self.penalty, self.generator)
             self.step += 1
             with torch.no_grad():
                 loss_sum += loss.detach().double() * len(idx)

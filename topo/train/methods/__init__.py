@@ -19,6 +19,17 @@ imp       train, prune p of the remaining weights by global \|w\|,          Fran
           rewind survivors to their values at step k, repeat                Frankle et al. 2020
 snip      at initialisation keep the top density fraction of                Lee et al. 2019
           \|g ⊙ w\| (one batch, global), then train static
+ssgd      train dense with steps scaled by w²/mean(w²), w = (θ²+ε)^½        Lee et al. 2020
+          or \|θ\|+ε, then prune the smallest \|θ\| (global) to density
+          or below a threshold
+ap        IMP, but of each level's share p, a share q (2 %) goes to         Liu et al. 2023
+          the negative weights that moved least in the level
+sipp      train, keep the most sensitive connections per unit and           Baykal et al. 2022
+          sign (deterministic), a sensitivity-proportional reweighted
+          sample (randomized) or per unit the one with the smaller
+          error bound (hybrid), retrain
+nodes     the dense parent with only some hidden units (given, or           Farahani 2024
+          drawn at a node sparsity), never changed
 ========= ================================================================= =======================
 
 The names are those of :data:`topo.train.registry.METHODS`; the shared machinery
@@ -27,6 +38,7 @@ The names are those of :data:`topo.train.registry.METHODS`; the shared machinery
 selection rules in :mod:`~topo.train.methods.selection`.
 """
 
+from topo.train.methods.ap import AP, ap_keep_masks
 from topo.train.methods.base import (
     Changes,
     Context,
@@ -38,6 +50,7 @@ from topo.train.methods.base import (
 )
 from topo.train.methods.gmp import GMP
 from topo.train.methods.imp import IMP, train_levels
+from topo.train.methods.nodes import NodeSubnetwork, node_structure, sample_units
 from topo.train.methods.rigl import RigL
 from topo.train.methods.schedules import (
     CosineSchedule,
@@ -49,7 +62,9 @@ from topo.train.methods.schedules import (
 )
 from topo.train.methods.selection import grow_random, grow_top, keep_top
 from topo.train.methods.set import SET, set_drop_mask
+from topo.train.methods.sipp import SiPP, SiPPLayer, sipp_prune, sipp_sensitivities
 from topo.train.methods.snip import SNIP, snip_scores
+from topo.train.methods.ssgd import SSGDPruning
 from topo.train.methods.static import Dense, Static
 
 __all__ = [
@@ -58,4 +73,8 @@ __all__ = [
     "gmp_density", "keep_top", "grow_top", "grow_random",
     "Dense", "Static", "SET", "set_drop_mask", "RigL", "GMP", "SNIP", "snip_scores", "IMP",
     "train_levels",
+    "SSGDPruning",
+    "AP", "ap_keep_masks",
+    "SiPP", "SiPPLayer", "sipp_prune", "sipp_sensitivities",
+    "NodeSubnetwork", "sample_units", "node_structure",
 ]

@@ -127,9 +127,13 @@ class Method:
         Number of levels after the first (IMP's pruning rounds); 0 for one level.
     driver
         ``driver(trainer)`` trains every level; ``None``: the trainer's own ``fit``.
+    optimizer
+        The name of the optimiser the method's rule needs (SSGD's scaled step), used in
+        place of the configuration's; ``None``: the configuration's.
     """
 
     starts_dense: ClassVar[bool] = False
+    optimizer: ClassVar[str | None] = None
     levels: int = 0
     driver: ClassVar[Callable[[Any], None] | None] = None
 

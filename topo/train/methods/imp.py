@@ -112,10 +112,11 @@ def rewind(model: SparseMLP, point: list[LayerState]) -> None:
     """Give every surviving connection (and every bias) its value at ``point``.
 
     ``point`` must hold every current connection (it was taken when the network was at
-    least as dense).
+    least as dense). A layer's normalisation (BatchNorm of a CNN) is rewound too, its
+    running statistics included, as open_lth rewinds the whole model state.
     """
     for layer, saved in zip(model.layers, point, strict=True):
         now = layer.flat.numpy()
         pos = np.searchsorted(saved["flat"].numpy(), now)
-        layer.set_structure(now, saved["values"][torch.as_tensor(pos)].clone())
-        layer.bias.data = saved["bias"].clone()
+        layer.restore({**saved, "flat": now,
+                       "values": saved["values"][torch.as_tensor(pos)].clone()})
