@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from topo.activity import dead_neuron_rate, preactivations
 from topo.errors import ConfigError, GraphStructureError, NonFiniteWeightsError, NotAGraphError
-from topo.graph import LayeredGraph
+from topo.graph import LayeredGraph, LayerGeometry
 
 X = np.array([[1.0, 2.0], [3.0, 0.5], [0.2, 0.1]])   # positive inputs
 
@@ -164,3 +164,12 @@ def test_other_activations_single_layers_and_non_finite_weights_are_refused():
         dead_neuron_rate(LayeredGraph([np.array([[np.inf, 1.0]]), np.ones((1, 1))]), X)
     with pytest.raises(NotAGraphError, match="topo.load"):
         dead_neuron_rate("run/snapshots/epoch_0001.safetensors", X)
+
+
+def test_a_network_with_convolutions_is_refused_naming_the_layer():
+    # a conv unit's activation is a feature map, which the rate does not define
+    conv = LayerGeometry.conv((2,))
+    g = LayeredGraph([np.array([[1.0, 1.0], [1.0, 0.0]]), np.array([[1.0, 0.0, 0.0, 1.0]])],
+                     geometry=[conv, conv], names=["c1", "c2"])
+    with pytest.raises(GraphStructureError, match="convolution 'c1'"):
+        dead_neuron_rate(g, np.ones((3, 2)))

@@ -119,7 +119,9 @@ def dead_neuron_rate(graph: LayeredGraph, inputs: np.ndarray, *,
     NotAGraphError
         ``graph`` is not a LayeredGraph (read files with :func:`topo.load`).
     GraphStructureError
-        A network of a single layer (no hidden units).
+        A network of a single layer (no hidden units); a network with convolutions, residual
+        streams or unknown wiring (a conv unit's activation is a feature map, which this rate
+        does not define).
     NonFiniteWeightsError
         Non-finite weights or biases.
 
@@ -142,6 +144,13 @@ def dead_neuron_rate(graph: LayeredGraph, inputs: np.ndarray, *,
     [0.5]
     """
     graph = require_graph(graph)
+    convs = [n for n, g in zip(graph.names, graph.geometry) if not g.is_linear]
+    if graph.is_independent or not graph.is_chain or convs:
+        raise GraphStructureError(
+            f"{graph.source}: the dead neuron rate is computed here for chains of "
+            "fully-connected layers; this network has "
+            + (f"convolution {convs[0]!r}" if convs else
+               "no known wiring" if graph.is_independent else "residual streams"))
     name = activation if activation is not None else graph.metadata.get("activation", "relu")
     if name != "relu":
         raise ConfigError(f"the dead neuron rate is defined for relu units; this network's "

@@ -9,6 +9,7 @@ import torch
 
 from topo.errors import ConfigError
 from topo.train import TrainConfig
+from topo.train.model import SparseMLP
 from topo.train.optim import SSGD, Adam, affine_scaling, optimizer_factory, ssgd, step_rule
 from topo.train.steps import GradientStep, SketchedGaussNewtonStep
 
@@ -81,11 +82,10 @@ def test_ssgd_function_scales_the_connection_weights_and_not_the_biases():
     opt = ssgd([layer.values, layer.bias], config)
     assert [g["scaled"] for g in opt.param_groups] == [True, False]
     assert (opt.eps, opt.form) == (0.5, "l1")
-    model = torch.nn.Module()
-    model.layers = [layer]
-    model.main_effects = None
+    model = SparseMLP([layer])
     built = optimizer_factory(config)(model)
     assert isinstance(built, SSGD)
+    assert [g["scaled"] for g in built.param_groups] == [True, False]
     assert isinstance(optimizer_factory(config, "adam")(model), Adam)
     with pytest.raises(ConfigError, match="ssgd scales the steps"):
         TrainConfig(optimizer="ssgd", main_effects=True)

@@ -120,7 +120,8 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
     checkpointer = Checkpointer(run_dir)
     manifest = Manifest(run_dir, config, data, snapshots, started=start.started,
                         fresh=start.state is None, extended_from=start.extended_from)
-    own: list[Callback] = [DeadNeuronRate()]
+    # the dead neuron rate is defined here for MLPs (topo.activity refuses convolutions)
+    own: list[Callback] = [DeadNeuronRate()] if config.model == "mlp" else []
     if config.early_stopping_patience is not None:
         own.append(EarlyStopping(config.early_stopping_patience))
     own += [ITOPRate(), ConnectivityWatch(), snapshots, MetricsWriter(run_dir), checkpointer]
