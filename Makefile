@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint typecheck docs wheel-test install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,16 +13,33 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --progress-bar off -e '.[dev]'
 	touch $(STAMP)
 
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --progress-bar off -e '.[dev,docs]'
+	touch $(DOCS_STAMP)
+
 install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/topo demo --out demo-output
 
-lint: $(STAMP)
+lint: $(STAMP) typecheck
 	$(BIN)/ruff check .
 
-test: $(STAMP) lint
-	$(BIN)/python -m pytest -n 2 -q
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+# The site in docs/_build/html; warnings are errors, and the gallery's scripts run.
+docs: $(DOCS_STAMP)
+	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
+
+# Build the sdist and wheel, install the wheel in a fresh environment, run it there.
+wheel-test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:randomly tests/test_wheel.py
+
+# TOPO_REQUIRE_DOCS: tests/test_docs.py fails (not skips) without the built site
+test: $(STAMP) lint docs
+	TOPO_REQUIRE_DOCS=1 $(BIN)/python -m pytest -n 2 -q
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache
+	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache .mypy_cache docs/_build \
+		docs/api docs/auto_examples

@@ -483,7 +483,8 @@ def test_live_tensorboard_scalars_equal_those_of_the_finished_run(tmp_path):
 
 
 def test_the_readme_example_records_a_run(tmp_path, monkeypatch, repo_root):
-    text = (repo_root / "README.md").read_text()
+    # the README's example now lives in the user guide's page on following a run
+    text = (repo_root / "docs" / "guide" / "recording.md").read_text()
     blocks = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
     (example,) = [b for b in blocks if "topo.Recorder(model, \"runs/mine\", metadata" in b]
     g = torch.Generator().manual_seed(0)

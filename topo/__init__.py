@@ -12,6 +12,8 @@ command start fast.
 
 from __future__ import annotations
 
+import importlib.metadata as _metadata
+from types import ModuleType
 from typing import Any
 
 from topo.errors import (
@@ -28,7 +30,11 @@ from topo.errors import (
     UnsafeFileError,
 )
 
-__version__ = "0.1.0"
+try:
+    # one number, in pyproject.toml; CHANGELOG.md's latest release names the same (tested)
+    __version__ = _metadata.version("topo")
+except _metadata.PackageNotFoundError:  # pragma: no cover - a source tree never installed
+    __version__ = "0+unknown"
 
 # public name -> module that defines it, imported by __getattr__ on first use
 _LAZY = {
@@ -89,32 +95,55 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-def _module(name: str) -> Any:
+def _module(name: str) -> ModuleType:
     """The submodule ``topo.<name>``, imported now (plain imports: no import machinery)."""
     if name == "graph":
-        from topo import graph as module
+        from topo import graph
+
+        return graph
     elif name == "io":
-        from topo import io as module
+        from topo import io
+
+        return io
     elif name == "distance":
-        from topo import distance as module
+        from topo import distance
+
+        return distance
     elif name == "distance_chance":
-        from topo import distance_chance as module
+        from topo import distance_chance
+
+        return distance_chance
     elif name == "comparison":
-        from topo import comparison as module
+        from topo import comparison
+
+        return comparison
     elif name == "overlap":
-        from topo import overlap as module
+        from topo import overlap
+
+        return overlap
     elif name == "pairwise":
-        from topo import pairwise as module
+        from topo import pairwise
+
+        return pairwise
     elif name == "persistence":
-        from topo import persistence as module
+        from topo import persistence
+
+        return persistence
     elif name == "interactions":
-        from topo import interactions as module
+        from topo import interactions
+
+        return interactions
     elif name == "evolution":
-        from topo import evolution as module
+        from topo import evolution
+
+        return evolution
     elif name == "record":
-        from topo import record as module
+        from topo import record
+
+        return record
     elif name == "activity":
-        from topo import activity as module
+        from topo import activity
+
+        return activity
     else:  # pragma: no cover - _LAZY names only the modules above
         raise AssertionError(f"no lazy module {name!r}")
-    return module

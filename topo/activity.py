@@ -201,7 +201,7 @@ def preactivations(graph: LayeredGraph, inputs: np.ndarray) -> list[np.ndarray]:
     graph = require_graph(graph)
     graph.require_finite("the forward pass")
     h = _as_inputs(inputs, graph.n_in[0])
-    out = []
+    out: list[np.ndarray] = []
     for k, (w, b) in enumerate(zip(graph.layers, _biases(graph))):
         if k:
             h = np.maximum(out[-1], 0.0)

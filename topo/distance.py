@@ -63,6 +63,7 @@ D. C. Mocanu, "Topological Insights into Sparse Neural Networks", ECML-PKDD 2020
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -484,7 +485,8 @@ def _nnstd_unit_sets(a: LayeredGraph, b: LayeredGraph, solver: str) -> NNSTDResu
 
 
 def _set_agreement(a: LayeredGraph, b: LayeredGraph, masks_a: list[sp.csr_matrix],
-                   masks_b: list[sp.csr_matrix], unit_set: int, in_place: list[int]):
+                   masks_b: list[sp.csr_matrix], unit_set: int, in_place: list[int]
+                   ) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
     """The tie rule's agreement of two units of a set: :func:`_agreement` over its readers.
 
     Each layer reading the set compares the two units' outgoing connections, kernel
@@ -570,7 +572,8 @@ def _matched_cost(cost: LayerCost, perm: np.ndarray) -> float:
     return float(cost.lookup(matched, perm[matched]).sum()) + abs(cost.n_a - cost.n_b)
 
 
-def _agreement(next_a: sp.csr_matrix, next_b: sp.csr_matrix, *, outputs: bool):
+def _agreement(next_a: sp.csr_matrix, next_b: sp.csr_matrix, *, outputs: bool
+               ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """How well two units' outgoing connections agree: the secondary cost of the tie rule.
 
     ``next_a``, ``next_b`` are the structures of the next layer (``(n_next, n_units)``).

@@ -233,7 +233,7 @@ def interaction_strengths(
         rank = np.argsort(-strength.view(np.int64), kind="stable")
         if top is not None:
             rank = rank[:top]
-        features = list(zip(i[rank].tolist(), j[rank].tolist()))
+        features: list[tuple[int, ...]] = list(zip(i[rank].tolist(), j[rank].tolist()))
         return _frame(features, strength[rank])
     sets, strength = _any_order_candidates(a1, u, method)
     work = float(np.sum(sets.sum(axis=0, dtype=np.float64) ** 2))
@@ -446,7 +446,8 @@ def _feedforward_reach(upper: list[sp.csr_matrix]) -> np.ndarray:
     return reach
 
 
-def _sorted_rows(a1: sp.csr_matrix, u: np.ndarray):
+def _sorted_rows(a1: sp.csr_matrix, u: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Entries with ``u_h > 0`` and ``a > 0``, each row sorted by decreasing weight.
 
     Returns row ids, feature ids, weights (all in that order), each entry's rank in its row and
@@ -570,7 +571,7 @@ def _prune_subsets(sets: np.ndarray, strength: np.ndarray,
     return sets[~dropped], strength[~dropped]
 
 
-def _frame(features: list[tuple[int, ...]], strength: np.ndarray) -> pandas.DataFrame:
+def _frame(features: Sequence[tuple[int, ...]], strength: np.ndarray) -> pandas.DataFrame:
     import pandas as pd
 
     column_features, column_strength = INTERACTION_COLUMNS

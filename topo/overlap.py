@@ -191,7 +191,7 @@ def overlap_records(
     if all(p is not None for p in pmfs):
         pooled["expected_intersection_random"] = float(
             sum(r["expected_intersection_random"] for r in rows))
-        lo, pmf = _convolve_all(pmfs)
+        lo, pmf = _convolve_all([p for p in pmfs if p is not None])
         pooled["expected_jaccard_random"] = _expected_jaccard(
             lo, pmf, totals["connections_a"] + totals["connections_b"])
     else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib import metadata
+
 import pytest
 
 from topo.cli import build_parser, main
@@ -21,7 +23,7 @@ def test_no_command_prints_the_help_and_succeeds(capsys):
 def test_version(capsys):
     with pytest.raises(SystemExit) as stop:
         build_parser().parse_args(["--version"])
-    assert stop.value.code == 0 and capsys.readouterr().out == "topo 0.1.0\n"
+    assert stop.value.code == 0 and capsys.readouterr().out == f"topo {metadata.version('topo')}\n"
 
 
 def test_an_interrupt_ends_with_status_130_and_one_line(monkeypatch, capsys):

@@ -15,11 +15,11 @@ format name         what it is                                    read with
                     dicts, Lightning ``.ckpt``                    else topo's unpickler
 ``pytorch-module``  a whole pickled ``nn.Module``                 topo's unpickler
 ``pickle``          a plain pickle of arrays                      topo's unpickler
-``keras-hdf5``      Keras HDF5 (``.h5``; HDF5 ``.keras``)          h5py
+``keras-hdf5``      Keras HDF5 (``.h5``; HDF5 ``.keras``)         h5py
 ``keras``           Keras 3 ``.keras`` zip                        h5py
 ``onnx``            ONNX model; ``onnx-gzip``: gzip of one         onnx
 ``numpy-npz``       ``.npz`` of several arrays                    numpy
-``numpy-npy``       a folder of per-layer ``.npy`` (+ ``masks/``)  numpy
+``numpy-npy``       a folder of per-layer ``.npy`` (``masks/``)   numpy
 ``nnstd-npz``       a folder of ``weight_l{k}.npz`` (NNSTD)        scipy
 ==================  ============================================  ==========================
 
@@ -36,6 +36,7 @@ import struct
 import warnings
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from topo.errors import UnreadableFileError
 from topo.graph import LayeredGraph
@@ -59,7 +60,7 @@ _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _NPY_MAGIC = b"\x93NUMPY"
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     # from_module needs torch.fx; it is imported when asked for, so that reading other
     # formats never imports torch
     if name == "from_module":

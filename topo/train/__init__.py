@@ -42,6 +42,7 @@ than :class:`~topo.train.model.SparseLinear` offers the same connection-set inte
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 from topo.train.config import TrainConfig
@@ -54,6 +55,7 @@ _RUNNER = ("train", "build_trainer")
 
 def __getattr__(name: str) -> Any:
     # torch-heavy names are imported on first use (plain imports, nothing dynamic)
+    module: ModuleType
     if name in _RUNNER:
         from topo.train import runner as module
     elif name == "Trainer":

@@ -3,22 +3,22 @@
 The trainer calls every callback, in list order, at five moments (:class:`Callback`). Those
 ``topo train`` uses, in the order it passes them:
 
-==================== =================================================================
-:class:`DeadNeuronRate` adds the dynamic dead neuron rate of the hidden units to each row
-:class:`EarlyStopping`  marks the epochs that improve the validation loss, stops a level
-                        after ``patience`` epochs without, restores the best weights
-                        before the next IMP level
-:class:`ITOPRate`       the exact in-time over-parameterisation rate, per layer and for the
-                        network, updated at every structural change, added to each row
+========================== ================================================================
+:class:`DeadNeuronRate`    adds the dynamic dead neuron rate of the hidden units to each row
+:class:`EarlyStopping`     marks the epochs that improve the validation loss, stops a level
+                           after ``patience`` epochs without, restores the best weights
+                           before the next IMP level
+:class:`ITOPRate`          the exact in-time over-parameterisation rate, per layer and for the
+                           network, updated at every structural change, added to each row
 :class:`ConnectivityWatch` warns when a structural change empties a layer or cuts outputs
-                        off the inputs
-:class:`SnapshotWriter` a snapshot per due epoch (every N, the first, the last, improved)
-:class:`MetricsWriter`  ``metrics.jsonl``
-:class:`Checkpointer`   the resume checkpoint: ``trainer.state_dict()``, nothing else
-:class:`ProgressBar`    a tqdm bar on stderr
-:class:`Manifest`       ``run.json`` at the start and at the end
-:class:`DensityReport`  (``topo train``) the density the network starts with, printed
-==================== =================================================================
+                           off the inputs
+:class:`SnapshotWriter`    a snapshot per due epoch (every N, the first, the last, improved)
+:class:`MetricsWriter`     ``metrics.jsonl``
+:class:`Checkpointer`      the resume checkpoint: ``trainer.state_dict()``, nothing else
+:class:`ProgressBar`       a tqdm bar on stderr
+:class:`Manifest`          ``run.json`` at the start and at the end
+:class:`DensityReport`     (``topo train``) the density the network starts with, printed
+========================== ================================================================
 
 Order matters where one callback reads what an earlier one decided: the writers read
 :attr:`EpochEnd.improved` and ``trainer.stop`` set by :class:`EarlyStopping`, and the

@@ -297,7 +297,7 @@ class SparseCNN(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.activation_name = activation
         # the activation class by its registered name, in torch.nn (as SparseMLP's)
-        self.act = getattr(nn, ACTIVATIONS[ACTIVATIONS.check(activation)].target)()
+        self.act = ACTIVATIONS.load(activation, nn)()
         self.channels_last = channels_last
         self.main_effects: nn.Module | None = None
         self.names = [s.name for s in arch.specs]
@@ -382,9 +382,11 @@ class SparseCNN(nn.Module):
                 geometry.append(LayerGeometry.flatten(spec.kernel))
             else:
                 geometry.append(LayerGeometry.linear())
-        wiring = {} if self.arch.chain else {"reads": self.reads, "writes": self.writes}
+        chain = self.arch.chain
         return LayeredGraph(mats, masks=masks, biases=biases, names=self.names,
-                            input_shape=self.input_shape, geometry=geometry, **wiring)
+                            input_shape=self.input_shape, geometry=geometry,
+                            reads=None if chain else self.reads,
+                            writes=None if chain else self.writes)
 
 
 # ------------------------------------------------------------------------ architectures
@@ -444,7 +446,7 @@ def lenet5(input_shape: tuple[int, int, int], n_classes: int,
     f1, f2 = _scaled(120, width), _scaled(84, width)
     spatial = _pooled("lenet5", (h, w), input_shape)   # conv1 keeps the size (padding 2)
     pad2 = 0 if min(spatial) >= 5 else 2
-    spatial = tuple(_conv_out(s, 5, 1, pad2) for s in spatial)
+    spatial = (_conv_out(spatial[0], 5, 1, pad2), _conv_out(spatial[1], 5, 1, pad2))
     spatial = _pooled("lenet5", spatial, input_shape)
     specs = [LayerSpec("conv1", "conv", c, c1, (5, 5), padding=2),
              LayerSpec("conv2", "conv", c1, c2, (5, 5), padding=pad2),
@@ -483,7 +485,7 @@ def vgg_small(input_shape: tuple[int, int, int], n_classes: int,
     spatial = (h, w)
     specs, index, channels = [], 0, c
     for item in _VGG_SMALL:
-        if item == "M":
+        if isinstance(item, str):   # "M", the table's only string: a max-pool
             spatial = _pooled("vgg-small", spatial, input_shape)
             index += 1
             continue
@@ -509,7 +511,7 @@ def resnet20(input_shape: tuple[int, int, int], n_classes: int,
     for stage, planes in enumerate((base, 2 * base, 4 * base), start=1):
         for block in range(3):
             stride = 2 if stage > 1 and block == 0 else 1
-            spatial = tuple(_conv_out(s, 3, stride, 1) for s in spatial)
+            spatial = (_conv_out(spatial[0], 3, stride, 1), _conv_out(spatial[1], 3, stride, 1))
             name = f"layer{stage}.{block}"
             inner = next_set
             specs.append(LayerSpec(f"{name}.conv1", "conv", channels, planes, (3, 3), stride,

@@ -52,8 +52,12 @@ class WeightInit:
                  fans: Sequence[tuple[int, int]] | None = None) -> None:
         self.kind = kind
         self.widths = None if widths is None else list(widths)
-        self.fans = (list(fans) if fans is not None else
-                     [(self.widths[k], self.widths[k + 1]) for k in range(len(self.widths) - 1)])
+        if fans is not None:
+            self.fans = list(fans)
+        elif widths is not None:
+            self.fans = [(widths[k], widths[k + 1]) for k in range(len(widths) - 1)]
+        else:
+            raise ValueError("give widths or fans")
         self.generator = generator
         self._draw = WEIGHT_INITS.load(kind, sys.modules[__name__])
 

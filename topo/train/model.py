@@ -362,7 +362,7 @@ def dense_gradients(model: SparseMLP, x: torch.Tensor, y: torch.Tensor,
                for layer in model.layers]
     # a normalisation's running statistics are the training steps' own: this extra pass
     # must not move them (nor count as one of its batches)
-    norms = [layer.norm for layer in model.layers if layer.norm is not None]
+    norms = [layer.norm for layer in model.layers if isinstance(layer.norm, nn.Module)]
     kept = [[b.clone() for b in n.buffers()] for n in norms]
     loss = loss_fn(model(x, weights), y)
     grads = torch.autograd.grad(loss, weights)

@@ -95,6 +95,8 @@ def prunable_density(density: float, widths: Sequence[int] | None, sparse: Seque
     if not 0.0 < density <= 1.0:
         raise ConfigError(f"density must lie in (0, 1], got {density}")
     if sizes is None:
+        if widths is None:
+            raise ValueError("give widths or sizes")
         sizes = [widths[k] * widths[k + 1] for k in range(len(widths) - 1)]
     total = sum(sizes)
     dense = sum(size for size, s in zip(sizes, sparse) if not s)

@@ -34,8 +34,10 @@ __all__ = ["StepRule", "GradientStep", "SketchedGaussNewtonStep"]
 class StepRule:
     """One update from one mini-batch.
 
-    Parameters (of the call)
-    ------------------------
+    Notes
+    -----
+    A rule is called as ``rule(model, optimizer, x, y, loss_fn, penalty, generator)``:
+
     model
         The network (in training mode).
     optimizer
@@ -49,11 +51,8 @@ class StepRule:
     generator
         The run's torch generator, for a rule that draws random numbers.
 
-    Returns
-    -------
-    (torch.Tensor, torch.Tensor)
-        The network's output on ``x`` and the batch loss, both before the update (what the
-        epoch's training metrics sum).
+    and returns ``(output, loss)``, two tensors: the network's output on ``x`` and the batch
+    loss, both before the update (what the epoch's training metrics sum).
     """
 
     def __call__(self, model: SparseMLP, optimizer: Optimizer, x: torch.Tensor,

@@ -7,24 +7,24 @@ uses the ranges of Hooker (2004): ``x1, x2, x3, x6, x7, x9 ~ U(0, 1)`` and
 ``x4, x5, x8, x10 ~ U(0.6, 1)``.
 
 The formulas below use the paper's 1-based feature names; arrays and the returned interaction
-sets are 0-based (``x1`` is column 0).
+sets are 0-based (``x1`` is column 0)::
 
-==== =====================================================================================
-F1   pi^(x1 x2) sqrt(2 x3) - asin(x4) + log(x3 + x5) - (x9 / x10) sqrt(x7 / x8) - x2 x7
-F2   pi^(x1 x2) sqrt(2|x3|) - asin(0.5 x4) + log(|x3 + x5| + 1)
-     + (x9 / (1 + |x10|)) sqrt(|x7| / (1 + |x8|)) - x2 x7
-F3   exp|x1 - x2| + |x2 x3| - (x3^2)^|x4| + log(x4^2 + x5^2 + x7^2 + x8^2) + x9
-     + 1 / (1 + x10^2)
-F4   F3 + (x1 x4)^2
-F5   1 / (1 + x1^2 + x2^2 + x3^2) + sqrt(exp(x4 + x5)) + |x6 + x7| + x8 x9 x10
-F6   exp(|x1 x2| + 1) - exp(|x3 + x4| + 1) + cos(x5 + x6 - x8) + sqrt(x8^2 + x9^2 + x10^2)
-F7   (atan(x1) + atan(x2))^2 + max(x3 x4 + x6, 0) - (1 + (x4 x5 x6 x7 x8)^2)^-1
-     + (|x7| / (1 + |x9|))^5 + sum_i x_i
-F8   x1 x2 + 2^(x3 + x5 + x6) + 2^(x3 + x4 + x5 + x7) + sin(x7 sin(x8 + x9)) + acos(0.9 x10)
-F9   tanh(x1 x2 + x3 x4) sqrt|x5| + exp(x5 + x6) + log((x6 x7 x8)^2 + 1) + x9 x10
-     + 1 / (1 + |x10|)
-F10  sinh(x1 + x2) + acos(tanh(x3 + x5 + x7)) + cos(x4 + x5) + sec(x7 x9)
-==== =====================================================================================
+    ==== =====================================================================================
+    F1   pi^(x1 x2) sqrt(2 x3) - asin(x4) + log(x3 + x5) - (x9 / x10) sqrt(x7 / x8) - x2 x7
+    F2   pi^(x1 x2) sqrt(2|x3|) - asin(0.5 x4) + log(|x3 + x5| + 1)
+         + (x9 / (1 + |x10|)) sqrt(|x7| / (1 + |x8|)) - x2 x7
+    F3   exp|x1 - x2| + |x2 x3| - (x3^2)^|x4| + log(x4^2 + x5^2 + x7^2 + x8^2) + x9
+         + 1 / (1 + x10^2)
+    F4   F3 + (x1 x4)^2
+    F5   1 / (1 + x1^2 + x2^2 + x3^2) + sqrt(exp(x4 + x5)) + |x6 + x7| + x8 x9 x10
+    F6   exp(|x1 x2| + 1) - exp(|x3 + x4| + 1) + cos(x5 + x6 - x8) + sqrt(x8^2 + x9^2 + x10^2)
+    F7   (atan(x1) + atan(x2))^2 + max(x3 x4 + x6, 0) - (1 + (x4 x5 x6 x7 x8)^2)^-1
+         + (|x7| / (1 + |x9|))^5 + sum_i x_i
+    F8   x1 x2 + 2^(x3 + x5 + x6) + 2^(x3 + x4 + x5 + x7) + sin(x7 sin(x8 + x9)) + acos(0.9 x10)
+    F9   tanh(x1 x2 + x3 x4) sqrt|x5| + exp(x5 + x6) + log((x6 x7 x8)^2 + 1) + x9 x10
+         + 1 / (1 + |x10|)
+    F10  sinh(x1 + x2) + acos(tanh(x3 + x5 + x7)) + cos(x4 + x5) + sec(x7 x9)
+    ==== =====================================================================================
 
 Two places where the table, read literally, is not real-valued on ``U(-1, 1)``, and what this
 module does (the same choices as the public re-implementations of the benchmark):

@@ -49,6 +49,8 @@ class NodeSubnetwork(Method):
         widths = ctx.model.widths
         hidden = widths[1:-1]
         if self.keep_units is None:
+            if self.node_sparsity is None:  # pragma: no cover - refused by __init__
+                raise AssertionError("neither keep_units nor node_sparsity")
             self.keep_units = [k.tolist() for k in
                                sample_units(hidden, self.node_sparsity, ctx.rng)]
         keep = [np.asarray(k, dtype=np.int64) for k in self.keep_units]

@@ -58,9 +58,12 @@ class SSGDPruning(Pruner):
     def n_keep(self, ctx: Context) -> int:
         """Connections the final pruning keeps."""
         if self.threshold is not None:
-            kept = sum(int((s >= self.threshold).sum()) for s in self.scores(ctx))
-        else:
+            threshold = self.threshold
+            kept = sum(int((s >= threshold).sum()) for s in self.scores(ctx))
+        elif self.density is not None:   # __init__ sets exactly one of the two
             kept = int(round(self.density * self.prunable_connections(ctx)))
+        else:  # pragma: no cover - refused by __init__
+            raise AssertionError("neither density nor threshold")
         return max(1, kept)
 
     def after_step(self, ctx: Context) -> Changes:

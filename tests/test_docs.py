@@ -1,0 +1,129 @@
+"""The documentation site: every public name in the API reference, the gallery's figures, the
+changelog and the version.
+
+The site is built by ``make docs`` (``make test`` builds it first and sets
+``TOPO_REQUIRE_DOCS=1``, so these checks fail rather than skip when it is missing). The
+public names are enumerated here from the package itself, not from ``docs/conf.py``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+import pkgutil
+import re
+from html.parser import HTMLParser
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+import topo
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = ROOT / "docs" / "_build" / "html"
+
+
+def public_modules() -> list[str]:
+    names = ["topo"]
+    for info in pkgutil.walk_packages(topo.__path__, "topo."):
+        if not any(part.startswith("_") for part in info.name.split(".")):
+            names.append(info.name)
+    return sorted(n for n in names if hasattr(importlib.import_module(n), "__all__"))
+
+
+class _Page(HTMLParser):
+    """The ids, link targets and image sources of one HTML page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: set[str] = set()
+        self.hrefs: set[str] = set()
+        self.images: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if values.get("id"):
+            self.ids.add(values["id"] or "")
+        if tag == "a" and values.get("href"):
+            self.hrefs.add(values["href"] or "")
+        if tag == "img" and values.get("src"):
+            self.images.append(values["src"] or "")
+
+
+@functools.cache
+def page(relative: str) -> _Page:
+    """The parsed page (parsed once: each of the many name checks reads its module's page)."""
+    require_site()
+    path = HTML / relative
+    assert path.is_file(), f"{relative} missing from the built site"
+    parsed = _Page()
+    parsed.feed(path.read_text(encoding="utf-8"))
+    return parsed
+
+
+def require_site() -> None:
+    if not (HTML / "index.html").is_file():
+        if os.environ.get("TOPO_REQUIRE_DOCS") == "1":
+            pytest.fail("docs/_build/html is missing: `make docs` did not build the site")
+        pytest.skip("the site is not built; run `make docs`")
+
+
+PUBLIC = [(module, name) for module in public_modules()
+          for name in importlib.import_module(module).__all__]
+
+
+@pytest.mark.parametrize(("module", "name"), PUBLIC, ids=[f"{m}.{n}" for m, n in PUBLIC])
+def test_every_public_name_is_in_its_modules_reference_page(module, name):
+    """Documented on the module's page, or linked from it to where it is documented."""
+    parsed = page(f"api/{module}.html")
+    anchored = f"{module}.{name}" in parsed.ids
+    linked = any(re.search(rf"\.html#topo(\.\w+)*\.{re.escape(name)}$", h) for h in parsed.hrefs)
+    assert anchored or linked
+
+
+def test_linked_names_resolve_to_a_documented_entry():
+    """A re-export's link points at an id that exists on the target page."""
+    for module in public_modules():
+        for href in page(f"api/{module}.html").hrefs:
+            match = re.fullmatch(r"(topo[\w.]*\.html)#(topo[\w.]+)", href)
+            if match:
+                assert match.group(2) in page(f"api/{match.group(1)}").ids, href
+
+
+def test_front_page_links_the_guide_gallery_and_reference():
+    hrefs = page("index.html").hrefs
+    for target in ("getting_started.html", "guide/index.html", "auto_examples/index.html",
+                   "api/index.html", "architecture.html", "changelog.html"):
+        assert target in hrefs
+
+
+def test_gallery_pages_embed_the_figures_their_scripts_drew():
+    require_site()
+    examples = sorted(p.stem for p in (ROOT / "docs" / "examples").glob("plot_*.py"))
+    assert examples
+    for name in examples:
+        images = [src for src in page(f"auto_examples/{name}.html").images
+                  if f"sphx_glr_{name}_" in src]
+        assert images, name
+        for src in images:
+            assert (HTML / "auto_examples" / src).is_file(), src
+
+
+def test_api_page_renders_a_docstring_section():
+    require_site()
+    text = (HTML / "api" / "topo.distance.html").read_text(encoding="utf-8")
+    assert 'id="topo.distance.nnstd"' in text and "Parameters" in text and "Raises" in text
+
+
+def test_changelog_latest_release_is_the_package_version():
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    releases = re.findall(r"^## \[(\d+\.\d+\.\d+)\] - \d{4}-\d{2}-\d{2}$", changelog, re.M)
+    assert releases and releases[0] == topo.__version__ == metadata.version("topo")
+
+
+def test_changelog_is_published_in_the_site():
+    require_site()
+    text = (HTML / "changelog.html").read_text(encoding="utf-8")
+    assert f"[{topo.__version__}]" in text
