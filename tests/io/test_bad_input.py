@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 import pickle
 import struct
@@ -249,3 +250,20 @@ def test_cli_errors_are_one_line_and_write_nothing(tmp_path, capsys, kind):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(bad) in err[0]
     assert not out.exists()
+
+
+def test_a_truncated_safetensors_tensor_is_reported_with_the_bytes_the_file_holds(
+        tmp_path, example_run):
+    raw = (example_run / "snapshots" / "epoch_0003.safetensors").read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    name, entry = min(((k, v) for k, v in header.items() if k != "__metadata__"),
+                      key=lambda kv: kv[1]["data_offsets"][0])
+    start, end = entry["data_offsets"]
+    cut = 8 + n + start + 100                      # 100 bytes of the first tensor kept
+    assert end - start > 100
+    path = tmp_path / "cut.safetensors"
+    path.write_bytes(raw[:cut])
+    with pytest.raises(UnreadableFileError,
+                       match=rf"'{name}' declares .* but the file holds 100 bytes for it"):
+        topo.load(path)

@@ -107,7 +107,7 @@ def export_format(path: str | Path, format: str | None = None) -> str:
         raise ConfigError(
             f"{path}: cannot tell the export format from the suffix {suffix or '(none)'!r}; "
             f"name the file {', '.join(EXPORT_SUFFIXES)} or choose one with "
-            f"format= / --format ({', '.join(EXPORT_FORMATS)})")
+            f"--format (format= in Python: {', '.join(EXPORT_FORMATS)})")
     return EXPORT_SUFFIXES[suffix]
 
 

@@ -141,5 +141,6 @@ def _check_entry(path: Path, name: str, info: Any, data_size: int) -> None:
     if not 0 <= start <= end <= data_size or end - start != nbytes:
         raise UnreadableFileError(
             f"{path}: tensor {name!r} declares shape {shape} ({human_bytes(nbytes)}) but the "
-            f"file holds {human_bytes(max(end - start, 0))} for it (truncated or corrupt "
+            f"file holds {human_bytes(max(min(end, data_size) - max(start, 0), 0))} for it "
+            "(truncated or corrupt "
             "header); not read")
