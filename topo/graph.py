@@ -758,6 +758,22 @@ class LayeredGraph:
         """
         import pandas as pd
 
+        return pd.DataFrame(self.summary_rows(geometry))
+
+    def summary_rows(self, geometry: bool | None = None) -> list[dict[str, Any]]:
+        """The rows of :meth:`summary` as plain dicts (Python ints, floats and strings), one
+        per layer in forward order, without importing pandas (``topo info`` starts faster).
+
+        Parameters
+        ----------
+        geometry
+            As for :meth:`summary`.
+
+        Returns
+        -------
+        list of dict
+            The columns of :meth:`summary`, in its order.
+        """
         if geometry is None:
             geometry = not (self.is_linear and self.is_chain)
         rows = []
@@ -790,7 +806,7 @@ class LayeredGraph:
                 "nonfinite": int(data.size - finite.size),
             })
             rows.append(row)
-        return pd.DataFrame(rows)
+        return rows
 
     def same_structure(self, other: LayeredGraph) -> bool:
         """True when both graphs have the same geometry, wiring and exactly the same

@@ -111,10 +111,37 @@ def test_export_to_bad_format_writes_nothing(snapshot, tmp_path):
 
 def test_info_on_safetensors_does_not_import_torch(snapshot):
     code = ("import sys; from topo.cli import main; main(['info', sys.argv[1]]); "
-            "print('torch imported' if 'torch' in sys.modules else 'no torch')")
+            "print(sorted(m for m in ('torch', 'pandas') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code, str(snapshot)],
                           capture_output=True, text=True, check=True)
-    assert proc.stdout.strip().splitlines()[-1] == "no torch"
+    # neither torch nor pandas (0.3 s of start-up): info prints its table from plain rows
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_info_rows_are_the_summary_frame(snapshot, capsys):
+    """The plain rows info prints and writes are what LayeredGraph.summary (pandas) holds."""
+    from topo.io import load
+    from topo.io.tables import records, row_records
+
+    graph = load(snapshot)
+    assert row_records(graph.summary_rows()) == records(graph.summary())
+    assert main(["info", str(snapshot), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["layers"] == records(graph.summary())
+
+
+def test_format_rows_aligns_columns_by_hand():
+    from topo.io.tables import format_rows, row_records
+
+    rows = [{"name": "fc1", "n": 8, "x": 0.5}, {"name": "layer2", "n": 123, "x": float("nan")},
+            {"name": "c", "n": 1, "x": 2}]
+    assert format_rows(rows) == ("  name    n    x\n"
+                                 "   fc1    8  0.5\n"
+                                 "layer2  123  NaN\n"
+                                 "     c    1    2")
+    # an int beside floats in a column is a float, as a DataFrame holds it
+    assert row_records(rows)[2] == {"name": "c", "n": 1, "x": 2.0}
+    assert isinstance(row_records(rows)[2]["x"], float)
+    assert row_records(rows)[1]["x"] is None
 
 
 def test_help_lists_commands():

@@ -57,15 +57,16 @@ def _add_key_option(p: argparse.ArgumentParser) -> None:
 
 def run_info(args: argparse.Namespace) -> int:
     from topo.cli._options import snapshot_choice, snapshot_lines
-    from topo.cli._output import count, format_table, print_json, records
+    from topo.cli._output import count, print_json
     from topo.io import load
+    from topo.io.tables import format_rows, row_records
 
     graph = load(args.path, key=args.key, **snapshot_choice(args))
-    table = graph.summary()
+    table = graph.summary_rows()   # plain rows: info never imports pandas
     plain = graph.is_linear and graph.is_chain
     totals = {
         "units": graph.n_units,
-        "connections": int(table["connections"].sum()),
+        "connections": int(sum(row["connections"] for row in table)),
         "possible": int(sum(graph.possible)),
     }
     totals["density"] = totals["connections"] / totals["possible"] if totals["possible"] else 0.0
@@ -79,7 +80,7 @@ def run_info(args: argparse.Namespace) -> int:
             "format": graph.metadata.get("format"),
             "widths": graph.widths,
             "input_shape": list(graph.input_shape) if graph.input_shape else None,
-            "layers": records(table),
+            "layers": row_records(table),
             "totals": totals,
             "nonfinite_layers": bad,
             "skipped": skipped,
@@ -112,7 +113,7 @@ def run_info(args: argparse.Namespace) -> int:
         for note in reading.get("notes") or []:
             print(f"note: {note}")
     print()
-    print(format_table(table))
+    print(format_rows(table))
     print()
     print(f"total: {count(totals['connections'], 'connection')} of {totals['possible']} "
           f"possible (density {totals['density']:.4g}), {count(totals['units'], 'unit')}"

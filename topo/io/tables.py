@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas
 
 __all__ = ["to_jsonable", "json_text", "write_json", "records", "format_table", "csv_text",
-           "write_csv"]
+           "write_csv", "row_records", "format_rows"]
 
 
 def to_jsonable(value: Any) -> Any:
@@ -61,6 +61,47 @@ def write_json(value: Any, path: str | Path) -> Path:
 def records(df: pandas.DataFrame) -> list[dict[str, Any]]:
     """A DataFrame as a list of JSON-ready row objects."""
     return to_jsonable(df.to_dict(orient="records"))
+
+
+def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """The rows' columns (keys of the first row, in order), numpy scalars as Python values and
+    the ints of a column that also holds floats as floats (as a DataFrame would hold them)."""
+    import numpy as np
+
+    columns: dict[str, list[Any]] = {}
+    for key in (rows[0] if rows else {}):
+        values = [r[key].item() if isinstance(r[key], np.generic) else r[key] for r in rows]
+        numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if any(isinstance(v, float) for v in numbers) and len(numbers) == len(values):
+            values = [float(v) for v in values]
+        columns[key] = values
+    return columns
+
+
+def row_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of plain dicts as JSON-ready row objects, the values :func:`records` gives for
+    the DataFrame of the same rows (ints beside floats in a column become floats; NaN
+    becomes ``None``)."""
+    columns = _columns(rows)
+    return [to_jsonable({k: v[i] for k, v in columns.items()}) for i in range(len(rows))]
+
+
+def format_rows(rows: list[dict[str, Any]], digits: int = 4) -> str:
+    """Rows of plain dicts as an aligned text table without pandas: a header line, then one
+    line per row; every column right-aligned to its widest cell, two spaces between columns,
+    floats to ``digits`` significant digits (``NaN`` for not-a-number)."""
+    import math as _math
+
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return "NaN" if _math.isnan(v) else f"{v:.{digits}g}"
+        return str(v)
+
+    columns = _columns(rows)
+    cells = [[str(k)] + [cell(v) for v in values] for k, values in columns.items()]
+    widths = [max(len(c) for c in col) for col in cells]
+    return "\n".join("  ".join(col[i].rjust(w) for col, w in zip(cells, widths))
+                     for i in range(len(rows) + 1))
 
 
 def format_table(df: pandas.DataFrame, digits: int = 4) -> str:
