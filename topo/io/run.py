@@ -91,24 +91,28 @@ def read_metrics(run: str | Path) -> pandas.DataFrame:
     """
     import pandas as pd
 
-    path = Path(run) / METRICS_NAME
+    return pd.DataFrame([flat_metrics(row) for row in _json_lines(Path(run) / METRICS_NAME)])
+
+
+def _json_lines(path: Path) -> list[dict[str, Any]]:
+    """The rows of a JSON-lines file of a run (none when it does not exist); an incomplete
+    last line is left out with a warning (a writer killed mid-line leaves at most its last
+    line incomplete), an invalid line elsewhere is refused."""
     if not path.is_file():
-        return pd.DataFrame()
+        return []
     rows = []
     lines = path.read_text(encoding="utf-8").splitlines()
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            rows.append(json.loads(line))
         except json.JSONDecodeError:
             if n == len(lines):
-                # a writer killed mid-line leaves at most its last line incomplete
-                warnings.warn(f"{path}: ignoring incomplete last line {n}", stacklevel=2)
+                warnings.warn(f"{path}: ignoring incomplete last line {n}", stacklevel=3)
                 break
             raise UnreadableFileError(f"{path}: line {n} is not valid JSON") from None
-        rows.append(flat_metrics(row))
-    return pd.DataFrame(rows)
+    return rows
 
 
 def flat_metrics(row: dict[str, Any]) -> dict[str, Any]:
@@ -276,21 +280,8 @@ def read_updates(run: str | Path) -> pandas.DataFrame:
     """
     import pandas as pd
 
-    path = Path(run) / UPDATES_NAME
-    if not path.is_file():
-        return pd.DataFrame()
     rows = []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            if n == len(lines):
-                warnings.warn(f"{path}: ignoring incomplete last line {n}", stacklevel=2)
-                break
-            raise UnreadableFileError(f"{path}: line {n} is not valid JSON") from None
+    for row in _json_lines(Path(run) / UPDATES_NAME):
         flat = {}
         for key, value in row.items():
             if isinstance(value, list):
