@@ -359,22 +359,14 @@ class SparseCNN(nn.Module):
         kept); conv biases absent from the model are absent from the graph; the input shape
         is the model's ``(C, H, W)`` (``input_shape`` is ignored: the data set's shape is
         the flattened picture's). BatchNorm is not a layer of the graph."""
-        import scipy.sparse as sp
-
         from topo.graph import LayeredGraph, LayerGeometry
 
         mats, masks, biases, geometry = [], [], [], []
         for spec, layer in zip(self.arch.specs, self.layers):
-            flat = layer.flat.numpy()
-            rows, cols = np.divmod(flat, layer.n_in)
-            indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=layer.n_out))])
-            shape = (layer.n_out, layer.n_in)
-            values = layer.values.data.numpy().astype(np.float64)
-            mats.append(sp.csr_matrix((values, cols, indptr), shape=shape))
-            masks.append(sp.csr_matrix((np.ones(flat.size, dtype=np.int8), cols, indptr),
-                                       shape=shape))
-            biases.append(None if layer.bias is None
-                          else layer.bias.data.numpy().astype(np.float64))
+            weights, mask, bias = layer.to_csr()
+            mats.append(weights)
+            masks.append(mask)
+            biases.append(bias)
             if spec.kind == "conv":
                 geometry.append(LayerGeometry.conv(spec.kernel, stride=(spec.stride,) * 2,
                                                    padding=(spec.padding,) * 2))

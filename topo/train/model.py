@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -119,6 +119,22 @@ class SparseLinear(nn.Module):
     def density(self) -> float:
         """Connections / possible connections."""
         return self.n_connections / self.size
+
+    def to_csr(self) -> tuple[Any, Any, np.ndarray | None]:
+        """The layer as a snapshot holds it: its weights and its connection mask as
+        (n_out, n_in) CSR matrices over the same connections (a weight of 0 stays a
+        connection), and its bias as float64 (None without one)."""
+        import scipy.sparse as sp
+
+        flat = self.flat.numpy()
+        rows, cols = np.divmod(flat, self.n_in)
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=self.n_out))])
+        shape = (self.n_out, self.n_in)
+        weights = sp.csr_matrix((self.values.data.numpy().astype(np.float64), cols, indptr),
+                                shape=shape)
+        mask = sp.csr_matrix((np.ones(flat.size, dtype=np.int8), cols, indptr), shape=shape)
+        bias = None if self.bias is None else self.bias.data.numpy().astype(np.float64)
+        return weights, mask, bias
 
     def set_structure(self, flat: np.ndarray | torch.Tensor, values: torch.Tensor) -> None:
         """Replace the connection set (sorted flat indices) and their weights in place.
@@ -309,21 +325,10 @@ class SparseMLP(nn.Module):
         """The network as a :class:`~topo.graph.LayeredGraph`; its structure comes from the
         connection set, so a connection of weight 0 is kept. Layers are named
         ``layers.0``, ``layers.1``, ..."""
-        import scipy.sparse as sp
-
         from topo.graph import LayeredGraph
 
-        layers, masks, biases = [], [], []
-        for layer in self.layers:
-            flat = layer.flat.numpy()
-            rows, cols = np.divmod(flat, layer.n_in)
-            indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=layer.n_out))])
-            shape = (layer.n_out, layer.n_in)
-            values = layer.values.data.numpy().astype(np.float64)
-            layers.append(sp.csr_matrix((values, cols, indptr), shape=shape))
-            masks.append(sp.csr_matrix((np.ones(flat.size, dtype=np.int8), cols, indptr),
-                                       shape=shape))
-            biases.append(layer.bias.data.numpy().astype(np.float64))
+        layers, masks, biases = (list(parts) for parts in
+                                 zip(*(layer.to_csr() for layer in self.layers)))
         return LayeredGraph(layers, masks=masks, biases=biases,
                             names=[f"layers.{k}" for k in range(len(layers))],
                             input_shape=input_shape)
