@@ -45,6 +45,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # The few end-to-end tests (marked slow) start first: with two workers, the long ones
     # then run beside the many short ones instead of being left for last.
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    # With -n (--dist loadgroup), tests go to the workers one by one; the tests that share a
+    # module- or class-scoped fixture form one group that runs on one worker, so that the
+    # fixture (a Jupyter kernel, a Dask cluster, a trained search) is set up once.
+    for item in items:
+        groups = _fixture_groups(item)
+        if groups:
+            item.add_marker(pytest.mark.xdist_group("+".join(groups)))
 
 
 @pytest.fixture(scope="session")
@@ -105,6 +112,13 @@ def demo_output(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return folder / "demo", (folder / "printed.txt").read_text()
 
 
+@pytest.fixture(scope="session")
+def built_once(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """``built_once(name, build)``: the folder ``name`` filled by ``build(folder)`` once per
+    test session and shared by every xdist worker (read-only: copy it to change it)."""
+    return lambda name, build: _once(tmp_path_factory, name, build)
+
+
 @pytest.fixture
 def write_run() -> Callable[..., Path]:
     """``write_run(root, masks_per_snapshot, epochs=None, metrics=None, seed=0)``: a run
@@ -132,6 +146,23 @@ def _write_run(root: Path, masks_per_snapshot: list[list[np.ndarray]], epochs: A
     if metrics is not None:
         (root / METRICS_NAME).write_text("".join(json.dumps(m) + "\n" for m in metrics))
     return root
+
+
+def _fixture_groups(item: pytest.Item) -> list[str]:
+    """The module- and class-scoped fixtures (and their parameters) that ``item`` uses."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return []
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    groups = []
+    for name in item.fixturenames:  # type: ignore[attr-defined]
+        definitions = info.name2fixturedefs.get(name)
+        if definitions and definitions[-1].scope in ("module", "class", "package"):
+            group = f"{item.path.name}:{name}"
+            if name in params:
+                group += f"[{params[name]}]"
+            groups.append(group)
+    return sorted(groups)
 
 
 def _once(factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
