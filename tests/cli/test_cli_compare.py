@@ -241,6 +241,7 @@ def test_distances_over_runs_and_mixed_files(tmp_path, capsys):
     assert matrix[0, 1] == pytest.approx(topo.nnstd(g0, g1).distance)
 
 
+@pytest.mark.xdist_group("process-pool")   # joblib's worker processes start once
 def test_distances_table_plot_and_jobs(tmp_path, capsys):
     folder = tmp_path / "snaps"
     folder.mkdir()
@@ -314,6 +315,7 @@ def test_compare_different_hidden_widths_and_single_layer(tmp_path, capsys):
         pytest.approx(independent_layer_nnstd(wa, wb))]
 
 
+@pytest.mark.xdist_group("process-pool")   # joblib's worker processes start once
 def test_distances_incompatible_networks_in_workers_is_one_line_error(tmp_path, capsys):
     a = write_topo(weights(0), tmp_path / "a.safetensors")
     b = write_topo(weights(1), tmp_path / "b.safetensors")
