@@ -10,7 +10,12 @@ change these shared outputs (copy what you need to change into ``tmp_path``).
   skip when it is absent;
 - ``trained_run``: a SET run on digits (64-100-100-10, 3 epochs, seed 0) made by topo's trainer;
 - ``demo_output``: ``topo demo --epochs 3`` into a folder that held an earlier demo's run, and
-  what it printed.
+  what it printed;
+- ``built_once``: the same sharing for other expensive folders (``built_once(name, build)``).
+
+With -n the suite runs with ``--dist loadgroup``: tests go to the workers one at a time,
+except that the tests sharing a module- or class-scoped fixture (or an explicit
+``xdist_group`` mark) form one group run on one worker (:func:`pytest_collection_modifyitems`).
 """
 
 from __future__ import annotations
