@@ -46,17 +46,21 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("MPLBACKEND", "Agg")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # The few end-to-end tests (marked slow) start first: with two workers, the long ones
     # then run beside the many short ones instead of being left for last.
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
-    # With -n (--dist loadgroup), tests go to the workers one by one; the tests that share a
-    # module- or class-scoped fixture form one group that runs on one worker, so that the
-    # fixture (a Jupyter kernel, a Dask cluster, a trained search) is set up once.
-    for item in items:
-        groups = _fixture_groups(item)
-        if groups:
-            item.add_marker(pytest.mark.xdist_group("+".join(groups)))
+    # With -n (--dist loadgroup), tests go to the workers one by one; the tests of one group
+    # run on one worker: those sharing a module- or class-scoped fixture (a Jupyter kernel, a
+    # Dask cluster, a trained search), so that it is set up once, and those marked
+    # xdist_group (a library whose import takes seconds, joblib's worker processes).
+    if getattr(config.option, "loadgroup", False):   # set in the workers by pytest-xdist
+        for item in items:
+            groups = sorted({*_fixture_groups(item), *(
+                str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                for mark in item.iter_markers("xdist_group"))})
+            if groups:
+                _name_group(item, "+".join(groups))
 
 
 @pytest.fixture(scope="session")
@@ -160,7 +164,7 @@ def _fixture_groups(item: pytest.Item) -> list[str]:
         return []
     params = getattr(getattr(item, "callspec", None), "params", {})
     groups = []
-    for name in item.fixturenames:  # type: ignore[attr-defined]
+    for name in getattr(item, "fixturenames", ()):
         definitions = info.name2fixturedefs.get(name)
         if definitions and definitions[-1].scope in ("module", "class", "package"):
             group = f"{item.path.name}:{name}"
@@ -168,6 +172,21 @@ def _fixture_groups(item: pytest.Item) -> list[str]:
                 group += f"[{params[name]}]"
             groups.append(group)
     return sorted(groups)
+
+
+def _name_group(item: pytest.Item, group: str) -> None:
+    """Append ``@group`` to the test's node id, which is how pytest-xdist's loadgroup
+    scheduler sees groups. pytest-xdist 3.8 writes ``item._nodeid``, which pytest 9.2 no
+    longer reads (the id is ``item._id``), so its own xdist_group marks are lost: done here."""
+    nodeid = item.nodeid if "@" not in item.nodeid.rpartition("]")[2] else \
+        item.nodeid.rpartition("@")[0]
+    nodeid = f"{nodeid}@{group}"
+    if hasattr(item, "_id"):
+        from _pytest.nodeid import NodeId
+
+        item._id = NodeId.parse(nodeid)
+    else:
+        item._nodeid = nodeid
 
 
 def _once(factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:

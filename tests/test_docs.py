@@ -101,7 +101,7 @@ def require_site() -> None:
 PUBLIC = [(module, name) for module, names in public_all().items() for name in names]
 
 
-@pytest.mark.xdist_group("lightning")   # imports Lightning: on the worker of its own tests
+@pytest.mark.xdist_group("torch-dynamo")   # imports Lightning (and torch._dynamo)
 def test_public_names_are_the_modules_own():
     """The names read from the source are each module's ``__all__`` once imported, and the
     modules read are all the public ones that have an ``__all__``."""

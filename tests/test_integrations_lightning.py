@@ -16,7 +16,7 @@ from topo.io.run import read_manifest, read_metrics
 
 # Lightning (and torch) are imported by the tests that use them, not at collection; the tests
 # of this file run on one xdist worker, so only that worker imports Lightning.
-pytestmark = pytest.mark.xdist_group("lightning")
+pytestmark = pytest.mark.xdist_group("torch-dynamo")
 
 
 @pytest.fixture
