@@ -8,8 +8,11 @@ import sys
 
 import pytest
 
+# Each test is a whole training run from the command line in a fresh interpreter (end to end):
+# `make test-slow` runs them.
+pytestmark = pytest.mark.slow
 
-@pytest.mark.slow   # a whole training run from the command line in a fresh interpreter
+
 def test_training_on_digits_imports_neither_the_compiler_nor_scikit_learn(tmp_path):
     """``torch.optim``'s optimisers import ``torch._dynamo`` (seconds) and scikit-learn's
     split imports scipy.stats and pandas (seconds more): a whole run on digits, from the
