@@ -10,11 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import topo
 from topo.distance import nnstd
 from topo.errors import ConfigError, EmptyInputError
 from topo.graph import LayeredGraph
+from topo.overlap import pooled_jaccard
 from topo.pairwise import distance_matrix, pair_blocks, pairwise, run_tasks
 
 
@@ -235,16 +238,37 @@ def test_distance_matrix_reads_and_prepares_each_network_once_per_task_and_skips
         return graphs[i]
 
     calls = []
-    real = pw.nnstd_and_jaccard
+    real = pw.nnstd
 
     def counting(a, b, **kw):
         calls.append(1)
         return real(a, b, **kw)
 
-    with mock.patch.object(pw, "nnstd_and_jaccard", counting):
+    with mock.patch.object(pw, "nnstd", counting):
         dist, over = distance_matrix([0, 1, 2], loader=loader)
     assert sorted(reads) == [0, 1, 2]  # one task in process: each file read once
     assert len(calls) == 2  # (0, 1) and (1, 2); (0, 2) share the structure
     assert dist.iloc[0, 2] == 0.0 and over.iloc[0, 2] == 1.0
     assert dist.iloc[0, 1] == pytest.approx(topo.nnstd(graphs[0], graphs[1]).distance)
     assert dist.iloc[1, 2] == dist.iloc[0, 1]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(1, 9), st.integers(1, 9), st.integers(1, 9),
+       st.floats(0.0, 1.0))
+def test_prepared_pooled_jaccard_is_the_overlap_modules_on_any_shapes(seed, n_in, h_a, h_b,
+                                                                       density):
+    # the matrix's per-network keys give topo.pooled_jaccard's value exactly, hidden widths
+    # differing included (only the common grid can hold a shared position)
+    from topo import pairwise as pw
+
+    rng = np.random.default_rng(seed)
+
+    def net(hidden):
+        return LayeredGraph([(rng.random((hidden, n_in)) < density).astype(float),
+                             (rng.random((3, hidden)) < density).astype(float)])
+
+    a, b = net(h_a), net(h_b)
+    got = pw._pooled_jaccard_of_positions(pw._structure_only(a).positions,
+                                          pw._structure_only(b).positions)
+    assert got == pooled_jaccard(a, b)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -198,21 +198,53 @@ def nnstd_and_jaccard(a: LayeredGraph, b: LayeredGraph, *,
     return nnstd(a, b, reference=reference).distance, pooled_jaccard(a, b)
 
 
-def _structure_only(graph: LayeredGraph) -> tuple[LayeredGraph, bytes]:
+class _Prepared(NamedTuple):
+    """A network reduced once per task to what the matrix's pair function reads."""
+
+    graph: LayeredGraph  # the structure (weights dropped)
+    fingerprint: bytes  # of the structure (:func:`topo.structure.fingerprint`)
+    positions: list[np.ndarray]  # per layer, the sorted keys ``row * 2**32 + column``
+
+
+def _structure_only(graph: LayeredGraph) -> _Prepared:
     """A network reduced to what NNSTD and the Jaccard index read: its structure (weights
-    dropped) and that structure's fingerprint."""
+    dropped), that structure's fingerprint, and each layer's connection positions as sorted
+    integer keys (so that a pair's pooled Jaccard index is one merge per layer)."""
     masks = graph.masks()
-    return (LayeredGraph(masks, names=list(graph.names), metadata={"source": graph.source},
-                         **graph.architecture()),
-            fingerprint(masks))
+    positions = []
+    for m in masks:
+        rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
+        # canonical CSR (sorted, no duplicates): the keys are sorted and distinct
+        positions.append((rows << 32) | m.indices.astype(np.int64))
+    return _Prepared(LayeredGraph(masks, names=list(graph.names),
+                                  metadata={"source": graph.source}, **graph.architecture()),
+                     fingerprint(masks), positions)
 
 
-def _prepared_nnstd_and_jaccard(a: tuple[LayeredGraph, bytes], b: tuple[LayeredGraph, bytes],
-                                *, reference: bool = False) -> tuple[float, float]:
+def _pooled_jaccard_of_positions(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    """:func:`topo.overlap.pooled_jaccard` from the sorted position keys of two networks.
+
+    A key holds a position's row and column, so two layers of different shapes share
+    exactly the positions of their common grid that both hold, as there.
+    """
+    shared = total = 0
+    for ka, kb in zip(a, b, strict=True):
+        i = 0
+        if ka.size and kb.size:
+            pos = np.minimum(np.searchsorted(kb, ka), kb.size - 1)
+            i = int(np.count_nonzero(kb[pos] == ka))
+        shared += i
+        total += ka.size + kb.size - i
+    return shared / total if total else 1.0
+
+
+def _prepared_nnstd_and_jaccard(a: _Prepared, b: _Prepared, *, reference: bool = False
+                                ) -> tuple[float, float]:
     """:func:`nnstd_and_jaccard` on prepared networks; equal structures are not solved."""
-    if a[1] == b[1]:
+    if a.fingerprint == b.fingerprint:
         return 0.0, 1.0
-    return nnstd_and_jaccard(a[0], b[0], reference=reference)
+    return (nnstd(a.graph, b.graph, reference=reference).distance,
+            _pooled_jaccard_of_positions(a.positions, b.positions))
 
 
 def run_tasks(
