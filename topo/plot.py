@@ -327,8 +327,9 @@ def plot_evolution(frame: pandas.DataFrame, ax: Any = None) -> np.ndarray:
             continue
         for (layer, name), colour in zip(layers, colours):
             part = frame[frame["layer"] == layer]
-            (line,) = a.plot(part[x_column], part[column], marker="o", markersize=2.5,
-                             linewidth=1.3, color=colour, label=layer_label(layer, name))
+            (line,) = a.plot(*_level_segments(part, x_column, column), marker="o",
+                             markersize=2.5, linewidth=1.3, color=colour,
+                             label=layer_label(layer, name))
             if column == "nnstd_to_first":
                 handles.append(line)
         if column in ("density", "jaccard_to_first") or column in dict(_ITOP_COLUMNS):
@@ -338,8 +339,15 @@ def plot_evolution(frame: pandas.DataFrame, ax: Any = None) -> np.ndarray:
     if not handles:
         handles = [plt.Line2D([], [], color=c, label=layer_label(layer, name))
                    for (layer, name), c in zip(layers, colours)]
-    axes[0].figure.legend(handles=handles, loc="outside lower center",
-                          ncols=min(6, len(handles)), fontsize=8)
+    # the legends sit below the panels, where they hide no data: the layers' lines on the
+    # left, the last panel's train and test lines on the right, under that panel
+    figure = axes[0].figure
+    figure.legend(handles=handles, loc="outside lower left", ncols=min(5, len(handles)),
+                  fontsize=8)
+    metric_lines = [line for line in axes[len(_EVOLUTION_PANELS) - 1].lines
+                    if not line.get_label().startswith("_")]
+    if metric_lines:
+        figure.legend(handles=metric_lines, loc="outside lower right", ncols=1, fontsize=8)
     return np.asarray(axes[: len(_EVOLUTION_PANELS)], dtype=object)
 
 
@@ -412,7 +420,7 @@ def plot_embedding(matrix_df: pandas.DataFrame, runs: Sequence[str] | None = Non
     coords = _mds(values, random_state)
     stress = embedding_stress(values, coords)
     if ax is None:
-        _, ax = plt.subplots(figsize=(6.4, 5.6))
+        _, ax = plt.subplots(figsize=(7.6, 5.6), layout="constrained")
     names = list(dict.fromkeys(runs))
     colours = plt.get_cmap("tab10")(np.arange(len(names)) % 10)
     for name, colour in zip(names, colours):
@@ -435,7 +443,7 @@ def plot_embedding(matrix_df: pandas.DataFrame, runs: Sequence[str] | None = Non
     rating = _stress_rating(stress)
     ax.set_title(f"snapshots embedded by {metric} (metric MDS)\n"
                  f"Kruskal stress-1 {stress:.3f}: {rating}", fontsize=10)
-    ax.legend(fontsize=8, loc="best")
+    _legend_beside(ax, fontsize=8)
     ax.set_aspect("equal", adjustable="datalim")
     ax.embedding_ = coords
     ax.stress_ = stress
@@ -635,7 +643,7 @@ def plot_interactions(frame: pandas.DataFrame, ax: Axes | None = None, top: int 
     true = [_is_true(label, features, truth) for label, features in zip(labels, sets)]
     values = np.asarray(ordered[strength], dtype=np.float64)
     if ax is None:
-        _, ax = plt.subplots(figsize=(6.4, 0.3 * len(labels) + 1.6))
+        _, ax = plt.subplots(figsize=(6.4, 0.3 * len(labels) + 1.6), layout="constrained")
     y = np.arange(len(labels))[::-1].astype(np.float64)
     colours = np.array(["tab:orange" if t else "tab:blue" for t in true])
     ax.scatter(values, y, s=28, c=list(colours), zorder=3)
@@ -664,11 +672,11 @@ def plot_interactions(frame: pandas.DataFrame, ax: Axes | None = None, top: int 
     if any(true) or (truth is not None and len(truth)):
         from matplotlib.lines import Line2D
 
-        ax.legend(handles=[
+        _legend_beside(ax, handles=[
             Line2D([], [], marker="o", linestyle="none", color="tab:orange",
                    label="inside a true interaction"),
             Line2D([], [], marker="o", linestyle="none", color="tab:blue", label="not")],
-            fontsize=7, loc="best")
+            fontsize=7)
     return ax
 
 
@@ -697,6 +705,22 @@ def _level_ticks(frame: Any) -> tuple[np.ndarray, list[str]]:
             label += f"\n{_percent(density)}"
         labels.append(label)
     return starts, labels
+
+
+def _level_segments(part: Any, x_column: str, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """A series' x and y, with a NaN between two pruning levels so that its line breaks there.
+
+    Iterative pruning rewinds the weights at every level: the step from a level's last
+    snapshot to the next level's first is no change that happened during training, and a
+    line drawn across it would show one. Without a ``level`` column the series is whole.
+    """
+    x = part[x_column].to_numpy(dtype=np.float64)
+    y = part[column].to_numpy(dtype=np.float64)
+    if "level" not in part.columns or x.size < 2:
+        return x, y
+    levels = part["level"].to_numpy()
+    breaks = np.flatnonzero(levels[1:] != levels[:-1]) + 1
+    return np.insert(x, breaks, np.nan), np.insert(y, breaks, np.nan)
 
 
 def _percent(fraction: float) -> str:
@@ -742,7 +766,7 @@ def _metric_panel(ax: Axes, frame: Any, x_column: str) -> None:
     per_snapshot = frame.drop_duplicates("snapshot")
     for column, (style, label) in zip(pair, _METRIC_LINES):
         if column in columns:
-            ax.plot(per_snapshot[x_column], per_snapshot[column], style, color="black",
+            ax.plot(*_level_segments(per_snapshot, x_column, column), style, color="black",
                     marker="o", markersize=2.5, linewidth=1.3, label=label)
     values = np.concatenate([per_snapshot[c].to_numpy(dtype=np.float64) for c in columns])
     positive = values[np.isfinite(values) & (values > 0)]
@@ -753,7 +777,13 @@ def _metric_panel(ax: Axes, frame: Any, x_column: str) -> None:
         ax.set_ylim(0, 1.02)
     else:
         ax.set_ylim(bottom=0)
-    ax.legend(fontsize=7, loc="lower right" if not log else "upper right")
+
+
+def _legend_beside(ax: Axes, **kwargs: Any) -> Any:
+    """The Axes' legend to its right, outside the data area, so that it hides no data
+    (inside, ``loc="best"`` still covers points when every corner holds some)."""
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+                     **kwargs)
 
 
 def _integer_locator() -> Any:
@@ -1089,7 +1119,8 @@ def plot_death_histogram(diagram: np.ndarray, ax: Axes | None = None,
     component dies at the normalised ``|w|`` of the edge that merges it into another, so the
     deaths (persistence = 1 - death) are all the diagram says. Pairs that die at exactly 0
     (the component that survives, one per connected part of the layer) are counted in the
-    legend rather than drawn as a bar.
+    title rather than drawn as a bar. The figure has no legend: the title's second line
+    says how many merges the bars hold and how many pairs die at 0, hiding no bar.
 
     Parameters
     ----------
@@ -1099,7 +1130,7 @@ def plot_death_histogram(diagram: np.ndarray, ax: Axes | None = None,
     ax
         Axes to draw into; a new figure when None.
     title
-        Panel title (e.g. the layer's :func:`layer_label`).
+        Panel title (e.g. the layer's :func:`layer_label`), above the counts.
     bins
         Number of equal bins over ``(0, 1]``.
 
@@ -1116,15 +1147,13 @@ def plot_death_histogram(diagram: np.ndarray, ax: Axes | None = None,
     if ax is None:
         _, ax = plt.subplots(figsize=(3.8, 3.2))
     ax.hist(merges, bins=np.linspace(0.0, 1.0, bins + 1), color="tab:blue",
-            edgecolor="white", linewidth=0.4,
-            label=f"{_count(merges.size, 'merge')} above 0")
-    ax.plot([], [], " ", label=f"{_count(at_zero, 'pair')} dying at 0")
+            edgecolor="white", linewidth=0.4)
     ax.set_xlim(0, 1)
     ax.set_xlabel("death (normalised |w| of the merging edge)")
     ax.set_ylabel("pairs")
-    ax.legend(fontsize=7, loc="best", handlelength=1.0)  # where it hides the fewest bars
-    if title:
-        ax.set_title(title, fontsize=9)
+    counts = (f"{_count(merges.size, 'merge')} above 0, "
+              f"{_count(at_zero, 'pair')} dying at 0")
+    ax.set_title(f"{title}\n{counts}" if title else counts, fontsize=9)
     return ax
 
 
