@@ -731,3 +731,19 @@ def test_legends_hide_no_data_point():
         [[1.0, 1.0], [1.0, 0.0], [0.3, 0.0], [0.3, 0.3], [1.0, 0.5]])).figure)
     assert [_hidden_points(fig) for fig in figures] == [0] * len(figures)
 
+
+
+def test_every_value_of_the_evolution_panels_is_drawn_inside_the_axes():
+    # the dense output layer's NNSTD and churn are 0 throughout, the test accuracy reaches 1:
+    # a line on the edge of the axes is half hidden by it
+    frame = _evolution_frame()
+    frame.loc[frame["layer"] == 1, ["nnstd_to_first", "nnstd_to_previous", "churn"]] = 0.0
+    frame["test_accuracy"] = [0.0, 0.0, 0.5, 0.5, 1.0, 1.0, 1.0, 1.0]
+    for ax in plot_evolution(frame):
+        low, high = ax.get_ylim()
+        drawn = [line for line in ax.lines if line.get_linestyle() != ":"]
+        assert drawn
+        for line in drawn:
+            y = np.asarray(line.get_ydata(), dtype=np.float64)
+            y = y[np.isfinite(y)]
+            assert np.all((y > low) & (y < high)), (ax.get_title(), low, high)

@@ -335,7 +335,7 @@ def plot_evolution(frame: pandas.DataFrame, ax: Any = None) -> np.ndarray:
         if column in ("density", "jaccard_to_first") or column in dict(_ITOP_COLUMNS):
             a.set_ylim(-0.02, 1.02)
         else:
-            a.set_ylim(bottom=0)
+            _from_zero(a)
     if not handles:
         handles = [plt.Line2D([], [], color=c, label=layer_label(layer, name))
                    for (layer, name), c in zip(layers, colours)]
@@ -774,9 +774,16 @@ def _metric_panel(ax: Axes, frame: Any, x_column: str) -> None:
         ax.set_yscale("log")
         ax.set_ylabel(f"{y_label} (log scale)")
     elif not log:
-        ax.set_ylim(0, 1.02)
+        ax.set_ylim(-0.02, 1.02)
     else:
-        ax.set_ylim(bottom=0)
+        _from_zero(ax)
+
+
+def _from_zero(ax: Axes) -> None:
+    """A y axis from 0 with a margin below it, so that a series at 0 (a layer that never
+    changes) is drawn whole above the axis rather than half hidden under it."""
+    top = ax.get_ylim()[1]
+    ax.set_ylim(-0.02 * top if top > 0 else -0.02, top if top > 0 else 1.0)
 
 
 def _legend_beside(ax: Axes, **kwargs: Any) -> Any:
