@@ -460,6 +460,11 @@ def test_embedding_keeps_the_levels_of_a_pruning_run_in_one_trajectory():
     assert legend[:2] == ["imp", "set"]
     assert sorted(t.get_text() for t in ax.texts) == [
         "epoch_0000", "epoch_0001", "level_00/epoch_0000", "level_01/epoch_0001"]
+    # the imp trajectory is one line broken where level 1 rewinds; set's is whole
+    imp, set_run = ax.lines[0].get_xydata(), ax.lines[1].get_xydata()
+    np.testing.assert_allclose(imp[[0, 1, 3, 4]], ax.embedding_[:4])
+    assert np.isnan(imp[2]).all() and len(imp) == 5
+    np.testing.assert_allclose(set_run, ax.embedding_[4:])
 
 
 # ------------------------------------------------------- panels that show their information

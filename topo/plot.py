@@ -359,7 +359,9 @@ def plot_embedding(matrix_df: pandas.DataFrame, runs: Sequence[str] | None = Non
     Metric multidimensional scaling places the snapshots in the plane so that their
     Euclidean distances approximate the given topology distances; each run's snapshots are
     joined in order, its start drawn as an open circle and its end as a filled star, so runs
-    that rewire towards one another, or drift apart, can be seen.
+    that rewire towards one another, or drift apart, can be seen. The snapshots of a run in
+    pruning levels (labels ``run/level_XX/...``) are joined within each level only: a level
+    begins by rewinding the weights, which no line should show as a path.
 
     How well the plane holds the distances is stated in the figure: Kruskal's stress-1 of
     the embedding and his rating of it (below 0.025 excellent, 0.05 good, 0.1 fair; 0.2 or
@@ -426,7 +428,11 @@ def plot_embedding(matrix_df: pandas.DataFrame, runs: Sequence[str] | None = Non
     for name, colour in zip(names, colours):
         idx = np.flatnonzero(np.asarray(runs) == name)
         xy = coords[idx]
-        ax.plot(xy[:, 0], xy[:, 1], "-", color=colour, alpha=0.6, linewidth=1.2)
+        # a pruning run's trajectory breaks where a level rewinds: no training joins them
+        levels = [_level_of(labels[i]) for i in idx]
+        breaks = [k for k in range(1, len(idx)) if levels[k] != levels[k - 1]]
+        path = np.insert(xy, breaks, np.nan, axis=0)
+        ax.plot(path[:, 0], path[:, 1], "-", color=colour, alpha=0.6, linewidth=1.2)
         ax.scatter(xy[:, 0], xy[:, 1], s=14, color=colour, label=name, zorder=3)
         ax.scatter(*xy[0], s=70, facecolors="none", edgecolors=colour, linewidths=1.5,
                    zorder=4)
@@ -830,6 +836,12 @@ def _run_of(label: str) -> str:
             run, _ = _split_snapshot(label, sep)
             return run or "run"
     return "run"
+
+
+def _level_of(label: str) -> int | None:
+    """The pruning level a snapshot label names (``imp/level_02/epoch_0003`` gives 2)."""
+    m = re.search(r"(?:^|[/:])level_(\d+)[/:]", label)
+    return int(m.group(1)) if m else None
 
 
 def _short(label: str) -> str:
