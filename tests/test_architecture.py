@@ -10,7 +10,7 @@ Layers, top to bottom (README, "Architecture"):
     analyses: distance, overlap, comparison, persistence, interactions, evolution, pairwise,
               activity
     topo.graph                                the data model
-    topo.structure                            sparse-structure primitives
+    topo.structure, topo.layer_arrays         sparse-structure primitives
     topo.errors
 
 Every ``import`` of a ``topo`` module is read from the source (abstract syntax tree), also
@@ -41,6 +41,7 @@ RECORDING = ("topo.record", "topo.integrations")
 FORBIDDEN = {
     "topo.errors": ("topo",),
     "topo.structure": ("topo",),
+    "topo.layer_arrays": ("topo",),
     "topo.graph": ("topo.io", "topo.cli", "topo.train", "topo.plot", "topo.examples",
                    "topo.graph.", *ANALYSES, *RECORDING),
     **{name: ("topo.io", "topo.cli", "topo.train", "topo.plot", "topo.examples", *RECORDING)

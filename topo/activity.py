@@ -19,13 +19,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from topo.errors import ConfigError, GraphStructureError
-from topo.graph import LayeredGraph, require_graph
+from topo.errors import ConfigError, GraphStructureError, NonFiniteWeightsError
+from topo.layer_arrays import LayerArrays
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
 
-__all__ = ["DeadNeuronRate", "dead_neuron_rate", "preactivations"]
+    from topo.graph import LayeredGraph
+
+__all__ = ["DeadNeuronRate", "dead_neuron_rate", "dead_neuron_rate_of_layers",
+           "preactivations"]
 
 # above this density a layer's product runs on a dense copy (BLAS), below it on the CSR
 _DENSE_PRODUCT = 0.05
@@ -143,6 +146,8 @@ def dead_neuron_rate(graph: LayeredGraph, inputs: np.ndarray, *,
     >>> dead_neuron_rate(g, np.array([[1.0], [2.0]])).rates.tolist()
     [0.5]
     """
+    from topo.graph import require_graph
+
     graph = require_graph(graph)
     convs = [n for n, g in zip(graph.names, graph.geometry) if not g.is_linear]
     if graph.is_independent or not graph.is_chain or convs:
@@ -155,17 +160,57 @@ def dead_neuron_rate(graph: LayeredGraph, inputs: np.ndarray, *,
     if name != "relu":
         raise ConfigError(f"the dead neuron rate is defined for relu units; this network's "
                           f"hidden activation is {name!r}")
-    if graph.n_layers < 2:
+    return dead_neuron_rate_of_layers([LayerArrays.of_matrix(w) for w in graph.layers],
+                                      graph.biases, inputs, names=graph.names,
+                                      source=graph.source)
+
+
+def dead_neuron_rate_of_layers(layers: Sequence[LayerArrays],
+                               biases: Sequence[np.ndarray | None], inputs: np.ndarray, *,
+                               names: Sequence[str] | None = None,
+                               source: str = "<in-memory graph>") -> DeadNeuronRate:
+    """:func:`dead_neuron_rate` of a chain of fully-connected ReLU layers given as arrays.
+
+    The same computation on the arrays a snapshot stores, without a LayeredGraph (so
+    without SciPy unless a layer is sparse enough for a sparse product): training records
+    the rate of every epoch with it.
+
+    Parameters
+    ----------
+    layers
+        Each layer's connections (:class:`~topo.layer_arrays.LayerArrays`), input side first.
+    biases
+        Each layer's bias of shape ``(n_out,)``, or None (0).
+    inputs
+        ``(N, n_in[0])`` (or ``(N, *input_shape)``), ``N >= 1``.
+    names
+        Layer names (default ``layer0``, ``layer1``, ...); ``source`` names the network in
+        messages.
+
+    Returns
+    -------
+    DeadNeuronRate
+
+    Raises
+    ------
+    GraphStructureError
+        A single layer (no hidden units).
+    NonFiniteWeightsError
+        Non-finite weights or biases.
+    ConfigError
+        Inputs of the wrong shape, empty or not finite.
+    """
+    names = list(names) if names is not None else [f"layer{k}" for k in range(len(layers))]
+    if len(layers) < 2:
         raise GraphStructureError("the dead neuron rate needs hidden units: the network has "
                                   "a single layer")
-    pre = preactivations(graph, inputs)[:-1]
+    pre = _forward(layers, biases, inputs, names, source)[:-1]
     n = pre[0].shape[0]
     dead = [(z <= 0.0).sum(axis=0) for z in pre]
-    connected = [(graph.layers[k].getnnz(axis=1) > 0) | (graph.layers[k + 1].getnnz(axis=0) > 0)
-                 for k in range(len(pre))]
+    connected = [layers[k].has_inputs() | layers[k + 1].has_outputs() for k in range(len(pre))]
     rates, network = _pooled(dead, [np.ones(d.size, dtype=bool) for d in dead], n)
     connected_rates, connected_network = _pooled(dead, connected, n)
-    return DeadNeuronRate(layers=list(graph.names[:-1]), rates=rates, network=network,
+    return DeadNeuronRate(layers=names[:-1], rates=rates, network=network,
                           connected_rates=connected_rates, connected_network=connected_network,
                           unit_rates=[d / n for d in dead], connected=connected, n_inputs=n)
 
@@ -198,19 +243,32 @@ def preactivations(graph: LayeredGraph, inputs: np.ndarray) -> list[np.ndarray]:
     -----
     O(N Σ nnz) on sparse layers, dense products on layers denser than 5 %.
     """
+    from topo.graph import require_graph
+
     graph = require_graph(graph)
-    graph.require_finite("the forward pass")
-    h = _as_inputs(inputs, graph.n_in[0])
+    return _forward([LayerArrays.of_matrix(w) for w in graph.layers], graph.biases, inputs,
+                    graph.names, graph.source)
+
+
+def _forward(layers: Sequence[LayerArrays], biases: Sequence[np.ndarray | None],
+             inputs: np.ndarray, names: Sequence[str], source: str) -> list[np.ndarray]:
+    bad = [name for name, w, b in zip(names, layers, biases)
+           if not np.isfinite(w.data).all() or (b is not None and not np.isfinite(b).all())]
+    if bad:
+        raise NonFiniteWeightsError(
+            f"{source}: the forward pass needs finite weights, but layer(s) "
+            f"{', '.join(repr(b) for b in bad)} hold NaN or infinity")
+    h = _as_inputs(inputs, layers[0].shape[1])
     out: list[np.ndarray] = []
-    for k, (w, b) in enumerate(zip(graph.layers, _biases(graph))):
+    for k, (w, b) in enumerate(zip(layers, biases)):
         if k:
             h = np.maximum(out[-1], 0.0)
-        w = w.astype(np.float64)
+        w = w._replace(data=w.data.astype(np.float64))
         if w.nnz > _DENSE_PRODUCT * w.shape[0] * w.shape[1]:
             z = h @ w.toarray().T
         else:
-            z = np.asarray((w @ h.T).T)
-        out.append(z + b)
+            z = np.asarray((w.to_csr() @ h.T).T)
+        out.append(z + (0.0 if b is None else b))
     return out
 
 
@@ -237,6 +295,3 @@ def _as_inputs(inputs: np.ndarray, n_in: int) -> np.ndarray:
     return x
 
 
-def _biases(graph: LayeredGraph) -> Sequence[np.ndarray]:
-    return [np.zeros(w.shape[0]) if b is None else b
-            for w, b in zip(graph.layers, graph.biases)]

@@ -36,16 +36,18 @@ import struct
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from topo.errors import UnreadableFileError
-from topo.graph import LayeredGraph
-from topo.io.export import export_graph
 from topo.io.limits import ZIP_ERRORS
-from topo.io.nnstd_folder import is_nnstd_folder, read_nnstd_folder
 from topo.io.run import is_run_dir, snapshot_paths
-from topo.io.sequence import GraphSequence, choose_snapshot, read_sequence
-from topo.io.snapshot import is_topo_snapshot_header, read_snapshot, save_snapshot
+from topo.io.snapshot import is_topo_snapshot_header, save_snapshot
+
+if TYPE_CHECKING:
+    from topo.graph import LayeredGraph
+    from topo.io.export import export_graph
+    from topo.io.fx import from_module
+    from topo.io.sequence import GraphSequence, read_sequence
 
 __all__ = ["load", "save_snapshot", "detect_format", "snapshot_paths", "FORMATS",
            "read_sequence", "GraphSequence", "export_graph", "from_module"]
@@ -61,12 +63,20 @@ _NPY_MAGIC = b"\x93NUMPY"
 
 
 def __getattr__(name: str) -> Any:
-    # from_module needs torch.fx; it is imported when asked for, so that reading other
-    # formats never imports torch
+    # imported when first asked for: from_module needs torch.fx, the others the graph model
+    # (SciPy), which writing a training run's files does not need
     if name == "from_module":
         from topo.io.fx import from_module
 
         return from_module
+    if name == "export_graph":
+        from topo.io.export import export_graph
+
+        return export_graph
+    if name in ("read_sequence", "GraphSequence"):
+        from topo.io import sequence
+
+        return getattr(sequence, name)
     raise AttributeError(f"module 'topo.io' has no attribute {name!r}")
 
 
@@ -115,6 +125,8 @@ def load(path: str | Path, *, key: str | None = None, epoch: int | None = None,
         determine, or whose module names fit a family the shapes disagree with (the
         candidates are named).
     """
+    from topo.io.sequence import choose_snapshot
+
     path = Path(path)
     choice = choose_snapshot(path, epoch=epoch, level=level, best=best)
     if choice is not None:
@@ -145,6 +157,8 @@ def _load(path: Path, key: str | None, dense_only: bool = False) -> LayeredGraph
             f"{path}: key={key!r} chooses an entry of a PyTorch or pickle checkpoint; this "
             f"{fmt} file has no entries to choose from")
     if fmt == "nnstd-npz":
+        from topo.io.nnstd_folder import read_nnstd_folder
+
         return read_nnstd_folder(path)
     if fmt in ("topo.snapshot", "safetensors"):
         from topo.io.safetensors_file import (
@@ -157,6 +171,8 @@ def _load(path: Path, key: str | None, dense_only: bool = False) -> LayeredGraph
         header = read_header(path)
         tensors = read_tensors(path, header)
         if is_snapshot(header):
+            from topo.io.snapshot import read_snapshot
+
             return read_snapshot(path, header["__metadata__"], tensors)
         return build_graph(extract_safetensors(path, header, tensors))
     if fmt == "pytorch":
@@ -199,6 +215,7 @@ def detect_format(path: str | Path) -> str:
     if not path.exists():
         raise UnreadableFileError(f"{path}: no such file or folder")
     if path.is_dir():
+        from topo.io.nnstd_folder import is_nnstd_folder
         from topo.io.numpy_files import is_npy_folder
 
         if is_run_dir(path):

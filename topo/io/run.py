@@ -325,10 +325,12 @@ class RunWriter:
         self.path = Path(path)
 
     def save_snapshot(self, graph: Any, name: str) -> Path:
-        """Write ``graph`` as the snapshot ``name`` (relative to the run,
-        :func:`snapshot_name`)."""
-        from topo.io.snapshot import save_snapshot
+        """Write ``graph`` (a LayeredGraph, or a :class:`topo.io.snapshot.SnapshotContent`)
+        as the snapshot ``name`` (relative to the run, :func:`snapshot_name`)."""
+        from topo.io.snapshot import SnapshotContent, save_snapshot, write_snapshot
 
+        if isinstance(graph, SnapshotContent):
+            return write_snapshot(graph, self.path / name)
         return save_snapshot(graph, self.path / name)
 
     def write_metrics(self, rows: list[str]) -> None:

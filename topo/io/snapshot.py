@@ -33,24 +33,68 @@ from __future__ import annotations
 
 import json
 import struct
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from topo.errors import ConfigError, GraphStructureError, UnreadableFileError
-from topo.graph import LayeredGraph, LayerGeometry
 from topo.io.atomic import atomic_write_bytes
+from topo.layer_arrays import LayerArrays
 
-__all__ = ["SNAPSHOT_FORMAT", "SNAPSHOT_VERSION", "SNAPSHOT_VERSIONS", "save_snapshot",
-           "read_snapshot",
-           "is_topo_snapshot_header"]
+if TYPE_CHECKING:
+    from topo.graph import LayeredGraph
+
+__all__ = ["SNAPSHOT_FORMAT", "SNAPSHOT_VERSION", "SNAPSHOT_VERSIONS", "SnapshotContent",
+           "save_snapshot", "write_snapshot", "read_snapshot", "is_topo_snapshot_header"]
 
 SNAPSHOT_FORMAT = "topo.snapshot"
 SNAPSHOT_VERSION = 2
 #: Versions :func:`read_snapshot` reads; MLPs are written as version 1.
 SNAPSHOT_VERSIONS = ("1", "2")
+
+
+@dataclass
+class SnapshotContent:
+    """What a snapshot stores, as plain arrays (no SciPy, no LayeredGraph needed).
+
+    Training writes its snapshots from this (:meth:`topo.train.model.SparseMLP.
+    snapshot_content`), so that the epoch-0 snapshot is written before SciPy is imported;
+    :func:`save_snapshot` writes a LayeredGraph through the same fields.
+
+    Attributes
+    ----------
+    layers
+        Each layer's connections (:class:`~topo.layer_arrays.LayerArrays`), forward order.
+    biases
+        Each layer's bias, float64 of shape ``(n_out,)``, or None.
+    names, input_shape, metadata
+        As :class:`~topo.graph.LayeredGraph` has them (``metadata`` values JSON-serialisable;
+        its ``source`` and ``format`` are not stored).
+    geometry, wiring
+        For a network that is not a chain of linear layers: per layer
+        :meth:`topo.graph.LayerGeometry.to_dict` and :meth:`topo.graph.Wiring.to_dict`;
+        None for a chain of linear layers (written as version 1).
+    """
+
+    layers: list[LayerArrays]
+    biases: list[np.ndarray | None]
+    names: list[str]
+    input_shape: tuple[int, ...] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    geometry: list[dict[str, Any]] | None = None
+    wiring: dict[str, Any] | None = None
+
+    @classmethod
+    def of_graph(cls, graph: LayeredGraph) -> SnapshotContent:
+        """The content of ``graph`` (arrays shared, not copied)."""
+        plain = graph.is_linear and graph.is_chain
+        return cls([LayerArrays.of_matrix(w) for w in graph.layers], list(graph.biases),
+                   list(graph.names), tuple(graph.input_shape) if graph.input_shape else None,
+                   dict(graph.metadata),
+                   None if plain else [g.to_dict() for g in graph.geometry],
+                   None if plain else graph.wiring.to_dict())
 
 
 def save_snapshot(graph: LayeredGraph, path: str | Path) -> Path:
@@ -70,36 +114,58 @@ def save_snapshot(graph: LayeredGraph, path: str | Path) -> Path:
     -------
     Path
         ``path``.
+
+    Raises
+    ------
+    ConfigError
+        Metadata that cannot be stored as JSON.
     """
+    return write_snapshot(SnapshotContent.of_graph(graph), path)
+
+
+def write_snapshot(content: SnapshotContent, path: str | Path) -> Path:
+    """Write a snapshot's content to ``path``, atomically (the bytes :func:`save_snapshot`
+    writes for the graph with that content).
+
+    Raises
+    ------
+    ConfigError
+        Metadata that cannot be stored as JSON.
+    """
+    return atomic_write_bytes(path, snapshot_bytes(content))
+
+
+def snapshot_bytes(content: SnapshotContent) -> bytes:
+    """The bytes of a snapshot file holding ``content``."""
     tensors: dict[str, np.ndarray] = {}
-    for k, w in enumerate(graph.layers):
+    for k, w in enumerate(content.layers):
         data = w.data
         as32 = data.astype(np.float32)
         lossless = np.array_equal(as32.astype(np.float64), data, equal_nan=True)
         tensors[f"layer.{k}.indptr"] = np.ascontiguousarray(w.indptr, dtype=np.int64)
         tensors[f"layer.{k}.indices"] = np.ascontiguousarray(w.indices, dtype=np.int32)
         tensors[f"layer.{k}.weight"] = np.ascontiguousarray(as32 if lossless else data)
-        b = graph.biases[k]
+        b = content.biases[k]
         if b is not None:
             b32 = b.astype(np.float32)
             exact = np.array_equal(b32.astype(np.float64), b, equal_nan=True)
             tensors[f"layer.{k}.bias"] = np.ascontiguousarray(b32 if exact else b)
-    meta = dict(graph.metadata)
+    meta = dict(content.metadata)
     meta.pop("source", None)
     meta.pop("format", None)
-    plain = graph.is_linear and graph.is_chain
+    plain = content.geometry is None and content.wiring is None
     header = {
         "format": SNAPSHOT_FORMAT,
         "version": "1" if plain else str(SNAPSHOT_VERSION),
-        "shapes": json.dumps([list(w.shape) for w in graph.layers]),
-        "names": json.dumps(graph.names),
-        "input_shape": json.dumps(list(graph.input_shape) if graph.input_shape else None),
+        "shapes": json.dumps([list(w.shape) for w in content.layers]),
+        "names": json.dumps(list(content.names)),
+        "input_shape": json.dumps(list(content.input_shape) if content.input_shape else None),
         "metadata": _dump_metadata(meta),
     }
     if not plain:
-        header["geometry"] = json.dumps([g.to_dict() for g in graph.geometry])
-        header["wiring"] = json.dumps(graph.wiring.to_dict())
-    return atomic_write_bytes(path, safetensors_bytes(tensors, header))
+        header["geometry"] = json.dumps(content.geometry)
+        header["wiring"] = json.dumps(content.wiring)
+    return safetensors_bytes(tensors, header)
 
 
 def safetensors_bytes(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> bytes:
@@ -142,6 +208,9 @@ def is_topo_snapshot_header(metadata: dict[str, str] | None) -> bool:
 def read_snapshot(path: Path, header: dict[str, str], tensors: dict[str, np.ndarray]
                   ) -> LayeredGraph:
     """Build the LayeredGraph of a topo snapshot from its header and tensors."""
+    import scipy.sparse as sp
+
+    from topo.graph import LayeredGraph
     version = header.get("version")
     if version not in SNAPSHOT_VERSIONS:
         raise UnreadableFileError(
@@ -185,6 +254,8 @@ def read_snapshot(path: Path, header: dict[str, str], tensors: dict[str, np.ndar
 
 def _read_structure(header: dict[str, str]) -> dict[str, Any]:
     """Constructor arguments of a version 2 header's geometry and wiring."""
+    from topo.graph import LayerGeometry
+
     geometry = json.loads(header["geometry"])
     wiring = json.loads(header["wiring"])
     if not isinstance(geometry, list) or not isinstance(wiring, dict):

@@ -186,9 +186,11 @@ class DeadNeuronRate(Callback):
     def on_epoch_end(self, trainer: Trainer, epoch: EpochEnd) -> None:
         if self.inputs is None:
             return
-        from topo.activity import dead_neuron_rate
+        from topo.activity import dead_neuron_rate_of_layers
 
-        rate = dead_neuron_rate(trainer.model.to_graph(), self.inputs, activation="relu")
+        content = trainer.model.snapshot_content()
+        rate = dead_neuron_rate_of_layers(content.layers, content.biases, self.inputs,
+                                          names=content.names)
         epoch.row["dnr"] = rate.rates.tolist()
         epoch.row["dnr_network"] = rate.network
         epoch.row["dnr_connected"] = rate.connected_rates.tolist()
@@ -388,9 +390,9 @@ class SnapshotWriter(Callback):
         if not (e == 0 or last or e % self.config.snapshot_every == 0 or epoch.improved):
             return
         name = snapshot_name(e, trainer.level)
-        graph = trainer.model.to_graph(self.input_shape)
-        graph.metadata.update(self._metadata(trainer, epoch.row))
-        self.run_dir.save_snapshot(graph, name)
+        content = trainer.model.snapshot_content(self.input_shape)
+        content.metadata.update(self._metadata(trainer, epoch.row))
+        self.run_dir.save_snapshot(content, name)
         self.last = name
         if epoch.improved:
             self.best[str(trainer.level or 0)] = name

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,8 @@ from topo.io.snapshot import safetensors_bytes
 
 __all__ = ["CHECKPOINT_DIR", "CHECKPOINT_NAME", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION",
            "checkpoint_path", "save_checkpoint", "load_checkpoint", "generator_state",
-           "restore_generators"]
+           "restore_generators", "optimizer_state", "load_optimizer_state", "parameter_values",
+           "load_parameter_values"]
 
 CHECKPOINT_DIR = "checkpoint"
 CHECKPOINT_NAME = "state.ckpt"
@@ -120,6 +122,40 @@ def restore_generators(state: dict[str, Any], generator: torch.Generator,
     np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     version, py_state, gauss = state["python"]
     random.setstate((version, tuple(py_state), gauss))
+
+
+def optimizer_state(optimizer: torch.optim.Optimizer) -> list[dict[str, Any]]:
+    """The optimiser's per-parameter state, one dict per parameter in the order of its
+    parameter groups (empty for a parameter without state)."""
+    return [optimizer.state.get(p, {}) for g in optimizer.param_groups for p in g["params"]]
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer,
+                         saved: Sequence[dict[str, Any]]) -> None:
+    """Give a fresh optimiser the state :func:`optimizer_state` captured (copied).
+
+    Raises
+    ------
+    ValueError
+        When ``saved`` holds a different number of parameters than the optimiser.
+    """
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    for p, state in zip(params, saved, strict=True):
+        if state:
+            optimizer.state[p] = {k: v.clone() if torch.is_tensor(v) else v
+                                  for k, v in state.items()}
+
+
+def parameter_values(params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Copies of the values of ``params``."""
+    return [p.data.clone() for p in params]
+
+
+def load_parameter_values(params: Sequence[torch.Tensor],
+                          saved: Sequence[torch.Tensor]) -> None:
+    """Copy what :func:`parameter_values` captured back into ``params``, in place."""
+    for p, value in zip(params, saved, strict=True):
+        p.data.copy_(value)
 
 
 def _flatten(value: Any, name: str, tensors: dict[str, np.ndarray]) -> Any:

@@ -70,6 +70,7 @@ from topo.train.registry import ACTIVATIONS
 
 if TYPE_CHECKING:  # pragma: no cover
     from topo.graph import LayeredGraph
+    from topo.io.snapshot import SnapshotContent
     from topo.train.initialization import WeightInit
 
 __all__ = ["SparseConv2d", "SparseCNN", "LayerSpec", "Architecture", "architecture",
@@ -351,6 +352,12 @@ class SparseCNN(nn.Module):
               weights: Sequence[torch.Tensor] | None) -> torch.Tensor:
         """Layer ``k`` applied to ``x`` (with ``weights[k]`` when given)."""
         return self.layers[k](x, None if weights is None else weights[k])
+
+    def snapshot_content(self, input_shape: Sequence[int] | None = None) -> SnapshotContent:
+        """What a snapshot of the network stores: the content of :meth:`to_graph`."""
+        from topo.io.snapshot import SnapshotContent
+
+        return SnapshotContent.of_graph(self.to_graph(input_shape))
 
     def to_graph(self, input_shape: Sequence[int] | None = None) -> LayeredGraph:
         """The network as a :class:`~topo.graph.LayeredGraph` with each layer's geometry

@@ -30,10 +30,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from topo.layer_arrays import LayerArrays
 from topo.train.registry import ACTIVATIONS
 
 if TYPE_CHECKING:  # pragma: no cover
     from topo.graph import LayeredGraph
+    from topo.io.snapshot import SnapshotContent
     from topo.train.initialization import WeightInit
 
 __all__ = ["SparseLinear", "SparseMLP", "SPARSE_MAX_DENSITY", "SPARSE_MIN_SIZE", "build_mlp",
@@ -120,20 +122,28 @@ class SparseLinear(nn.Module):
         """Connections / possible connections."""
         return self.n_connections / self.size
 
+    def arrays(self) -> tuple[LayerArrays, np.ndarray | None]:
+        """The layer as a snapshot holds it, without SciPy: its connections and weights as
+        CSR arrays (:class:`~topo.layer_arrays.LayerArrays`; a weight of 0 stays a
+        connection), and its bias as float64 (None without one)."""
+        flat = self.flat.numpy()
+        rows, cols = np.divmod(flat, self.n_in)
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=self.n_out))])
+        weights = LayerArrays(indptr, cols, self.values.data.numpy().astype(np.float64),
+                              (self.n_out, self.n_in))
+        bias = None if self.bias is None else self.bias.data.numpy().astype(np.float64)
+        return weights, bias
+
     def to_csr(self) -> tuple[Any, Any, np.ndarray | None]:
         """The layer as a snapshot holds it: its weights and its connection mask as
         (n_out, n_in) CSR matrices over the same connections (a weight of 0 stays a
         connection), and its bias as float64 (None without one)."""
         import scipy.sparse as sp
 
-        flat = self.flat.numpy()
-        rows, cols = np.divmod(flat, self.n_in)
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=self.n_out))])
-        shape = (self.n_out, self.n_in)
-        weights = sp.csr_matrix((self.values.data.numpy().astype(np.float64), cols, indptr),
-                                shape=shape)
-        mask = sp.csr_matrix((np.ones(flat.size, dtype=np.int8), cols, indptr), shape=shape)
-        bias = None if self.bias is None else self.bias.data.numpy().astype(np.float64)
+        arrays, bias = self.arrays()
+        weights = arrays.to_csr()
+        mask = sp.csr_matrix((np.ones(arrays.nnz, dtype=np.int8), arrays.indices, arrays.indptr),
+                             shape=arrays.shape)
         return weights, mask, bias
 
     def set_structure(self, flat: np.ndarray | torch.Tensor, values: torch.Tensor) -> None:
@@ -320,6 +330,15 @@ class SparseMLP(nn.Module):
         """Put back what :meth:`capture` copied (optimiser state is not touched)."""
         for layer, layer_state in zip(self.layers, state, strict=True):
             layer.restore(layer_state)
+
+    def snapshot_content(self, input_shape: Sequence[int] | None = None) -> SnapshotContent:
+        """What a snapshot of the network stores (the content of :meth:`to_graph`), built
+        without SciPy so that a run's first snapshot does not import it."""
+        from topo.io.snapshot import SnapshotContent
+
+        layers, biases = (list(parts) for parts in zip(*(layer.arrays() for layer in self.layers)))
+        return SnapshotContent(layers, biases, [f"layers.{k}" for k in range(len(layers))],
+                               tuple(int(n) for n in input_shape) if input_shape else None)
 
     def to_graph(self, input_shape: Sequence[int] | None = None) -> LayeredGraph:
         """The network as a :class:`~topo.graph.LayeredGraph`; its structure comes from the

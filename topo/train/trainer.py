@@ -24,7 +24,14 @@ import numpy as np
 import torch
 
 from topo.train.callbacks import Callback, CallbackList, EpochEnd
-from topo.train.checkpoint import generator_state, restore_generators
+from topo.train.checkpoint import (
+    generator_state,
+    load_optimizer_state,
+    load_parameter_values,
+    optimizer_state,
+    parameter_values,
+    restore_generators,
+)
 from topo.train.data import Dataset
 from topo.train.initialization import WeightInit
 from topo.train.methods import Changes, Context, LayerChange, Method
@@ -32,7 +39,8 @@ from topo.train.model import SparseMLP
 from topo.train.optim import Optimizer
 from topo.train.steps import GradientStep, StepRule
 
-__all__ = ["Trainer", "TrainingData", "evaluate", "loss_function"]
+__all__ = ["Trainer", "TrainingData", "evaluate", "evaluation_row", "structure_row",
+           "loss_function"]
 
 EVAL_BATCH = 8192
 
@@ -176,49 +184,32 @@ class Trainer:
                                        else {"train_mse": loss})}, start)
 
     def _report(self, row: dict[str, Any], start: float) -> None:
-        loss, acc = evaluate(self.model, *self.data.test, self.loss_fn)
-        row.update({"test_loss": loss, "test_accuracy": acc} if self.data.classification
-                   else {"test_mse": loss})
-        if self.data.val is not None:
-            row["val_loss"] = evaluate(self.model, *self.data.val, self.loss_fn)[0]
+        row.update(evaluation_row(self.model, self.data, self.loss_fn))
         row["wall_time"] = time.perf_counter() - start
-        layers = self.model.layers
         head = {"epoch": self.epoch, **({} if self.level is None else {"level": self.level}),
                 "step": self.step}
         self.callbacks.on_epoch_end(self, EpochEnd({
-            **head, **row, "density": [layer.density for layer in layers],
-            "connections": [layer.n_connections for layer in layers],
-            "added": [c.added for c in self.changes],
-            "removed": [c.removed for c in self.changes]}))
+            **head, **row, **structure_row(self.model.layers, self.changes)}))
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue this run exactly: counters, network (and its
         main-effect networks), optimiser state, generators, the method's and the callbacks'
         states."""
         state = {"epoch": self.epoch, "step": self.step, "level": self.level, "stop": self.stop,
-                 "model": self.model.capture(),
-                 "optimizer": [self.optimizer.state.get(p, {})
-                               for g in self.optimizer.param_groups for p in g["params"]],
+                 "model": self.model.capture(), "optimizer": optimizer_state(self.optimizer),
                  "generators": generator_state(self.generator, self.rng),
                  "method": self.method.state_dict(), "callbacks": self.callbacks.state_dict()}
         if self.model.main_effects is not None:
-            state["main_effects"] = [p.data.clone()
-                                     for p in self.model.main_effects.parameter_list()]
+            state["main_effects"] = parameter_values(self.model.main_effects.parameter_list())
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from :meth:`state_dict` (a fresh optimiser takes the saved state)."""
         self.model.restore(state["model"])
         if self.model.main_effects is not None:
-            for p, saved in zip(self.model.main_effects.parameter_list(),
-                                state["main_effects"], strict=True):
-                p.data.copy_(saved)
+            load_parameter_values(self.model.main_effects.parameter_list(), state["main_effects"])
         self.reset_optimizer()
-        params = [p for g in self.optimizer.param_groups for p in g["params"]]
-        for p, saved in zip(params, state["optimizer"], strict=True):
-            if saved:
-                self.optimizer.state[p] = {k: v.clone() if torch.is_tensor(v) else v
-                                           for k, v in saved.items()}
+        load_optimizer_state(self.optimizer, state["optimizer"])
         restore_generators(state["generators"], self.generator, self.rng)
         self.method.load_state_dict(state["method"])
         self.callbacks.load_state_dict(state["callbacks"])
@@ -243,6 +234,25 @@ def evaluate(model: SparseMLP, X: torch.Tensor, y: torch.Tensor,
                 correct += int((out.argmax(1) == target).sum())
     model.train()
     return loss_sum / len(X), correct / len(X) if classification else None
+
+
+def evaluation_row(model: SparseMLP, data: TrainingData,
+                   loss_fn: Callable[..., torch.Tensor]) -> dict[str, float | None]:
+    """An epoch row's evaluation: ``test_loss`` and ``test_accuracy`` (classification) or
+    ``test_mse``, and ``val_loss`` when there is a validation split."""
+    loss, acc = evaluate(model, *data.test, loss_fn)
+    row = {"test_loss": loss, "test_accuracy": acc} if data.classification else {"test_mse": loss}
+    if data.val is not None:
+        row["val_loss"] = evaluate(model, *data.val, loss_fn)[0]
+    return row
+
+
+def structure_row(layers: Sequence[Any], changes: Sequence[LayerChange]) -> dict[str, list]:
+    """An epoch row's structure, one entry per layer: ``density``, ``connections`` and the
+    connections ``added`` and ``removed`` by the method in the epoch."""
+    return {"density": [layer.density for layer in layers],
+            "connections": [layer.n_connections for layer in layers],
+            "added": [c.added for c in changes], "removed": [c.removed for c in changes]}
 
 
 def loss_function(task: str) -> Callable[..., torch.Tensor]:
