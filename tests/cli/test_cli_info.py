@@ -332,3 +332,14 @@ def test_info_refuses_a_folder_whose_order_evolution_refuses(tmp_path, capsys):
     info_error = capsys.readouterr().err
     assert "model.safetensors" in info_error and "place in time is unknown" in info_error
     assert info_error.split(": ", 1)[1] == evolution_error.split(": ", 1)[1]  # after the command
+
+
+def test_info_chooses_a_folder_s_epoch_by_the_epochs_evolution_reads(tmp_path, capsys):
+    # the epochs are in the files, not in their names
+    folder = _checkpoints(tmp_path / "ckpts", ["final.safetensors", "last.safetensors"], [10, 9])
+    assert main(["info", str(folder), "--epoch", "9", "--json"]) == 0
+    meta = json.loads(capsys.readouterr().out)["metadata"]
+    assert (meta["snapshot"], meta["snapshot_choice"]) == (str(folder / "last.safetensors"),
+                                                           "epoch 9, as asked")
+    assert main(["info", str(folder), "--epoch", "3"]) != 0
+    assert "no checkpoints of epoch 3 (epochs 9-10)" in capsys.readouterr().err
