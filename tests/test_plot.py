@@ -714,10 +714,7 @@ def test_legends_hide_no_data_point():
     from topo.plot import plot_persistence_diagram
 
     # the accuracy of every level starts low, at the panel's left and right alike
-    figures = [plot_evolution(_levels_frame(n_levels=4))[0].figure,
-               plot_evolution(_run_frame([0.5] * 4, {"train_accuracy": [0.1, 0.1, 0.9, 0.9],
-                                                     "test_accuracy": [0.1, 0.9, 0.1, 0.9]})
-                              )[0].figure]
+    figures = [plot_evolution(_levels_frame(n_levels=4))[0].figure]
     # points in every corner of the plane
     corners = np.array([[0, 0], [0, 1], [1, 0], [1, 1], [0.5, 0.5], [0.05, 0.95],
                         [0.95, 0.05], [0.95, 0.95], [0.05, 0.05], [0.5, 0.95]])
