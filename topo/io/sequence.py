@@ -644,7 +644,8 @@ def _in_time_order(folder: Path, paths: list[Path]) -> tuple[list[Path], list[Fi
     raise UnreadableFileError(
         f"{folder}: {len(missing)} of {len(paths)} files say no epoch, neither in the file nor "
         f"in the name ({shown}), so their place in time is unknown; name the file to read, or "
-        "select the files with a glob pattern (--glob)")
+        "select the files that say one with a glob pattern (topo evolution and topo distances: "
+        "--glob)")
 
 
 def _stored_time(path: Path) -> dict[str, Any]:
