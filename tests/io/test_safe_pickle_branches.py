@@ -47,15 +47,33 @@ def test_weights_of_any_float_width_and_byte_order_are_read_as_pickled(tmp_path_
     np.testing.assert_array_equal(g.layers[0].toarray(), weight.astype(np.float64))
 
 
-@pytest.mark.xfail(strict=True, raises=UnreadableFileError,
-                   reason="numpy pickles arrays with protocol 5 as numpy._core.numeric."
-                          "_frombuffer, which topo's unpickler does not rebuild yet (the file "
-                          "is refused as holding no 2-D tensor)")
-def test_a_protocol_5_pickle_of_numpy_arrays_is_read(tmp_path):
-    w = np.array([[1.0, 0.0], [2.0, 3.0]])
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("dtype", ["<f8", ">f4", "<f2", "<i4"])
+def test_a_protocol_5_pickle_of_numpy_arrays_is_read(tmp_path, dtype, order):
+    """numpy pickles arrays with protocol 5 (``pickle.HIGHEST_PROTOCOL``) as
+    ``numpy._core.numeric._frombuffer`` with the raw bytes in band."""
+    w = np.asarray(np.array([[1.0, 0.0, 4.0], [2.0, 3.0, 0.0]]), dtype=dtype, order=order)
     path = tmp_path / "model.pkl"
-    path.write_bytes(pickle.dumps({"fc.weight": w}, protocol=5))
-    np.testing.assert_array_equal(load(path).layers[0].toarray(), w)
+    path.write_bytes(pickle.dumps({"fc.weight": w, "fc.bias": np.arange(2.0)}, protocol=5))
+    g = load(path)
+    np.testing.assert_array_equal(g.layers[0].toarray(), w.astype(np.float64))
+    np.testing.assert_array_equal(g.biases[0], [0.0, 1.0])
+
+
+class _ShortRecord:
+    """Pickles as numpy's protocol-5 array record with 24 bytes for a 2x2 float64 array."""
+
+    def __reduce__(self):
+        from numpy._core.numeric import _frombuffer
+
+        return _frombuffer, (bytearray(24), np.dtype("<f8"), (2, 2), "C")
+
+
+def test_a_protocol_5_record_of_the_wrong_size_is_refused(tmp_path):
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps({"fc.weight": _ShortRecord()}, protocol=5))
+    with pytest.raises(UnreadableFileError, match=r"shape \(2, 2\) with 24 bytes of data"):
+        load(path)
 
 
 @pytest.mark.parametrize("array, why", [
