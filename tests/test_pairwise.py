@@ -10,11 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import topo
 from topo.distance import nnstd
 from topo.errors import ConfigError, EmptyInputError
 from topo.graph import LayeredGraph
+from topo.overlap import pooled_jaccard
 from topo.pairwise import distance_matrix, pair_blocks, pairwise, run_tasks
 
 
@@ -143,11 +146,14 @@ def test_workers_receive_paths_not_arrays(snapshot_files, monkeypatch):
     monkeypatch.setattr(topo.pairwise, "run_tasks", spy)
     distance_matrix(topo.read_sequence(snapshot_files), n_jobs=2)
     assert len(seen) == 6  # one block per pair here (4 networks, 6 pairs, 8 blocks asked)
-    for items, loader, pairs, _, _ in seen:
+    tokens = set()
+    for items, loader, pairs, _, _, token in seen:
+        tokens.add(token)
         assert all(isinstance(p, Path) for p in items.values())
         assert set(items) == set(pairs.ravel().tolist())  # only what the block needs
         assert loader is topo.load
         assert pairs.dtype.kind == "i" and pairs.shape[1] == 2
+    assert len(tokens) == 1 and None not in tokens  # one call: workers keep what they read
 
 
 def test_distance_matrix_needs_networks_and_fitting_labels(snapshot_files):
@@ -239,16 +245,67 @@ def test_distance_matrix_reads_and_prepares_each_network_once_per_task_and_skips
         return graphs[i]
 
     calls = []
-    real = pw.nnstd_and_jaccard
+    real = pw.nnstd
 
     def counting(a, b, **kw):
         calls.append(1)
         return real(a, b, **kw)
 
-    with mock.patch.object(pw, "nnstd_and_jaccard", counting):
+    with mock.patch.object(pw, "nnstd", counting):
         dist, over = distance_matrix([0, 1, 2], loader=loader)
     assert sorted(reads) == [0, 1, 2]  # one task in process: each file read once
     assert len(calls) == 2  # (0, 1) and (1, 2); (0, 2) share the structure
     assert dist.iloc[0, 2] == 0.0 and over.iloc[0, 2] == 1.0
     assert dist.iloc[0, 1] == pytest.approx(topo.nnstd(graphs[0], graphs[1]).distance)
     assert dist.iloc[1, 2] == dist.iloc[0, 1]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(1, 9), st.integers(1, 9), st.integers(1, 9),
+       st.floats(0.0, 1.0))
+def test_prepared_pooled_jaccard_is_the_overlap_modules_on_any_shapes(seed, n_in, h_a, h_b,
+                                                                       density):
+    # the matrix's per-network keys give topo.pooled_jaccard's value exactly, hidden widths
+    # differing included (only the common grid can hold a shared position)
+    from topo import pairwise as pw
+
+    rng = np.random.default_rng(seed)
+
+    def net(hidden):
+        return LayeredGraph([(rng.random((hidden, n_in)) < density).astype(float),
+                             (rng.random((3, hidden)) < density).astype(float)])
+
+    a, b = net(h_a), net(h_b)
+    got = pw._pooled_jaccard_of_positions(pw._structure_only(a).positions,
+                                          pw._structure_only(b).positions)
+    assert got == pooled_jaccard(a, b)
+
+
+def test_a_worker_reads_each_network_once_per_call_across_its_tasks(monkeypatch):
+    # two tasks of one call in one process: the second reuses what the first read and
+    # prepared; another call reads again; beyond the memory bound the oldest is dropped
+    from topo import pairwise as pw
+
+    graphs = {i: random_net([6, 5, 3], 0.5, seed=40 + i) for i in range(4)}
+    reads: list[int] = []
+
+    def loader(i):
+        reads.append(i)
+        return graphs[i]
+
+    block_1 = np.array([[0, 1], [0, 2]])
+    block_2 = np.array([[1, 2], [1, 3]])
+    fn = functools.partial(record_pair, tag="t")
+    pw._block_worker({0: 0, 1: 1, 2: 2}, loader, block_1, fn, None, "call-1")
+    pw._block_worker({1: 1, 2: 2, 3: 3}, loader, block_2, fn, None, "call-1")
+    assert sorted(reads) == [0, 1, 2, 3]
+    pw._block_worker({0: 0, 1: 1, 2: 2}, loader, block_1, fn, None, "call-2")
+    assert sorted(reads) == [0, 0, 1, 1, 2, 2, 3]
+    reads.clear()
+    pw._block_worker({0: 0, 1: 1, 2: 2}, loader, block_1, fn, None, None)  # no call token
+    pw._block_worker({0: 0, 1: 1, 2: 2}, loader, block_1, fn, None, None)
+    assert reads == [0, 1, 2] * 2
+    reads.clear()
+    monkeypatch.setattr(pw, "_CACHE_BYTES", 1)  # room for one network only
+    pw._block_worker({0: 0, 1: 1, 2: 2}, loader, block_1, fn, None, "call-3")
+    assert reads == [0, 1, 0, 2]

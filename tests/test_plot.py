@@ -307,7 +307,7 @@ def test_evolution_of_pruning_levels_is_drawn_by_snapshot_with_level_marks():
     assert axes[2].get_xlabel() == "pruning level (network density); dotted: a level begins"
     marks = [line for line in axes[2].lines if line.get_linestyle() == ":"]
     assert len(marks) == 1 and marks[0].get_xdata()[0] == 1.5  # level 1 starts at snapshot 2
-    np.testing.assert_allclose(axes[2].lines[-1].get_xdata(), [0, 1, 2, 3])
+    np.testing.assert_allclose(axes[2].lines[-1].get_xdata(), [0, 1, np.nan, 2, 3])
     assert [line.get_label() for line in axes[5].lines if line.get_linestyle() != ":"] == [
         "train (mean over the epoch's batches; epoch 0: before training)",
         "test (after the epoch)"]
@@ -460,6 +460,11 @@ def test_embedding_keeps_the_levels_of_a_pruning_run_in_one_trajectory():
     assert legend[:2] == ["imp", "set"]
     assert sorted(t.get_text() for t in ax.texts) == [
         "epoch_0000", "epoch_0001", "level_00/epoch_0000", "level_01/epoch_0001"]
+    # the imp trajectory is one line broken where level 1 rewinds; set's is whole
+    imp, set_run = ax.lines[0].get_xydata(), ax.lines[1].get_xydata()
+    np.testing.assert_allclose(imp[[0, 1, 3, 4]], ax.embedding_[:4])
+    assert np.isnan(imp[2]).all() and len(imp) == 5
+    np.testing.assert_allclose(set_run, ax.embedding_[4:])
 
 
 # ------------------------------------------------------- panels that show their information
@@ -521,16 +526,15 @@ def test_persistence_of_a_layered_filtration_is_drawn_as_death_histograms():
     diagrams = [np.array([[1.0, 0.91], [1.0, 0.56], [1.0, 0.51], [1.0, 0.0]]),
                 np.array([[1.0, 0.05], [1.0, 0.0], [1.0, 0.0]])]
     axes = plot_persistence_diagrams(diagrams, names=["fc1", "2"])
-    assert [a.get_title() for a in axes] == ["layer 0: fc1", "layer 1 (module 2)"]
+    assert [a.get_title() for a in axes] == [
+        "layer 0: fc1\n3 merges above 0, 1 pair dying at 0",
+        "layer 1 (module 2)\n1 merge above 0, 2 pairs dying at 0"]
+    assert all(a.get_legend() is None for a in axes)  # the counts hide no bar
     counts = [p.get_height() for p in axes[0].patches]
     assert len(counts) == 40 and sum(counts) == 3
     edges = [p.get_x() for p in axes[0].patches]
     for death in (0.91, 0.56, 0.51):  # bins of width 1/40
         assert counts[int(np.searchsorted(edges, death, side="right")) - 1] == 1
-    legend = [t.get_text() for t in axes[0].get_legend().get_texts()]
-    assert legend == ["3 merges above 0", "1 pair dying at 0"]
-    assert [t.get_text() for t in axes[1].get_legend().get_texts()] == [
-        "1 merge above 0", "2 pairs dying at 0"]
     assert axes[0].get_xlabel() == "death (normalised |w| of the merging edge)"
     assert "every unit is born at 1" in axes[0].figure.get_suptitle()
     # a diagram with births of its own keeps the birth-death picture
@@ -612,3 +616,136 @@ def test_embedding_of_planar_distances_is_an_excellent_fit_without_warning(recwa
     assert ax.stress_ < 0.01
     assert ax.get_title().endswith(": excellent fit")
     assert [str(w.message) for w in recwarn] == []
+
+
+# ------------------------------------------- runs in pruning levels; legends that hide nothing
+def _levels_frame(n_levels=3, epochs=3):
+    """Two layers of an IMP-like run: every level restarts at epoch 0 (accuracy 0.1 there,
+    as after a rewind) and prunes 20% of the connections."""
+    rows, snapshot = [], 0
+    for level in range(n_levels):
+        for epoch in range(epochs):
+            for layer in range(2):
+                rows.append({"snapshot": snapshot, "epoch": epoch, "level": level,
+                             "layer": layer, "name": f"fc{layer}",
+                             "connections": 80 * 0.8 ** level, "possible": 100,
+                             "density": 0.8 * 0.8 ** level,
+                             "nnstd_to_first": 0.05 * snapshot,
+                             "nnstd_to_previous": np.nan if snapshot == 0 else 0.1 + level,
+                             "churn": np.nan if snapshot == 0 else 0.0,
+                             "itop_rate_snapshots": 0.8, "jaccard_to_first": 1 - 0.02 * snapshot,
+                             "train_accuracy": 0.1 + 0.4 * epoch,
+                             "test_accuracy": 0.1 + 0.42 * epoch})
+            snapshot += 1
+    return pd.DataFrame(rows)
+
+
+def test_lines_of_a_run_in_levels_break_at_every_rewind():
+    frame = _levels_frame()
+    per_snapshot = frame.drop_duplicates("snapshot")
+    level_of = dict(zip(per_snapshot["snapshot"], per_snapshot["level"]))
+    axes = plot_evolution(frame)
+    drawn = [line for ax in axes for line in ax.lines if line.get_linestyle() != ":"]
+    # six panels: four of two layers, density (two layers) and train + test accuracy
+    assert len(drawn) == 12
+    for line in drawn:
+        x, y = (np.asarray(v, dtype=np.float64) for v in line.get_data())
+        joined = np.isfinite(x[:-1]) & np.isfinite(x[1:]) & np.isfinite(y[:-1]) \
+            & np.isfinite(y[1:])
+        # no segment of any line joins two snapshots of different levels
+        assert all(level_of[int(a)] == level_of[int(b)]
+                   for a, b in zip(x[:-1][joined], x[1:][joined]))
+        # and every snapshot's value is still drawn, at its place
+        assert sorted(int(v) for v in x[np.isfinite(x)]) == list(range(9))
+    test = axes[5].lines[-1]
+    np.testing.assert_allclose(test.get_xdata(), [0, 1, 2, np.nan, 3, 4, 5, np.nan, 6, 7, 8])
+    np.testing.assert_allclose(test.get_ydata(), [0.1, 0.52, 0.94, np.nan] * 2
+                               + [0.1, 0.52, 0.94])
+    # the level ticks are unchanged: one per level, at its first snapshot
+    assert list(axes[0].get_xticks()) == [0, 3, 6]
+    assert [t.get_text() for t in axes[0].get_xticklabels()] == ["L0\n80%", "L1\n64%",
+                                                                 "L2\n51%"]
+
+
+def test_a_run_without_levels_draws_each_line_whole():
+    axes = plot_evolution(_evolution_frame())
+    assert not np.isnan(axes[0].lines[0].get_xdata()).any()
+
+
+def _points_in_display(ax):
+    """Every drawn data point of an Axes in display coordinates: line vertices, scatter
+    offsets, and the corners of bars of non-zero height."""
+    points = []
+    for line in ax.lines:
+        xy = np.column_stack(line.get_data()).astype(np.float64)
+        xy = xy[np.isfinite(xy).all(axis=1)]
+        if len(xy):
+            points.append(line.get_transform().transform(xy))
+    for collection in ax.collections:
+        offsets = np.asarray(collection.get_offsets(), dtype=np.float64)
+        if len(offsets):
+            points.append(collection.get_offset_transform().transform(offsets))
+    for patch in ax.patches:
+        box = patch.get_window_extent()
+        if box.height > 0.5 and box.width > 0:
+            points.append(np.array([[box.x0, box.y0], [box.x1, box.y1],
+                                    [box.x0, box.y1], [box.x1, box.y0]]))
+    return np.concatenate(points) if points else np.zeros((0, 2))
+
+
+def _hidden_points(fig):
+    """How many data points of the figure lie inside one of its legends, after drawing."""
+    fig.canvas.draw()
+    legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+    assert legends  # every figure tested here has one
+    hidden = 0
+    for legend in legends:
+        box = legend.get_window_extent()
+        for ax in fig.axes:
+            p = _points_in_display(ax)
+            hidden += int(np.count_nonzero((p[:, 0] > box.x0) & (p[:, 0] < box.x1)
+                                           & (p[:, 1] > box.y0) & (p[:, 1] < box.y1)))
+    return hidden
+
+
+def test_legends_hide_no_data_point():
+    import warnings
+
+    from topo.plot import plot_persistence_diagram
+
+    # the accuracy of every level starts low, at the panel's left and right alike
+    figures = [plot_evolution(_levels_frame(n_levels=4))[0].figure]
+    # points in every corner of the plane
+    corners = np.array([[0, 0], [0, 1], [1, 0], [1, 1], [0.5, 0.5], [0.05, 0.95],
+                        [0.95, 0.05], [0.95, 0.95], [0.05, 0.05], [0.5, 0.95]])
+    d = np.linalg.norm(corners[:, None] - corners[None], axis=-1)
+    labels = [f"a/e{i}" for i in range(5)] + [f"b/e{i}" for i in range(5)]
+    with warnings.catch_warnings():  # a poor fit's warning is not this test's subject
+        warnings.simplefilter("ignore")
+        figures.append(plot_embedding(pd.DataFrame(d, index=labels, columns=labels)).figure)
+    strengths = np.linspace(1.0, 0.5, 12)
+    frame = pd.DataFrame({"features": [(i, i + 1) for i in range(12)], "strength": strengths})
+    figures.append(plot_interactions(frame, truth=[(0, 1), (10, 11)]).figure)
+    figures.append(plot_comparison(pd.DataFrame({
+        "layer": [0, 1], "name": ["fc1", "fc2"], "nnstd": [1.0, 0.0],
+        "jaccard": [1.0, 1.0], "jaccard_chance": [1.0, 0.5]})).figure)
+    figures.append(plot_persistence_diagram(np.array(
+        [[1.0, 1.0], [1.0, 0.0], [0.3, 0.0], [0.3, 0.3], [1.0, 0.5]])).figure)
+    assert [_hidden_points(fig) for fig in figures] == [0] * len(figures)
+
+
+
+def test_every_value_of_the_evolution_panels_is_drawn_inside_the_axes():
+    # the dense output layer's NNSTD and churn are 0 throughout, the test accuracy reaches 1:
+    # a line on the edge of the axes is half hidden by it
+    frame = _evolution_frame()
+    frame.loc[frame["layer"] == 1, ["nnstd_to_first", "nnstd_to_previous", "churn"]] = 0.0
+    frame["test_accuracy"] = [0.0, 0.0, 0.5, 0.5, 1.0, 1.0, 1.0, 1.0]
+    for ax in plot_evolution(frame):
+        low, high = ax.get_ylim()
+        drawn = [line for line in ax.lines if line.get_linestyle() != ":"]
+        assert drawn
+        for line in drawn:
+            y = np.asarray(line.get_ydata(), dtype=np.float64)
+            y = y[np.isfinite(y)]
+            assert np.all((y > low) & (y < high)), (ax.get_title(), low, high)

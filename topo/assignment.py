@@ -713,7 +713,7 @@ def _lapmod_graph(n_a: int, n_b: int, r: np.ndarray, c: np.ndarray, v: np.ndarra
     indices[stand_in] = n_b + np.arange(n_a)
     data[stand_in] = 1.0 + unmatched_a
     # bottom rows: the pairs by column (stable: increasing r within a column)
-    by_col = np.argsort(c, kind="stable")
+    by_col = np.argsort(_small_ints(c, n_b), kind="stable")
     cs = c[by_col]
     base = nnz + n_a
     bottom = base + np.arange(nnz) + cs + 1
@@ -723,6 +723,12 @@ def _lapmod_graph(n_a: int, n_b: int, r: np.ndarray, c: np.ndarray, v: np.ndarra
     indices[head] = np.arange(n_b)
     data[head] = 1.0 + unmatched_b
     return indptr, indices, data
+
+
+def _small_ints(x: np.ndarray, bound: int) -> np.ndarray:
+    """``x`` (values in ``[0, bound)``) as 16-bit integers where they fit: NumPy's stable sort
+    is then a radix sort (linear time), the same order as sorting ``x`` itself."""
+    return x.astype(np.uint16) if bound <= 1 << 16 else x
 
 
 class _Exchanges:
@@ -769,40 +775,39 @@ def _bellman_ford(n: int, k: np.ndarray, head: np.ndarray, w: np.ndarray, hub_w:
     exchanges, and a node ``k`` only those with ``w_kl < -p_k`` (no other can lower a
     potential that is at most 0). Exchanges are grouped in levels of ``w`` (bounds halving
     from the largest), each level by tail ``k``, so that a node reads at most about twice
-    the exchanges it needs.
+    the exchanges it needs; one round gathers the exchanges of every level it needs at once
+    (a table of where each node's exchanges of each level start), so that its cost is a
+    fixed number of array operations plus the exchanges read.
     """
     p = p.copy()
     top = float(w.max(initial=0.0))
     bounds = np.array([0.0] + [top / 2.0 ** j for j in range(_LEVELS - 2, -1, -1)])
     level = np.searchsorted(bounds, w, side="right").astype(np.uint8)
     order = np.argsort(level, kind="stable")  # keeps the order by tail within a level
-    k, head, w, level = k[order], head[order], w[order], level[order]
-    starts_of = np.searchsorted(level, np.arange(_LEVELS + 1))
-    lower = np.concatenate([[-np.inf], bounds])  # exchanges of level j have w >= lower[j]
-    tables = []
-    for j in range(_LEVELS + 1):
-        lo, hi = starts_of[j], (starts_of[j + 1] if j < _LEVELS else k.size)
-        if hi > lo:
-            indptr = np.zeros(n + 1, dtype=np.int64)
-            np.cumsum(np.bincount(k[lo:hi], minlength=n), out=indptr[1:])
-            tables.append((lower[j], indptr + lo))
+    k, head, w = k[order], head[order], w[order]
+    # starts[j * n + v]: first exchange of node v in level j (levels one after another)
+    per_level = np.bincount(level, minlength=_LEVELS + 1)
+    present = np.flatnonzero(per_level)
+    starts = np.zeros((_LEVELS + 1) * n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(level[order].astype(np.int64) * n + k,
+                          minlength=(_LEVELS + 1) * n), out=starts[1:])
+    # exchanges of level j have w >= lower[j]: a node k needs level j when -p_k > lower[j]
+    lower = np.concatenate([[-np.inf], bounds])[present]
+    offset = (present * n)[:, None]
     hub_value = np.inf
     frontier = np.arange(n)
     for _ in range(2 * n + 8):
         if frontier.size == 0:
             return p
         new = p.copy()
-        reach = -p[frontier]
-        for low, indptr in tables:
-            nodes = frontier[reach > low]
-            if nodes.size == 0:
-                continue
-            starts = indptr[nodes]
-            counts = indptr[nodes + 1] - starts
-            total = int(counts.sum())
-            if total:
-                idx = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(total)
-                np.minimum.at(new, head[idx], p[k[idx]] + w[idx])
+        wanted = -p[frontier][None, :] > lower[:, None]
+        cell = (offset + frontier[None, :])[wanted]
+        first = starts[cell]
+        counts = starts[cell + 1] - first
+        total = int(counts.sum())
+        if total:
+            idx = np.repeat(first - (np.cumsum(counts) - counts), counts) + np.arange(total)
+            np.minimum.at(new, head[idx], p[k[idx]] + w[idx])
         hubbed = frontier[keep_hub[frontier]]
         if hubbed.size:
             hub_value = min(hub_value, float((p[hubbed] + hub_w[hubbed]).min()))

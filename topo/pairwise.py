@@ -2,7 +2,8 @@
 
 :func:`pairwise` evaluates a function on every pair ``i < j`` of a list of networks;
 :func:`distance_matrix` is the NNSTD and overlap matrix built on it. The pairs are cut into
-row-major blocks, one task per block, and each task reads every network it needs once.
+row-major blocks, one task per block, and each worker process reads (and prepares) every
+network it needs once per call, keeping it for its later tasks of that call.
 
 Workers receive *references*, not arrays: file paths (or any picklable keys) together with the
 function that reads them (``loader``, e.g. :func:`topo.load`), so no weight matrix crosses a
@@ -16,10 +17,13 @@ cluster (joblib's ``dask`` backend with a :class:`distributed.Client`).
 
 from __future__ import annotations
 
+import collections
 import functools
 import os
+import threading
+import uuid
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -41,6 +45,8 @@ Task = tuple[Callable[..., Any], tuple[Any, ...]]
 # that each task still reads each file once for many pairs.
 _TASKS_PER_WORKER = 4
 _CLUSTER_WORKERS = 8
+# networks a worker process keeps for the later tasks of one call (bytes of their layers)
+_CACHE_BYTES = 512 * 2**20
 
 
 def pairwise(
@@ -98,14 +104,17 @@ def pairwise(
     Notes
     -----
     The ``n (n - 1) / 2`` pairs are cut into contiguous row-major blocks (one per task: one
-    block in this process, four per local worker, 32 on a cluster); a task reads each item it
-    needs once and keeps it for its block.
+    block in this process, four per local worker, 32 on a cluster). A worker process reads and
+    prepares each item it needs once per call and keeps it for the call's later tasks (up to
+    512 MiB of layers, least recently used dropped first; a new call starts afresh).
     """
     items, loader = _sources(items, loader)
     pairs_blocks = pair_blocks(len(items), n_jobs=n_jobs, scheduler=scheduler)
     # each task carries only the items its block needs
+    # one token per call: a worker process keeps what it read for this call's later tasks
+    token = uuid.uuid4().hex if len(pairs_blocks) > 1 else None
     tasks = [(_block_worker, ({int(i): items[i] for i in np.unique(block)}, loader, block,
-                              pair_function, prepare)) for block in pairs_blocks]
+                              pair_function, prepare, token)) for block in pairs_blocks]
     results = run_tasks(tasks, n_jobs=n_jobs, scheduler=scheduler, progress=progress,
                         total_items=[len(b) for b in pairs_blocks], desc=desc)
     pairs = (np.concatenate(pairs_blocks) if pairs_blocks
@@ -160,8 +169,10 @@ def distance_matrix(
     Notes
     -----
     ``O(n²)`` NNSTD evaluations in all; see :func:`pairwise` for how they are shared out.
-    Each task reads every network it needs once and reduces it once to its structure
-    (weights dropped) and a fingerprint of it (:func:`topo.structure.fingerprint`); two
+    Each worker reads every network it needs once and reduces it once to its structure
+    (weights dropped), a fingerprint of it (:func:`topo.structure.fingerprint`) and its
+    connection positions as sorted keys (the pooled Jaccard index of a pair is then one merge
+    per layer); two
     networks with the same structure are at NNSTD 0 with a Jaccard index of 1 and are not
     solved.
     """
@@ -198,21 +209,53 @@ def nnstd_and_jaccard(a: LayeredGraph, b: LayeredGraph, *,
     return nnstd(a, b, reference=reference).distance, pooled_jaccard(a, b)
 
 
-def _structure_only(graph: LayeredGraph) -> tuple[LayeredGraph, bytes]:
+class _Prepared(NamedTuple):
+    """A network reduced once per task to what the matrix's pair function reads."""
+
+    graph: LayeredGraph  # the structure (weights dropped)
+    fingerprint: bytes  # of the structure (:func:`topo.structure.fingerprint`)
+    positions: list[np.ndarray]  # per layer, the sorted keys ``row * 2**32 + column``
+
+
+def _structure_only(graph: LayeredGraph) -> _Prepared:
     """A network reduced to what NNSTD and the Jaccard index read: its structure (weights
-    dropped) and that structure's fingerprint."""
+    dropped), that structure's fingerprint, and each layer's connection positions as sorted
+    integer keys (so that a pair's pooled Jaccard index is one merge per layer)."""
     masks = graph.masks()
-    return (LayeredGraph(masks, names=list(graph.names), metadata={"source": graph.source},
-                         **graph.architecture()),
-            fingerprint(masks))
+    positions = []
+    for m in masks:
+        rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
+        # canonical CSR (sorted, no duplicates): the keys are sorted and distinct
+        positions.append((rows << 32) | m.indices.astype(np.int64))
+    return _Prepared(LayeredGraph(masks, names=list(graph.names),
+                                  metadata={"source": graph.source}, **graph.architecture()),
+                     fingerprint(masks), positions)
 
 
-def _prepared_nnstd_and_jaccard(a: tuple[LayeredGraph, bytes], b: tuple[LayeredGraph, bytes],
-                                *, reference: bool = False) -> tuple[float, float]:
+def _pooled_jaccard_of_positions(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    """:func:`topo.overlap.pooled_jaccard` from the sorted position keys of two networks.
+
+    A key holds a position's row and column, so two layers of different shapes share
+    exactly the positions of their common grid that both hold, as there.
+    """
+    shared = total = 0
+    for ka, kb in zip(a, b, strict=True):
+        i = 0
+        if ka.size and kb.size:
+            pos = np.minimum(np.searchsorted(kb, ka), kb.size - 1)
+            i = int(np.count_nonzero(kb[pos] == ka))
+        shared += i
+        total += ka.size + kb.size - i
+    return shared / total if total else 1.0
+
+
+def _prepared_nnstd_and_jaccard(a: _Prepared, b: _Prepared, *, reference: bool = False
+                                ) -> tuple[float, float]:
     """:func:`nnstd_and_jaccard` on prepared networks; equal structures are not solved."""
-    if a[1] == b[1]:
+    if a.fingerprint == b.fingerprint:
         return 0.0, 1.0
-    return nnstd_and_jaccard(a[0], b[0], reference=reference)
+    return (nnstd(a.graph, b.graph, reference=reference).distance,
+            _pooled_jaccard_of_positions(a.positions, b.positions))
 
 
 def run_tasks(
@@ -333,19 +376,70 @@ def _default_labels(items: list[Any]) -> list[str]:
 
 def _block_worker(items: dict[int, Any], loader: Callable[[Any], LayeredGraph] | None,
                   pairs: np.ndarray, pair_function: Callable[[Any, Any], Any],
-                  prepare: Callable[[LayeredGraph], Any] | None = None) -> list[Any]:
+                  prepare: Callable[[LayeredGraph], Any] | None = None,
+                  token: str | None = None) -> list[Any]:
     """``pair_function`` on ``pairs`` of ``items`` (one task); each item read and prepared
-    once."""
-    cache: dict[int, Any] = {}
+    once per worker process for the call ``token`` (once per task without one)."""
+    cache = _worker_cache(token)
 
     def get(i: int) -> Any:
-        if i not in cache:
+        hit = cache.get(i)
+        if hit is None:
             item = items[i]
             graph = item if isinstance(item, LayeredGraph) else loader(item)
-            cache[i] = prepare(graph) if prepare is not None else graph
-        return cache[i]
+            hit = prepare(graph) if prepare is not None else graph
+            cache.put(i, hit, _nbytes(graph))
+        return hit
 
     return [pair_function(get(int(i)), get(int(j))) for i, j in pairs]
+
+
+class _Cache:
+    """Prepared items of one call, least recently used dropped beyond ``limit`` bytes."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.size = limit, 0
+        self.items: collections.OrderedDict[int, tuple[Any, int]] = collections.OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, i: int) -> Any:
+        with self.lock:
+            hit = self.items.get(i)
+            if hit is None:
+                return None
+            self.items.move_to_end(i)
+            return hit[0]
+
+    def put(self, i: int, value: Any, size: int) -> None:
+        with self.lock:
+            if i in self.items:
+                return
+            self.items[i] = (value, size)
+            self.size += size
+            while self.size > self.limit and len(self.items) > 1:
+                _, (_, dropped) = self.items.popitem(last=False)
+                self.size -= dropped
+
+
+# the cache of the latest call seen by this (worker) process: (token, cache)
+_WORKER_CACHE: list[tuple[str, _Cache]] = []
+_WORKER_CACHE_LOCK = threading.Lock()
+
+
+def _worker_cache(token: str | None) -> _Cache:
+    """This process's cache for the call ``token``; a new call's token drops the last one."""
+    if token is None:
+        return _Cache(_CACHE_BYTES)
+    with _WORKER_CACHE_LOCK:
+        if not _WORKER_CACHE or _WORKER_CACHE[0][0] != token:
+            _WORKER_CACHE[:] = [(token, _Cache(_CACHE_BYTES))]
+        return _WORKER_CACHE[0][1]
+
+
+def _nbytes(graph: LayeredGraph) -> int:
+    """Memory of a network's layers (its prepared form is about as large)."""
+    return int(sum(w.data.nbytes + w.indices.nbytes + w.indptr.nbytes
+                   if hasattr(w, "indptr") else getattr(w, "nbytes", 0) for w in graph.layers))
 
 
 def _collect(parallel: Any, calls: Any, sizes: list[int], bar: Any) -> list[Any]:

@@ -327,19 +327,27 @@ def plot_evolution(frame: pandas.DataFrame, ax: Any = None) -> np.ndarray:
             continue
         for (layer, name), colour in zip(layers, colours):
             part = frame[frame["layer"] == layer]
-            (line,) = a.plot(part[x_column], part[column], marker="o", markersize=2.5,
-                             linewidth=1.3, color=colour, label=layer_label(layer, name))
+            (line,) = a.plot(*_level_segments(part, x_column, column), marker="o",
+                             markersize=2.5, linewidth=1.3, color=colour,
+                             label=layer_label(layer, name))
             if column == "nnstd_to_first":
                 handles.append(line)
         if column in ("density", "jaccard_to_first") or column in dict(_ITOP_COLUMNS):
             a.set_ylim(-0.02, 1.02)
         else:
-            a.set_ylim(bottom=0)
+            _from_zero(a)
     if not handles:
         handles = [plt.Line2D([], [], color=c, label=layer_label(layer, name))
                    for (layer, name), c in zip(layers, colours)]
-    axes[0].figure.legend(handles=handles, loc="outside lower center",
-                          ncols=min(6, len(handles)), fontsize=8)
+    # the legends sit below the panels, where they hide no data: the layers' lines on the
+    # left, the last panel's train and test lines on the right, under that panel
+    figure = axes[0].figure
+    figure.legend(handles=handles, loc="outside lower left", ncols=min(5, len(handles)),
+                  fontsize=8)
+    metric_lines = [line for line in axes[len(_EVOLUTION_PANELS) - 1].lines
+                    if not line.get_label().startswith("_")]
+    if metric_lines:
+        figure.legend(handles=metric_lines, loc="outside lower right", ncols=1, fontsize=8)
     return np.asarray(axes[: len(_EVOLUTION_PANELS)], dtype=object)
 
 
@@ -351,7 +359,9 @@ def plot_embedding(matrix_df: pandas.DataFrame, runs: Sequence[str] | None = Non
     Metric multidimensional scaling places the snapshots in the plane so that their
     Euclidean distances approximate the given topology distances; each run's snapshots are
     joined in order, its start drawn as an open circle and its end as a filled star, so runs
-    that rewire towards one another, or drift apart, can be seen.
+    that rewire towards one another, or drift apart, can be seen. The snapshots of a run in
+    pruning levels (labels ``run/level_XX/...``) are joined within each level only: a level
+    begins by rewinding the weights, which no line should show as a path.
 
     How well the plane holds the distances is stated in the figure: Kruskal's stress-1 of
     the embedding and his rating of it (below 0.025 excellent, 0.05 good, 0.1 fair; 0.2 or
@@ -412,13 +422,17 @@ def plot_embedding(matrix_df: pandas.DataFrame, runs: Sequence[str] | None = Non
     coords = _mds(values, random_state)
     stress = embedding_stress(values, coords)
     if ax is None:
-        _, ax = plt.subplots(figsize=(6.4, 5.6))
+        _, ax = plt.subplots(figsize=(7.6, 5.6), layout="constrained")
     names = list(dict.fromkeys(runs))
     colours = plt.get_cmap("tab10")(np.arange(len(names)) % 10)
     for name, colour in zip(names, colours):
         idx = np.flatnonzero(np.asarray(runs) == name)
         xy = coords[idx]
-        ax.plot(xy[:, 0], xy[:, 1], "-", color=colour, alpha=0.6, linewidth=1.2)
+        # a pruning run's trajectory breaks where a level rewinds: no training joins them
+        levels = [_level_of(labels[i]) for i in idx]
+        breaks = [k for k in range(1, len(idx)) if levels[k] != levels[k - 1]]
+        path = np.insert(xy, breaks, np.nan, axis=0)
+        ax.plot(path[:, 0], path[:, 1], "-", color=colour, alpha=0.6, linewidth=1.2)
         ax.scatter(xy[:, 0], xy[:, 1], s=14, color=colour, label=name, zorder=3)
         ax.scatter(*xy[0], s=70, facecolors="none", edgecolors=colour, linewidths=1.5,
                    zorder=4)
@@ -435,7 +449,7 @@ def plot_embedding(matrix_df: pandas.DataFrame, runs: Sequence[str] | None = Non
     rating = _stress_rating(stress)
     ax.set_title(f"snapshots embedded by {metric} (metric MDS)\n"
                  f"Kruskal stress-1 {stress:.3f}: {rating}", fontsize=10)
-    ax.legend(fontsize=8, loc="best")
+    _legend_beside(ax, fontsize=8)
     ax.set_aspect("equal", adjustable="datalim")
     ax.embedding_ = coords
     ax.stress_ = stress
@@ -635,7 +649,7 @@ def plot_interactions(frame: pandas.DataFrame, ax: Axes | None = None, top: int 
     true = [_is_true(label, features, truth) for label, features in zip(labels, sets)]
     values = np.asarray(ordered[strength], dtype=np.float64)
     if ax is None:
-        _, ax = plt.subplots(figsize=(6.4, 0.3 * len(labels) + 1.6))
+        _, ax = plt.subplots(figsize=(6.4, 0.3 * len(labels) + 1.6), layout="constrained")
     y = np.arange(len(labels))[::-1].astype(np.float64)
     colours = np.array(["tab:orange" if t else "tab:blue" for t in true])
     ax.scatter(values, y, s=28, c=list(colours), zorder=3)
@@ -664,11 +678,11 @@ def plot_interactions(frame: pandas.DataFrame, ax: Axes | None = None, top: int 
     if any(true) or (truth is not None and len(truth)):
         from matplotlib.lines import Line2D
 
-        ax.legend(handles=[
+        _legend_beside(ax, handles=[
             Line2D([], [], marker="o", linestyle="none", color="tab:orange",
                    label="inside a true interaction"),
             Line2D([], [], marker="o", linestyle="none", color="tab:blue", label="not")],
-            fontsize=7, loc="best")
+            fontsize=7)
     return ax
 
 
@@ -697,6 +711,22 @@ def _level_ticks(frame: Any) -> tuple[np.ndarray, list[str]]:
             label += f"\n{_percent(density)}"
         labels.append(label)
     return starts, labels
+
+
+def _level_segments(part: Any, x_column: str, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """A series' x and y, with a NaN between two pruning levels so that its line breaks there.
+
+    Iterative pruning rewinds the weights at every level: the step from a level's last
+    snapshot to the next level's first is no change that happened during training, and a
+    line drawn across it would show one. Without a ``level`` column the series is whole.
+    """
+    x = part[x_column].to_numpy(dtype=np.float64)
+    y = part[column].to_numpy(dtype=np.float64)
+    if "level" not in part.columns or x.size < 2:
+        return x, y
+    levels = part["level"].to_numpy()
+    breaks = np.flatnonzero(levels[1:] != levels[:-1]) + 1
+    return np.insert(x, breaks, np.nan), np.insert(y, breaks, np.nan)
 
 
 def _percent(fraction: float) -> str:
@@ -742,7 +772,7 @@ def _metric_panel(ax: Axes, frame: Any, x_column: str) -> None:
     per_snapshot = frame.drop_duplicates("snapshot")
     for column, (style, label) in zip(pair, _METRIC_LINES):
         if column in columns:
-            ax.plot(per_snapshot[x_column], per_snapshot[column], style, color="black",
+            ax.plot(*_level_segments(per_snapshot, x_column, column), style, color="black",
                     marker="o", markersize=2.5, linewidth=1.3, label=label)
     values = np.concatenate([per_snapshot[c].to_numpy(dtype=np.float64) for c in columns])
     positive = values[np.isfinite(values) & (values > 0)]
@@ -750,10 +780,23 @@ def _metric_panel(ax: Axes, frame: Any, x_column: str) -> None:
         ax.set_yscale("log")
         ax.set_ylabel(f"{y_label} (log scale)")
     elif not log:
-        ax.set_ylim(0, 1.02)
+        ax.set_ylim(-0.02, 1.02)
     else:
-        ax.set_ylim(bottom=0)
-    ax.legend(fontsize=7, loc="lower right" if not log else "upper right")
+        _from_zero(ax)
+
+
+def _from_zero(ax: Axes) -> None:
+    """A y axis from 0 with a margin below it, so that a series at 0 (a layer that never
+    changes) is drawn whole above the axis rather than half hidden under it."""
+    top = ax.get_ylim()[1]
+    ax.set_ylim(-0.02 * top if top > 0 else -0.02, top if top > 0 else 1.0)
+
+
+def _legend_beside(ax: Axes, **kwargs: Any) -> Any:
+    """The Axes' legend to its right, outside the data area, so that it hides no data
+    (inside, ``loc="best"`` still covers points when every corner holds some)."""
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+                     **kwargs)
 
 
 def _integer_locator() -> Any:
@@ -793,6 +836,12 @@ def _run_of(label: str) -> str:
             run, _ = _split_snapshot(label, sep)
             return run or "run"
     return "run"
+
+
+def _level_of(label: str) -> int | None:
+    """The pruning level a snapshot label names (``imp/level_02/epoch_0003`` gives 2)."""
+    m = re.search(r"(?:^|[/:])level_(\d+)[/:]", label)
+    return int(m.group(1)) if m else None
 
 
 def _short(label: str) -> str:
@@ -1089,7 +1138,8 @@ def plot_death_histogram(diagram: np.ndarray, ax: Axes | None = None,
     component dies at the normalised ``|w|`` of the edge that merges it into another, so the
     deaths (persistence = 1 - death) are all the diagram says. Pairs that die at exactly 0
     (the component that survives, one per connected part of the layer) are counted in the
-    legend rather than drawn as a bar.
+    title rather than drawn as a bar. The figure has no legend: the title's second line
+    says how many merges the bars hold and how many pairs die at 0, hiding no bar.
 
     Parameters
     ----------
@@ -1099,7 +1149,7 @@ def plot_death_histogram(diagram: np.ndarray, ax: Axes | None = None,
     ax
         Axes to draw into; a new figure when None.
     title
-        Panel title (e.g. the layer's :func:`layer_label`).
+        Panel title (e.g. the layer's :func:`layer_label`), above the counts.
     bins
         Number of equal bins over ``(0, 1]``.
 
@@ -1116,15 +1166,13 @@ def plot_death_histogram(diagram: np.ndarray, ax: Axes | None = None,
     if ax is None:
         _, ax = plt.subplots(figsize=(3.8, 3.2))
     ax.hist(merges, bins=np.linspace(0.0, 1.0, bins + 1), color="tab:blue",
-            edgecolor="white", linewidth=0.4,
-            label=f"{_count(merges.size, 'merge')} above 0")
-    ax.plot([], [], " ", label=f"{_count(at_zero, 'pair')} dying at 0")
+            edgecolor="white", linewidth=0.4)
     ax.set_xlim(0, 1)
     ax.set_xlabel("death (normalised |w| of the merging edge)")
     ax.set_ylabel("pairs")
-    ax.legend(fontsize=7, loc="best", handlelength=1.0)  # where it hides the fewest bars
-    if title:
-        ax.set_title(title, fontsize=9)
+    counts = (f"{_count(merges.size, 'merge')} above 0, "
+              f"{_count(at_zero, 'pair')} dying at 0")
+    ax.set_title(f"{title}\n{counts}" if title else counts, fontsize=9)
     return ax
 
 

@@ -103,6 +103,29 @@ def time_matrix(paths, **kwargs) -> tuple[float, tuple]:
     return time.perf_counter() - t, out
 
 
+def cpu_seconds() -> float:
+    """CPU time used so far by this process and every process it started (workers, Dask's
+    nannies and workers), for the overhead of a route: the same work in more CPU seconds."""
+    import psutil
+
+    total = 0.0
+    for p in [psutil.Process(), *psutil.Process().children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system
+    return total
+
+
+def timed_route(paths, **kwargs) -> tuple[float, tuple, float, float]:
+    """:func:`time_matrix` with the load average before and the CPU seconds of the route."""
+    load = os.getloadavg()[0]
+    cpu = cpu_seconds()
+    seconds, out = time_matrix(paths, **kwargs)
+    return seconds, out, load, cpu_seconds() - cpu
+
+
 # other work on the machine slows every timing: recorded beside the results
 LOAD = os.getloadavg()
 
@@ -111,6 +134,7 @@ def scaling(n_snapshots: int = 100) -> None:
     """Part 3: one worker, two workers, a two-worker Dask LocalCluster on the same files."""
     from distributed import Client, LocalCluster
 
+    started = time.perf_counter()
     rng = np.random.default_rng(11)
     series = rewired_series(n_snapshots, rng)
     rows = {}
@@ -119,37 +143,39 @@ def scaling(n_snapshots: int = 100) -> None:
                  for i, g in enumerate(series)]
         del series
         time_matrix(paths[:3])  # imports and first-call set-up
-        load = os.getloadavg()[0]
-        rows["1 worker"] = (*time_matrix(paths), load)
+        rows["1 worker"] = timed_route(paths)
         time_matrix(paths[:4], n_jobs=2)  # start the loky workers
-        load = os.getloadavg()[0]
-        rows["2 workers"] = (*time_matrix(paths, n_jobs=2), load)
+        rows["2 workers"] = timed_route(paths, n_jobs=2)
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                           dashboard_address=None) as cluster, Client(cluster):
             time_matrix(paths[:4], scheduler=cluster.scheduler_address)
-            load = os.getloadavg()[0]
-            rows["Dask LocalCluster, 2 workers"] = (
-                *time_matrix(paths, scheduler=cluster.scheduler_address), load)
+            rows["Dask LocalCluster, 2 workers"] = timed_route(
+                paths, scheduler=cluster.scheduler_address)
     base = rows["1 worker"][1][0].to_numpy()
-    for name, (_, (dist, _), _) in rows.items():
+    for name, (_, (dist, _), _, _) in rows.items():
         assert np.array_equal(dist.to_numpy(), base), name
     one = rows["1 worker"][0]
     targets = {"2 workers": 1.8, "Dask LocalCluster, 2 workers": 1.6}
     record = {"snapshots": n_snapshots, "pairs": n_snapshots * (n_snapshots - 1) // 2,
-              "rows": {name: {"seconds": t, "speed_up": one / t, "load_average": load}
-                       for name, (t, _, load) in rows.items()},
-              "cpus": os.cpu_count()}
+              "rows": {name: {"seconds": t, "speed_up": one / t, "load_average": load,
+                              "cpu_seconds_all_processes": cpu}
+                       for name, (t, _, load, cpu) in rows.items()},
+              "cpus": os.cpu_count(), "seconds_whole_run": time.perf_counter() - started}
     md = [f"# NNSTD matrix scaling: {n_snapshots} snapshots of a 784-300-100-10 network "
           f"({record['pairs']} pairs)", "",
-          "Made by `analysis/benchmarks/nnstd_matrix.py --scaling-only` (wall time; "
-          f"{os.cpu_count()} CPUs; the load average before each row says how busy the machine "
-          "was). Every route gives the identical matrix.", "",
-          "| route | load avg | seconds | speed-up | target |", "|---|---|---|---|---|"]
-    for name, (t, _, load) in rows.items():
+          "Made by `analysis/benchmarks/nnstd_matrix.py --scaling-only` (wall time, one run "
+          f"per route; {os.cpu_count()} CPUs; the load average before each row says how busy "
+          "the machine was; `cpu s` is the CPU time of this process and every process it "
+          "started during the route: a route's overhead shows as more CPU seconds for the "
+          "same work). Every route gives the identical matrix. Whole run: "
+          f"{record['seconds_whole_run']:.0f} s.", "",
+          "| route | load avg | seconds | cpu s | speed-up | target |",
+          "|---|---|---|---|---|---|"]
+    for name, (t, _, load, cpu) in rows.items():
         target = targets.get(name)
         verdict = "" if target is None else (
             f">= {target}x: {'met' if one / t >= target else 'NOT met'}")
-        md.append(f"| {name} | {load:.1f} | {t:.1f} | {one / t:.2f} | {verdict} |")
+        md.append(f"| {name} | {load:.1f} | {t:.1f} | {cpu:.1f} | {one / t:.2f} | {verdict} |")
     atomic_write_text(RESULTS / "nnstd_matrix_scaling.json", json.dumps(record, indent=2) + "\n")
     atomic_write_text(RESULTS / "nnstd_matrix_scaling.md", "\n".join(md) + "\n")
     print("\n".join(md))

@@ -147,3 +147,35 @@ def test_a_table_of_one_row_says_row(tmp_path, capsys, write_run):
     csv = tmp_path / "e.csv"
     assert main(["evolution", str(run), "--csv", str(csv)]) == 0
     assert capsys.readouterr().out == f"wrote {csv} (1 row)\n"
+
+
+def test_the_figure_of_a_run_in_levels_breaks_every_line_at_a_rewind(tmp_path, capsys,
+                                                                      monkeypatch):
+    import topo
+    import topo.cli._output as output
+    from topo.graph import LayeredGraph
+    from topo.io.run import METRICS_NAME, snapshot_name
+
+    run = tmp_path / "imp"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"config": {"method": "imp"}}))
+    rows = []
+    for level in (0, 1):
+        for epoch, masks in enumerate(HAND):
+            weights = [m.astype(float) for m in masks]
+            topo.save_snapshot(LayeredGraph(weights, masks=masks, names=["fc0", "fc1"],
+                                            metadata={"epoch": epoch, "level": level}),
+                               run / snapshot_name(epoch, level))
+            rows.append({"level": level, "epoch": epoch, "test_accuracy": 0.1 + 0.8 * epoch})
+    (run / METRICS_NAME).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    drawn = []  # the figure as drawn, kept instead of written (rendering is not tested here)
+    monkeypatch.setattr(output, "save_figure", lambda fig, path: drawn.append(fig) or path)
+    assert main(["evolution", str(run), "--plot", str(tmp_path / "e.png"),
+                 "--no-persistence"]) == 0
+    (figure,) = drawn
+    lines = [line for ax in figure.axes for line in ax.lines if line.get_linestyle() != ":"]
+    assert len(lines) == 11  # five panels of two layers, and the test accuracy
+    for line in lines:
+        # snapshots 0, 1 are level 0 and 2, 3 level 1: the line breaks between 1 and 2
+        np.testing.assert_array_equal(line.get_xdata(), [0, 1, np.nan, 2, 3])
+    np.testing.assert_allclose(lines[-1].get_ydata(), [0.1, 0.9, np.nan, 0.1, 0.9])

@@ -243,7 +243,7 @@ def test_info_reads_a_folder_of_checkpoints_as_its_last_and_says_so(tmp_path, ca
     assert main(["info", str(folder)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[1] == (f"snapshot: {folder}/ckpt_epoch_10.safetensors (the last of 3 "
-                        "checkpoints in the natural order of their names, "
+                        "checkpoints by the epochs their names say, "
                         "ckpt_epoch_10.safetensors)")
     assert main(["info", str(folder), "--epoch", "2", "--json"]) == 0
     meta = json.loads(capsys.readouterr().out)["metadata"]
@@ -284,3 +284,64 @@ def test_info_rounds_metadata_floats_and_counts_in_the_right_number(tmp_path, ca
     assert "(edgelist: 3 nodes, 1 edge)" in capsys.readouterr().out
     assert main(["info", str(single)]) == 0
     assert "total: 1 connection of 2 possible" in capsys.readouterr().out
+
+
+def _checkpoints(folder, names, epochs=None):
+    """Tiny topo snapshots under ``names``, the k-th with k + 1 connections (and, when
+    given, the epoch its metadata says)."""
+    folder.mkdir()
+    for k, name in enumerate(names):
+        meta = {} if epochs is None else {"epoch": epochs[k]}
+        weights = np.diag((np.arange(5) <= k).astype(float))
+        topo.save_snapshot(LayeredGraph([weights], names=["fc"], metadata=meta),
+                           folder / name)
+    return folder
+
+
+@pytest.mark.parametrize("names, epochs, last", [
+    # name order and time order differ: the step comes first in the names
+    (["step_100_epoch_2.safetensors", "step_50_epoch_3.safetensors"], None,
+     "step_50_epoch_3.safetensors"),
+    # names without numbers, epochs in the files
+    (["final.safetensors", "last.safetensors"], [10, 9], "final.safetensors"),
+    # numbers in the names that are not the epoch the files say
+    (["ckpt_10.safetensors", "ckpt_9.safetensors"], [1, 2], "ckpt_9.safetensors"),
+    # lexicographic and numeric order differ
+    ([f"ckpt_epoch_{e}.safetensors" for e in (1, 2, 10, 9)], None, "ckpt_epoch_10.safetensors"),
+])
+def test_info_and_evolution_agree_on_a_folder_s_last_checkpoint(tmp_path, capsys, names,
+                                                                 epochs, last):
+    folder = _checkpoints(tmp_path / "ckpts", names, epochs)
+    connections_of_last = names.index(last) + 1  # the files differ by their connections
+    assert main(["evolution", str(folder), "--json", "--no-persistence"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[-1]["connections"] == connections_of_last
+    assert main(["info", str(folder), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["metadata"]["snapshot"] == str(folder / last)
+    assert document["totals"]["connections"] == connections_of_last
+    assert main(["info", str(folder)]) == 0
+    assert f"snapshot: {folder / last} (the last of {len(names)} checkpoints by the epochs" \
+        in capsys.readouterr().out
+
+
+def test_info_refuses_a_folder_whose_order_evolution_refuses(tmp_path, capsys):
+    folder = _checkpoints(tmp_path / "ckpts", ["model-v9.safetensors", "model-v10.safetensors",
+                                               "model.safetensors"])
+    assert main(["evolution", str(folder)]) != 0
+    evolution_error = capsys.readouterr().err
+    assert main(["info", str(folder)]) != 0
+    info_error = capsys.readouterr().err
+    assert "model.safetensors" in info_error and "place in time is unknown" in info_error
+    assert info_error.split(": ", 1)[1] == evolution_error.split(": ", 1)[1]  # after the command
+
+
+def test_info_chooses_a_folder_s_epoch_by_the_epochs_evolution_reads(tmp_path, capsys):
+    # the epochs are in the files, not in their names
+    folder = _checkpoints(tmp_path / "ckpts", ["final.safetensors", "last.safetensors"], [10, 9])
+    assert main(["info", str(folder), "--epoch", "9", "--json"]) == 0
+    meta = json.loads(capsys.readouterr().out)["metadata"]
+    assert (meta["snapshot"], meta["snapshot_choice"]) == (str(folder / "last.safetensors"),
+                                                           "epoch 9, as asked")
+    assert main(["info", str(folder), "--epoch", "3"]) != 0
+    assert "no checkpoints of epoch 3 (epochs 9-10)" in capsys.readouterr().err

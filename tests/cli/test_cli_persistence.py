@@ -293,7 +293,8 @@ def test_persistence_figure_draws_every_layers_deaths(tmp_path, capsys, drawn):
     snapshot = _write_snapshot(tmp_path)
     assert main(["persistence", str(snapshot), "--plot", str(tmp_path / "p.png")]) == 0
     axes = drawn["p.png"].axes
-    assert [a.get_title() for a in axes] == ["layer 0: fc1", "layer 1: fc2", "layer 2: fc3"]
+    assert [a.get_title().split("\n")[0] for a in axes] == ["layer 0: fc1", "layer 1: fc2",
+                                                           "layer 2: fc3"]
     # layer 1 merges at 0.8, 0.6, 0.4, 0.2 (see _hand_np): four deaths above 0
     assert sum(p.get_height() for p in axes[0].patches) == 4
 

@@ -257,7 +257,7 @@ def test_a_folder_of_checkpoints_is_read_as_its_last_file_and_a_file_chooses_not
         topo.save_snapshot(graph, folder / f"epoch_{epoch}.safetensors")
     chosen = choose_snapshot(folder)
     assert chosen.path == folder / "epoch_10.safetensors"
-    assert chosen.why == ("the last of 3 checkpoints in the natural order of their names, "
+    assert chosen.why == ("the last of 3 checkpoints by the epochs their names say, "
                           "epoch_10.safetensors")
     assert choose_snapshot(folder, epoch=2).path == folder / "epoch_2.safetensors"
     loaded = topo.load(folder)

@@ -462,6 +462,20 @@ def _np_reconstruct(cls: Any, shape: Any, dtype: Any) -> _NDArrayBuilder:
     return _NDArrayBuilder()
 
 
+def _np_frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+    """numpy's protocol-5 array record: the raw buffer (in-band bytes), dtype, shape and
+    memory order ``"C"`` or ``"F"``."""
+    dt = dtype.dtype() if isinstance(dtype, _DTypeBuilder) else np.dtype(dtype)
+    if dt.hasobject or not isinstance(buf, (bytes, bytearray)) or order not in ("C", "F"):
+        raise UnreadableFileError("a numpy array record that is not plain data")
+    shape = tuple(int(s) for s in shape)
+    count = int(np.prod(shape)) if shape else 1
+    if len(buf) != count * dt.itemsize:
+        raise UnreadableFileError(f"a numpy array of shape {shape} with {len(buf)} bytes of "
+                                  "data")
+    return np.array(np.frombuffer(bytes(buf), dtype=dt).reshape(shape, order=order))
+
+
 def _np_scalar(dtype: Any, data: Any = None) -> Any:
     dt = dtype.dtype() if isinstance(dtype, _DTypeBuilder) else np.dtype(dtype)
     if dt.hasobject or not isinstance(data, (bytes, bytearray)) or len(data) != dt.itemsize:
@@ -542,6 +556,8 @@ _SAFE_GLOBALS: dict[tuple[str, str], Any] = {
     ("numpy", "dtype"): _DTypeBuilder,
     ("numpy.core.multiarray", "_reconstruct"): _np_reconstruct,
     ("numpy._core.multiarray", "_reconstruct"): _np_reconstruct,
+    ("numpy.core.numeric", "_frombuffer"): _np_frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): _np_frombuffer,
     ("numpy.core.multiarray", "scalar"): _np_scalar,
     ("numpy._core.multiarray", "scalar"): _np_scalar,
     ("_codecs", "encode"): _codecs_encode,

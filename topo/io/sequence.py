@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["SequenceEntry", "GraphSequence", "read_sequence", "expand_paths", "short_labels",
            "FileTime", "EPOCH_SOURCES", "file_times", "SnapshotChoice", "choose_snapshot",
-           "is_checkpoint_folder"]
+           "is_checkpoint_folder", "snapshots_in_order"]
 
 Loader = Callable[[str | Path], LayeredGraph]
 
@@ -516,24 +516,63 @@ def _choose_in_run(run: Path, epoch: int | None, level: int | None,
 
 def _choose_in_folder(folder: Path, epoch: int | None, level: int | None,
                       best: bool) -> SnapshotChoice:
-    files = snapshot_paths(folder)
     if best or level is not None:
+        snapshot_paths(folder)  # a folder without snapshots is said first
         raise ConfigError(
             f"{folder}: a folder of checkpoints records no "
             f"{'best snapshot' if best else 'pruning levels'}; choose a file, or --epoch N")
+    files, times = snapshots_in_order(folder)
     if epoch is None:
         if len(files) == 1:
             return SnapshotChoice(files[0], f"the folder's one checkpoint, {files[0].name}")
-        return SnapshotChoice(files[-1], f"the last of {len(files)} checkpoints in the "
-                                         f"natural order of their names, {files[-1].name}")
-    found = [p for p in files if snapshot_epoch(p) == epoch]
+        return SnapshotChoice(files[-1], f"the last of {len(files)} checkpoints "
+                                         f"{_order_words(times)}, {files[-1].name}")
+    found = [p for p, t in zip(files, times) if t is not None and t.epoch == epoch]
     if len(found) != 1:
-        numbered = sorted({e for p in files if (e := snapshot_epoch(p)) is not None})
-        held = (f"epochs {_ranges(numbered)}" if numbered
-                else "no file name says its epoch (epoch_N)")
+        known = sorted({t.epoch for t in times if t is not None and t.epoch is not None})
+        held = (f"epochs {_ranges(known)}" if known
+                else "no file says its epoch, neither in the file nor in its name")
         raise ConfigError(f"{folder}: {'several' if found else 'no'} checkpoints of epoch "
                           f"{epoch} ({held}); choose a file")
     return SnapshotChoice(found[0], f"epoch {epoch}, as asked")
+
+
+def snapshots_in_order(path: str | Path, glob: str | None = None
+                       ) -> tuple[list[Path], list[FileTime | None]]:
+    """The snapshots of a run or a folder of checkpoints in time order, with their times.
+
+    The one order every command uses: :func:`read_sequence` (``topo evolution``, ``topo
+    distances``) lists a folder in it, and :func:`choose_snapshot` (``topo info``, ``topo
+    compare``, ... on a folder) takes its last entry as the folder's last checkpoint.
+
+    - a run directory: its snapshots in the order of their names (levels in order,
+      ``epoch_0002`` before ``epoch_0010``); times None (the run's files say them);
+    - a folder of checkpoints: by epoch, then step, then the natural order of the names
+      (``ckpt_2`` before ``ckpt_10``) when every file says its epoch, in its metadata or
+      its name (:func:`file_times`); by step when none says an epoch and every one a step;
+      in the natural order of the names when none says either.
+
+    Raises
+    ------
+    UnreadableFileError
+        A missing path or one without snapshots; a folder where some files say their epoch
+        and others do not (their place in time is unknown).
+    """
+    paths, _, times = _expand_one(Path(path), glob)
+    return paths, times
+
+
+def _order_words(times: Sequence[FileTime | None]) -> str:
+    """How :func:`snapshots_in_order` ordered a folder's checkpoints, for the user."""
+    known = [t for t in times if t is not None]
+    if known and all(t.epoch is not None for t in known):
+        sources = {t.source for t in known}
+        where = ("their metadata" if sources == {"metadata"} else "their names"
+                 if sources == {"name"} else "their metadata or names")
+        return f"by the epochs {where} say"
+    if known and all(t.step is not None for t in known):
+        return "by step"
+    return "in the natural order of their names"
 
 
 def _ranges(values: list[int]) -> str:
@@ -604,8 +643,9 @@ def _in_time_order(folder: Path, paths: list[Path]) -> tuple[list[Path], list[Fi
                                       else "")
     raise UnreadableFileError(
         f"{folder}: {len(missing)} of {len(paths)} files say no epoch, neither in the file nor "
-        f"in the name ({shown}), so their place in time is unknown; select the files to read "
-        "with a glob pattern (--glob)")
+        f"in the name ({shown}), so their place in time is unknown; name the file to read, or "
+        "select the files that say one with a glob pattern (topo evolution and topo distances: "
+        "--glob)")
 
 
 def _stored_time(path: Path) -> dict[str, Any]:
