@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: demo test lint typecheck docs wheel-test install clean
+.PHONY: demo test test-slow lint typecheck docs wheel-test install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,9 +36,20 @@ docs: $(DOCS_STAMP)
 wheel-test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:randomly tests/test_wheel.py
 
-# TOPO_REQUIRE_DOCS: tests/test_docs.py fails (not skips) without the built site
+# The suite without the few end-to-end runs (marked slow; `make test-slow` runs those, and CI
+# runs both). TOPO_REQUIRE_DOCS: tests/test_docs.py fails (not skips) without the built site.
+# PYTHONDONTWRITEBYTECODE is unset so that topo's and the tests' bytecode (and pytest's
+# rewritten test modules) is written once to the ignored __pycache__ folders and reused by
+# every pytest worker instead of being compiled again in each.
+PYTEST := env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -n 2 -q
+
 test: $(STAMP) lint docs
-	TOPO_REQUIRE_DOCS=1 $(BIN)/python -m pytest -n 2 -q
+	TOPO_REQUIRE_DOCS=1 $(PYTEST) -m "not slow"
+
+# The end-to-end runs: real training, the demo, the notebooks, the Lightning callback, the
+# wheel in a fresh environment.
+test-slow: $(STAMP)
+	$(PYTEST) -m slow
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache .mypy_cache docs/_build \

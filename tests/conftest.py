@@ -10,7 +10,12 @@ change these shared outputs (copy what you need to change into ``tmp_path``).
   skip when it is absent;
 - ``trained_run``: a SET run on digits (64-100-100-10, 3 epochs, seed 0) made by topo's trainer;
 - ``demo_output``: ``topo demo --epochs 3`` into a folder that held an earlier demo's run, and
-  what it printed.
+  what it printed;
+- ``built_once``: the same sharing for other expensive folders (``built_once(name, build)``).
+
+With -n the suite runs with ``--dist loadgroup``: tests go to the workers one at a time,
+except that the tests sharing a module- or class-scoped fixture (or an explicit
+``xdist_group`` mark) form one group run on one worker (:func:`pytest_collection_modifyitems`).
 """
 
 from __future__ import annotations
@@ -41,10 +46,21 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("MPLBACKEND", "Agg")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # The few end-to-end tests (marked slow) start first: with two workers, the long ones
     # then run beside the many short ones instead of being left for last.
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    # With -n (--dist loadgroup), tests go to the workers one by one; the tests of one group
+    # run on one worker: those sharing a module- or class-scoped fixture (a Jupyter kernel, a
+    # Dask cluster, a trained search), so that it is set up once, and those marked
+    # xdist_group (a library whose import takes seconds, joblib's worker processes).
+    if getattr(config.option, "loadgroup", False):   # set in the workers by pytest-xdist
+        for item in items:
+            groups = sorted({*_fixture_groups(item), *(
+                str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                for mark in item.iter_markers("xdist_group"))})
+            if groups:
+                _name_group(item, "+".join(groups))
 
 
 @pytest.fixture(scope="session")
@@ -105,6 +121,13 @@ def demo_output(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return folder / "demo", (folder / "printed.txt").read_text()
 
 
+@pytest.fixture(scope="session")
+def built_once(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """``built_once(name, build)``: the folder ``name`` filled by ``build(folder)`` once per
+    test session and shared by every xdist worker (read-only: copy it to change it)."""
+    return lambda name, build: _once(tmp_path_factory, name, build)
+
+
 @pytest.fixture
 def write_run() -> Callable[..., Path]:
     """``write_run(root, masks_per_snapshot, epochs=None, metrics=None, seed=0)``: a run
@@ -132,6 +155,38 @@ def _write_run(root: Path, masks_per_snapshot: list[list[np.ndarray]], epochs: A
     if metrics is not None:
         (root / METRICS_NAME).write_text("".join(json.dumps(m) + "\n" for m in metrics))
     return root
+
+
+def _fixture_groups(item: pytest.Item) -> list[str]:
+    """The module- and class-scoped fixtures (and their parameters) that ``item`` uses."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return []
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    groups = []
+    for name in getattr(item, "fixturenames", ()):
+        definitions = info.name2fixturedefs.get(name)
+        if definitions and definitions[-1].scope in ("module", "class", "package"):
+            group = f"{item.path.name}:{name}"
+            if name in params:
+                group += f"[{params[name]}]"
+            groups.append(group)
+    return sorted(groups)
+
+
+def _name_group(item: pytest.Item, group: str) -> None:
+    """Append ``@group`` to the test's node id, which is how pytest-xdist's loadgroup
+    scheduler sees groups. pytest-xdist 3.8 writes ``item._nodeid``, which pytest 9.2 no
+    longer reads (the id is ``item._id``), so its own xdist_group marks are lost: done here."""
+    nodeid = item.nodeid if "@" not in item.nodeid.rpartition("]")[2] else \
+        item.nodeid.rpartition("@")[0]
+    nodeid = f"{nodeid}@{group}"
+    if hasattr(item, "_id"):
+        from _pytest.nodeid import NodeId
+
+        item._id = NodeId.parse(nodeid)
+    else:
+        item._nodeid = nodeid
 
 
 def _once(factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:

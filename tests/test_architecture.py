@@ -31,6 +31,9 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "topo"
 
+# With -n, the tests of this file run on one worker: topo's sources are parsed once.
+pytestmark = pytest.mark.xdist_group("architecture")
+
 ANALYSES = ("topo.distance", "topo.distance_chance", "topo.assignment", "topo.canonical",
             "topo.unit_sets",
             "topo.overlap", "topo.comparison", "topo.persistence",
@@ -86,8 +89,14 @@ def resolve(name: str, known: dict[str, Path]) -> str:
     return name
 
 
+@functools.cache
+def parsed(path: Path) -> ast.Module:
+    """The syntax tree of one source file (parsed once for all the tests of this file)."""
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
 def imports_of(name: str, path: Path, known: dict[str, Path]) -> list[Import]:
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    tree = parsed(path)
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     found: list[Import] = []
 
@@ -233,8 +242,7 @@ def test_analyses_never_open_files_through_io(module):
 def test_importlib_only_for_the_command_discovery():
     users = set()
     for name, path in modules().items():
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
+        for node in ast.walk(parsed(path)):
             named = ([a.name for a in node.names] if isinstance(node, ast.Import)
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             # importlib.metadata reads the installed version; it imports nothing

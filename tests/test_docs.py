@@ -8,6 +8,8 @@ public names are enumerated here from the package itself, not from ``docs/conf.p
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import functools
 import importlib
 import os
@@ -25,12 +27,38 @@ ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "docs" / "_build" / "html"
 
 
+@functools.cache
+def public_all() -> dict[str, list[str]]:
+    """``__all__`` of every public module (no part of its name starts with ``_``), read from
+    the source without importing it: collecting this file stays cheap (importing
+    topo.integrations.lightning alone imports Lightning and torch).
+    :func:`test_public_names_are_the_modules_own` checks these lists against the imports."""
+    out = {}
+    for path in sorted((ROOT / "topo").rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if any(part.startswith("_") for part in parts):
+            continue
+        literals: dict[str, object] = {}   # the module's top-level literal constants
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            targets = (node.targets if isinstance(node, ast.Assign)
+                       else [node.target] if isinstance(node, ast.AnnAssign) else [])
+            names = [t.id for t in targets if isinstance(t, ast.Name)]
+            if "__all__" in names:
+                out[".".join(parts)] = [
+                    name for element in node.value.elts  # type: ignore[union-attr]
+                    for name in (literals[element.value.id]  # `*_LAZY`: a literal's keys
+                                 if isinstance(element, ast.Starred)
+                                 else [ast.literal_eval(element)])]
+            elif names and node.value is not None:
+                with contextlib.suppress(ValueError, TypeError, SyntaxError):
+                    literals[names[0]] = ast.literal_eval(node.value)
+    return out
+
+
 def public_modules() -> list[str]:
-    names = ["topo"]
-    for info in pkgutil.walk_packages(topo.__path__, "topo."):
-        if not any(part.startswith("_") for part in info.name.split(".")):
-            names.append(info.name)
-    return sorted(n for n in names if hasattr(importlib.import_module(n), "__all__"))
+    return sorted(public_all())
 
 
 class _Page(HTMLParser):
@@ -70,8 +98,19 @@ def require_site() -> None:
         pytest.skip("the site is not built; run `make docs`")
 
 
-PUBLIC = [(module, name) for module in public_modules()
-          for name in importlib.import_module(module).__all__]
+PUBLIC = [(module, name) for module, names in public_all().items() for name in names]
+
+
+@pytest.mark.xdist_group("torch-dynamo")   # imports Lightning (and torch._dynamo)
+def test_public_names_are_the_modules_own():
+    """The names read from the source are each module's ``__all__`` once imported, and the
+    modules read are all the public ones that have an ``__all__``."""
+    for module, names in public_all().items():
+        assert importlib.import_module(module).__all__ == names, module
+    walked = ["topo"] + [info.name for info in pkgutil.walk_packages(topo.__path__, "topo.")
+                         if not any(p.startswith("_") for p in info.name.split("."))]
+    assert sorted(n for n in walked if hasattr(importlib.import_module(n), "__all__")) == \
+        public_modules()
 
 
 @pytest.mark.parametrize(("module", "name"), PUBLIC, ids=[f"{m}.{n}" for m, n in PUBLIC])

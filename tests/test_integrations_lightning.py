@@ -9,36 +9,50 @@ import sys
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
 
 import topo
 from topo.cli import main
 from topo.io.run import read_manifest, read_metrics
 
-pl = pytest.importorskip("lightning.pytorch")   # installed with topo's dev extra
+# Lightning (and torch) are imported by the tests that use them, not at collection; the tests
+# of this file run on one xdist worker, so only that worker imports Lightning.
+pytestmark = pytest.mark.xdist_group("torch-dynamo")
 
 
-class TinyModule(pl.LightningModule):
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.model = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 4))
+@pytest.fixture
+def pl():
+    return pytest.importorskip("lightning.pytorch")   # installed with topo's dev extra
 
-    def forward(self, x):
-        return self.model(x)
 
-    def training_step(self, batch, batch_idx):
-        x, y = batch
-        loss = nn.functional.cross_entropy(self(x), y)
-        self.log("train_loss", loss, on_epoch=True, on_step=False)
-        return loss
+def tiny_module(pl):
+    """A 12-16-4 Lightning module class (its weights drawn with seed 0)."""
+    import torch
+    from torch import nn
 
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=0.1)
+    class TinyModule(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.model = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 4))
+
+        def forward(self, x):
+            return self.model(x)
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            loss = nn.functional.cross_entropy(self(x), y)
+            self.log("train_loss", loss, on_epoch=True, on_step=False)
+            return loss
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    return TinyModule
 
 
 def loader():
+    import torch
+
     g = torch.Generator().manual_seed(0)
     data = torch.utils.data.TensorDataset(torch.randn(64, 12, generator=g),
                                           torch.randint(0, 4, (64,), generator=g))
@@ -46,12 +60,12 @@ def loader():
 
 
 @pytest.mark.slow
-def test_the_callback_records_what_lightning_checkpoints_hold(tmp_path, capsys):
+def test_the_callback_records_what_lightning_checkpoints_hold(pl, tmp_path, capsys):
     from lightning.pytorch.callbacks import ModelCheckpoint, ModelPruning
 
     from topo.integrations.lightning import TopologyCallback
 
-    module = TinyModule()
+    module = tiny_module(pl)()
     trainer = pl.Trainer(
         max_epochs=3, accelerator="cpu", logger=False, enable_progress_bar=False,
         enable_model_summary=False, default_root_dir=tmp_path,
@@ -89,10 +103,10 @@ def test_the_callback_records_what_lightning_checkpoints_hold(tmp_path, capsys):
         (0, 4, "metadata"), (1, 8, "metadata"), (2, 12, "metadata")]
 
 
-def test_an_exception_in_training_marks_the_run_interrupted(tmp_path):
+def test_an_exception_in_training_marks_the_run_interrupted(pl, tmp_path):
     from topo.integrations.lightning import TopologyCallback
 
-    class Failing(TinyModule):
+    class Failing(tiny_module(pl)):
         def training_step(self, batch, batch_idx):
             if self.current_epoch == 1:
                 raise RuntimeError("diverged")

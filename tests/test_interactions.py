@@ -500,6 +500,7 @@ def test_docstring_examples_hold():
     assert doctest.testmod(topo.interactions).failed == 0
 
 
+@pytest.mark.xdist_group("scikit-learn")   # scikit-learn's import: on one worker of the suite
 def test_interaction_auc_is_sklearns_roc_auc_with_pairs_inside_true_sets_positive():
     import pandas as pd
     from sklearn.metrics import roc_auc_score

@@ -66,6 +66,7 @@ def test_pair_blocks_cover_every_pair_once():
     assert len(pair_blocks(30, n_jobs=2)) == 8  # four per worker
 
 
+@pytest.mark.xdist_group("process-pool")   # joblib's worker processes start once
 def test_run_tasks_keeps_task_order_in_processes():
     tasks = [(operator.mul, (i, 3)) for i in range(10)]
     assert run_tasks(tasks, n_jobs=2) == [3 * i for i in range(10)]
@@ -86,6 +87,7 @@ def test_progress_bar_counts_items(capsys):
     assert "5/5" in capsys.readouterr().err
 
 
+@pytest.mark.xdist_group("process-pool")   # joblib's worker processes start once
 def test_pairwise_runs_any_pair_function_on_graphs_or_on_loaded_references(snapshot_files):
     graphs = [topo.load(p) for p in snapshot_files]
     pairs, results = pairwise(graphs, functools.partial(record_pair, tag="g"))
@@ -118,6 +120,7 @@ def test_distance_matrix_holds_every_pair(snapshot_files):
     assert np.array_equal(np.diag(over.to_numpy()), np.ones(4))
 
 
+@pytest.mark.xdist_group("process-pool")   # joblib's worker processes start once
 def test_a_sequence_gives_its_paths_loader_and_labels_to_the_matrix(snapshot_files):
     sequence = topo.read_sequence(snapshot_files)
     dist, _ = distance_matrix(sequence, n_jobs=2)
@@ -129,6 +132,7 @@ def test_a_sequence_gives_its_paths_loader_and_labels_to_the_matrix(snapshot_fil
     assert list(unnamed.index) == ["0", "1", "2"]
 
 
+@pytest.mark.xdist_group("process-pool")   # joblib's worker processes start once
 def test_workers_receive_paths_not_arrays(snapshot_files, monkeypatch):
     import topo.pairwise
 

@@ -241,6 +241,7 @@ def magnitude_prune_and_rigl_run(out: Path, *, epochs=3, steps=6, every_update=2
     return seen
 
 
+@pytest.mark.xdist_group("torch-dynamo")   # torch.optim imports torch._dynamo
 def test_a_recorded_pruning_and_regrowth_run_shows_epochs_churn_and_the_exact_itop_rate(
         tmp_path, capsys):
     run = tmp_path / "run"
@@ -379,6 +380,7 @@ def test_pruning_applied_while_recording_is_followed_and_a_changed_layer_refused
         rec.update()
 
 
+@pytest.mark.xdist_group("torch-dynamo")   # torch.optim imports torch._dynamo
 def test_watch_updates_after_every_optimizer_step(tmp_path):
     model = mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -393,6 +395,7 @@ def test_watch_updates_after_every_optimizer_step(tmp_path):
     assert rec.n_updates == 3 and rec.step == 3
 
 
+@pytest.mark.xdist_group("torch-dynamo")   # torch.optim imports torch._dynamo
 def test_a_recorded_run_is_read_by_every_command(tmp_path, capsys):
     run = tmp_path / "run"
     magnitude_prune_and_rigl_run(run, epochs=2, steps=2)
@@ -482,6 +485,7 @@ def test_live_tensorboard_scalars_equal_those_of_the_finished_run(tmp_path):
     assert "topo/itop_rate_network" in live and "topo/itop_rate_snapshots/0" in live
 
 
+@pytest.mark.xdist_group("torch-dynamo")   # torch.optim imports torch._dynamo
 def test_the_readme_example_records_a_run(tmp_path, monkeypatch, repo_root):
     # the README's example now lives in the user guide's page on following a run
     text = (repo_root / "docs" / "guide" / "recording.md").read_text()

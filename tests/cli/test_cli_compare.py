@@ -241,6 +241,7 @@ def test_distances_over_runs_and_mixed_files(tmp_path, capsys):
     assert matrix[0, 1] == pytest.approx(topo.nnstd(g0, g1).distance)
 
 
+@pytest.mark.xdist_group("process-pool")   # joblib's worker processes start once
 def test_distances_table_plot_and_jobs(tmp_path, capsys):
     folder = tmp_path / "snaps"
     folder.mkdir()
@@ -314,6 +315,7 @@ def test_compare_different_hidden_widths_and_single_layer(tmp_path, capsys):
         pytest.approx(independent_layer_nnstd(wa, wb))]
 
 
+@pytest.mark.xdist_group("process-pool")   # joblib's worker processes start once
 def test_distances_incompatible_networks_in_workers_is_one_line_error(tmp_path, capsys):
     a = write_topo(weights(0), tmp_path / "a.safetensors")
     b = write_topo(weights(1), tmp_path / "b.safetensors")
@@ -405,10 +407,12 @@ def test_compare_table_says_how_the_all_row_aggregates_and_what_aligned_means(tm
     assert json.loads(capsys.readouterr().out)["alignment"] == "overlap"
 
 
-def test_compare_help_says_aligned_can_fall_below_raw():
-    proc = subprocess.run([sys.executable, "-m", "topo", "compare", "--help"],
-                          capture_output=True, text=True, check=True)
-    text = " ".join(proc.stdout.split())
+def test_compare_help_says_aligned_can_fall_below_raw(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")   # the width of a terminal-less `topo compare --help`
+    with pytest.raises(SystemExit) as exited:
+        main(["compare", "--help"])
+    assert exited.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
     assert "The aligned Jaccard index can be below the raw one" in text
     assert "--align {nnstd,overlap}" in text
 

@@ -270,6 +270,7 @@ def _synthetic_run(folder: Path, truth: list[list[int]]) -> Path:
     return run
 
 
+@pytest.mark.xdist_group("scikit-learn")   # scikit-learn's import: on one worker of the suite
 def test_interactions_of_a_run_with_true_interactions_give_their_auc(tmp_path, capsys, drawn):
     from sklearn.metrics import roc_auc_score
 

@@ -8,13 +8,23 @@ from types import SimpleNamespace
 import pytest
 
 torch = pytest.importorskip("torch")
-pytest.importorskip("lightning.pytorch")
 
-from topo.integrations.lightning import TopologyCallback, scalar_metrics  # noqa: E402
+# Lightning is imported by the tests, not at collection, and on the one worker of the suite
+# that runs the other tests importing it (tests/test_integrations_lightning.py)
+pytestmark = pytest.mark.xdist_group("torch-dynamo")
 
 
-def test_a_process_other_than_rank_zero_records_nothing(tmp_path):
-    callback = TopologyCallback(tmp_path / "run")
+@pytest.fixture
+def lightning():
+    """topo.integrations.lightning (its tests skip where Lightning is not installed)."""
+    pytest.importorskip("lightning.pytorch")
+    import topo.integrations.lightning as module
+
+    return module
+
+
+def test_a_process_other_than_rank_zero_records_nothing(lightning, tmp_path):
+    callback = lightning.TopologyCallback(tmp_path / "run")
     trainer = SimpleNamespace(is_global_zero=False, current_epoch=0, global_step=0,
                               callback_metrics={})
     module = torch.nn.Linear(3, 2)
@@ -27,10 +37,10 @@ def test_a_process_other_than_rank_zero_records_nothing(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_only_single_numbers_are_kept_and_topo_names_are_prefixed():
+def test_only_single_numbers_are_kept_and_topo_names_are_prefixed(lightning):
     metrics = {"train_loss": torch.tensor(0.5), "val_acc": 0.75, "steps": 3,
                "epoch": torch.tensor(2.0),                # a name topo writes itself
                "per_class": torch.tensor([0.1, 0.2]),    # not one number
                "flag": True, "note": "text"}
-    assert scalar_metrics(metrics) == {"train_loss": 0.5, "val_acc": 0.75, "steps": 3.0,
+    assert lightning.scalar_metrics(metrics) == {"train_loss": 0.5, "val_acc": 0.75, "steps": 3.0,
                                        "lightning_epoch": 2.0}

@@ -50,6 +50,7 @@ def weights_of(model):
 
 
 # ------------------------------------------------------------- the failing cases (issue 10)
+@pytest.mark.xdist_group("torch-dynamo")   # torch.optim imports torch._dynamo
 def test_checkpoint_dict_with_a_metric_tensor_beside_the_state_dict(tmp_path):
     model = sequential([6, 4, 3])
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)

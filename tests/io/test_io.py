@@ -428,11 +428,12 @@ def test_snapshot_bytes_are_deterministic_across_processes(tmp_path):
             "g = LayeredGraph([np.arange(6.0).reshape(2, 3), np.ones((1, 2))], "
             "metadata={'epoch': 1, 'method': 'set', 'seed': 0, 'run_id': 'x', 'step': 9}); "
             "topo.save_snapshot(g, sys.argv[1])")
-    outs = []
-    for k in range(3):
-        out = tmp_path / f"s{k}.safetensors"
-        subprocess.run([sys.executable, "-c", code, str(out)], check=True)
-        outs.append(out.read_bytes())
+    # this process and two fresh ones (each with its own hash seed)
+    exec(code.replace("sys.argv[1]", "path"), {"path": tmp_path / "s0.safetensors"})
+    for k in (1, 2):
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / f"s{k}.safetensors")],
+                       check=True)
+    outs = [(tmp_path / f"s{k}.safetensors").read_bytes() for k in range(3)]
     assert outs[0] == outs[1] == outs[2]
 
 

@@ -18,11 +18,11 @@ SET_CONFIG = TrainConfig(method="set", epochs=4, **SMALL)
 
 
 @pytest.fixture(scope="session")
-def set_run(tmp_path_factory) -> Path:
-    """A finished 4-epoch SET run of :data:`SET_CONFIG` (read-only: copy it to change it)."""
-    out = tmp_path_factory.mktemp("runs") / "set"
-    train(SET_CONFIG, out, progress=False)
-    return out
+def set_run(built_once) -> Path:
+    """A finished 4-epoch SET run of :data:`SET_CONFIG`, trained once per session and shared
+    by the xdist workers (read-only: copy it to change it)."""
+    return built_once("set-run", lambda folder: train(SET_CONFIG, folder / "set",
+                                                      progress=False)) / "set"
 
 
 @pytest.fixture(autouse=True)

@@ -294,6 +294,7 @@ def test_download_fetches_before_reading(tmp_path, monkeypatch):
 
 
 # ----------------------------------------------------------------- digits without scikit-learn
+@pytest.mark.xdist_group("scikit-learn")   # scikit-learn's import: on one worker of the suite
 @pytest.mark.parametrize("fraction", [0.25, 0.1, 0.5, 1 / 3, 0.9])
 def test_the_digits_split_is_scikit_learns_bit_for_bit(fraction):
     """topo splits digits without importing scikit-learn (seconds of start-up); the split must
@@ -312,6 +313,7 @@ def test_the_digits_split_is_scikit_learns_bit_for_bit(fraction):
         np.testing.assert_array_equal(test, want_test)
 
 
+@pytest.mark.xdist_group("scikit-learn")   # scikit-learn's import: on one worker of the suite
 def test_stratified_split_matches_scikit_learn_on_skewed_labels_with_ties():
     from sklearn.model_selection import train_test_split
 
@@ -329,6 +331,7 @@ def test_stratified_split_matches_scikit_learn_on_skewed_labels_with_ties():
         stratified_split(y, 0.05, 0)
 
 
+@pytest.mark.xdist_group("scikit-learn")   # scikit-learn's import: on one worker of the suite
 def test_digits_arrays_are_load_digits_scaled():
     from sklearn.datasets import load_digits
 

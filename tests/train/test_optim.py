@@ -7,6 +7,10 @@ import torch
 
 from topo.train.optim import SGD, Adam
 
+# torch.optim imports torch._dynamo (seconds): these tests run on one worker of the suite,
+# with the other tests that use torch.optim or Lightning
+pytestmark = pytest.mark.xdist_group("torch-dynamo")
+
 
 def _pair(seed: int):
     generator = torch.Generator().manual_seed(seed)

@@ -6,6 +6,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
+# Each test is a whole training run from the command line in a fresh interpreter (end to end):
+# `make test-slow` runs them.
+pytestmark = pytest.mark.slow
+
 
 def test_training_on_digits_imports_neither_the_compiler_nor_scikit_learn(tmp_path):
     """``torch.optim``'s optimisers import ``torch._dynamo`` (seconds) and scikit-learn's

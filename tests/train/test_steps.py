@@ -50,6 +50,7 @@ def _jacobian(model, x):
         f(values).detach().double().numpy()
 
 
+@pytest.mark.xdist_group("torch-dynamo")   # torch.optim imports torch._dynamo
 def test_gradient_step_is_backward_then_the_optimiser_step():
     model, x, y = _two_layer()
     reference, _, _ = _two_layer()
@@ -96,6 +97,7 @@ def test_gauss_newton_direction_equals_the_exact_minimum_norm_solve():
                                rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.xdist_group("torch-dynamo")   # torch.optim imports torch._dynamo
 def test_the_step_rule_moves_only_the_first_layer_by_lr_times_the_direction():
     model, x, y = _two_layer(seed=2)
     hidden, out = model.layers
@@ -113,6 +115,7 @@ def test_the_step_rule_moves_only_the_first_layer_by_lr_times_the_direction():
     assert rule.last["sketch_size"] == 4 * len(x)
 
 
+@pytest.mark.xdist_group("torch-dynamo")   # torch.optim imports torch._dynamo
 def test_a_full_gauss_newton_step_fits_a_batch_when_no_unit_switches():
     # every hidden unit stays active (bias 50), so f is linear in W, f(x) = v·x + c with
     # v = Σ a_r w_r: 3 samples in 3 dimensions are fitted exactly by the full step (lr = 1);
