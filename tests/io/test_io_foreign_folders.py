@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 import topo
 from topo.errors import UnreadableFileError
@@ -164,3 +166,15 @@ def test_labels_leave_out_checkpoint_suffixes():
     assert topo.io.sequence.short_labels([Path("x/checkpoint_1.pth.tar"),
                                           Path("x/epoch=0-step=5.ckpt")]) == [
         "checkpoint_1", "epoch=0-step=5"]
+
+
+@given(st.sampled_from(["model", "trained_model", "net", "run", "ckpt", "lenet", "seed"]),
+       st.integers(0, 10**6),
+       st.lists(st.integers(0, 10**9), min_size=1, max_size=5, unique=True),
+       st.sampled_from(["step", "global_step", "iter", "iteration"]),
+       st.sampled_from([".keras", ".pt", ".ckpt", ".pth.tar"]))
+def test_a_name_that_says_its_step_gives_no_epoch_from_its_other_numbers(prefix, index, steps,
+                                                                         word, suffix):
+    """``trained_model_0_step_2.keras``: the model's index is not an epoch."""
+    names = [f"{prefix}_{index}_{word}_{s}{suffix}" for s in steps]
+    assert name_times(names) == [(None, s) for s in steps]

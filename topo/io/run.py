@@ -220,6 +220,8 @@ def name_times(paths: Sequence[str | Path]) -> list[tuple[int | None, int | None
 
     - a number after ``epoch``, ``ep`` or ``e`` (``epoch=3``, ``epoch_0012``, ``model_e10``)
       is the epoch; one after ``step``, ``global_step``, ``iter`` or ``iteration`` the step;
+    - a name that says its step but not its epoch gives no epoch (``model_0_step_2``: the
+      other number is not a time);
     - otherwise, a name with a single number gives it as the epoch (``checkpoint_7``);
     - a name with several numbers and no such word gives the one number that varies among
       the files with the same name pattern (``run2_ckpt_1`` ... ``run2_ckpt_9``); if none or
@@ -228,8 +230,8 @@ def name_times(paths: Sequence[str | Path]) -> list[tuple[int | None, int | None
     Examples
     --------
     >>> name_times(["epoch=3-step=100.ckpt", "checkpoint_12.pth.tar", "model_e10.pt",
-    ...             "final.pt"])
-    [(3, 100), (12, None), (10, None), (None, None)]
+    ...             "final.pt", "model_0_step_2.keras"])
+    [(3, 100), (12, None), (10, None), (None, None), (None, 2)]
     """
     out: list[tuple[int | None, int | None]] = []
     unnamed: dict[str, list[tuple[int, list[int]]]] = {}  # pattern -> (file, its numbers)
@@ -243,6 +245,10 @@ def name_times(paths: Sequence[str | Path]) -> list[tuple[int | None, int | None
         numbers = [int(n) for n in re.findall(r"\d+", stem)]
         if epoch_match:
             out.append((int(epoch_match.group(1)), step))
+        elif step_match:
+            # a name that says its step and no epoch: another number in it (a model's index,
+            # ``model_0_step_2``) is not a time
+            out.append((None, step))
         elif len(numbers) == 1:
             out.append((numbers[0], step))
         else:
