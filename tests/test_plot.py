@@ -519,6 +519,33 @@ def test_epoch_axes_are_ticked_at_whole_numbers():
         assert ticks and all(float(t).is_integer() for t in ticks)
 
 
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_epoch_axes_of_a_few_snapshots_are_ticked_at_whole_numbers(n):
+    # one snapshot: matplotlib's integer locator needs two integers in view and otherwise
+    # ticks 0.95, 1.0, 1.05
+    for ax in plot_evolution(_run_frame([0.5] * n, {"test_accuracy": [0.1] * n})):
+        ax.figure.canvas.draw()
+        low, high = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if low <= t <= high]
+        assert ticks and all(float(t).is_integer() for t in ticks)
+
+
+@pytest.mark.parametrize("steps, x, label", [
+    ([0, 2], [0, 2], "step (the files say no epoch)"),
+    ([0, None], [0, 1], "snapshot, in time order (the files say no epoch)"),
+])
+def test_snapshots_that_say_no_epoch_are_not_drawn_at_epochs(steps, x, label):
+    # a folder of checkpoints named model_0_step_0, model_0_step_2: epochs 0, 1 are only
+    # the files' positions
+    frame = _run_frame([0.5, 0.5], {"test_accuracy": [0.1, 0.2]})
+    frame["epoch_source"] = "order"
+    frame["step"] = [s for s in steps for _ in range(2)]
+    for ax in plot_evolution(frame):
+        assert ax.get_xlabel() == label
+    density = plot_evolution(frame)[3]
+    np.testing.assert_array_equal(density.lines[0].get_xdata(), x)
+
+
 def test_persistence_of_a_layered_filtration_is_drawn_as_death_histograms():
     from topo.plot import plot_persistence_diagrams
 

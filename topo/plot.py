@@ -272,7 +272,9 @@ def plot_evolution(frame: pandas.DataFrame, ax: Any = None) -> np.ndarray:
     frame
         The table of :func:`topo.evolution.topology_evolution` (columns ``epoch``, ``layer``,
         ``name`` and the panels' columns; ``train_accuracy``/``test_accuracy`` for the last
-        panel). When it has a ``level`` column (iterative pruning), snapshots are plotted by
+        panel). When no file said its epoch (``epoch_source`` "order"), snapshots are
+        plotted by their ``step`` when every file gave one, else by their position, and the
+        axis says so. When it has a ``level`` column (iterative pruning), snapshots are plotted by
         their position instead of their epoch, with a tick at the first snapshot of every
         level naming the level and the network's density there (``connections`` over
         ``possible``, summed over the layers).
@@ -292,6 +294,13 @@ def plot_evolution(frame: pandas.DataFrame, ax: Any = None) -> np.ndarray:
         axes = list(grid.ravel())
     by_position = "level" in frame.columns
     x_column, x_label = ("snapshot", "snapshot") if by_position else ("epoch", "epoch")
+    if (not by_position and "epoch_source" in frame.columns
+            and bool((frame["epoch_source"] == "order").all())):
+        # no file said its epoch: the "epoch" column is only the snapshot's position
+        if "step" in frame.columns and frame["step"].notna().all():
+            x_column, x_label = "step", "step (the files say no epoch)"
+        else:
+            x_label = "snapshot, in time order (the files say no epoch)"
     level_ticks = None
     if by_position:
         x_label = "pruning level (network density); dotted: a level begins"
@@ -803,7 +812,7 @@ def _integer_locator() -> Any:
     """Ticks on whole numbers only: epochs and snapshot positions have no fractions."""
     from matplotlib.ticker import MaxNLocator
 
-    return MaxNLocator(integer=True)
+    return MaxNLocator(integer=True, min_n_ticks=1)
 
 
 def _mds(values: np.ndarray, random_state: int) -> np.ndarray:
