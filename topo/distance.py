@@ -348,7 +348,15 @@ def nnstd(a: LayeredGraph, b: LayeredGraph, *, reference: bool = False,
         matchings.append(perm)
         costs.append(cost)
         col_map, n_cols = _next_column_map(perm, n_a, n_b)
-    dense = [a.densities[k] == 1.0 and b.densities[k] == 1.0 for k in range(n_layers)]
+    return _result(a, b, per_layer, matchings, costs, reference, paths, tied, labels.method)
+
+
+def _result(a: LayeredGraph, b: LayeredGraph, per_layer: np.ndarray, matchings: list,
+            matched_cost: list, reference: bool, paths: list, tied: list,
+            tie_labels: str) -> NNSTDResult:
+    """The result of a pair: per-layer values, their mean, and the mean over the layers that
+    are not dense in both networks."""
+    dense = [a.densities[k] == 1.0 and b.densities[k] == 1.0 for k in range(a.n_layers)]
     sparse_values = per_layer[~np.asarray(dense, dtype=bool)]
     return NNSTDResult(
         per_layer=per_layer,
@@ -357,13 +365,13 @@ def nnstd(a: LayeredGraph, b: LayeredGraph, *, reference: bool = False,
         names=list(a.names),
         n_out_a=list(a.n_out),
         n_out_b=list(b.n_out),
-        matched_cost=costs,
+        matched_cost=matched_cost,
         reference=reference,
         sparse_distance=float(sparse_values.mean()) if sparse_values.size else float("nan"),
         dense=dense,
         solvers=paths,
         tied_units=tied,
-        tie_labels=labels.method,
+        tie_labels=tie_labels,
     )
 
 
@@ -465,23 +473,8 @@ def _nnstd_unit_sets(a: LayeredGraph, b: LayeredGraph, solver: str) -> NNSTDResu
                                                   col_map, n_cols).sum()) + abs(n_a - n_b)
             per_layer[k] = cost / max(n_a, n_b)
         matched_cost.append(cost)
-    dense = [a.densities[k] == 1.0 and b.densities[k] == 1.0 for k in range(a.n_layers)]
-    sparse_values = per_layer[~np.asarray(dense, dtype=bool)]
-    return NNSTDResult(
-        per_layer=per_layer,
-        distance=float(per_layer.mean()),
-        matchings=[perm_of[w] for w in wiring.writes],
-        names=list(a.names),
-        n_out_a=list(a.n_out),
-        n_out_b=list(b.n_out),
-        matched_cost=matched_cost,
-        reference=False,
-        sparse_distance=float(sparse_values.mean()) if sparse_values.size else float("nan"),
-        dense=dense,
-        solvers=paths,
-        tied_units=tied,
-        tie_labels=colours.method,
-    )
+    return _result(a, b, per_layer, [perm_of[w] for w in wiring.writes], matched_cost, False,
+                   paths, tied, colours.method)
 
 
 def _set_agreement(a: LayeredGraph, b: LayeredGraph, masks_a: list[sp.csr_matrix],
