@@ -30,6 +30,7 @@ import numpy as np
 from topo.distance import nnstd
 from topo.errors import ConfigError, EmptyInputError
 from topo.graph import LayeredGraph
+from topo.layer_arrays import LayerArrays
 from topo.overlap import pooled_jaccard
 from topo.structure import fingerprint
 
@@ -222,11 +223,9 @@ def _structure_only(graph: LayeredGraph) -> _Prepared:
     dropped), that structure's fingerprint, and each layer's connection positions as sorted
     integer keys (so that a pair's pooled Jaccard index is one merge per layer)."""
     masks = graph.masks()
-    positions = []
-    for m in masks:
-        rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
-        # canonical CSR (sorted, no duplicates): the keys are sorted and distinct
-        positions.append((rows << 32) | m.indices.astype(np.int64))
+    # canonical CSR (sorted, no duplicates): the keys are sorted and distinct
+    positions = [(LayerArrays.of_matrix(m).rows().astype(np.int64) << 32)
+                 | m.indices.astype(np.int64) for m in masks]
     return _Prepared(LayeredGraph(masks, names=list(graph.names),
                                   metadata={"source": graph.source}, **graph.architecture()),
                      fingerprint(masks), positions)

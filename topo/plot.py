@@ -438,9 +438,7 @@ def plot_embedding(matrix_df: pandas.DataFrame, runs: Sequence[str] | None = Non
         idx = np.flatnonzero(np.asarray(runs) == name)
         xy = coords[idx]
         # a pruning run's trajectory breaks where a level rewinds: no training joins them
-        levels = [_level_of(labels[i]) for i in idx]
-        breaks = [k for k in range(1, len(idx)) if levels[k] != levels[k - 1]]
-        path = np.insert(xy, breaks, np.nan, axis=0)
+        (path,) = _break_between_levels([_level_of(labels[i]) for i in idx], xy)
         ax.plot(path[:, 0], path[:, 1], "-", color=colour, alpha=0.6, linewidth=1.2)
         ax.scatter(xy[:, 0], xy[:, 1], s=14, color=colour, label=name, zorder=3)
         ax.scatter(*xy[0], s=70, facecolors="none", edgecolors=colour, linewidths=1.5,
@@ -731,11 +729,17 @@ def _level_segments(part: Any, x_column: str, column: str) -> tuple[np.ndarray, 
     """
     x = part[x_column].to_numpy(dtype=np.float64)
     y = part[column].to_numpy(dtype=np.float64)
-    if "level" not in part.columns or x.size < 2:
+    if "level" not in part.columns:
         return x, y
-    levels = part["level"].to_numpy()
-    breaks = np.flatnonzero(levels[1:] != levels[:-1]) + 1
-    return np.insert(x, breaks, np.nan), np.insert(y, breaks, np.nan)
+    x, y = _break_between_levels(part["level"].to_list(), x, y)
+    return x, y
+
+
+def _break_between_levels(levels: Sequence[Any], *series: np.ndarray) -> list[np.ndarray]:
+    """Each series (rows along its first axis, one per snapshot) with a row of NaN inserted
+    wherever the snapshot's pruning level changes, so that a line drawn through it breaks."""
+    breaks = [k for k in range(1, len(levels)) if levels[k] != levels[k - 1]]
+    return [np.insert(np.asarray(s, dtype=np.float64), breaks, np.nan, axis=0) for s in series]
 
 
 def _percent(fraction: float) -> str:
