@@ -3,6 +3,9 @@ once per session and shared by every test that only reads it), and tiny hand-mad
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -56,3 +59,59 @@ def tiny_layer(backend: str = "dense"):
 def snapshot_bytes(paths) -> list[bytes]:
     """The bytes of snapshot files: the same seed on the same machine must give the same."""
     return [Path(p).read_bytes() for p in paths]
+
+
+# ------------------------------------------------------------- runs killed on purpose
+def die_half_way(module, nth: int) -> None:
+    """Make ``module``'s ``nth`` atomic write stop half-way: SIGKILL with only its temporary
+    file written (100 bytes)."""
+    from topo.io.atomic import atomic_path
+
+    real, count = module.atomic_write_bytes, [0]
+
+    def write(path, data):
+        count[0] += 1
+        if count[0] == nth:
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(data[:100])
+                os.kill(os.getpid(), signal.SIGKILL)
+        return real(path, data)
+
+    module.atomic_write_bytes = write
+
+
+def die_in_step(nth: int) -> None:
+    """SIGKILL from inside the ``nth`` optimiser step."""
+    from topo.train.optim import SGD
+
+    real, count = SGD.step, [0]
+
+    def step(self, *args, **kwargs):
+        count[0] += 1
+        if count[0] == nth:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(self, *args, **kwargs)
+
+    SGD.step = step
+
+
+def run_until_killed(child, what: str = "the child") -> None:
+    """Run ``child()`` in a forked process and check that SIGKILL ended it (within 120 s).
+
+    The child shares everything this process has imported, so it costs no start-up; it
+    leaves only through SIGKILL or ``os._exit`` (never back into pytest).
+    """
+    pid = os.fork()
+    if pid == 0:   # pragma: no cover - the child process
+        try:
+            child()
+        finally:
+            os._exit(3)
+    deadline = time.monotonic() + 120
+    while (waited := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if waited[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail(f"{what} did not end within 120 s")
+    assert os.WIFSIGNALED(waited[1]) and os.WTERMSIG(waited[1]) == signal.SIGKILL

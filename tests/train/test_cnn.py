@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,8 @@ from topo.io.run import read_manifest, read_metrics, snapshot_paths
 from topo.train import TrainConfig, train
 from topo.train.cnn import SparseConv2d, architecture
 from topo.train.sparsity import connectivity, kernel_densities
+
+from .conftest import die_in_step, run_until_killed
 
 # a ResNet-20 with 4-8-16 channels and a LeNet-5 with 2-4 channels, 30-24-10 hidden: tiny
 TINY_RESNET = {"model": "resnet20", "width": 0.25, "dataset": "digits", "batch_size": 128,
@@ -204,20 +204,6 @@ def test_every_method_trains_a_conv_network(tmp_path, method, extra):
 
 
 # ----------------------------------------------------------------- resuming after SIGKILL
-def _die_in_step(nth: int) -> None:
-    from topo.train.optim import SGD
-
-    real, count = SGD.step, [0]
-
-    def step(self, *args, **kwargs):
-        count[0] += 1
-        if count[0] == nth:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return real(self, *args, **kwargs)
-
-    SGD.step = step
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_sigkilled_cnn_run_resumes_to_identical_snapshots(resnet_run, tmp_path):
@@ -226,21 +212,11 @@ def test_sigkilled_cnn_run_resumes_to_identical_snapshots(resnet_run, tmp_path):
     resumes to the bytes of the uninterrupted run."""
     config = TrainConfig(method="rigl", epochs=2, density=0.3, rigl_delta_t=4, **TINY_RESNET)
     out = tmp_path / "killed"
-    pid = os.fork()
-    if pid == 0:   # pragma: no cover - the child process
-        try:
-            _die_in_step(13)
-            train(config, out, progress=False)
-        finally:
-            os._exit(3)
-    deadline = time.monotonic() + 120
-    while (waited := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    if waited[0] == 0:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        pytest.fail("the child did not end within 120 s")
-    assert os.WIFSIGNALED(waited[1]) and os.WTERMSIG(waited[1]) == signal.SIGKILL
+    def child() -> None:
+        die_in_step(13)
+        train(config, out, progress=False)
+
+    run_until_killed(child)
     rows = (out / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 2 and json.loads(rows[-1])["epoch"] == 1
     train(config, out, resume=True, progress=False)

@@ -5,8 +5,6 @@ test_runner's SIGKILL test, for any configuration)."""
 from __future__ import annotations
 
 import os
-import signal
-import time
 
 import pytest
 
@@ -14,8 +12,7 @@ from topo.io import load
 from topo.io.run import read_manifest, read_metrics, snapshot_paths
 from topo.train import TrainConfig, train
 
-from .conftest import SMALL, snapshot_bytes
-from .test_runner import _die_half_way, _die_in_step
+from .conftest import SMALL, die_half_way, die_in_step, run_until_killed, snapshot_bytes
 
 CASES = {
     # 22 steps an epoch; IMP-like levels keep counting steps
@@ -37,24 +34,14 @@ def _train_and_die(config: TrainConfig, out, mode: str, nth: int) -> None:
     step (``mid-epoch``) or half-way through its ``nth`` snapshot (``mid-snapshot``)."""
     import topo.io.snapshot
 
-    pid = os.fork()
-    if pid == 0:   # pragma: no cover - the child process
-        try:
-            if mode == "mid-epoch":
-                _die_in_step(nth)
-            else:
-                _die_half_way(topo.io.snapshot, nth)
-            train(config, out, progress=False)
-        finally:
-            os._exit(3)
-    deadline = time.monotonic() + 120
-    while (waited := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    if waited[0] == 0:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        pytest.fail("the child did not end within 120 s")
-    assert os.WIFSIGNALED(waited[1]) and os.WTERMSIG(waited[1]) == signal.SIGKILL
+    def child() -> None:
+        if mode == "mid-epoch":
+            die_in_step(nth)
+        else:
+            die_half_way(topo.io.snapshot, nth)
+        train(config, out, progress=False)
+
+    run_until_killed(child)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")

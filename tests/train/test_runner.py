@@ -22,7 +22,15 @@ from topo.io.run import read_manifest, read_metrics, snapshot_paths
 from topo.train import TrainConfig, train
 from topo.train.runner import default_threads, resolve_arch, torch_threads
 
-from .conftest import SET_CONFIG, SMALL, STEPS_PER_EPOCH, snapshot_bytes
+from .conftest import (
+    SET_CONFIG,
+    SMALL,
+    STEPS_PER_EPOCH,
+    die_half_way,
+    die_in_step,
+    run_until_killed,
+    snapshot_bytes,
+)
 
 
 def _stored(w):
@@ -218,69 +226,22 @@ def test_default_threads_follow_the_network_size():
 
 
 # ----------------------------------------------------------------- resuming
-def _die_half_way(module, nth: int) -> None:
-    """Make ``module``'s ``nth`` atomic write stop half-way: SIGKILL with only its temporary
-    file written (100 bytes)."""
-    from topo.io.atomic import atomic_path
-
-    real, count = module.atomic_write_bytes, [0]
-
-    def write(path, data):
-        count[0] += 1
-        if count[0] == nth:
-            with atomic_path(path) as tmp:
-                tmp.write_bytes(data[:100])
-                os.kill(os.getpid(), signal.SIGKILL)
-        return real(path, data)
-
-    module.atomic_write_bytes = write
-
-
-def _die_in_step(nth: int) -> None:
-    """SIGKILL from inside the ``nth`` optimiser step."""
-    from topo.train.optim import SGD
-
-    real, count = SGD.step, [0]
-
-    def step(self, *args, **kwargs):
-        count[0] += 1
-        if count[0] == nth:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return real(self, *args, **kwargs)
-
-    SGD.step = step
-
-
 def _train_and_die(out: Path, mode: str) -> None:
-    """Train SET_CONFIG into ``out`` in a forked child that is SIGKILLed as ``mode`` says.
-
-    The child shares everything this process has imported, so it costs no start-up; it
-    leaves only through SIGKILL or ``os._exit`` (never back into pytest).
-    """
+    """Train SET_CONFIG into ``out`` in a forked child that is SIGKILLed as ``mode``
+    says."""
     import topo.io.snapshot
     import topo.train.checkpoint
 
-    pid = os.fork()
-    if pid == 0:   # pragma: no cover - the child process
-        code = 3
-        try:
-            if mode == "mid-epoch":
-                _die_in_step(50)                             # step 50: inside epoch 3
-            elif mode == "mid-snapshot":
-                _die_half_way(topo.io.snapshot, 3)           # the 3rd snapshot
-            else:
-                _die_half_way(topo.train.checkpoint, 2)      # the 2nd checkpoint
-            train(SET_CONFIG, out, progress=False)
-        finally:
-            os._exit(code)
-    deadline = time.monotonic() + 120
-    while (waited := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    if waited[0] == 0:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        pytest.fail(f"the {mode} child did not end within 120 s")
-    assert os.WIFSIGNALED(waited[1]) and os.WTERMSIG(waited[1]) == signal.SIGKILL
+    def child() -> None:
+        if mode == "mid-epoch":
+            die_in_step(50)                              # step 50: inside epoch 3
+        elif mode == "mid-snapshot":
+            die_half_way(topo.io.snapshot, 3)            # the 3rd snapshot
+        else:
+            die_half_way(topo.train.checkpoint, 2)       # the 2nd checkpoint
+        train(SET_CONFIG, out, progress=False)
+
+    run_until_killed(child, f"the {mode} child")
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
