@@ -309,3 +309,71 @@ def test_a_worker_reads_each_network_once_per_call_across_its_tasks(monkeypatch)
     monkeypatch.setattr(pw, "_CACHE_BYTES", 1)  # room for one network only
     pw._block_worker({0: 0, 1: 1, 2: 2}, loader, block_1, fn, None, "call-3")
     assert reads == [0, 1, 0, 2]
+
+
+# ------------------------------------------------------------ the allocator during a task
+class RecordingLibc:
+    """Stands in for glibc: records what is asked of the allocator."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def mallopt(self, param: int, value: int) -> int:
+        self.calls.append(("mallopt", param, value))
+        return 1
+
+    def malloc_trim(self, pad: int) -> int:
+        self.calls.append(("malloc_trim", pad))
+        return 1
+
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
+
+
+@pytest.mark.parametrize("environ, restored", [
+    ({}, []),  # glibc's dynamic thresholds: left at their ceiling
+    ({"MALLOC_TRIM_THRESHOLD_": "65536"},  # Dask's nanny: fixed thresholds come back
+     [("mallopt", M_MMAP_THRESHOLD, 128 * 1024), ("mallopt", M_TRIM_THRESHOLD, 65536)]),
+    ({"MALLOC_MMAP_THRESHOLD_": "1000000"}, [("mallopt", M_MMAP_THRESHOLD, 1_000_000)]),
+])
+def test_a_task_holds_the_allocator_steady_and_gives_back_what_the_environment_set(
+        monkeypatch, environ, restored):
+    from topo import pairwise as pw
+
+    libc = RecordingLibc()
+    monkeypatch.setattr(pw, "_glibc", lambda: libc)
+    for name in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    held = [("mallopt", M_MMAP_THRESHOLD, 32 * 2**20), ("mallopt", M_TRIM_THRESHOLD, 64 * 2**20)]
+    with pw._steady_allocator():
+        with pw._steady_allocator():  # a second task in another thread of the same worker
+            assert libc.calls == held
+        assert libc.calls == held  # the first task is still running
+    assert libc.calls == held + restored + [("malloc_trim", 0)]
+    libc.calls.clear()
+    pw._block_worker({0: 0, 1: 1}, lambda i: random_net([4, 3, 2], 0.5, seed=i),
+                     np.array([[0, 1]]), functools.partial(record_pair, tag="t"))
+    assert libc.calls == held + restored + [("malloc_trim", 0)]
+
+
+def test_inside_a_task_a_freed_array_is_reused_without_page_faults():
+    import platform
+    import resource
+
+    from topo import pairwise as pw
+
+    if pw._glibc() is None:
+        pytest.skip(f"the allocator is only tuned on glibc ({platform.libc_ver()})")
+    pages = 8 * 2**20 // resource.getpagesize()
+    with pw._steady_allocator():
+        first = np.empty(2**20)  # 8 MiB: the size of a pair's largest arrays and more
+        first.fill(1.0)
+        del first
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        again = np.empty(2**20)
+        again.fill(1.0)
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+        del again
+    assert faults < pages // 10
