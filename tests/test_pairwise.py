@@ -63,7 +63,20 @@ def test_pair_blocks_cover_every_pair_once():
         assert {tuple(p) for p in pairs.tolist()} == want
         assert len(pairs) == len(want)
     assert len(pair_blocks(30, n_jobs=1)) == 1  # in this process: one task
-    assert len(pair_blocks(30, n_jobs=2)) == 8  # four per worker
+    assert pair_blocks(0, n_jobs=2) == [] and pair_blocks(1, n_jobs=2) == []
+
+
+def test_blocks_shrink_as_the_pairs_run_out():
+    # 4950 pairs, 2 workers: each block is a quarter of what is left (rounded up), and none
+    # below 4950 / 128 -> 39 pairs: 1238 = ceil(4950 / 4), 928 = ceil(3712 / 4), ...
+    sizes = [len(b) for b in pair_blocks(100, n_jobs=2)]
+    assert sizes == [1238, 928, 696, 522, 392, 294, 220, 165, 124, 93, 70, 52, 39, 39, 39, 39]
+    # the same rule for a cluster's thread count: 6 pairs, 3 threads
+    assert [len(b) for b in pair_blocks(4, scheduler="tcp://x:1", workers=3)] == [1, 1, 1, 1,
+                                                                                 1, 1]
+    assert [len(b) for b in pair_blocks(5, n_jobs=2)] == [3, 2, 2, 1, 1, 1]
+    with pytest.raises(ConfigError, match="without workers"):
+        pair_blocks(5, scheduler="tcp://x:1", workers=0)
 
 
 @pytest.mark.xdist_group("process-pool")   # joblib's worker processes start once
@@ -137,15 +150,15 @@ def test_workers_receive_paths_not_arrays(snapshot_files, monkeypatch):
     import topo.pairwise
 
     seen = []
-    real = topo.pairwise.run_tasks
+    real = topo.pairwise._run
 
     def spy(tasks, **kwargs):
         seen.extend(args for _, args in tasks)
         return real(tasks, **kwargs)
 
-    monkeypatch.setattr(topo.pairwise, "run_tasks", spy)
+    monkeypatch.setattr(topo.pairwise, "_run", spy)
     distance_matrix(topo.read_sequence(snapshot_files), n_jobs=2)
-    assert len(seen) == 6  # one block per pair here (4 networks, 6 pairs, 8 blocks asked)
+    assert len(seen) == 5  # blocks of 2, 1, 1, 1 and 1 of the 6 pairs
     tokens = set()
     for items, loader, pairs, _, _, token in seen:
         tokens.add(token)
@@ -192,9 +205,21 @@ def test_run_tasks_on_a_dask_cluster(dask_scheduler):
     assert set(ran_on) <= workers
 
 
-def test_distance_matrix_on_a_dask_cluster_equals_local(dask_scheduler, snapshot_files):
+def test_distance_matrix_on_a_dask_cluster_equals_local(dask_scheduler, snapshot_files,
+                                                       monkeypatch):
+    from topo import pairwise as pw
+
+    cut_for = []
+    real = pw.pair_blocks
+
+    def spy(n, **kwargs):
+        cut_for.append(kwargs["workers"])
+        return real(n, **kwargs)
+
     local = distance_matrix(snapshot_files, loader=topo.load)
+    monkeypatch.setattr(pw, "pair_blocks", spy)
     remote = distance_matrix(snapshot_files, loader=topo.load, scheduler=dask_scheduler)
+    assert cut_for == [2]  # blocks cut for the cluster's two threads
     assert np.array_equal(local[0].to_numpy(), remote[0].to_numpy())
     assert np.array_equal(local[1].to_numpy(), remote[1].to_numpy())
 
