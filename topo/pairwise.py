@@ -361,7 +361,7 @@ def pair_blocks(n: int, *, n_jobs: int = 1, scheduler: str | None = None,
     ``1 / (64 w)`` of all pairs. Early blocks are large (few tasks, each reading its networks
     once), and the last ones are small, so that workers that ran at different speeds (other
     work on the machine, pairs of different cost) still finish together. That is about
-    ``2 w ln 32 + 2 w`` blocks, 18 for two workers, whatever ``n``.
+    ``2 w ln 32 + 2 w`` blocks whatever ``n`` (15-17 for two workers).
     """
     i, j = np.triu_indices(n, k=1)
     pairs = np.column_stack([i, j]).astype(np.int64)
@@ -470,8 +470,8 @@ def _steady_allocator() -> Iterator[None]:
     thresholds are held at the ceiling glibc's dynamic adjustment reaches by itself (arrays
     up to 32 MiB from the heap, up to 64 MiB kept free at its top); afterwards thresholds
     given by the environment (``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_``, as Dask's
-    nanny sets) are restored and free memory is returned (``malloc_trim``). Results do not
-    depend on it; other C libraries are left alone.
+    nanny sets) are restored, others stay at that ceiling, and free memory is returned
+    (``malloc_trim``). Results do not depend on it; other C libraries are left alone.
     """
     libc = _glibc()
     if libc is None:
