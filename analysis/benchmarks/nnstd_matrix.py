@@ -158,6 +158,7 @@ def timed_route(paths, **kwargs) -> tuple[float, tuple, dict]:
 # other work on the machine slows every timing: recorded beside the results
 LOAD = os.getloadavg()
 QUIET_LOAD = 1.5
+QUIET_OTHER = 0.05  # share of the CPUs that other work may take during a route
 
 
 def scaling(n_snapshots: int = 100, repeats: int = 1) -> None:
@@ -195,8 +196,11 @@ def scaling(n_snapshots: int = 100, repeats: int = 1) -> None:
     rows = {name: min(route_runs, key=lambda r: r[0]) for name, route_runs in runs.items()}
     one = rows["1 worker"][0]
     targets = {"2 workers": 1.8, "Dask LocalCluster, 2 workers": 1.6}
-    loads = [acc["load_average_before"] for rr in runs.values() for _, _, acc in rr]
-    quiet = max(loads) < QUIET_LOAD
+    # the load average lags and counts this benchmark's own workers: the machine was quiet
+    # when it was at the start, and other work took little of the CPUs during every route
+    other = max(acc["cpu_seconds_other_work"] / (t * (os.cpu_count() or 1))
+                for rr in runs.values() for t, _, acc in rr)
+    quiet = load_start[0] < QUIET_LOAD and other < QUIET_OTHER
     record = {"snapshots": n_snapshots, "pairs": n_snapshots * (n_snapshots - 1) // 2,
               "repeats": repeats,
               "rows": {name: {"seconds": t, "speed_up": one / t, **acc}
@@ -204,6 +208,7 @@ def scaling(n_snapshots: int = 100, repeats: int = 1) -> None:
               "all_runs": {name: [{"seconds": t, **acc} for t, _, acc in route_runs]
                            for name, route_runs in runs.items()},
               "quiet": quiet, "load_average_at_start": load_start,
+              "largest_share_of_cpus_other_work": other,
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                           "libc": " ".join(platform.libc_ver()), "numpy": np.__version__,
                           "scipy": scipy.__version__},
@@ -218,12 +223,15 @@ def scaling(n_snapshots: int = 100, repeats: int = 1) -> None:
           "process and every process it started during the route (a route's overhead shows "
           "as more CPU seconds for the same work), split into this process and each worker; "
           "`other` is the CPU time the rest of the machine used meanwhile (from "
-          "`/proc/stat`), and the load average is taken before and after each route. Whole "
+          "`/proc/stat`); the load average, taken before and after each route, counts the "
+          "benchmark's own workers too. Whole "
           f"run: {record['seconds_whole_run']:.0f} s.", "",
-          ("Quiet machine: every route started with a load average under "
-           f"{QUIET_LOAD}." if quiet else
-           f"**Not a valid measurement: a route started with a load average of "
-           f"{max(loads):.1f} (at least {QUIET_LOAD}); other work shared the 2 CPUs.**"), "",
+          (f"Quiet machine: load average {load_start[0]:.2f} at the start (under "
+           f"{QUIET_LOAD}), and other work took at most {100 * other:.1f} % of the CPUs "
+           f"during a route (under {100 * QUIET_OTHER:.0f} %)." if quiet else
+           f"**Not a valid measurement: load average {load_start[0]:.2f} at the start, and "
+           f"other work took up to {100 * other:.0f} % of the CPUs during a route (a quiet "
+           f"run needs under {QUIET_LOAD} and under {100 * QUIET_OTHER:.0f} %).**"), "",
           "| route | load avg before/after | seconds | cpu s | this process | workers | "
           "system | other | speed-up | target |",
           "|---|---|---|---|---|---|---|---|---|---|"]
