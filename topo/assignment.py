@@ -53,8 +53,10 @@ S. Martello, "Assignment Problems", SIAM 2009, Section 4 (duality, the optimal f
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 import scipy.sparse as sp
@@ -65,7 +67,8 @@ from topo.errors import ConfigError, TopoError
 
 __all__ = ["LayerCost", "Preference", "jaccard_cost", "layer_cost", "choose_solver",
            "dense_cost_wanted", "solve_layer", "core_pairs", "core_cap", "canonical_matching",
-           "canonical_optimum", "optimal_face", "SOLVERS", "TOL", "ETA"]
+           "canonical_matching_path", "canonical_optimum", "optimal_face", "compiled_kernels",
+           "kernels_available", "SOLVERS", "KERNEL_PATHS", "TOL", "ETA"]
 
 SOLVERS = ("auto", "core", "sparse", "dense", "scipy")
 # reduced costs at most this are zero: matchings closer than this in cost are equally good
@@ -92,10 +95,62 @@ _CORE_FULL = 0.6
 _MARGIN = 0.05
 # blocks of the face re-matched on a dense matrix up to this size
 _DENSE_BLOCK = 200
+# similarity graphs with at most this many pairs per unit are solved whole by the compiled
+# solver (its check of the pairs left out of a core is cheap)
+_KERNEL_WORTH = 40
 # pairs per unit in the first core of the "core" path (measured: most layers certify at once)
 _CORE_PER_UNIT = 32
 # weight of the colour tie-break against the agreement in the secondary cost
 ETA = 2.0 ** -20
+# how a layer's matching and dual were found (NNSTDResult.kernels): the compiled solver
+# with its own dual, the NumPy path (LAPMOD, then the dual by Bellman-Ford), the NumPy path
+# after a compiled dual failed its check, or "" for paths that use neither
+KERNEL_PATHS = ("compiled", "numpy", "numpy (compiled dual not verified)", "")
+
+# topo._nnstd_kernels once imported (None: not built); False: not looked for yet
+_KERNELS: ModuleType | None | bool = False
+_USE_KERNELS = True
+
+
+def _kernels() -> ModuleType | None:
+    """The compiled kernels, or ``None`` when they are not built or are switched off."""
+    global _KERNELS
+    if not _USE_KERNELS:
+        return None
+    if _KERNELS is False:
+        try:
+            from topo import _nnstd_kernels
+        except ImportError:
+            _KERNELS = None
+        else:
+            _KERNELS = _nnstd_kernels
+    return _KERNELS if isinstance(_KERNELS, ModuleType) else None
+
+
+def kernels_available() -> bool:
+    """Whether the compiled kernels (``topo._nnstd_kernels``) were built with topo."""
+    global _USE_KERNELS
+    old, _USE_KERNELS = _USE_KERNELS, True
+    try:
+        return _kernels() is not None
+    finally:
+        _USE_KERNELS = old
+
+
+@contextmanager
+def compiled_kernels(enabled: bool) -> Iterator[None]:
+    """Use (``True``, the default when built) or avoid the compiled kernels inside a block.
+
+    With ``False`` every layer takes the NumPy path (the one an install without a C compiler
+    uses); the results are the same, only the time differs. Not thread-safe: the setting is
+    module-wide.
+    """
+    global _USE_KERNELS
+    old, _USE_KERNELS = _USE_KERNELS, bool(enabled)
+    try:
+        yield
+    finally:
+        _USE_KERNELS = old
 
 
 @dataclass
@@ -166,6 +221,11 @@ def layer_cost(mask_a: sp.csr_matrix, mask_b: sp.csr_matrix, col_map: np.ndarray
     time for the sparse graph (``c`` over inputs), plus ``O(n_a n_b)`` for the dense matrix.
     """
     n_a, n_b = mask_a.shape[0], mask_b.shape[0]
+    kernels = _kernels()
+    if kernels is not None:
+        built = _compiled_cost(kernels, mask_a, mask_b, col_map, n_cols, dense)
+        if built is not None:
+            return built
     deg_a = np.diff(mask_a.indptr)
     deg_b = np.diff(mask_b.indptr)
     if dense:
@@ -194,6 +254,32 @@ def layer_cost(mask_a: sp.csr_matrix, mask_b: sp.csr_matrix, col_map: np.ndarray
         values = np.concatenate([values, np.zeros(er.size)])
         order = np.lexsort((cols, rows))
         rows, cols, values = rows[order], cols[order], values[order]
+    return LayerCost(n_a, n_b, rows, cols, values)
+
+
+def _compiled_cost(kernels: ModuleType, mask_a: sp.csr_matrix, mask_b: sp.csr_matrix,
+                   col_map: np.ndarray, n_cols: int, dense: bool) -> LayerCost | None:
+    """:func:`layer_cost` by the compiled kernel (the same values, bit for bit).
+
+    ``None`` when the kernel does not apply: a structure not in canonical CSR form (sorted,
+    no duplicate entries) or a ``col_map`` that sends two inputs to one column.
+    """
+    if not (mask_a.has_canonical_format and mask_b.has_canonical_format):
+        return None
+    n_a, n_b = mask_a.shape[0], mask_b.shape[0]
+    args = [np.ascontiguousarray(x, dtype=np.int64) for x in
+            (mask_a.indptr, mask_a.indices, mask_b.indptr, mask_b.indices, col_map)]
+    if dense:
+        full = np.empty((n_a, n_b))
+        if kernels.jaccard(*args, int(n_cols), full) is False:
+            return None
+        none = np.zeros(0, dtype=np.int64)
+        return LayerCost(n_a, n_b, none, none, np.zeros(0), dense=full)
+    out = kernels.jaccard(*args, int(n_cols), None)
+    if out is False:
+        return None
+    rows, cols, values = (np.frombuffer(b, dtype=t) for b, t in
+                          zip(out, (np.int64, np.int64, np.float64)))
     return LayerCost(n_a, n_b, rows, cols, values)
 
 
@@ -338,6 +424,16 @@ def canonical_matching(cost: LayerCost, solver: str, preference: Preference
                        ) -> tuple[np.ndarray, int]:
     """The canonical optimal matching of one layer, found by ``solver``.
 
+    As :func:`canonical_matching_path` without the name of the path taken.
+    """
+    perm, n_tied, _ = canonical_matching_path(cost, solver, preference)
+    return perm, n_tied
+
+
+def canonical_matching_path(cost: LayerCost, solver: str, preference: Preference
+                            ) -> tuple[np.ndarray, int, str]:
+    """The canonical optimal matching of one layer, found by ``solver``, and how.
+
     Parameters
     ----------
     cost
@@ -353,11 +449,39 @@ def canonical_matching(cost: LayerCost, solver: str, preference: Preference
 
     Returns
     -------
-    (numpy.ndarray, int)
-        As :func:`canonical_optimum`.
+    (numpy.ndarray, int, str)
+        As :func:`canonical_optimum`, then the path of :data:`KERNEL_PATHS` taken:
+        ``"compiled"`` when the compiled solver found the matching and its optimal dual,
+        ``"numpy"`` when LAPMOD and Bellman-Ford did (no compiled module, or switched off
+        by :func:`compiled_kernels`), ``"numpy (compiled dual not verified)"`` when the
+        compiled dual failed its check and the NumPy path was taken instead, ``""`` for
+        the paths other than ``"core"``.
+
+    Notes
+    -----
+    With the compiled module, the ``"core"`` path solves each core with the compiled
+    shortest augmenting path solver, which returns an optimal dual ``(u, v)`` with its
+    matching. The dual is checked before use, independently of the solver: the matching is
+    a permutation, ``|c_ij - u_i - v_j| <= TOL`` on it, ``c_ij - u_i - v_j >= -TOL`` on every
+    pair of the core and ``max u + max v <= 1 + TOL`` (every pair costs at most 1, so this
+    holds exactly when no pair of cost 1 has a negative reduced cost); the pairs left out of
+    the core are then checked as on the NumPy path. The optimal face and the canonical
+    matching follow from that dual as from the Bellman-Ford one: the face does not depend
+    on which optimal dual certifies it (module notes), so both paths give the same result.
     """
     if solver != "core":
-        return canonical_optimum(cost, solve_layer(cost, solver), preference)
+        return canonical_optimum(cost, solve_layer(cost, solver), preference) + ("",)
+    kernels = _kernels()
+    if kernels is not None:
+        found = _core_by_kernel(kernels, cost, preference)
+        if found is not None:
+            return found + ("compiled",)
+        return _core_by_numpy(cost, preference) + ("numpy (compiled dual not verified)",)
+    return _core_by_numpy(cost, preference) + ("numpy",)
+
+
+def _core_by_numpy(cost: LayerCost, preference: Preference) -> tuple[np.ndarray, int]:
+    """The ``"core"`` path with LAPMOD and the dual by Bellman-Ford."""
     if cost.dense is None and cost.rows.size <= _CORE_WORTH * max(cost.n_a, cost.n_b):
         # a short similarity graph is solved whole: a core would save less than its check
         return canonical_optimum(cost, solve_layer(cost, "sparse"), preference)
@@ -376,6 +500,162 @@ def canonical_matching(cost: LayerCost, solver: str, preference: Preference
                 np.concatenate([extra[1], missing.pairs[1]]))
             continue
         return _choose(cost, col_of, face, preference)
+
+
+def _core_by_kernel(kernels: ModuleType, cost: LayerCost, preference: Preference
+                    ) -> tuple[np.ndarray, int] | None:
+    """The ``"core"`` path with the compiled solver and its dual; ``None`` when a dual fails
+    its check (then the caller takes the NumPy path)."""
+    whole = cost.dense is None and cost.rows.size <= _KERNEL_WORTH * max(cost.n_a, cost.n_b)
+    cap = 1.0 if whole else core_cap(cost)
+    extra = None
+    warm = None
+    while True:
+        core = cost if cap >= 1.0 and cost.dense is None else core_pairs(cost, cap, extra)
+        if cost.dense is None and core.rows.size > _CORE_FULL * cost.rows.size:
+            core, cap = cost, 1.0
+        # a core grown by the pairs that failed the check starts from the last solution
+        col_of, u, v = warm = _solve_with_dual(kernels, core, warm)
+        if not _dual_certifies(core, col_of, u, v):
+            return None
+        try:
+            face = _face_from_dual(cost, core, cap, col_of, u, v)
+        except _Uncertified as missing:
+            extra = missing.pairs if extra is None else (
+                np.concatenate([extra[0], missing.pairs[0]]),
+                np.concatenate([extra[1], missing.pairs[1]]))
+            continue
+        return _choose(cost, col_of, face, preference)
+
+
+def _solve_with_dual(kernels: ModuleType, core: LayerCost,
+                     warm: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Optimal matching ``col_of`` and dual ``(u, v)`` of the padded problem on ``core``
+    (every pair not in it at cost 1), by the compiled solver; ``warm``: an optimal
+    ``(col_of, u, v)`` of the same layer with fewer pairs listed, to start from."""
+    n_a, n_b = core.n_a, core.n_b
+    n = max(n_a, n_b)
+    indptr = np.zeros(n_a + 1, dtype=np.int64)
+    np.cumsum(np.bincount(core.rows, minlength=n_a)[:n_a], out=indptr[1:])
+    if warm is None:
+        col_of, u, v = np.empty(n, dtype=np.int64), np.empty(n), np.empty(n)
+    else:
+        col_of, u, v = (x.copy() for x in warm)
+    kernels.solve(n_a, n_b, indptr, np.ascontiguousarray(core.cols, dtype=np.int64),
+                  np.ascontiguousarray(core.values, dtype=np.float64), col_of, u, v,
+                  warm is not None)
+    return col_of, u, v
+
+
+def _dual_certifies(core: LayerCost, col_of: np.ndarray, u: np.ndarray, v: np.ndarray
+                    ) -> bool:
+    """Whether ``(u, v)`` is an optimal dual of the padded problem on ``core`` for the
+    matching ``col_of``: feasible on every pair (listed, and the implicit ones of cost 1)
+    and tight on the matching, all within ``TOL``."""
+    n_a, n_b = core.n_a, core.n_b
+    n = col_of.size
+    if n == 0:
+        return True
+    if col_of.min() < 0 or col_of.max() >= n or np.bincount(col_of, minlength=n).max() > 1:
+        return False
+    if not (np.isfinite(u).all() and np.isfinite(v).all()):
+        return False
+    real = np.flatnonzero((np.arange(n) < n_a) & (col_of < n_b))
+    d = np.ones(n)
+    d[real] = core.lookup(real, col_of[real])
+    if np.abs(d - u - v[col_of]).max() > TOL:
+        return False
+    if core.rows.size and (core.values - u[core.rows] - v[core.cols]).min() < -TOL:
+        return False
+    # every pair costs at most 1: this is the check of every pair of cost 1
+    return float(u.max() + v.max()) <= 1.0 + TOL
+
+
+def _face_from_dual(cost: LayerCost, core: LayerCost, cap: float, col_of: np.ndarray,
+                    u: np.ndarray, v: np.ndarray) -> Face:
+    """The optimal face (as :func:`optimal_face`) from a certified optimal dual ``(u, v)``
+    of the core problem; raises :class:`_Uncertified` when pairs left out of the core (all
+    cost more than ``cap``) have a negative reduced cost.
+
+    The exchange ``k -> l`` is tight when the pair (row ``k``, column ``col_of[l]``) has
+    reduced cost ``c - u - v`` at most ``TOL``; the potentials of the pairs are
+    ``p_k = v[col_of[k]]``. Pairs of cost 1 outside the similarity graph are tight exactly
+    for the rows of the largest ``u`` and the columns with ``v >= 1 - max u`` (the hub).
+    """
+    n = col_of.size
+    node_of_col = np.empty(n, dtype=np.int64)
+    node_of_col[col_of] = np.arange(n)
+    red = core.values - u[core.rows] - v[core.cols]
+    tight = red <= TOL
+    k, head = core.rows[tight], node_of_col[core.cols[tight]]
+    graph_k, graph_l = [k[k != head]], [head[k != head]]
+    if core is not cost and cap < 1.0:
+        ck, cl = _check_left_out_dual(cost, u, v, node_of_col, cap)
+        graph_k.append(ck)
+        graph_l.append(cl)
+    tk, tl = np.concatenate(graph_k), np.concatenate(graph_l)
+    p = v[col_of]
+    top = float(u.max(initial=0.0))
+    hub_rows = np.flatnonzero(u >= top - TOL)
+    hub_cols = np.flatnonzero(p >= 1.0 - top - TOL)
+    if hub_cols.size:
+        graph_k += [hub_rows, np.full(hub_cols.size, n)]
+        graph_l += [np.full(hub_rows.size, n), hub_cols]
+    else:
+        hub_rows = hub_cols
+    gk, gl = np.concatenate(graph_k), np.concatenate(graph_l)
+    graph = sp.csr_matrix((np.ones(gk.size, dtype=np.int8), (gk, gl)), shape=(n + 1, n + 1))
+    _, labels = connected_components(graph, directed=True, connection="strong")
+    label = labels[:n]
+    sizes = np.bincount(label, minlength=labels.max() + 1)
+    return Face(label=label, blocks=np.flatnonzero(sizes >= 2), tight_k=tk, tight_l=tl,
+                hub_rows=hub_rows, hub_cols=hub_cols,
+                hub_label=int(labels[n]) if hub_rows.size else -1, potentials=p)
+
+
+def _check_left_out_dual(cost: LayerCost, u: np.ndarray, v: np.ndarray,
+                         node_of_col: np.ndarray, cap: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_check_left_out` for a dual ``(u, v)``: the reduced costs of the pairs of the
+    rows that may hold a pair of negative or zero reduced cost outside the core.
+
+    A pair left out costs more than ``cap``, so its reduced cost exceeds
+    ``cap - u_i - max v``: only the rows where that is at most ``TOL`` are read.
+    """
+    n_a, n_b = cost.n_a, cost.n_b
+    empty = np.zeros(0, dtype=np.int64)
+    if n_a == 0 or n_b == 0:
+        return empty, empty
+    vb = v[:n_b]
+    rows = np.flatnonzero(cap - u[:n_a] - float(vb.max()) <= TOL)
+    if rows.size == 0:
+        return empty, empty
+    ks, js, reds = [], [], []
+    if cost.dense is not None:
+        for lo in range(0, rows.size, _CHECK_ROWS):
+            chunk = rows[lo:lo + _CHECK_ROWS]
+            red = cost.dense[chunk] - u[chunk, None] - vb[None, :]
+            kk, jj = np.nonzero(red <= _MARGIN)
+            ks.append(chunk[kk])
+            js.append(jj.astype(np.int64))
+            reds.append(red[kk, jj])
+    else:
+        starts = np.searchsorted(cost.rows, rows)
+        counts = np.searchsorted(cost.rows, rows, side="right") - starts
+        total = int(counts.sum())
+        idx = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(total)
+        k = cost.rows[idx]
+        j = cost.cols[idx]
+        red = cost.values[idx] - u[k] - vb[j]
+        low = red <= _MARGIN
+        ks.append(k[low])
+        js.append(j[low])
+        reds.append(red[low])
+    k, j, red = np.concatenate(ks), np.concatenate(js), np.concatenate(reds)
+    if (red < -TOL).any():
+        raise _Uncertified((k, j))
+    tight = red <= TOL
+    return k[tight], node_of_col[j[tight]]
 
 
 def canonical_optimum(cost: LayerCost, col_of: np.ndarray, preference: Preference

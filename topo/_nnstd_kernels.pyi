@@ -1,0 +1,10 @@
+# Types of the compiled NNSTD kernels (topo/_nnstd_kernels.c); see topo.assignment.
+import numpy as np
+
+def jaccard(a_indptr: np.ndarray, a_indices: np.ndarray, b_indptr: np.ndarray,
+            b_indices: np.ndarray, col_map: np.ndarray, n_cols: int,
+            dense_out: np.ndarray | None, /
+            ) -> tuple[bytearray, bytearray, bytearray] | bool | None: ...
+
+def solve(n_a: int, n_b: int, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray,
+          col_of: np.ndarray, u: np.ndarray, v: np.ndarray, warm: bool = ..., /) -> None: ...
