@@ -100,6 +100,8 @@ static int buf_reserve(Buf *b, Py_ssize_t more)
     return 0;
 }
 
+static PyObject *pack_pairs(Buf *rows, Buf *cols, Buf *vals);
+
 /* ------------------------------------------------------------------ Jaccard cost */
 static PyObject *jaccard(PyObject *self, PyObject *args)
 {
@@ -112,7 +114,7 @@ static PyObject *jaccard(PyObject *self, PyObject *args)
     int have_dense = odense != Py_None, got = 0;
     PyObject *result = NULL;
     i64 *bt_ptr = NULL, *bt_idx = NULL, *deg_b = NULL;
-    int32_t *count = NULL;
+    int32_t *count = NULL, *deg_b32 = NULL;
     i64 *touched = NULL, *empty_b = NULL;
     uint64_t *bits = NULL;
     Buf rows = {0}, cols = {0}, vals = {0};
@@ -161,11 +163,17 @@ static PyObject *jaccard(PyObject *self, PyObject *args)
         bt_ptr = calloc((size_t)n_cols + 1, sizeof(i64));
         deg_b = malloc(((size_t)n_b + 1) * sizeof(i64));
         count = calloc((size_t)n_b + 1, sizeof(int32_t));
+        deg_b32 = malloc(((size_t)n_b + 1) * sizeof(int32_t));
         touched = malloc(((size_t)n_b + 1) * sizeof(i64));
         empty_b = malloc(((size_t)n_b + 1) * sizeof(i64));
         bits = calloc(((size_t)n_b + 63) / 64 + 1, sizeof(uint64_t));
-        if (!bt_ptr || !deg_b || !count || !touched || !empty_b || !bits) {
+        if (!bt_ptr || !deg_b || !count || !deg_b32 || !touched || !empty_b || !bits) {
             PyErr_NoMemory();
+            goto done;
+        }
+        if (n_cols >= ((Py_ssize_t)1 << 30)) { /* counts are int32 below */
+            result = Py_False;
+            Py_INCREF(result);
             goto done;
         }
         /* col_map must send B's inputs to distinct columns of the frame */
@@ -217,6 +225,30 @@ static PyObject *jaccard(PyObject *self, PyObject *args)
                 goto done;
             }
         double *dense = have_dense ? dv.buf : NULL;
+        if (dense) {
+            /* every pair is written: plain counts (int32: the divisions vectorise), then
+               (U - I) / max(U, 1), which is 0 / 1 = 0 for two units without inputs */
+            for (Py_ssize_t j = 0; j < n_b; j++)
+                deg_b32[j] = (int32_t)deg_b[j];
+            for (Py_ssize_t i = 0; i < n_a; i++) {
+                int32_t deg_a = (int32_t)(a_ptr[i + 1] - a_ptr[i]);
+                for (i64 t = a_ptr[i]; t < a_ptr[i + 1]; t++) {
+                    i64 c = a_idx[t];
+                    for (i64 s = bt_ptr[c]; s < bt_ptr[c + 1]; s++)
+                        count[bt_idx[s]]++;
+                }
+                double *row = dense + (Py_ssize_t)i * n_b;
+                for (Py_ssize_t j = 0; j < n_b; j++) {
+                    int32_t inter = count[j];
+                    int32_t uni = deg_a + deg_b32[j] - inter;
+                    row[j] = (double)(uni - inter) / (double)(uni > 1 ? uni : 1);
+                    count[j] = 0;
+                }
+            }
+            result = Py_None;
+            Py_INCREF(result);
+            goto done;
+        }
         Py_ssize_t n_words = (n_b + 63) / 64;
         for (Py_ssize_t i = 0; i < n_a; i++) {
             i64 deg_a = a_ptr[i + 1] - a_ptr[i];
@@ -228,17 +260,6 @@ static PyObject *jaccard(PyObject *self, PyObject *args)
                     if (count[j]++ == 0)
                         touched[nt++] = j;
                 }
-            }
-            if (dense) {
-                double *row = dense + (Py_ssize_t)i * n_b;
-                for (Py_ssize_t j = 0; j < n_b; j++) {
-                    i64 inter = count[j];
-                    i64 uni = deg_a + deg_b[j] - inter;
-                    row[j] = uni > 0 ? (double)(uni - inter) / (double)uni : 0.0;
-                }
-                for (Py_ssize_t s = 0; s < nt; s++)
-                    count[touched[s]] = 0;
-                continue;
             }
             Py_ssize_t emit = deg_a == 0 ? n_empty_b : nt;
             if (emit == 0)
@@ -279,21 +300,9 @@ static PyObject *jaccard(PyObject *self, PyObject *args)
             cols.size += emit * 8;
             vals.size += emit * 8;
         }
-        if (dense) {
-            result = Py_None;
-            Py_INCREF(result);
-        } else {
+        {
             /* bytearrays: NumPy wraps them as writable arrays without a copy */
-            PyObject *r = PyByteArray_FromStringAndSize(rows.data ? rows.data : "", rows.size);
-            PyObject *c = r ? PyByteArray_FromStringAndSize(cols.data ? cols.data : "",
-                                                            cols.size) : NULL;
-            PyObject *x = c ? PyByteArray_FromStringAndSize(vals.data ? vals.data : "",
-                                                            vals.size) : NULL;
-            if (x)
-                result = PyTuple_Pack(3, r, c, x);
-            Py_XDECREF(r);
-            Py_XDECREF(c);
-            Py_XDECREF(x);
+            result = pack_pairs(&rows, &cols, &vals);
         }
     }
 done:
@@ -301,6 +310,7 @@ done:
     free(bt_idx);
     free(deg_b);
     free(count);
+    free(deg_b32);
     free(touched);
     free(empty_b);
     free(bits);
@@ -313,6 +323,99 @@ done:
     if (got >= 3) PyBuffer_Release(&bp);
     if (got >= 2) PyBuffer_Release(&ai);
     if (got >= 1) PyBuffer_Release(&ap);
+    return result;
+}
+
+/* ------------------------------------------------------------------ dense selections */
+static PyObject *pack_pairs(Buf *rows, Buf *cols, Buf *vals)
+{
+    PyObject *r = PyByteArray_FromStringAndSize(rows->data ? rows->data : "", rows->size);
+    PyObject *c = r ? PyByteArray_FromStringAndSize(cols->data ? cols->data : "", cols->size)
+                    : NULL;
+    PyObject *x = c ? PyByteArray_FromStringAndSize(vals->data ? vals->data : "", vals->size)
+                    : NULL;
+    PyObject *result = x ? PyTuple_Pack(3, r, c, x) : NULL;
+    Py_XDECREF(r);
+    Py_XDECREF(c);
+    Py_XDECREF(x);
+    return result;
+}
+
+static int push_pair(Buf *rows, Buf *cols, Buf *vals, i64 i, i64 j, double x)
+{
+    if (buf_reserve(rows, 8) < 0 || buf_reserve(cols, 8) < 0 || buf_reserve(vals, 8) < 0)
+        return -1;
+    memcpy(rows->data + rows->size, &i, 8);
+    memcpy(cols->data + cols->size, &j, 8);
+    memcpy(vals->data + vals->size, &x, 8);
+    rows->size += 8;
+    cols->size += 8;
+    vals->size += 8;
+    return 0;
+}
+
+/* reduced(dense, n_b, rows, u, v, below): the entries (i, j, c_ij - u_i - v_j) of the
+   given rows of a dense (n_a, n_b) cost whose value c_ij - u_i - v_j is at most `below`,
+   row by row in the order of `rows`, columns increasing. With u = v = None the value is c_ij
+   itself (the pairs of cost at most `below`, rows None: every row). */
+static PyObject *reduced(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *odense, *orows, *ou, *ov;
+    Py_ssize_t n_b;
+    double below;
+    if (!PyArg_ParseTuple(args, "OnOOOd", &odense, &n_b, &orows, &ou, &ov, &below))
+        return NULL;
+    Py_buffer dv, rv = {0}, uv = {0}, vv = {0};
+    int have_rows = orows != Py_None, have_dual = ou != Py_None, got = 0;
+    PyObject *result = NULL;
+    Buf rows = {0}, cols = {0}, vals = {0};
+    if (get_buffer(odense, &dv, 0, 8, 'd', "dense") < 0)
+        return NULL;
+    got = 1;
+    if (have_rows && get_buffer(orows, &rv, 0, 8, 'i', "rows") < 0)
+        goto done;
+    got = 2;
+    if (have_dual && get_buffer(ou, &uv, 0, 8, 'd', "u") < 0)
+        goto done;
+    got = 3;
+    if (have_dual && get_buffer(ov, &vv, 0, 8, 'd', "v") < 0)
+        goto done;
+    got = 4;
+    {
+        Py_ssize_t n_a = n_b > 0 ? dv.len / 8 / n_b : 0;
+        if (n_b < 0 || (n_b > 0 && dv.len / 8 != n_a * n_b) ||
+            (have_dual && (uv.len / 8 < n_a || vv.len / 8 < n_b))) {
+            PyErr_SetString(PyExc_ValueError, "reduced: inconsistent sizes");
+            goto done;
+        }
+        const double *c = dv.buf, *u = have_dual ? uv.buf : NULL, *v = have_dual ? vv.buf : NULL;
+        const i64 *which = have_rows ? rv.buf : NULL;
+        Py_ssize_t count = have_rows ? rv.len / 8 : n_a;
+        for (Py_ssize_t k = 0; k < count; k++) {
+            i64 i = which ? which[k] : k;
+            if (i < 0 || i >= n_a) {
+                PyErr_SetString(PyExc_ValueError, "reduced: row out of range");
+                goto done;
+            }
+            const double *row = c + (Py_ssize_t)i * n_b;
+            double ui = u ? u[i] : 0.0;
+            for (Py_ssize_t j = 0; j < n_b; j++) {
+                double x = u ? row[j] - ui - v[j] : row[j];
+                if (x <= below && push_pair(&rows, &cols, &vals, i, j, x) < 0)
+                    goto done;
+            }
+        }
+        result = pack_pairs(&rows, &cols, &vals);
+    }
+done:
+    free(rows.data);
+    free(cols.data);
+    free(vals.data);
+    if (got >= 4 && have_dual) PyBuffer_Release(&vv);
+    if (got >= 3 && have_dual) PyBuffer_Release(&uv);
+    if (got >= 2 && have_rows) PyBuffer_Release(&rv);
+    PyBuffer_Release(&dv);
     return result;
 }
 
@@ -903,6 +1006,8 @@ done:
 static PyMethodDef methods[] = {
     {"jaccard", jaccard, METH_VARARGS,
      "jaccard(a_indptr, a_indices, b_indptr, b_indices, col_map, n_cols, dense_out)"},
+    {"reduced", reduced, METH_VARARGS,
+     "reduced(dense, n_b, rows, u, v, below) -> (rows, cols, values)"},
     {"solve", solve, METH_VARARGS,
      "solve(n_a, n_b, indptr, indices, values, col_of, u, v)"},
     {NULL, NULL, 0, NULL},

@@ -98,6 +98,8 @@ _DENSE_BLOCK = 200
 # similarity graphs with at most this many pairs per unit are solved whole by the compiled
 # solver (its check of the pairs left out of a core is cheap)
 _KERNEL_WORTH = 40
+# sample of costs read for the compiled path's first core (its size only changes the time)
+_KERNEL_SAMPLE = 20_000
 # pairs per unit in the first core of the "core" path (measured: most layers certify at once)
 _CORE_PER_UNIT = 32
 # weight of the colour tie-break against the agreement in the secondary cost
@@ -399,19 +401,19 @@ def core_pairs(cost: LayerCost, cap: float, extra: tuple[np.ndarray, np.ndarray]
     return LayerCost(cost.n_a, cost.n_b, cost.rows[keep], cost.cols[keep], cost.values[keep])
 
 
-def core_cap(cost: LayerCost) -> float:
+def core_cap(cost: LayerCost, sample_size: int = 200_000) -> float:
     """A cost below which a layer keeps about ``_CORE_PER_UNIT`` pairs per unit (>= 1: all).
 
-    Read from a regular sample of the costs below 1, so it costs a fraction of one pass; the
-    result does not depend on it (the core solution is certified or enlarged), only the
-    time does.
+    Read from a regular sample of about ``sample_size`` of the costs below 1, so it costs a
+    fraction of one pass; the result does not depend on it (the core solution is certified
+    or enlarged), only the time does.
     """
     n = max(cost.n_a, cost.n_b)
     values = cost.dense.ravel() if cost.dense is not None else cost.values
     want = _CORE_PER_UNIT * n
     if values.size <= want:
         return 1.0
-    step = max(1, values.size // 200_000)
+    step = max(1, values.size // sample_size)
     sample = values[::step]
     sample = sample[sample < 1.0]
     fraction = want / values.size
@@ -505,27 +507,94 @@ def _core_by_numpy(cost: LayerCost, preference: Preference) -> tuple[np.ndarray,
 def _core_by_kernel(kernels: ModuleType, cost: LayerCost, preference: Preference
                     ) -> tuple[np.ndarray, int] | None:
     """The ``"core"`` path with the compiled solver and its dual; ``None`` when a dual fails
-    its check (then the caller takes the NumPy path)."""
-    whole = cost.dense is None and cost.rows.size <= _KERNEL_WORTH * max(cost.n_a, cost.n_b)
-    cap = 1.0 if whole else core_cap(cost)
-    extra = None
+    its check (then the caller takes the NumPy path).
+
+    As on the NumPy path, the layer is first solved on its cheapest pairs (all of a short
+    similarity graph); the dual of that solution, once checked, is tested on the pairs left
+    out, and those with a reduced cost below ``-TOL`` join the core (with every pair below
+    ``_MARGIN``) for a solve that starts from the last solution. The tight pairs of the
+    layer then give its optimal face.
+    """
+    n_a, n_b = cost.n_a, cost.n_b
+    n = max(n_a, n_b)
+    sparse_graph = cost.dense is None
+    cap = 1.0
+    keep = None  # which pairs of a similarity graph are in the core
+    extra: tuple[np.ndarray, np.ndarray] | None = None  # pairs added to a dense core
+    if not (sparse_graph and cost.rows.size <= _KERNEL_WORTH * n):
+        cap = core_cap(cost, _KERNEL_SAMPLE)
+        if sparse_graph and cap < 1.0:
+            keep = cost.values <= cap
     warm = None
     while True:
-        core = cost if cap >= 1.0 and cost.dense is None else core_pairs(cost, cap, extra)
-        if cost.dense is None and core.rows.size > _CORE_FULL * cost.rows.size:
-            core, cap = cost, 1.0
+        if sparse_graph:
+            if keep is not None and keep.sum() > _CORE_FULL * cost.rows.size:
+                keep = None
+            core = cost if keep is None else LayerCost(
+                n_a, n_b, cost.rows[keep], cost.cols[keep], cost.values[keep])
+        else:
+            core = _dense_core(kernels, cost, cap, extra)
         # a core grown by the pairs that failed the check starts from the last solution
         col_of, u, v = warm = _solve_with_dual(kernels, core, warm)
         if not _dual_certifies(core, col_of, u, v):
             return None
-        try:
-            face = _face_from_dual(cost, core, cap, col_of, u, v)
-        except _Uncertified as missing:
-            extra = missing.pairs if extra is None else (
-                np.concatenate([extra[0], missing.pairs[0]]),
-                np.concatenate([extra[1], missing.pairs[1]]))
-            continue
-        return _choose(cost, col_of, face, preference)
+        if sparse_graph:
+            red = cost.values - u[cost.rows] - v[cost.cols]
+            if keep is not None and (red < -TOL).any():
+                keep |= red <= _MARGIN
+                continue
+            tight = red <= TOL
+            pr, pc = cost.rows[tight], cost.cols[tight]
+        else:
+            red = core.values - u[core.rows] - v[core.cols]
+            tight = red <= TOL
+            pr, pc = [core.rows[tight]], [core.cols[tight]]
+            if cap < 1.0:
+                k, j, red = _dense_left_out(kernels, cost, u, v, cap)
+                if (red < -TOL).any():
+                    extra = (k, j) if extra is None else (np.concatenate([extra[0], k]),
+                                                          np.concatenate([extra[1], j]))
+                    continue
+                pr.append(k[red <= TOL])
+                pc.append(j[red <= TOL])
+            pr, pc = np.concatenate(pr), np.concatenate(pc)
+        return _choose(cost, col_of, _face_from_dual(col_of, u, v, pr, pc), preference)
+
+
+def _dense_core(kernels: ModuleType, cost: LayerCost, cap: float,
+                extra: tuple[np.ndarray, np.ndarray] | None) -> LayerCost:
+    """:func:`core_pairs` of a dense cost by the compiled selection (the same pairs)."""
+    assert cost.dense is not None
+    n_a, n_b = cost.n_a, cost.n_b
+    if n_a == 0 or n_b == 0:
+        none = np.zeros(0, dtype=np.int64)
+        return LayerCost(n_a, n_b, none, none, np.zeros(0))
+    rows, cols, values = (np.frombuffer(b, dtype=t) for b, t in zip(
+        kernels.reduced(cost.dense, n_b, None, None, None, cap),
+        (np.int64, np.int64, np.float64)))
+    if extra is not None and extra[0].size:
+        keys = np.union1d(rows * n_b + cols, extra[0] * n_b + extra[1])
+        rows, cols = keys // n_b, keys % n_b
+        values = cost.dense[rows, cols]
+    return LayerCost(n_a, n_b, rows, cols, values)
+
+
+def _dense_left_out(kernels: ModuleType, cost: LayerCost, u: np.ndarray, v: np.ndarray,
+                    cap: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs ``(k, j)`` of a dense cost with reduced cost ``red <= _MARGIN``, in the rows
+    that may hold a pair left out of the core (cost above ``cap``) with a reduced cost of at
+    most ``TOL``: those where ``cap - u_k - max v`` is at most ``TOL``."""
+    assert cost.dense is not None
+    n_a, n_b = cost.n_a, cost.n_b
+    empty = np.zeros(0, dtype=np.int64)
+    if n_a == 0 or n_b == 0:
+        return empty, empty, np.zeros(0)
+    vb = np.ascontiguousarray(v[:n_b])
+    rows = np.flatnonzero(cap - u[:n_a] - float(vb.max()) <= TOL).astype(np.int64)
+    k, j, red = (np.frombuffer(b, dtype=t) for b, t in zip(
+        kernels.reduced(cost.dense, n_b, rows, np.ascontiguousarray(u), vb, _MARGIN),
+        (np.int64, np.int64, np.float64)))
+    return k, j, red
 
 
 def _solve_with_dual(kernels: ModuleType, core: LayerCost,
@@ -572,29 +641,24 @@ def _dual_certifies(core: LayerCost, col_of: np.ndarray, u: np.ndarray, v: np.nd
     return float(u.max() + v.max()) <= 1.0 + TOL
 
 
-def _face_from_dual(cost: LayerCost, core: LayerCost, cap: float, col_of: np.ndarray,
-                    u: np.ndarray, v: np.ndarray) -> Face:
-    """The optimal face (as :func:`optimal_face`) from a certified optimal dual ``(u, v)``
-    of the core problem; raises :class:`_Uncertified` when pairs left out of the core (all
-    cost more than ``cap``) have a negative reduced cost.
+def _face_from_dual(col_of: np.ndarray, u: np.ndarray, v: np.ndarray, pr: np.ndarray,
+                    pc: np.ndarray) -> Face:
+    """The optimal face (as :func:`optimal_face`) from an optimal dual ``(u, v)`` of the
+    layer and its tight pairs ``(pr[t], pc[t])`` of cost below 1 (every pair of the
+    similarity graph with reduced cost ``c - u - v`` at most ``TOL``; repeats allowed).
 
-    The exchange ``k -> l`` is tight when the pair (row ``k``, column ``col_of[l]``) has
-    reduced cost ``c - u - v`` at most ``TOL``; the potentials of the pairs are
-    ``p_k = v[col_of[k]]``. Pairs of cost 1 outside the similarity graph are tight exactly
-    for the rows of the largest ``u`` and the columns with ``v >= 1 - max u`` (the hub).
+    The exchange ``k -> l`` (row ``k`` takes column ``col_of[l]``) is tight when its pair is;
+    the potentials of the pairs are ``p_k = v[col_of[k]]``. The pairs of cost 1 are tight
+    exactly for the rows of the largest ``u`` and the columns with ``v >= 1 - max u`` (every
+    pair costs at most 1, so ``max u + max v <= 1``): they go through one hub node.
     """
     n = col_of.size
     node_of_col = np.empty(n, dtype=np.int64)
     node_of_col[col_of] = np.arange(n)
-    red = core.values - u[core.rows] - v[core.cols]
-    tight = red <= TOL
-    k, head = core.rows[tight], node_of_col[core.cols[tight]]
-    graph_k, graph_l = [k[k != head]], [head[k != head]]
-    if core is not cost and cap < 1.0:
-        ck, cl = _check_left_out_dual(cost, u, v, node_of_col, cap)
-        graph_k.append(ck)
-        graph_l.append(cl)
-    tk, tl = np.concatenate(graph_k), np.concatenate(graph_l)
+    head = node_of_col[pc]
+    other = pr != head
+    tk, tl = pr[other], head[other]
+    graph_k, graph_l = [tk], [tl]
     p = v[col_of]
     top = float(u.max(initial=0.0))
     hub_rows = np.flatnonzero(u >= top - TOL)
@@ -612,50 +676,6 @@ def _face_from_dual(cost: LayerCost, core: LayerCost, cap: float, col_of: np.nda
     return Face(label=label, blocks=np.flatnonzero(sizes >= 2), tight_k=tk, tight_l=tl,
                 hub_rows=hub_rows, hub_cols=hub_cols,
                 hub_label=int(labels[n]) if hub_rows.size else -1, potentials=p)
-
-
-def _check_left_out_dual(cost: LayerCost, u: np.ndarray, v: np.ndarray,
-                         node_of_col: np.ndarray, cap: float) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_check_left_out` for a dual ``(u, v)``: the reduced costs of the pairs of the
-    rows that may hold a pair of negative or zero reduced cost outside the core.
-
-    A pair left out costs more than ``cap``, so its reduced cost exceeds
-    ``cap - u_i - max v``: only the rows where that is at most ``TOL`` are read.
-    """
-    n_a, n_b = cost.n_a, cost.n_b
-    empty = np.zeros(0, dtype=np.int64)
-    if n_a == 0 or n_b == 0:
-        return empty, empty
-    vb = v[:n_b]
-    rows = np.flatnonzero(cap - u[:n_a] - float(vb.max()) <= TOL)
-    if rows.size == 0:
-        return empty, empty
-    ks, js, reds = [], [], []
-    if cost.dense is not None:
-        for lo in range(0, rows.size, _CHECK_ROWS):
-            chunk = rows[lo:lo + _CHECK_ROWS]
-            red = cost.dense[chunk] - u[chunk, None] - vb[None, :]
-            kk, jj = np.nonzero(red <= _MARGIN)
-            ks.append(chunk[kk])
-            js.append(jj.astype(np.int64))
-            reds.append(red[kk, jj])
-    else:
-        starts = np.searchsorted(cost.rows, rows)
-        counts = np.searchsorted(cost.rows, rows, side="right") - starts
-        total = int(counts.sum())
-        idx = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(total)
-        k = cost.rows[idx]
-        j = cost.cols[idx]
-        red = cost.values[idx] - u[k] - vb[j]
-        low = red <= _MARGIN
-        ks.append(k[low])
-        js.append(j[low])
-        reds.append(red[low])
-    k, j, red = np.concatenate(ks), np.concatenate(js), np.concatenate(reds)
-    if (red < -TOL).any():
-        raise _Uncertified((k, j))
-    tight = red <= TOL
-    return k[tight], node_of_col[j[tight]]
 
 
 def canonical_optimum(cost: LayerCost, col_of: np.ndarray, preference: Preference
