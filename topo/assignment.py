@@ -97,7 +97,7 @@ _MARGIN = 0.05
 _DENSE_BLOCK = 200
 # similarity graphs with at most this many pairs per unit are solved whole by the compiled
 # solver (its check of the pairs left out of a core is cheap)
-_KERNEL_WORTH = 150
+_KERNEL_WORTH = 40
 # sample of costs read for the compiled path's first core (its size only changes the time)
 _KERNEL_SAMPLE = 20_000
 # pairs per unit in the first core of the "core" path (measured: most layers certify at once)
