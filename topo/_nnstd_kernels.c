@@ -1083,7 +1083,132 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------------ potentials */
+/* potentials(k, head, w, hub_w, p, step) -> bool
+   Largest p' <= p with p'_l <= p'_k + w_t for every exchange t (k[t] -> head[t], k sorted)
+   and p'_l <= p'_k + hub_w[k] for every pair of nodes (through one hub node; hub_w may be
+   inf), found in place by a label-correcting search (first in, first out): a node whose
+   potential dropped by more than `step` is queued again. These are shortest-path lengths
+   from a source joined to every node at length p; without a negative cycle the search
+   ends. Returns False (p then unusable) when it has not ended after (2n + 8) (n + 1)
+   scans, as the Bellman-Ford rounds of the NumPy path would not have either. */
+static PyObject *potentials(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *ok_, *oh, *ow, *ohub, *op;
+    double step;
+    if (!PyArg_ParseTuple(args, "OOOOOd", &ok_, &oh, &ow, &ohub, &op, &step))
+        return NULL;
+    Py_buffer bk, bh, bw, bhub, bp;
+    int got = 0;
+    PyObject *result = NULL;
+    i64 *ptr = NULL, *queue = NULL;
+    char *inq = NULL;
+    if (get_buffer(ok_, &bk, 0, 8, 'i', "k") < 0) return NULL;
+    got = 1;
+    if (get_buffer(oh, &bh, 0, 8, 'i', "head") < 0) goto done;
+    got = 2;
+    if (get_buffer(ow, &bw, 0, 8, 'd', "w") < 0) goto done;
+    got = 3;
+    if (get_buffer(ohub, &bhub, 0, 8, 'd', "hub_w") < 0) goto done;
+    got = 4;
+    if (get_buffer(op, &bp, 1, 8, 'd', "p") < 0) goto done;
+    got = 5;
+    {
+        Py_ssize_t n = bp.len / 8, m = bk.len / 8;
+        const i64 *k = bk.buf, *head = bh.buf;
+        const double *w = bw.buf, *hub_w = bhub.buf;
+        double *p = bp.buf;
+        if (bh.len != bk.len || bw.len / 8 != m || bhub.len / 8 != n) {
+            PyErr_SetString(PyExc_ValueError, "potentials: inconsistent sizes");
+            goto done;
+        }
+        ptr = calloc((size_t)n + 2, sizeof(i64));
+        queue = malloc(((size_t)n + 2) * sizeof(i64));
+        inq = calloc((size_t)n + 2, 1);
+        if (!ptr || !queue || !inq) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        for (Py_ssize_t t = 0; t < m; t++) {
+            if (k[t] < 0 || k[t] >= n || head[t] < 0 || head[t] >= n ||
+                (t && k[t] < k[t - 1])) {
+                PyErr_SetString(PyExc_ValueError, "potentials: k unsorted or out of range");
+                goto done;
+            }
+            ptr[k[t] + 1]++;
+        }
+        for (Py_ssize_t x = 0; x < n; x++)
+            ptr[x + 1] += ptr[x];
+        int converged = 0;
+        Py_BEGIN_ALLOW_THREADS
+        /* circular queue of nodes 0..n-1 and the hub n */
+        Py_ssize_t cap = n + 1, head_q = 0, size = 0;
+        for (Py_ssize_t x = 0; x < n; x++) {
+            queue[size++] = x;
+            inq[x] = 1;
+        }
+        double hub = HUGE_VAL;
+        long long budget = (2LL * n + 8) * (n + 1), scans = 0;
+        while (size && scans++ < budget) {
+            i64 x = queue[head_q];
+            head_q = (head_q + 1) % cap;
+            size--;
+            inq[x] = 0;
+            if (x == n) {
+                for (Py_ssize_t l = 0; l < n; l++)
+                    if (hub < p[l] - step) {
+                        p[l] = hub;
+                        if (!inq[l]) {
+                            queue[(head_q + size) % cap] = l;
+                            size++;
+                            inq[l] = 1;
+                        }
+                    }
+                continue;
+            }
+            double px = p[x];
+            for (i64 t = ptr[x]; t < ptr[x + 1]; t++) {
+                i64 l = head[t];
+                double nv = px + w[t];
+                if (nv < p[l] - step) {
+                    p[l] = nv;
+                    if (!inq[l]) {
+                        queue[(head_q + size) % cap] = l;
+                        size++;
+                        inq[l] = 1;
+                    }
+                }
+            }
+            double hv = px + hub_w[x];
+            if (hv < hub) {
+                hub = hv;
+                if (!inq[n]) {
+                    queue[(head_q + size) % cap] = n;
+                    size++;
+                    inq[n] = 1;
+                }
+            }
+        }
+        converged = size == 0;
+        Py_END_ALLOW_THREADS
+        result = PyBool_FromLong(converged);
+    }
+done:
+    free(ptr);
+    free(queue);
+    free(inq);
+    if (got >= 5) PyBuffer_Release(&bp);
+    if (got >= 4) PyBuffer_Release(&bhub);
+    if (got >= 3) PyBuffer_Release(&bw);
+    if (got >= 2) PyBuffer_Release(&bh);
+    if (got >= 1) PyBuffer_Release(&bk);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"potentials", potentials, METH_VARARGS,
+     "potentials(k, head, w, hub_w, p, step) -> bool"},
     {"jaccard", jaccard, METH_VARARGS,
      "jaccard(a_indptr, a_indices, b_indptr, b_indices, col_map, n_cols, dense_out)"},
     {"reduced", reduced, METH_VARARGS,

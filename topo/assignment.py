@@ -98,16 +98,22 @@ _DENSE_BLOCK = 200
 # similarity graphs with at most this many pairs per unit are solved whole by the compiled
 # solver (its check of the pairs left out of a core is cheap)
 _KERNEL_WORTH = 40
+# layers wider than this with a sparse similarity graph are solved by LAPMOD (measured on
+# 784-n-n-n-10 SET pairs at epsilon 5: the compiled solver is faster up to about 1200 units,
+# LAPMOD beyond; the compiled solver's searches grow long on the very degenerate costs)
+_KERNEL_SOLVER_MAX = 1200
 # sample of costs read for the compiled path's first core (its size only changes the time)
 _KERNEL_SAMPLE = 20_000
 # pairs per unit in the first core of the "core" path (measured: most layers certify at once)
 _CORE_PER_UNIT = 32
 # weight of the colour tie-break against the agreement in the secondary cost
 ETA = 2.0 ** -20
-# how a layer's matching and dual were found (NNSTDResult.kernels): the compiled solver
-# with its own dual, the NumPy path (LAPMOD, then the dual by Bellman-Ford), the NumPy path
-# after a compiled dual failed its check, or "" for paths that use neither
-KERNEL_PATHS = ("compiled", "numpy", "numpy (compiled dual not verified)", "")
+# how a "core" layer's matching and dual were found (NNSTDResult.kernels): the compiled
+# solver with its own dual; LAPMOD with the dual from the compiled label-correcting search
+# (wide layers of a sparse similarity graph, where LAPMOD is faster); LAPMOD with NumPy's
+# Bellman-Ford rounds (no compiled module, or switched off); LAPMOD after a compiled dual
+# failed its check; "" for the other paths
+KERNEL_PATHS = ("compiled", "lapmod", "numpy", "lapmod (compiled dual not verified)", "")
 
 # topo._nnstd_kernels once imported (None: not built); False: not looked for yet
 _KERNELS: ModuleType | None | bool = False
@@ -453,11 +459,13 @@ def canonical_matching_path(cost: LayerCost, solver: str, preference: Preference
     -------
     (numpy.ndarray, int, str)
         As :func:`canonical_optimum`, then the path of :data:`KERNEL_PATHS` taken:
-        ``"compiled"`` when the compiled solver found the matching and its optimal dual,
-        ``"numpy"`` when LAPMOD and Bellman-Ford did (no compiled module, or switched off
-        by :func:`compiled_kernels`), ``"numpy (compiled dual not verified)"`` when the
-        compiled dual failed its check and the NumPy path was taken instead, ``""`` for
-        the paths other than ``"core"``.
+        ``"compiled"`` when the compiled solver found the matching and its optimal dual;
+        ``"lapmod"`` when LAPMOD found the matching and the compiled label-correcting search
+        its dual (layers wider than 1200 units with a sparse similarity graph, where LAPMOD
+        is faster); ``"numpy"`` when LAPMOD and NumPy's Bellman-Ford rounds did (no compiled
+        module, or switched off by :func:`compiled_kernels`);
+        ``"lapmod (compiled dual not verified)"`` when the compiled dual failed its check
+        and LAPMOD was used instead; ``""`` for the paths other than ``"core"``.
 
     Notes
     -----
@@ -474,12 +482,16 @@ def canonical_matching_path(cost: LayerCost, solver: str, preference: Preference
     if solver != "core":
         return canonical_optimum(cost, solve_layer(cost, solver), preference) + ("",)
     kernels = _kernels()
-    if kernels is not None:
-        found = _core_by_kernel(kernels, cost, preference)
-        if found is not None:
-            return found + ("compiled",)
-        return _core_by_numpy(cost, preference) + ("numpy (compiled dual not verified)",)
-    return _core_by_numpy(cost, preference) + ("numpy",)
+    if kernels is None:
+        return _core_by_numpy(cost, preference) + ("numpy",)
+    if cost.dense is None and max(cost.n_a, cost.n_b) > _KERNEL_SOLVER_MAX:
+        # wide layers of a sparse similarity graph: LAPMOD is faster than the compiled
+        # solver there (measured); its dual comes from the compiled label-correcting search
+        return _core_by_numpy(cost, preference) + ("lapmod",)
+    found = _core_by_kernel(kernels, cost, preference)
+    if found is not None:
+        return found + ("compiled",)
+    return _core_by_numpy(cost, preference) + ("lapmod (compiled dual not verified)",)
 
 
 def _core_by_numpy(cost: LayerCost, preference: Preference) -> tuple[np.ndarray, int]:
@@ -660,7 +672,7 @@ def _face_from_dual(col_of: np.ndarray, u: np.ndarray, v: np.ndarray, pr: np.nda
     tk, tl = pr[other], head[other]
     graph_k, graph_l = [tk], [tl]
     p = v[col_of]
-    top = float(u.max(initial=0.0))
+    top = float(u.max()) if n else 0.0
     hub_rows = np.flatnonzero(u >= top - TOL)
     hub_cols = np.flatnonzero(p >= 1.0 - top - TOL)
     if hub_cols.size:
@@ -834,7 +846,7 @@ def optimal_face(cost: LayerCost, col_of: np.ndarray, *, core: LayerCost | None 
     while True:
         k, head, w = exchanges.below(theta)
         keep_hub = hub_w < theta
-        p = _bellman_ford(n, k, head, w, hub_w, keep_hub, p)
+        p = _potentials(n, k, head, w, hub_w, keep_hub, p)
         # an exchange left out (w >= theta) then has reduced cost above TOL: never tight
         if -p.min(initial=0.0) + 2 * TOL < theta or theta > 2.0:
             break
@@ -1065,6 +1077,21 @@ class _Exchanges:
         w = vals - d[k]
         keep = k != head
         return k[keep], head[keep], w[keep]
+
+
+def _potentials(n: int, k: np.ndarray, head: np.ndarray, w: np.ndarray, hub_w: np.ndarray,
+                keep_hub: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """:func:`_bellman_ford`'s potentials, by the compiled label-correcting search when it is
+    built (the same fixed point; NumPy's rounds when it is not, or did not end)."""
+    kernels = _kernels()
+    if kernels is not None:
+        out = p.astype(np.float64, copy=True)
+        if kernels.potentials(np.ascontiguousarray(k, dtype=np.int64),
+                              np.ascontiguousarray(head, dtype=np.int64),
+                              np.ascontiguousarray(w, dtype=np.float64),
+                              np.where(keep_hub, hub_w, np.inf), out, _STEP):
+            return out
+    return _bellman_ford(n, k, head, w, hub_w, keep_hub, p)
 
 
 def _bellman_ford(n: int, k: np.ndarray, head: np.ndarray, w: np.ndarray, hub_w: np.ndarray,

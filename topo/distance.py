@@ -138,10 +138,11 @@ class NNSTDResult:
     kernels
         Per layer, how a ``"core"`` layer's matching and optimal dual were found (one of
         :data:`topo.assignment.KERNEL_PATHS`): ``"compiled"`` (topo's compiled solver,
-        its dual checked), ``"numpy"`` (LAPMOD, then the dual by Bellman-Ford: the path of
-        an install without the compiled module), ``"numpy (compiled dual not verified)"``
-        (the compiled dual failed its check, so the NumPy path was taken); ``""`` for the
-        other paths. The values do not depend on it.
+        its dual checked), ``"lapmod"`` (LAPMOD, the dual by the compiled label-correcting
+        search: wide layers of a sparse similarity graph), ``"numpy"`` (LAPMOD, the dual by
+        NumPy's Bellman-Ford rounds: the path of an install without the compiled module),
+        ``"lapmod (compiled dual not verified)"`` (the compiled dual failed its check, so
+        LAPMOD was used); ``""`` for the other paths. The values do not depend on it.
     """
 
     per_layer: np.ndarray
