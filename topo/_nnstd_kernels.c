@@ -66,12 +66,14 @@ static int get_buffer(PyObject *obj, Py_buffer *view, int writable, Py_ssize_t i
     int ok = view->itemsize == itemsize;
     if (kind == 'i')
         ok = ok && (last == 'l' || last == 'q');
+    else if (kind == 'b')
+        ok = ok && (last == 'B' || last == '?' || last == 'b');
     else
         ok = ok && last == 'd';
     if (!ok) {
         PyBuffer_Release(view);
         PyErr_Format(PyExc_TypeError, "%s: expected a contiguous %s array", name,
-                     kind == 'i' ? "int64" : "float64");
+                     kind == 'i' ? "int64" : kind == 'b' ? "bool or uint8" : "float64");
         return -1;
     }
     return 0;
@@ -354,20 +356,22 @@ static int push_pair(Buf *rows, Buf *cols, Buf *vals, i64 i, i64 j, double x)
     return 0;
 }
 
-/* reduced(dense, n_b, rows, u, v, below): the entries (i, j, c_ij - u_i - v_j) of the
-   given rows of a dense (n_a, n_b) cost whose value c_ij - u_i - v_j is at most `below`,
-   row by row in the order of `rows`, columns increasing. With u = v = None the value is c_ij
-   itself (the pairs of cost at most `below`, rows None: every row). */
+/* reduced(dense, n_b, rows, u, v, below[, mask]): the entries (i, j, c_ij - u_i - v_j) of
+   the given rows of a dense (n_a, n_b) cost whose value c_ij - u_i - v_j is at most
+   `below`, row by row in the order of `rows`, columns increasing. With u = v = None the
+   value is c_ij itself (the pairs of cost at most `below`, rows None: every row), and the
+   entries where `mask` (bool, n_a * n_b) is set are included whatever their value. */
 static PyObject *reduced(PyObject *self, PyObject *args)
 {
     (void)self;
-    PyObject *odense, *orows, *ou, *ov;
+    PyObject *odense, *orows, *ou, *ov, *omask = Py_None;
     Py_ssize_t n_b;
     double below;
-    if (!PyArg_ParseTuple(args, "OnOOOd", &odense, &n_b, &orows, &ou, &ov, &below))
+    if (!PyArg_ParseTuple(args, "OnOOOd|O", &odense, &n_b, &orows, &ou, &ov, &below, &omask))
         return NULL;
-    Py_buffer dv, rv = {0}, uv = {0}, vv = {0};
-    int have_rows = orows != Py_None, have_dual = ou != Py_None, got = 0;
+    Py_buffer dv, rv = {0}, uv = {0}, vv = {0}, mv = {0};
+    int have_rows = orows != Py_None, have_dual = ou != Py_None, have_mask = omask != Py_None;
+    int got = 0;
     PyObject *result = NULL;
     Buf rows = {0}, cols = {0}, vals = {0};
     if (get_buffer(odense, &dv, 0, 8, 'd', "dense") < 0)
@@ -382,15 +386,20 @@ static PyObject *reduced(PyObject *self, PyObject *args)
     if (have_dual && get_buffer(ov, &vv, 0, 8, 'd', "v") < 0)
         goto done;
     got = 4;
+    if (have_mask && get_buffer(omask, &mv, 0, 1, 'b', "mask") < 0)
+        goto done;
+    got = 5;
     {
         Py_ssize_t n_a = n_b > 0 ? dv.len / 8 / n_b : 0;
         if (n_b < 0 || (n_b > 0 && dv.len / 8 != n_a * n_b) ||
-            (have_dual && (uv.len / 8 < n_a || vv.len / 8 < n_b))) {
+            (have_dual && (uv.len / 8 < n_a || vv.len / 8 < n_b)) ||
+            (have_mask && (have_dual || mv.len != dv.len / 8))) {
             PyErr_SetString(PyExc_ValueError, "reduced: inconsistent sizes");
             goto done;
         }
         const double *c = dv.buf, *u = have_dual ? uv.buf : NULL, *v = have_dual ? vv.buf : NULL;
         const i64 *which = have_rows ? rv.buf : NULL;
+        const unsigned char *mask = have_mask ? mv.buf : NULL;
         Py_ssize_t count = have_rows ? rv.len / 8 : n_a;
         for (Py_ssize_t k = 0; k < count; k++) {
             i64 i = which ? which[k] : k;
@@ -399,10 +408,12 @@ static PyObject *reduced(PyObject *self, PyObject *args)
                 goto done;
             }
             const double *row = c + (Py_ssize_t)i * n_b;
+            const unsigned char *mrow = mask ? mask + (Py_ssize_t)i * n_b : NULL;
             double ui = u ? u[i] : 0.0;
             for (Py_ssize_t j = 0; j < n_b; j++) {
                 double x = u ? row[j] - ui - v[j] : row[j];
-                if (x <= below && push_pair(&rows, &cols, &vals, i, j, x) < 0)
+                if ((x <= below || (mrow && mrow[j])) &&
+                    push_pair(&rows, &cols, &vals, i, j, x) < 0)
                     goto done;
             }
         }
@@ -412,6 +423,7 @@ done:
     free(rows.data);
     free(cols.data);
     free(vals.data);
+    if (got >= 5 && have_mask) PyBuffer_Release(&mv);
     if (got >= 4 && have_dual) PyBuffer_Release(&vv);
     if (got >= 3 && have_dual) PyBuffer_Release(&uv);
     if (got >= 2 && have_rows) PyBuffer_Release(&rv);

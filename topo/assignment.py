@@ -532,7 +532,7 @@ def _core_by_kernel(kernels: ModuleType, cost: LayerCost, preference: Preference
     sparse_graph = cost.dense is None
     cap = 1.0
     keep = None  # which pairs of a similarity graph are in the core
-    extra: tuple[np.ndarray, np.ndarray] | None = None  # pairs added to a dense core
+    extra = None  # pairs added to a dense core (a boolean matrix)
     if not (sparse_graph and cost.rows.size <= _KERNEL_WORTH * n):
         cap = core_cap(cost, _KERNEL_SAMPLE)
         if sparse_graph and cap < 1.0:
@@ -564,8 +564,9 @@ def _core_by_kernel(kernels: ModuleType, cost: LayerCost, preference: Preference
             if cap < 1.0:
                 k, j, red = _dense_left_out(kernels, cost, u, v, cap)
                 if (red < -TOL).any():
-                    extra = (k, j) if extra is None else (np.concatenate([extra[0], k]),
-                                                          np.concatenate([extra[1], j]))
+                    if extra is None:
+                        extra = np.zeros((n_a, n_b), dtype=bool)
+                    extra[k, j] = True
                     continue
                 pr.append(k[red <= TOL])
                 pc.append(j[red <= TOL])
@@ -574,20 +575,17 @@ def _core_by_kernel(kernels: ModuleType, cost: LayerCost, preference: Preference
 
 
 def _dense_core(kernels: ModuleType, cost: LayerCost, cap: float,
-                extra: tuple[np.ndarray, np.ndarray] | None) -> LayerCost:
-    """:func:`core_pairs` of a dense cost by the compiled selection (the same pairs)."""
+                extra: np.ndarray | None) -> LayerCost:
+    """:func:`core_pairs` of a dense cost by the compiled selection (the same pairs): those
+    of cost at most ``cap`` and those set in ``extra`` (a boolean ``(n_a, n_b)`` matrix)."""
     assert cost.dense is not None
     n_a, n_b = cost.n_a, cost.n_b
     if n_a == 0 or n_b == 0:
         none = np.zeros(0, dtype=np.int64)
         return LayerCost(n_a, n_b, none, none, np.zeros(0))
     rows, cols, values = (np.frombuffer(b, dtype=t) for b, t in zip(
-        kernels.reduced(cost.dense, n_b, None, None, None, cap),
+        kernels.reduced(cost.dense, n_b, None, None, None, cap, extra),
         (np.int64, np.int64, np.float64)))
-    if extra is not None and extra[0].size:
-        keys = np.union1d(rows * n_b + cols, extra[0] * n_b + extra[1])
-        rows, cols = keys // n_b, keys % n_b
-        values = cost.dense[rows, cols]
     return LayerCost(n_a, n_b, rows, cols, values)
 
 
