@@ -676,81 +676,6 @@ static double pair_cost(Py_ssize_t i, i64 j, Py_ssize_t n_a, const i64 *ptr, con
     return 1.0;
 }
 
-typedef struct {
-    double u;
-    i64 i;
-} RowKey;
-
-static int by_u_descending(const void *x, const void *y)
-{
-    const RowKey *a = x, *b = y;
-    return a->u > b->u ? -1 : a->u < b->u ? 1 : (a->i > b->i) - (a->i < b->i);
-}
-
-static int raise_free_columns(Py_ssize_t n, Py_ssize_t n_a, const i64 *ptr, const i64 *idx,
-                              const double *val, const double *u, double *v,
-                              const i64 *row_of, VHeap *vh, i64 *mark, i64 *stamp)
-{
-    Py_ssize_t nnz = ptr[n_a], n_free = 0;
-    for (Py_ssize_t j = 0; j < n; j++)
-        n_free += row_of[j] < 0;
-    if (n_free == 0)
-        return 0;
-    i64 *col_ptr = calloc((size_t)n + 2, sizeof(i64));
-    i64 *col_row = malloc((size_t)nnz * sizeof(i64) + 8);
-    double *col_val = malloc((size_t)nnz * sizeof(double) + 8);
-    RowKey *order = malloc((size_t)n * sizeof(RowKey) + 8);
-    if (!col_ptr || !col_row || !col_val || !order) {
-        free(col_ptr);
-        free(col_row);
-        free(col_val);
-        free(order);
-        return -1;
-    }
-    for (Py_ssize_t t = 0; t < nnz; t++)
-        col_ptr[idx[t] + 2]++;
-    for (Py_ssize_t j = 0; j < n; j++)
-        col_ptr[j + 2] += col_ptr[j + 1];
-    for (Py_ssize_t i = 0; i < n_a; i++)
-        for (i64 t = ptr[i]; t < ptr[i + 1]; t++) {
-            i64 at = col_ptr[idx[t] + 1]++;
-            col_row[at] = i;
-            col_val[at] = val[t];
-        }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        order[i].u = u[i];
-        order[i].i = i;
-    }
-    qsort(order, (size_t)n, sizeof(RowKey), by_u_descending);
-    for (Py_ssize_t j = 0; j < n; j++) {
-        if (row_of[j] >= 0)
-            continue;
-        double m = HUGE_VAL;
-        ++*stamp;
-        for (i64 t = col_ptr[j]; t < col_ptr[j + 1]; t++) {
-            double r = col_val[t] - u[col_row[t]];
-            mark[col_row[t]] = *stamp;
-            if (r < m)
-                m = r;
-        }
-        for (Py_ssize_t k = 0; k < n; k++)
-            if (mark[order[k].i] != *stamp) {
-                if (1.0 - order[k].u < m)
-                    m = 1.0 - order[k].u;
-                break;
-            }
-        if (m > v[j] && m < HUGE_VAL) {
-            v[j] = m;
-            vheap_up(vh, vh->pos[j]);
-        }
-    }
-    free(col_ptr);
-    free(col_row);
-    free(col_val);
-    free(order);
-    return 0;
-}
-
 static int sap_solve(Py_ssize_t n_a, Py_ssize_t n_b, const i64 *ptr, const i64 *idx,
                      const double *val, i64 *col_of, double *u, double *v, int warm)
 {
@@ -894,11 +819,6 @@ static int sap_solve(Py_ssize_t n_a, Py_ssize_t n_b, const i64 *ptr, const i64 *
             u[i] = col_of[i] >= 0 ? pair_cost(i, col_of[i], n_a, ptr, idx, val) - v[col_of[i]]
                                   : 0.0;
     }
-    /* raise the v of every free column to its largest feasible value, min_i c_ij - u_i
-       (no matched pair involves it, so the matching stays tight): it is then tight with
-       some row, and the searches below reach it sooner */
-    if (raise_free_columns(n, n_a, ptr, idx, val, u, v, row_of, &vh, mark, &stamp) < 0)
-        goto out;
     /* the free columns: their v does not change below until they are taken */
     Py_ssize_t n_free_cols = 0;
     for (Py_ssize_t j = 0; j < n; j++)

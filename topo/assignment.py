@@ -104,6 +104,10 @@ _KERNEL_WORTH = 40
 _KERNEL_SOLVER_MAX = 1200
 # sample of costs read for the compiled path's first core (its size only changes the time)
 _KERNEL_SAMPLE = 20_000
+# pairs per unit in the compiled path's first core, for a similarity graph and for a dense
+# cost (measured on 1000-wide SET pairs at epsilon 5 and 20)
+_KERNEL_CORE_SPARSE = 16
+_KERNEL_CORE_DENSE = 48
 # pairs per unit in the first core of the "core" path (measured: most layers certify at once)
 _CORE_PER_UNIT = 32
 # weight of the colour tie-break against the agreement in the secondary cost
@@ -407,8 +411,9 @@ def core_pairs(cost: LayerCost, cap: float, extra: tuple[np.ndarray, np.ndarray]
     return LayerCost(cost.n_a, cost.n_b, cost.rows[keep], cost.cols[keep], cost.values[keep])
 
 
-def core_cap(cost: LayerCost, sample_size: int = 200_000) -> float:
-    """A cost below which a layer keeps about ``_CORE_PER_UNIT`` pairs per unit (>= 1: all).
+def core_cap(cost: LayerCost, sample_size: int = 200_000, per_unit: int = _CORE_PER_UNIT
+             ) -> float:
+    """A cost below which a layer keeps about ``per_unit`` pairs per unit (>= 1: all).
 
     Read from a regular sample of about ``sample_size`` of the costs below 1, so it costs a
     fraction of one pass; the result does not depend on it (the core solution is certified
@@ -416,7 +421,7 @@ def core_cap(cost: LayerCost, sample_size: int = 200_000) -> float:
     """
     n = max(cost.n_a, cost.n_b)
     values = cost.dense.ravel() if cost.dense is not None else cost.values
-    want = _CORE_PER_UNIT * n
+    want = per_unit * n
     if values.size <= want:
         return 1.0
     step = max(1, values.size // sample_size)
@@ -534,7 +539,8 @@ def _core_by_kernel(kernels: ModuleType, cost: LayerCost, preference: Preference
     keep = None  # which pairs of a similarity graph are in the core
     extra = None  # pairs added to a dense core (a boolean matrix)
     if not (sparse_graph and cost.rows.size <= _KERNEL_WORTH * n):
-        cap = core_cap(cost, _KERNEL_SAMPLE)
+        cap = core_cap(cost, _KERNEL_SAMPLE,
+                       _KERNEL_CORE_SPARSE if sparse_graph else _KERNEL_CORE_DENSE)
         if sparse_graph and cap < 1.0:
             keep = cost.values <= cap
     warm = None
