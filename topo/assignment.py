@@ -32,6 +32,30 @@ graph (Bellman-Ford on the pairs that can matter, plus one hub node standing for
 that cost 1); pairs are called tight when their reduced cost is at most ``TOL = 1e-9``: two
 matchings whose costs differ by less than that are treated as equally good.
 
+The compiled path
+-----------------
+topo ships an optional C module, ``topo._nnstd_kernels`` (``topo/_nnstd_kernels.c``, built
+by ``pip install`` where a C compiler is present; :func:`kernels_available`). When it is
+built:
+
+- :func:`layer_cost` counts the shared inputs of every pair in C (for each unit of A, its
+  inputs' readers in B) and divides the same integers, so the costs are bit-identical;
+- the ``"core"`` path solves each core with topo's shortest augmenting path solver
+  (Jonker and Volgenant 1987: column reduction, augmenting row reduction, then Dijkstra
+  searches with dual updates; the pairs of cost 1 are reached through one hub instead of
+  being listed), which returns an optimal dual ``(u, v)`` with its matching. A core grown
+  after a failed certificate is solved again from the last matching and dual. The dual is
+  checked in NumPy before use (module notes of :func:`canonical_matching_path`); if the
+  check fails the layer takes the NumPy path, and the result records it;
+- layers wider than 1200 units whose cost is a similarity graph keep LAPMOD, which is
+  faster there; their dual comes from a compiled label-correcting search that computes the
+  same potentials as the Bellman-Ford rounds.
+
+The optimal face, and so the canonical matching, does not depend on which optimal dual is
+used, so the compiled and NumPy paths give the same matchings and values (tested on random
+networks with ties and empty units). :func:`compiled_kernels` switches the module off for
+a block; ``NNSTDResult.kernels`` records the path of each layer.
+
 Why not one solve on a lexicographically perturbed cost (``M · c + secondary``)? It is exact
 only when ``M`` exceeds the total secondary cost divided by the smallest non-zero gap between
 two matchings' primary totals. Jaccard costs are quotients with denominators up to
@@ -44,7 +68,8 @@ term differs between pairs that cost 1), so the sparse and core paths would beco
 References
 ----------
 R. Jonker and A. Volgenant, "A shortest augmenting path algorithm for dense and sparse linear
-assignment problems", Computing 38, 1987 (LAPJV). A. Volgenant, "Linear and semi-assignment
+assignment problems", Computing 38, 1987 (LAPJV; the compiled solver follows its
+initialisation and augmentation). A. Volgenant, "Linear and semi-assignment
 problems: a core oriented approach", Computers & Operations Research 23, 1996 (LAPMOD).
 D. F. Crouse, "On implementing 2D rectangular assignment algorithms", IEEE Trans. Aerospace
 and Electronic Systems 52(4), 2016 (SciPy's solver). R. E. Burkard, M. Dell'Amico and
