@@ -22,29 +22,47 @@
  *     float64, pairs sharing an input plus the pairs of two units without inputs (cost 0).
  *     Returns False (nothing written) when col_map maps two inputs of B to one column.
  *
- * solve(n_a, n_b, indptr, indices, values, col_of, u, v)
+ * solve(n_a, n_b, indptr, indices, values, col_of, u, v[, warm])
  *     Minimum-cost perfect matching of the square problem of size n = max(n_a, n_b) whose
  *     pairs (i, indices[t]) for t in indptr[i]..indptr[i+1] (i < n_a, columns < n_b) cost
  *     values[t] in [0, 1] and every other pair (the dummy rows and columns included) costs
  *     1. Writes the column of every row into col_of (int64, length n) and an optimal dual
  *     u (rows), v (columns) with u_i + v_j <= c_ij for every pair and equality on the
- *     matching. Returns 0, or -1 when the graph's indices are out of range.
+ *     matching (up to rounding; the caller checks both within its tolerance).
  *
- *     Method: shortest augmenting paths with dual updates (Jonker and Volgenant 1987,
- *     Section 3; the Dijkstra form of Burkard, Dell'Amico and Martello, "Assignment
- *     Problems", SIAM 2009, Algorithm 4.9), started from the column reduction
- *     v_j = min_i c_ij, u = 0 and a greedy assignment of each column to a free row of its
- *     minimum. The implicit cost-1 pairs are never listed: from a scanned row i at path
- *     length b_i every column is reachable at b_i + 1 - u_i - v_j, so the best of these over
- *     the scanned rows is H - v_j with H = min_i (b_i + 1 - u_i) (a "hub"), and the next
+ *     Method: shortest augmenting paths with dual updates (R. Jonker and A. Volgenant,
+ *     "A shortest augmenting path algorithm for dense and sparse linear assignment
+ *     problems", Computing 38, 1987; the shortest path form of the Hungarian method in
+ *     R. Burkard, M. Dell'Amico and S. Martello, "Assignment Problems", SIAM 2009,
+ *     Chapter 4). Initialisation as Jonker and Volgenant's: column reduction
+ *     v_j = min_i c_ij with u = 0, each column given to the row of its minimum when that
+ *     row is free, then two passes of augmenting row reduction (a free row takes its
+ *     column of least reduced cost, whose v drops by the gap to the row's second least,
+ *     freeing that column's former row). Then one Dijkstra search per free row. The
+ *     implicit cost-1 pairs are never listed: from a scanned row i at path length b_i
+ *     every column is reachable at b_i + 1 - u_i - v_j, so the best of these over the
+ *     scanned rows is H - v_j with H = min_i (b_i + 1 - u_i) (a "hub"), and the next
  *     column of the shortest path tree is the smaller of the least tentative length among
- *     the columns reached through listed pairs (a binary heap) and H - max v_j over the
- *     columns not yet scanned (an indexed max-heap on v). A listed pair costs at most 1, so
- *     when the hub is strictly shorter its pair is an implicit one. After each search the
- *     duals change by the standard update (u_i += delta - b_i on the scanned rows,
- *     v_j -= delta - d_j on the scanned columns), which keeps every reduced cost
- *     non-negative and the new path's pairs at zero. Time O(sum over augmentations of the
- *     scanned rows' listed pairs times log n).
+ *     the columns reached through listed pairs (a binary heap; among equal lengths a free
+ *     column first) and H - max v_j over the columns not yet scanned (an indexed max-heap
+ *     on v). A listed pair costs at most 1, so when the hub is strictly shorter its pair is
+ *     an implicit one. Columns farther than an augmenting path already found are not
+ *     queued. After each search the duals change by the standard update
+ *     (u_i += delta - b_i on the scanned rows, v_j -= delta - d_j on the scanned columns),
+ *     which keeps every reduced cost non-negative and the new path's pairs at zero.
+ *     With warm, col_of, u and v hold an optimal solution of the same problem with fewer
+ *     pairs listed: each row's u drops to its least reduced cost where a new pair undercuts
+ *     it, rows whose pair is then no longer tight are freed, and only they are searched.
+ *     Returns None; raises ValueError on out-of-range input.
+ *
+ * reduced(dense, n_b, rows, u, v, below[, mask])
+ *     The entries of a dense cost (or of its reduced costs c - u - v) at most `below` (or
+ *     set in mask), row by row: the core of a dense layer and the check of the pairs left
+ *     out of it.
+ *
+ * potentials(k, head, w, hub_w, p, step)
+ *     The largest potentials under the exchange constraints of topo.assignment's
+ *     Bellman-Ford (a label-correcting search, first in first out), in place.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
