@@ -60,6 +60,10 @@
  *     set in mask), row by row: the core of a dense layer and the check of the pairs left
  *     out of it.
  *
+ * graph_check(rows, cols, values, u, v, tol, margin, keep)
+ *     The reduced costs of a similarity graph's pairs against a core's dual: the pairs
+ *     that must join the core (any below -tol), or else the tight ones.
+ *
  * potentials(k, head, w, hub_w, p, step)
  *     The largest potentials under the exchange constraints of topo.assignment's
  *     Bellman-Ford (a label-correcting search, first in first out), in place.
@@ -446,6 +450,89 @@ done:
     if (got >= 3 && have_dual) PyBuffer_Release(&uv);
     if (got >= 2 && have_rows) PyBuffer_Release(&rv);
     PyBuffer_Release(&dv);
+    return result;
+}
+
+/* graph_check(rows, cols, values, u, v, tol, margin, keep) -> (violated, tight)
+   The reduced costs values[t] - u[rows[t]] - v[cols[t]] of a similarity graph's pairs (the
+   same operations, in the same order, as NumPy's). When one is below -tol: keep[t] is set
+   for every pair whose reduced cost is at most margin, and (True, None) is returned;
+   otherwise (False, tight) with tight the int64 positions (bytearray) of the pairs whose
+   reduced cost is at most tol. */
+static PyObject *graph_check(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *orow, *ocol, *oval, *ou, *ov, *okeep;
+    double tol, margin;
+    if (!PyArg_ParseTuple(args, "OOOOOddO", &orow, &ocol, &oval, &ou, &ov, &tol, &margin,
+                          &okeep))
+        return NULL;
+    Py_buffer br, bc, bv, bu, bvv, bk;
+    int got = 0;
+    PyObject *result = NULL;
+    Buf tight = {0};
+    if (get_buffer(orow, &br, 0, 8, 'i', "rows") < 0) return NULL;
+    got = 1;
+    if (get_buffer(ocol, &bc, 0, 8, 'i', "cols") < 0) goto done;
+    got = 2;
+    if (get_buffer(oval, &bv, 0, 8, 'd', "values") < 0) goto done;
+    got = 3;
+    if (get_buffer(ou, &bu, 0, 8, 'd', "u") < 0) goto done;
+    got = 4;
+    if (get_buffer(ov, &bvv, 0, 8, 'd', "v") < 0) goto done;
+    got = 5;
+    if (get_buffer(okeep, &bk, 1, 1, 'b', "keep") < 0) goto done;
+    got = 6;
+    {
+        Py_ssize_t m = br.len / 8, n_u = bu.len / 8, n_v = bvv.len / 8;
+        const i64 *r = br.buf, *c = bc.buf;
+        const double *x = bv.buf, *u = bu.buf, *v = bvv.buf;
+        unsigned char *keep = bk.buf;
+        if (bc.len != br.len || bv.len != br.len || bk.len != m) {
+            PyErr_SetString(PyExc_ValueError, "graph_check: inconsistent sizes");
+            goto done;
+        }
+        int violated = 0;
+        for (Py_ssize_t t = 0; t < m; t++) {
+            if (r[t] < 0 || r[t] >= n_u || c[t] < 0 || c[t] >= n_v) {
+                PyErr_SetString(PyExc_ValueError, "graph_check: index out of range");
+                goto done;
+            }
+            if (x[t] - u[r[t]] - v[c[t]] < -tol) {
+                violated = 1;
+                break;
+            }
+        }
+        if (violated) {
+            for (Py_ssize_t t = 0; t < m; t++)
+                if (x[t] - u[r[t]] - v[c[t]] <= margin)
+                    keep[t] = 1;
+            result = Py_BuildValue("(OO)", Py_True, Py_None);
+            goto done;
+        }
+        for (Py_ssize_t t = 0; t < m; t++)
+            if (x[t] - u[r[t]] - v[c[t]] <= tol) {
+                i64 at = t;
+                if (buf_reserve(&tight, 8) < 0)
+                    goto done;
+                memcpy(tight.data + tight.size, &at, 8);
+                tight.size += 8;
+            }
+        PyObject *positions = PyByteArray_FromStringAndSize(tight.data ? tight.data : "",
+                                                            tight.size);
+        if (positions) {
+            result = PyTuple_Pack(2, Py_False, positions);
+            Py_DECREF(positions);
+        }
+    }
+done:
+    free(tight.data);
+    if (got >= 6) PyBuffer_Release(&bk);
+    if (got >= 5) PyBuffer_Release(&bvv);
+    if (got >= 4) PyBuffer_Release(&bu);
+    if (got >= 3) PyBuffer_Release(&bv);
+    if (got >= 2) PyBuffer_Release(&bc);
+    if (got >= 1) PyBuffer_Release(&br);
     return result;
 }
 
@@ -1157,6 +1244,8 @@ done:
 }
 
 static PyMethodDef methods[] = {
+    {"graph_check", graph_check, METH_VARARGS,
+     "graph_check(rows, cols, values, u, v, tol, margin, keep) -> (violated, tight)"},
     {"potentials", potentials, METH_VARARGS,
      "potentials(k, head, w, hub_w, p, step) -> bool"},
     {"jaccard", jaccard, METH_VARARGS,

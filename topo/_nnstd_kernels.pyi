@@ -15,3 +15,7 @@ def reduced(dense: np.ndarray, n_b: int, rows: np.ndarray | None, u: np.ndarray 
 
 def potentials(k: np.ndarray, head: np.ndarray, w: np.ndarray, hub_w: np.ndarray,
                p: np.ndarray, step: float, /) -> bool: ...
+
+def graph_check(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, u: np.ndarray,
+                v: np.ndarray, tol: float, margin: float, keep: np.ndarray, /
+                ) -> tuple[bool, bytearray | None]: ...

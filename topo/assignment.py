@@ -571,10 +571,11 @@ def _core_by_kernel(kernels: ModuleType, cost: LayerCost, preference: Preference
     warm = None
     while True:
         if sparse_graph:
-            if keep is not None and keep.sum() > _CORE_FULL * cost.rows.size:
-                keep = None
-            core = cost if keep is None else LayerCost(
-                n_a, n_b, cost.rows[keep], cost.cols[keep], cost.values[keep])
+            at = None if keep is None else np.flatnonzero(keep)
+            if at is not None and at.size > _CORE_FULL * cost.rows.size:
+                keep = at = None
+            core = cost if at is None else LayerCost(
+                n_a, n_b, cost.rows.take(at), cost.cols.take(at), cost.values.take(at))
         else:
             core = _dense_core(kernels, cost, cap, extra)
         # a core grown by the pairs that failed the check starts from the last solution
@@ -582,16 +583,20 @@ def _core_by_kernel(kernels: ModuleType, cost: LayerCost, preference: Preference
         if not _dual_certifies(core, col_of, u, v):
             return None
         if sparse_graph:
-            red = cost.values - u[cost.rows] - v[cost.cols]
-            if keep is not None and (red < -TOL).any():
-                keep |= red <= _MARGIN
+            grown = np.zeros(cost.rows.size, dtype=bool) if keep is None else keep
+            violated, positions = kernels.graph_check(
+                *(np.ascontiguousarray(x, dtype=np.int64) for x in (cost.rows, cost.cols)),
+                np.ascontiguousarray(cost.values, dtype=np.float64), u, v, TOL, _MARGIN,
+                grown)
+            if violated:  # (only with a core: the pairs in it passed the check above)
+                keep = grown
                 continue
-            tight = red <= TOL
-            pr, pc = cost.rows[tight], cost.cols[tight]
+            at = np.frombuffer(positions, dtype=np.int64)
+            pr, pc = cost.rows.take(at), cost.cols.take(at)
         else:
             red = core.values - u[core.rows] - v[core.cols]
             tight = red <= TOL
-            pr, pc = [core.rows[tight]], [core.cols[tight]]
+            rows_t, cols_t = [core.rows[tight]], [core.cols[tight]]
             if cap < 1.0:
                 k, j, red = _dense_left_out(kernels, cost, u, v, cap)
                 if (red < -TOL).any():
@@ -599,9 +604,9 @@ def _core_by_kernel(kernels: ModuleType, cost: LayerCost, preference: Preference
                         extra = np.zeros((n_a, n_b), dtype=bool)
                     extra[k, j] = True
                     continue
-                pr.append(k[red <= TOL])
-                pc.append(j[red <= TOL])
-            pr, pc = np.concatenate(pr), np.concatenate(pc)
+                rows_t.append(k[red <= TOL])
+                cols_t.append(j[red <= TOL])
+            pr, pc = np.concatenate(rows_t), np.concatenate(cols_t)
         return _choose(cost, col_of, _face_from_dual(col_of, u, v, pr, pc), preference)
 
 
