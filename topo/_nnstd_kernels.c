@@ -261,13 +261,14 @@ static PyObject *jaccard(PyObject *self, PyObject *args)
                     for (i64 s = bt_ptr[c]; s < bt_ptr[c + 1]; s++)
                         count[bt_idx[s]]++;
                 }
-                double *row = dense + (Py_ssize_t)i * n_b;
+                double *restrict row = dense + (Py_ssize_t)i * n_b;
+                const int32_t *restrict shared = count, *restrict deg = deg_b32;
                 for (Py_ssize_t j = 0; j < n_b; j++) {
-                    int32_t inter = count[j];
-                    int32_t uni = deg_a + deg_b32[j] - inter;
+                    int32_t inter = shared[j];
+                    int32_t uni = deg_a + deg[j] - inter;
                     row[j] = (double)(uni - inter) / (double)(uni > 1 ? uni : 1);
-                    count[j] = 0;
                 }
+                memset(count, 0, (size_t)n_b * sizeof(int32_t));
             }
             result = Py_None;
             Py_INCREF(result);
