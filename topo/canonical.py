@@ -125,7 +125,10 @@ def canonical_colours(masks_a: Sequence[sp.csr_matrix], masks_b: Sequence[sp.csr
 
 # --------------------------------------------------------------------------- helpers
 def _count(x: np.ndarray, y: np.ndarray) -> int:
-    return int(np.unique(np.concatenate([x, y])).size)
+    """Number of distinct colours in ``x`` and ``y`` together (a sort: faster here than
+    ``np.unique``, whose hashing path costs more on these few thousand values)."""
+    z = np.sort(np.concatenate([x, y]))
+    return int(z.size and 1 + np.count_nonzero(z[1:] != z[:-1]))
 
 
 class _Layered:
