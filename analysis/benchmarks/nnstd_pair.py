@@ -159,6 +159,9 @@ def main() -> None:
                         help="skip the dense SciPy floor for wider layers (at 4000 it alone "
                         "takes over a minute)")
     args = parser.parse_args()
+    if not kernels_available():
+        print("warning: topo._nnstd_kernels is not built (run `make install`); this tree is "
+              "measured on its NumPy path", file=sys.stderr)
     previous_commit = None
     worker = None
     if args.previous is not None:
