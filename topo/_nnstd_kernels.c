@@ -941,7 +941,7 @@ static int sap_solve(Py_ssize_t n_a, Py_ssize_t n_b, const i64 *ptr, const i64 *
         /* bound: the length of some augmenting path found so far; a column farther than
            that is never scanned before the sink, so it is not queued */
         double bound = HUGE_VAL;
-        i64 hub_row = -1, sink = -1, i = s;
+        i64 hub_row = -1, sink = -1, i = s, jv = -1;
         double base = 0.0, delta = 0.0;
         heap.size = 0;
         for (;;) {
@@ -977,9 +977,13 @@ static int sap_solve(Py_ssize_t n_a, Py_ssize_t n_b, const i64 *ptr, const i64 *
             double gd = heap.size ? heap.a[0].key : HUGE_VAL;
             i64 j = -1;
             if (!(gd < hub - v[vh.a[0]])) {
-                i64 jv = max_unscanned(&vh, scanned, walk2);
+                /* v is fixed during a search and scanned columns only accrue: the column
+                   of largest v not scanned changes only when it is scanned */
+                if (jv < 0 || scanned[jv])
+                    jv = max_unscanned(&vh, scanned, walk2);
                 double hd = jv >= 0 ? hub - v[jv] : HUGE_VAL;
-                if (!(gd < hd || (gd == hd && (!heap.a[0].assigned || row_of[jv] >= 0)))) {
+                if (jv >= 0 &&
+                    !(gd < hd || (gd == hd && (!heap.a[0].assigned || row_of[jv] >= 0)))) {
                     j = jv;
                     if (d[j] == HUGE_VAL)
                         seen[n_seen++] = j;
