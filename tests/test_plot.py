@@ -523,8 +523,9 @@ def test_epoch_axes_are_ticked_at_whole_numbers():
 def test_epoch_axes_of_a_few_snapshots_are_ticked_at_whole_numbers(n):
     # one snapshot: matplotlib's integer locator needs two integers in view and otherwise
     # ticks 0.95, 1.0, 1.05
-    for ax in plot_evolution(_run_frame([0.5] * n, {"test_accuracy": [0.1] * n})):
-        ax.figure.canvas.draw()
+    axes = plot_evolution(_run_frame([0.5] * n, {"test_accuracy": [0.1] * n}))
+    axes[0].figure.canvas.draw()  # the panels share one figure: one draw lays out them all
+    for ax in axes:
         low, high = ax.get_xlim()
         ticks = [t for t in ax.get_xticks() if low <= t <= high]
         assert ticks and all(float(t).is_integer() for t in ticks)
