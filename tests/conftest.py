@@ -194,7 +194,9 @@ def _fixture_groups(item: pytest.Item) -> list[str]:
         if definitions and definitions[-1].scope in ("module", "class", "package"):
             group = f"{item.path.name}:{name}"
             if name in params:
-                group += f"[{params[name]}]"
+                # no brackets: pytest-xdist reads the group after the last "@" only when no
+                # "]" follows it (a "]" there is taken for a parameter's id holding an "@")
+                group += "=" + str(params[name]).translate({ord("["): "(", ord("]"): ")"})
             groups.append(group)
     return sorted(groups)
 
