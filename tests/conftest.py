@@ -28,10 +28,12 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pytest
+
+if TYPE_CHECKING:   # numpy is imported after pytest_configure has set its thread count
+    import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
@@ -41,6 +43,9 @@ TRAINED_ARCH = [64, 100, 100, 10]
 TRAINED_EPOCHS = 3
 
 
+#: The thread counts of OpenMP (torch), OpenBLAS and MKL (numpy, scipy, torch).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
 #: Free space a RAM file system needs to hold the suite's temporary folders (it writes ~10 MB).
 RAM_TEMP_MIN_FREE = 1 << 30
 
@@ -48,6 +53,14 @@ RAM_TEMP_MIN_FREE = 1 << 30
 def pytest_configure(config: pytest.Config) -> None:
     # figures render off-screen everywhere in the suite
     os.environ.setdefault("MPLBACKEND", "Agg")
+    # One thread for torch's and the BLAS libraries' numerical work in each test process
+    # (set before the workers start and before torch is imported, which reads it): with
+    # pytest-xdist's two workers on two cores, a second thread per worker only contends for
+    # a core that the other worker is using, and OpenMP's idle threads spin while they
+    # wait. Results do not depend on it: train() sets its own thread count for the run
+    # (topo.train.runner.torch_threads), and the tests of tests/train run with one thread.
+    for variable in THREAD_VARIABLES:
+        os.environ.setdefault(variable, "1")
     # tmp_path folders in memory where the machine has a RAM file system (Linux's /dev/shm)
     # and no other place was asked for: topo's atomic writes fsync every file they write, and
     # on a disk each fsync waits for it (milliseconds, thousands of times a run); on tmpfs
@@ -164,6 +177,8 @@ def write_run() -> Callable[..., Path]:
 # --------------------------------------------------------------------------- helpers
 def _write_run(root: Path, masks_per_snapshot: list[list[np.ndarray]], epochs: Any = None,
                metrics: list[dict[str, Any]] | None = None, seed: int = 0) -> Path:
+    import numpy as np
+
     from topo.graph import LayeredGraph
     from topo.io import save_snapshot
     from topo.io.run import MANIFEST_NAME, METRICS_NAME, snapshot_name
