@@ -353,6 +353,7 @@ def test_distance_heatmap_names_nnstd_and_runs_of_pruning_levels(tmp_path, write
         "set/epoch_0001"]
 
 
+@pytest.mark.xdist_group("scikit-learn")   # the embedding is sklearn MDS: imported on one worker
 def test_distances_embedding_states_its_fit_and_warns_when_poor(tmp_path, write_run, drawn,
                                                               capsys):
     rng = np.random.default_rng(0)
