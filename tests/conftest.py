@@ -46,7 +46,8 @@ TRAINED_EPOCHS = 3
 #: The thread counts of OpenMP (torch), OpenBLAS and MKL (numpy, scipy, torch).
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
-#: Free space a RAM file system needs to hold the suite's temporary folders (it writes ~10 MB).
+#: Free space a RAM file system needs to hold the suite's temporary folders: a run writes about
+#: 100 MB, and pytest keeps the folders of the last three runs.
 RAM_TEMP_MIN_FREE = 1 << 30
 
 
