@@ -13,6 +13,9 @@ change these shared outputs (copy what you need to change into ``tmp_path``).
   what it printed;
 - ``built_once``: the same sharing for other expensive folders (``built_once(name, build)``).
 
+Each test process does its numerical work on one thread, and the temporary folders are on a
+RAM file system where the machine has one (:func:`pytest_configure` says why).
+
 With -n the suite runs with ``--dist loadgroup``: tests go to the workers one at a time,
 except that the tests sharing a module- or class-scoped fixture (or an explicit
 ``xdist_group`` mark) form one group run on one worker (:func:`pytest_collection_modifyitems`).
