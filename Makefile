@@ -49,7 +49,7 @@ test: $(STAMP) lint docs
 	TOPO_REQUIRE_DOCS=1 $(PYTEST) -m "not slow"
 
 # The end-to-end runs: real training, the demo, the notebooks, the Lightning callback, the
-# wheel in a fresh environment.
+# wheel in a fresh environment, the start-up of commands in a fresh interpreter.
 test-slow: $(STAMP)
 	$(PYTEST) -m slow
 
