@@ -7,7 +7,9 @@ DOCS_STAMP := $(VENV)/.installed-docs
 
 .PHONY: demo test test-slow lint typecheck docs wheel-test install clean
 
-$(STAMP): pyproject.toml
+# setup.py and the C source: the compiled NNSTD kernels are rebuilt when they change (an
+# editable install does not rebuild an extension by itself)
+$(STAMP): pyproject.toml setup.py topo/_nnstd_kernels.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet --progress-bar off -e '.[dev]'
@@ -47,7 +49,7 @@ test: $(STAMP) lint docs
 	TOPO_REQUIRE_DOCS=1 $(PYTEST) -m "not slow"
 
 # The end-to-end runs: real training, the demo, the notebooks, the Lightning callback, the
-# wheel in a fresh environment.
+# wheel in a fresh environment, the start-up of commands in a fresh interpreter.
 test-slow: $(STAMP)
 	$(PYTEST) -m slow
 

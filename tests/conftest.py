@@ -13,6 +13,9 @@ change these shared outputs (copy what you need to change into ``tmp_path``).
   what it printed;
 - ``built_once``: the same sharing for other expensive folders (``built_once(name, build)``).
 
+Each test process does its numerical work on one thread, and the temporary folders are on a
+RAM file system where the machine has one (:func:`pytest_configure` says why).
+
 With -n the suite runs with ``--dist loadgroup``: tests go to the workers one at a time,
 except that the tests sharing a module- or class-scoped fixture (or an explicit
 ``xdist_group`` mark) form one group run on one worker (:func:`pytest_collection_modifyitems`).
@@ -28,10 +31,12 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pytest
+
+if TYPE_CHECKING:   # numpy is imported after pytest_configure has set its thread count
+    import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
@@ -41,9 +46,46 @@ TRAINED_ARCH = [64, 100, 100, 10]
 TRAINED_EPOCHS = 3
 
 
+#: The thread counts of OpenMP (torch), OpenBLAS and MKL (numpy, scipy, torch).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+#: Free space a RAM file system needs to hold the suite's temporary folders: a run writes about
+#: 100 MB, and pytest keeps the folders of the last three runs.
+RAM_TEMP_MIN_FREE = 1 << 30
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # figures render off-screen everywhere in the suite
     os.environ.setdefault("MPLBACKEND", "Agg")
+    # One thread for torch's and the BLAS libraries' numerical work in each test process
+    # (set before the workers start and before torch is imported, which reads it): with
+    # pytest-xdist's two workers on two cores, a second thread per worker only contends for
+    # a core that the other worker is using, and OpenMP's idle threads spin while they
+    # wait. Results do not depend on it: train() sets its own thread count for the run
+    # (topo.train.runner.torch_threads), and the tests of tests/train run with one thread.
+    for variable in THREAD_VARIABLES:
+        os.environ.setdefault(variable, "1")
+    # tmp_path folders in memory where the machine has a RAM file system (Linux's /dev/shm)
+    # and no other place was asked for: topo's atomic writes fsync every file they write, and
+    # on a disk each fsync waits for it (milliseconds, thousands of times a run); on tmpfs
+    # it returns at once. What the tests check is unchanged: the same files are written,
+    # through the same temporary-file-then-rename path. Read by pytest when it first makes
+    # the session's folder; pytest-xdist's workers inherit that folder from the controller.
+    ram = _ram_temp_root()
+    if ram is not None and config.option.basetemp is None:
+        os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", str(ram))
+
+
+def _ram_temp_root() -> Path | None:
+    """/dev/shm when it is a writable folder with :data:`RAM_TEMP_MIN_FREE` bytes free."""
+    shm = Path("/dev/shm")
+    try:
+        stats = os.statvfs(shm)
+    except OSError:
+        return None
+    free = stats.f_bavail * stats.f_frsize
+    return shm if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK) and \
+        free >= RAM_TEMP_MIN_FREE else None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -139,6 +181,8 @@ def write_run() -> Callable[..., Path]:
 # --------------------------------------------------------------------------- helpers
 def _write_run(root: Path, masks_per_snapshot: list[list[np.ndarray]], epochs: Any = None,
                metrics: list[dict[str, Any]] | None = None, seed: int = 0) -> Path:
+    import numpy as np
+
     from topo.graph import LayeredGraph
     from topo.io import save_snapshot
     from topo.io.run import MANIFEST_NAME, METRICS_NAME, snapshot_name
@@ -169,7 +213,9 @@ def _fixture_groups(item: pytest.Item) -> list[str]:
         if definitions and definitions[-1].scope in ("module", "class", "package"):
             group = f"{item.path.name}:{name}"
             if name in params:
-                group += f"[{params[name]}]"
+                # no brackets: pytest-xdist reads the group after the last "@" only when no
+                # "]" follows it (a "]" there is taken for a parameter's id holding an "@")
+                group += "=" + str(params[name]).translate({ord("["): "(", ord("]"): ")"})
             groups.append(group)
     return sorted(groups)
 

@@ -124,7 +124,10 @@ def imports_of(name: str, path: Path, known: dict[str, Path]) -> list[Import]:
                 found.append(Import(name, resolve(target, known), node.lineno, in_function,
                                     type_checking))
         for child in ast.iter_child_nodes(node):
-            visit(child, in_function, type_checking)
+            # imports are statements, and expressions hold no statements (a lambda's body is
+            # an expression): only statements and the clauses holding them are walked
+            if isinstance(child, (ast.stmt, ast.excepthandler, ast.match_case)):
+                visit(child, in_function, type_checking)
 
     visit(tree, False, False)
     return found

@@ -157,9 +157,9 @@ def test_canonical_choice_is_the_same_from_every_optimal_matching(layer, data):
             chosen |= {tuple(canonical_optimum(cost, np.array(p), preference)[0])
                        for p in starts}
         # the core path: solved on a few of the cheapest pairs, certified or enlarged
-        for cap in (0.0, 0.5):
+        for cap, compiled in itertools.product((0.0, 0.5), (True, False)):
             preference = Preference(None, lambda: (colour_a, colour_b))
-            chosen.add(tuple(canonical_matching_at(cost, cap, preference)))
+            chosen.add(tuple(canonical_matching_at(cost, cap, preference, compiled)))
     assert len(chosen) == 1
     perm = np.array(chosen.pop())
     total = sum(c[i, j] for i, j in enumerate(perm) if j >= 0)
@@ -186,9 +186,12 @@ def test_sparse_cost_is_the_dense_cost_on_the_pairs_sharing_an_input():
     assert np.array_equal(sparse.lookup(i, j), np.ones(i.size))
 
 
-def canonical_matching_at(cost, cap, preference):
-    """The core path with a given first core (every pair costing at most ``cap``)."""
-    with mock.patch.object(assignment, "core_cap", lambda c: cap):
+def canonical_matching_at(cost, cap, preference, compiled=True):
+    """The core path with a given first core (every pair costing at most ``cap``), by the
+    compiled solver (when built) or by the NumPy path."""
+    with mock.patch.object(assignment, "core_cap", lambda c, *args: cap), \
+            mock.patch.object(assignment, "_KERNEL_WORTH", 0), \
+            assignment.compiled_kernels(compiled):
         return canonical_matching(cost, "core", preference)[0]
 
 

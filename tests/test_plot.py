@@ -204,6 +204,7 @@ def test_evolution_panel_says_when_a_column_is_missing():
     assert "not available" in axes[1].texts[0].get_text()
 
 
+@pytest.mark.xdist_group("scikit-learn")   # the embedding is sklearn MDS: imported on one worker
 def test_embedding_reproduces_planar_distances_and_draws_each_run():
     rng = np.random.default_rng(3)
     points = np.cumsum(rng.normal(size=(8, 2)), axis=0)
@@ -219,6 +220,7 @@ def test_embedding_reproduces_planar_distances_and_draws_each_run():
     assert legend[:2] == ["run0", "run1"] and "start" in legend and "end" in legend
 
 
+@pytest.mark.xdist_group("scikit-learn")   # the embedding is sklearn MDS: imported on one worker
 def test_embedding_of_identical_snapshots_is_the_origin_without_warnings(recwarn):
     labels = ["run/e0", "run/e1", "run/e2", "run/e3"]
     matrix = pd.DataFrame(np.zeros((4, 4)), index=labels, columns=labels)
@@ -227,6 +229,7 @@ def test_embedding_of_identical_snapshots_is_the_origin_without_warnings(recwarn
     assert [str(w.message) for w in recwarn] == []
 
 
+@pytest.mark.xdist_group("scikit-learn")   # the embedding is sklearn MDS: imported on one worker
 def test_embedding_rejects_run_names_of_the_wrong_length():
     with pytest.raises(InvalidTableError, match="run names"):
         plot_embedding(pd.DataFrame(np.zeros((3, 3))), runs=["a", "b"])
@@ -315,6 +318,7 @@ def test_evolution_of_pruning_levels_is_drawn_by_snapshot_with_level_marks():
     assert [t.get_text() for t in legend.get_texts()] == ["layer 0: fc0"]  # no NNSTD panel
 
 
+@pytest.mark.xdist_group("scikit-learn")   # the embedding is sklearn MDS: imported on one worker
 def test_embedding_into_given_axes_with_one_run_when_labels_name_none():
     values = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 1.0], [2.0, 1.0, 0.0]])
     fig, ax = plt.subplots()
@@ -449,6 +453,7 @@ def test_snapshot_titles_of_an_evolution_table():
     assert snapshot_titles(frame.drop(columns="level")) == ["epoch 0", "epoch 3"]
 
 
+@pytest.mark.xdist_group("scikit-learn")   # the embedding is sklearn MDS: imported on one worker
 def test_embedding_keeps_the_levels_of_a_pruning_run_in_one_trajectory():
     labels = [f"imp/level_0{lv}/epoch_000{e}" for lv in (0, 1) for e in (0, 1)]
     labels += ["set/epoch_0000", "set/epoch_0001"]
@@ -523,8 +528,9 @@ def test_epoch_axes_are_ticked_at_whole_numbers():
 def test_epoch_axes_of_a_few_snapshots_are_ticked_at_whole_numbers(n):
     # one snapshot: matplotlib's integer locator needs two integers in view and otherwise
     # ticks 0.95, 1.0, 1.05
-    for ax in plot_evolution(_run_frame([0.5] * n, {"test_accuracy": [0.1] * n})):
-        ax.figure.canvas.draw()
+    axes = plot_evolution(_run_frame([0.5] * n, {"test_accuracy": [0.1] * n}))
+    axes[0].figure.canvas.draw()  # the panels share one figure: one draw lays out them all
+    for ax in axes:
         low, high = ax.get_xlim()
         ticks = [t for t in ax.get_xticks() if low <= t <= high]
         assert ticks and all(float(t).is_integer() for t in ticks)
@@ -620,6 +626,7 @@ def test_embedding_stress_by_hand():
     assert embedding_stress(np.zeros((3, 3)), np.zeros((3, 2))) == 0.0
 
 
+@pytest.mark.xdist_group("scikit-learn")   # the embedding is sklearn MDS: imported on one worker
 def test_embedding_of_equidistant_snapshots_states_and_warns_its_poor_fit():
     from topo.plot import EmbeddingWarning, embedding_stress
 
@@ -635,6 +642,7 @@ def test_embedding_of_equidistant_snapshots_states_and_warns_its_poor_fit():
                               "the plane are unreliable")
 
 
+@pytest.mark.xdist_group("scikit-learn")   # the embedding is sklearn MDS: imported on one worker
 def test_embedding_of_planar_distances_is_an_excellent_fit_without_warning(recwarn):
     rng = np.random.default_rng(3)
     points = rng.normal(size=(8, 2))
@@ -735,6 +743,7 @@ def _hidden_points(fig):
     return hidden
 
 
+@pytest.mark.xdist_group("scikit-learn")   # the embedding is sklearn MDS: imported on one worker
 def test_legends_hide_no_data_point():
     import warnings
 

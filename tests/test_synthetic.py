@@ -160,6 +160,9 @@ def test_non_positive_sample_count_is_a_config_error():
         generate(2, 0, seed=0)
 
 
+# start-up, end to end: the command in a fresh interpreter (as tests/train/test_startup.py);
+# `make test-slow` runs it, and CI runs both
+@pytest.mark.slow
 def test_module_does_not_import_torch():
     # Load the file on its own, so that what the topo.train package imports does not count.
     code = ("import importlib.util, sys; "

@@ -32,6 +32,30 @@ graph (Bellman-Ford on the pairs that can matter, plus one hub node standing for
 that cost 1); pairs are called tight when their reduced cost is at most ``TOL = 1e-9``: two
 matchings whose costs differ by less than that are treated as equally good.
 
+The compiled path
+-----------------
+topo ships an optional C module, ``topo._nnstd_kernels`` (``topo/_nnstd_kernels.c``, built
+by ``pip install`` where a C compiler is present; :func:`kernels_available`). When it is
+built:
+
+- :func:`layer_cost` counts the shared inputs of every pair in C (for each unit of A, its
+  inputs' readers in B) and divides the same integers, so the costs are bit-identical;
+- the ``"core"`` path solves each core with topo's shortest augmenting path solver
+  (Jonker and Volgenant 1987: column reduction, augmenting row reduction, then Dijkstra
+  searches with dual updates; the pairs of cost 1 are reached through one hub instead of
+  being listed), which returns an optimal dual ``(u, v)`` with its matching. A core grown
+  after a failed certificate is solved again from the last matching and dual. The dual is
+  checked in NumPy before use (module notes of :func:`canonical_matching_path`); if the
+  check fails the layer takes the NumPy path, and the result records it;
+- layers wider than 1200 units whose cost is a similarity graph keep LAPMOD, which is
+  faster there; their dual comes from a compiled label-correcting search that computes the
+  same potentials as the Bellman-Ford rounds.
+
+The optimal face, and so the canonical matching, does not depend on which optimal dual is
+used, so the compiled and NumPy paths give the same matchings and values (tested on random
+networks with ties and empty units). :func:`compiled_kernels` switches the module off for
+a block; ``NNSTDResult.kernels`` records the path of each layer.
+
 Why not one solve on a lexicographically perturbed cost (``M · c + secondary``)? It is exact
 only when ``M`` exceeds the total secondary cost divided by the smallest non-zero gap between
 two matchings' primary totals. Jaccard costs are quotients with denominators up to
@@ -44,7 +68,8 @@ term differs between pairs that cost 1), so the sparse and core paths would beco
 References
 ----------
 R. Jonker and A. Volgenant, "A shortest augmenting path algorithm for dense and sparse linear
-assignment problems", Computing 38, 1987 (LAPJV). A. Volgenant, "Linear and semi-assignment
+assignment problems", Computing 38, 1987 (LAPJV; the compiled solver follows its
+initialisation and augmentation). A. Volgenant, "Linear and semi-assignment
 problems: a core oriented approach", Computers & Operations Research 23, 1996 (LAPMOD).
 D. F. Crouse, "On implementing 2D rectangular assignment algorithms", IEEE Trans. Aerospace
 and Electronic Systems 52(4), 2016 (SciPy's solver). R. E. Burkard, M. Dell'Amico and
@@ -53,8 +78,10 @@ S. Martello, "Assignment Problems", SIAM 2009, Section 4 (duality, the optimal f
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 import scipy.sparse as sp
@@ -65,7 +92,8 @@ from topo.errors import ConfigError, TopoError
 
 __all__ = ["LayerCost", "Preference", "jaccard_cost", "layer_cost", "choose_solver",
            "dense_cost_wanted", "solve_layer", "core_pairs", "core_cap", "canonical_matching",
-           "canonical_optimum", "optimal_face", "SOLVERS", "TOL", "ETA"]
+           "canonical_matching_path", "canonical_optimum", "optimal_face", "compiled_kernels",
+           "kernels_available", "SOLVERS", "KERNEL_PATHS", "TOL", "ETA"]
 
 SOLVERS = ("auto", "core", "sparse", "dense", "scipy")
 # reduced costs at most this are zero: matchings closer than this in cost are equally good
@@ -92,10 +120,74 @@ _CORE_FULL = 0.6
 _MARGIN = 0.05
 # blocks of the face re-matched on a dense matrix up to this size
 _DENSE_BLOCK = 200
+# similarity graphs with at most this many pairs per unit are solved whole by the compiled
+# solver (its check of the pairs left out of a core is cheap)
+_KERNEL_WORTH = 40
+# layers wider than this with a sparse similarity graph are solved by LAPMOD (measured on
+# 784-n-n-n-10 SET pairs at epsilon 5: the compiled solver is faster up to about 1200 units,
+# LAPMOD beyond; the compiled solver's searches grow long on the very degenerate costs)
+_KERNEL_SOLVER_MAX = 1200
+# sample of costs read for the compiled path's first core (its size only changes the time)
+_KERNEL_SAMPLE = 20_000
+# pairs per unit in the compiled path's first core, for a similarity graph and for a dense
+# cost (measured on 1000-wide SET pairs at epsilon 5 and 20)
+_KERNEL_CORE_SPARSE = 16
+_KERNEL_CORE_DENSE = 48
 # pairs per unit in the first core of the "core" path (measured: most layers certify at once)
 _CORE_PER_UNIT = 32
 # weight of the colour tie-break against the agreement in the secondary cost
 ETA = 2.0 ** -20
+# how a "core" layer's matching and dual were found (NNSTDResult.kernels): the compiled
+# solver with its own dual; LAPMOD with the dual from the compiled label-correcting search
+# (wide layers of a sparse similarity graph, where LAPMOD is faster); LAPMOD with NumPy's
+# Bellman-Ford rounds (no compiled module, or switched off); LAPMOD after a compiled dual
+# failed its check; "" for the other paths
+KERNEL_PATHS = ("compiled", "lapmod", "numpy", "lapmod (compiled dual not verified)", "")
+
+# topo._nnstd_kernels once imported (None: not built); False: not looked for yet
+_KERNELS: ModuleType | None | bool = False
+_USE_KERNELS = True
+
+
+def _kernels() -> ModuleType | None:
+    """The compiled kernels, or ``None`` when they are not built or are switched off."""
+    global _KERNELS
+    if not _USE_KERNELS:
+        return None
+    if _KERNELS is False:
+        try:
+            from topo import _nnstd_kernels
+        except ImportError:
+            _KERNELS = None
+        else:
+            _KERNELS = _nnstd_kernels
+    return _KERNELS if isinstance(_KERNELS, ModuleType) else None
+
+
+def kernels_available() -> bool:
+    """Whether the compiled kernels (``topo._nnstd_kernels``) were built with topo."""
+    global _USE_KERNELS
+    old, _USE_KERNELS = _USE_KERNELS, True
+    try:
+        return _kernels() is not None
+    finally:
+        _USE_KERNELS = old
+
+
+@contextmanager
+def compiled_kernels(enabled: bool) -> Iterator[None]:
+    """Use (``True``, the default when built) or avoid the compiled kernels inside a block.
+
+    With ``False`` every layer takes the NumPy path (the one an install without a C compiler
+    uses); the results are the same, only the time differs. Not thread-safe: the setting is
+    module-wide.
+    """
+    global _USE_KERNELS
+    old, _USE_KERNELS = _USE_KERNELS, bool(enabled)
+    try:
+        yield
+    finally:
+        _USE_KERNELS = old
 
 
 @dataclass
@@ -166,6 +258,11 @@ def layer_cost(mask_a: sp.csr_matrix, mask_b: sp.csr_matrix, col_map: np.ndarray
     time for the sparse graph (``c`` over inputs), plus ``O(n_a n_b)`` for the dense matrix.
     """
     n_a, n_b = mask_a.shape[0], mask_b.shape[0]
+    kernels = _kernels()
+    if kernels is not None:
+        built = _compiled_cost(kernels, mask_a, mask_b, col_map, n_cols, dense)
+        if built is not None:
+            return built
     deg_a = np.diff(mask_a.indptr)
     deg_b = np.diff(mask_b.indptr)
     if dense:
@@ -194,6 +291,32 @@ def layer_cost(mask_a: sp.csr_matrix, mask_b: sp.csr_matrix, col_map: np.ndarray
         values = np.concatenate([values, np.zeros(er.size)])
         order = np.lexsort((cols, rows))
         rows, cols, values = rows[order], cols[order], values[order]
+    return LayerCost(n_a, n_b, rows, cols, values)
+
+
+def _compiled_cost(kernels: ModuleType, mask_a: sp.csr_matrix, mask_b: sp.csr_matrix,
+                   col_map: np.ndarray, n_cols: int, dense: bool) -> LayerCost | None:
+    """:func:`layer_cost` by the compiled kernel (the same values, bit for bit).
+
+    ``None`` when the kernel does not apply: a structure not in canonical CSR form (sorted,
+    no duplicate entries) or a ``col_map`` that sends two inputs to one column.
+    """
+    if not (mask_a.has_canonical_format and mask_b.has_canonical_format):
+        return None
+    n_a, n_b = mask_a.shape[0], mask_b.shape[0]
+    args = [np.ascontiguousarray(x, dtype=np.int64) for x in
+            (mask_a.indptr, mask_a.indices, mask_b.indptr, mask_b.indices, col_map)]
+    if dense:
+        full = np.empty((n_a, n_b))
+        if kernels.jaccard(*args, int(n_cols), full) is False:
+            return None
+        none = np.zeros(0, dtype=np.int64)
+        return LayerCost(n_a, n_b, none, none, np.zeros(0), dense=full)
+    out = kernels.jaccard(*args, int(n_cols), None)
+    if out is False:
+        return None
+    rows, cols, values = (np.frombuffer(b, dtype=t) for b, t in
+                          zip(out, (np.int64, np.int64, np.float64)))
     return LayerCost(n_a, n_b, rows, cols, values)
 
 
@@ -313,19 +436,20 @@ def core_pairs(cost: LayerCost, cap: float, extra: tuple[np.ndarray, np.ndarray]
     return LayerCost(cost.n_a, cost.n_b, cost.rows[keep], cost.cols[keep], cost.values[keep])
 
 
-def core_cap(cost: LayerCost) -> float:
-    """A cost below which a layer keeps about ``_CORE_PER_UNIT`` pairs per unit (>= 1: all).
+def core_cap(cost: LayerCost, sample_size: int = 200_000, per_unit: int = _CORE_PER_UNIT
+             ) -> float:
+    """A cost below which a layer keeps about ``per_unit`` pairs per unit (>= 1: all).
 
-    Read from a regular sample of the costs below 1, so it costs a fraction of one pass; the
-    result does not depend on it (the core solution is certified or enlarged), only the
-    time does.
+    Read from a regular sample of about ``sample_size`` of the costs below 1, so it costs a
+    fraction of one pass; the result does not depend on it (the core solution is certified
+    or enlarged), only the time does.
     """
     n = max(cost.n_a, cost.n_b)
     values = cost.dense.ravel() if cost.dense is not None else cost.values
-    want = _CORE_PER_UNIT * n
+    want = per_unit * n
     if values.size <= want:
         return 1.0
-    step = max(1, values.size // 200_000)
+    step = max(1, values.size // sample_size)
     sample = values[::step]
     sample = sample[sample < 1.0]
     fraction = want / values.size
@@ -337,6 +461,16 @@ def core_cap(cost: LayerCost) -> float:
 def canonical_matching(cost: LayerCost, solver: str, preference: Preference
                        ) -> tuple[np.ndarray, int]:
     """The canonical optimal matching of one layer, found by ``solver``.
+
+    As :func:`canonical_matching_path` without the name of the path taken.
+    """
+    perm, n_tied, _ = canonical_matching_path(cost, solver, preference)
+    return perm, n_tied
+
+
+def canonical_matching_path(cost: LayerCost, solver: str, preference: Preference
+                            ) -> tuple[np.ndarray, int, str]:
+    """The canonical optimal matching of one layer, found by ``solver``, and how.
 
     Parameters
     ----------
@@ -353,11 +487,45 @@ def canonical_matching(cost: LayerCost, solver: str, preference: Preference
 
     Returns
     -------
-    (numpy.ndarray, int)
-        As :func:`canonical_optimum`.
+    (numpy.ndarray, int, str)
+        As :func:`canonical_optimum`, then the path of :data:`KERNEL_PATHS` taken:
+        ``"compiled"`` when the compiled solver found the matching and its optimal dual;
+        ``"lapmod"`` when LAPMOD found the matching and the compiled label-correcting search
+        its dual (layers wider than 1200 units with a sparse similarity graph, where LAPMOD
+        is faster); ``"numpy"`` when LAPMOD and NumPy's Bellman-Ford rounds did (no compiled
+        module, or switched off by :func:`compiled_kernels`);
+        ``"lapmod (compiled dual not verified)"`` when the compiled dual failed its check
+        and LAPMOD was used instead; ``""`` for the paths other than ``"core"``.
+
+    Notes
+    -----
+    With the compiled module, the ``"core"`` path solves each core with the compiled
+    shortest augmenting path solver, which returns an optimal dual ``(u, v)`` with its
+    matching. The dual is checked before use, independently of the solver: the matching is
+    a permutation, ``|c_ij - u_i - v_j| <= TOL`` on it, ``c_ij - u_i - v_j >= -TOL`` on every
+    pair of the core and ``max u + max v <= 1 + TOL`` (every pair costs at most 1, so this
+    holds exactly when no pair of cost 1 has a negative reduced cost); the pairs left out of
+    the core are then checked as on the NumPy path. The optimal face and the canonical
+    matching follow from that dual as from the Bellman-Ford one: the face does not depend
+    on which optimal dual certifies it (module notes), so both paths give the same result.
     """
     if solver != "core":
-        return canonical_optimum(cost, solve_layer(cost, solver), preference)
+        return canonical_optimum(cost, solve_layer(cost, solver), preference) + ("",)
+    kernels = _kernels()
+    if kernels is None:
+        return _core_by_numpy(cost, preference) + ("numpy",)
+    if cost.dense is None and max(cost.n_a, cost.n_b) > _KERNEL_SOLVER_MAX:
+        # wide layers of a sparse similarity graph: LAPMOD is faster than the compiled
+        # solver there (measured); its dual comes from the compiled label-correcting search
+        return _core_by_numpy(cost, preference) + ("lapmod",)
+    found = _core_by_kernel(kernels, cost, preference)
+    if found is not None:
+        return found + ("compiled",)
+    return _core_by_numpy(cost, preference) + ("lapmod (compiled dual not verified)",)
+
+
+def _core_by_numpy(cost: LayerCost, preference: Preference) -> tuple[np.ndarray, int]:
+    """The ``"core"`` path with LAPMOD and the dual by Bellman-Ford."""
     if cost.dense is None and cost.rows.size <= _CORE_WORTH * max(cost.n_a, cost.n_b):
         # a short similarity graph is solved whole: a core would save less than its check
         return canonical_optimum(cost, solve_layer(cost, "sparse"), preference)
@@ -376,6 +544,184 @@ def canonical_matching(cost: LayerCost, solver: str, preference: Preference
                 np.concatenate([extra[1], missing.pairs[1]]))
             continue
         return _choose(cost, col_of, face, preference)
+
+
+def _core_by_kernel(kernels: ModuleType, cost: LayerCost, preference: Preference
+                    ) -> tuple[np.ndarray, int] | None:
+    """The ``"core"`` path with the compiled solver and its dual; ``None`` when a dual fails
+    its check (then the caller takes the NumPy path).
+
+    As on the NumPy path, the layer is first solved on its cheapest pairs (all of a short
+    similarity graph); the dual of that solution, once checked, is tested on the pairs left
+    out, and those with a reduced cost below ``-TOL`` join the core (with every pair below
+    ``_MARGIN``) for a solve that starts from the last solution. The tight pairs of the
+    layer then give its optimal face.
+    """
+    n_a, n_b = cost.n_a, cost.n_b
+    n = max(n_a, n_b)
+    sparse_graph = cost.dense is None
+    cap = 1.0
+    keep = None  # which pairs of a similarity graph are in the core
+    extra = None  # pairs added to a dense core (a boolean matrix)
+    if not (sparse_graph and cost.rows.size <= _KERNEL_WORTH * n):
+        cap = core_cap(cost, _KERNEL_SAMPLE,
+                       _KERNEL_CORE_SPARSE if sparse_graph else _KERNEL_CORE_DENSE)
+        if sparse_graph and cap < 1.0:
+            keep = cost.values <= cap
+    warm = None
+    while True:
+        if sparse_graph:
+            at = None if keep is None else np.flatnonzero(keep)
+            if at is not None and at.size > _CORE_FULL * cost.rows.size:
+                keep = at = None
+            core = cost if at is None else LayerCost(
+                n_a, n_b, cost.rows.take(at), cost.cols.take(at), cost.values.take(at))
+        else:
+            core = _dense_core(kernels, cost, cap, extra)
+        # a core grown by the pairs that failed the check starts from the last solution
+        col_of, u, v = warm = _solve_with_dual(kernels, core, warm)
+        if not _dual_certifies(core, col_of, u, v):
+            return None
+        if sparse_graph:
+            grown = np.zeros(cost.rows.size, dtype=bool) if keep is None else keep
+            violated, positions = kernels.graph_check(
+                *(np.ascontiguousarray(x, dtype=np.int64) for x in (cost.rows, cost.cols)),
+                np.ascontiguousarray(cost.values, dtype=np.float64), u, v, TOL, _MARGIN,
+                grown)
+            if violated:  # (only with a core: the pairs in it passed the check above)
+                keep = grown
+                continue
+            at = np.frombuffer(positions, dtype=np.int64)
+            pr, pc = cost.rows.take(at), cost.cols.take(at)
+        else:
+            red = core.values - u[core.rows] - v[core.cols]
+            tight = red <= TOL
+            rows_t, cols_t = [core.rows[tight]], [core.cols[tight]]
+            if cap < 1.0:
+                k, j, red = _dense_left_out(kernels, cost, u, v, cap)
+                if (red < -TOL).any():
+                    if extra is None:
+                        extra = np.zeros((n_a, n_b), dtype=bool)
+                    extra[k, j] = True
+                    continue
+                rows_t.append(k[red <= TOL])
+                cols_t.append(j[red <= TOL])
+            pr, pc = np.concatenate(rows_t), np.concatenate(cols_t)
+        return _choose(cost, col_of, _face_from_dual(col_of, u, v, pr, pc), preference)
+
+
+def _dense_core(kernels: ModuleType, cost: LayerCost, cap: float,
+                extra: np.ndarray | None) -> LayerCost:
+    """:func:`core_pairs` of a dense cost by the compiled selection (the same pairs): those
+    of cost at most ``cap`` and those set in ``extra`` (a boolean ``(n_a, n_b)`` matrix)."""
+    assert cost.dense is not None
+    n_a, n_b = cost.n_a, cost.n_b
+    if n_a == 0 or n_b == 0:
+        none = np.zeros(0, dtype=np.int64)
+        return LayerCost(n_a, n_b, none, none, np.zeros(0))
+    rows, cols, values = (np.frombuffer(b, dtype=t) for b, t in zip(
+        kernels.reduced(cost.dense, n_b, None, None, None, cap, extra),
+        (np.int64, np.int64, np.float64)))
+    return LayerCost(n_a, n_b, rows, cols, values)
+
+
+def _dense_left_out(kernels: ModuleType, cost: LayerCost, u: np.ndarray, v: np.ndarray,
+                    cap: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs ``(k, j)`` of a dense cost with reduced cost ``red <= _MARGIN``, in the rows
+    that may hold a pair left out of the core (cost above ``cap``) with a reduced cost of at
+    most ``TOL``: those where ``cap - u_k - max v`` is at most ``TOL``."""
+    assert cost.dense is not None
+    n_a, n_b = cost.n_a, cost.n_b
+    empty = np.zeros(0, dtype=np.int64)
+    if n_a == 0 or n_b == 0:
+        return empty, empty, np.zeros(0)
+    vb = np.ascontiguousarray(v[:n_b])
+    rows = np.flatnonzero(cap - u[:n_a] - float(vb.max()) <= TOL).astype(np.int64)
+    k, j, red = (np.frombuffer(b, dtype=t) for b, t in zip(
+        kernels.reduced(cost.dense, n_b, rows, np.ascontiguousarray(u), vb, _MARGIN),
+        (np.int64, np.int64, np.float64)))
+    return k, j, red
+
+
+def _solve_with_dual(kernels: ModuleType, core: LayerCost,
+                     warm: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Optimal matching ``col_of`` and dual ``(u, v)`` of the padded problem on ``core``
+    (every pair not in it at cost 1), by the compiled solver; ``warm``: an optimal
+    ``(col_of, u, v)`` of the same layer with fewer pairs listed, to start from."""
+    n_a, n_b = core.n_a, core.n_b
+    n = max(n_a, n_b)
+    indptr = np.zeros(n_a + 1, dtype=np.int64)
+    np.cumsum(np.bincount(core.rows, minlength=n_a)[:n_a], out=indptr[1:])
+    if warm is None:
+        col_of, u, v = np.empty(n, dtype=np.int64), np.empty(n), np.empty(n)
+    else:
+        col_of, u, v = (x.copy() for x in warm)
+    kernels.solve(n_a, n_b, indptr, np.ascontiguousarray(core.cols, dtype=np.int64),
+                  np.ascontiguousarray(core.values, dtype=np.float64), col_of, u, v,
+                  warm is not None)
+    return col_of, u, v
+
+
+def _dual_certifies(core: LayerCost, col_of: np.ndarray, u: np.ndarray, v: np.ndarray
+                    ) -> bool:
+    """Whether ``(u, v)`` is an optimal dual of the padded problem on ``core`` for the
+    matching ``col_of``: feasible on every pair (listed, and the implicit ones of cost 1)
+    and tight on the matching, all within ``TOL``."""
+    n_a, n_b = core.n_a, core.n_b
+    n = col_of.size
+    if n == 0:
+        return True
+    if col_of.min() < 0 or col_of.max() >= n or np.bincount(col_of, minlength=n).max() > 1:
+        return False
+    if not (np.isfinite(u).all() and np.isfinite(v).all()):
+        return False
+    real = np.flatnonzero((np.arange(n) < n_a) & (col_of < n_b))
+    d = np.ones(n)
+    d[real] = core.lookup(real, col_of[real])
+    if np.abs(d - u - v[col_of]).max() > TOL:
+        return False
+    if core.rows.size and (core.values - u[core.rows] - v[core.cols]).min() < -TOL:
+        return False
+    # every pair costs at most 1: this is the check of every pair of cost 1
+    return float(u.max() + v.max()) <= 1.0 + TOL
+
+
+def _face_from_dual(col_of: np.ndarray, u: np.ndarray, v: np.ndarray, pr: np.ndarray,
+                    pc: np.ndarray) -> Face:
+    """The optimal face (as :func:`optimal_face`) from an optimal dual ``(u, v)`` of the
+    layer and its tight pairs ``(pr[t], pc[t])`` of cost below 1 (every pair of the
+    similarity graph with reduced cost ``c - u - v`` at most ``TOL``; repeats allowed).
+
+    The exchange ``k -> l`` (row ``k`` takes column ``col_of[l]``) is tight when its pair is;
+    the potentials of the pairs are ``p_k = v[col_of[k]]``. The pairs of cost 1 are tight
+    exactly for the rows of the largest ``u`` and the columns with ``v >= 1 - max u`` (every
+    pair costs at most 1, so ``max u + max v <= 1``): they go through one hub node.
+    """
+    n = col_of.size
+    node_of_col = np.empty(n, dtype=np.int64)
+    node_of_col[col_of] = np.arange(n)
+    head = node_of_col[pc]
+    other = pr != head
+    tk, tl = pr[other], head[other]
+    graph_k, graph_l = [tk], [tl]
+    p = v[col_of]
+    top = float(u.max()) if n else 0.0
+    hub_rows = np.flatnonzero(u >= top - TOL)
+    hub_cols = np.flatnonzero(p >= 1.0 - top - TOL)
+    if hub_cols.size:
+        graph_k += [hub_rows, np.full(hub_cols.size, n)]
+        graph_l += [np.full(hub_rows.size, n), hub_cols]
+    else:
+        hub_rows = hub_cols
+    gk, gl = np.concatenate(graph_k), np.concatenate(graph_l)
+    graph = sp.csr_matrix((np.ones(gk.size, dtype=np.int8), (gk, gl)), shape=(n + 1, n + 1))
+    _, labels = connected_components(graph, directed=True, connection="strong")
+    label = labels[:n]
+    sizes = np.bincount(label, minlength=labels.max() + 1)
+    return Face(label=label, blocks=np.flatnonzero(sizes >= 2), tight_k=tk, tight_l=tl,
+                hub_rows=hub_rows, hub_cols=hub_cols,
+                hub_label=int(labels[n]) if hub_rows.size else -1, potentials=p)
 
 
 def canonical_optimum(cost: LayerCost, col_of: np.ndarray, preference: Preference
@@ -534,7 +880,7 @@ def optimal_face(cost: LayerCost, col_of: np.ndarray, *, core: LayerCost | None 
     while True:
         k, head, w = exchanges.below(theta)
         keep_hub = hub_w < theta
-        p = _bellman_ford(n, k, head, w, hub_w, keep_hub, p)
+        p = _potentials(n, k, head, w, hub_w, keep_hub, p)
         # an exchange left out (w >= theta) then has reduced cost above TOL: never tight
         if -p.min(initial=0.0) + 2 * TOL < theta or theta > 2.0:
             break
@@ -765,6 +1111,21 @@ class _Exchanges:
         w = vals - d[k]
         keep = k != head
         return k[keep], head[keep], w[keep]
+
+
+def _potentials(n: int, k: np.ndarray, head: np.ndarray, w: np.ndarray, hub_w: np.ndarray,
+                keep_hub: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """:func:`_bellman_ford`'s potentials, by the compiled label-correcting search when it is
+    built (the same fixed point; NumPy's rounds when it is not, or did not end)."""
+    kernels = _kernels()
+    if kernels is not None:
+        out = p.astype(np.float64, copy=True)
+        if kernels.potentials(np.ascontiguousarray(k, dtype=np.int64),
+                              np.ascontiguousarray(head, dtype=np.int64),
+                              np.ascontiguousarray(w, dtype=np.float64),
+                              np.where(keep_hub, hub_w, np.inf), out, _STEP):
+            return out
+    return _bellman_ford(n, k, head, w, hub_w, keep_hub, p)
 
 
 def _bellman_ford(n: int, k: np.ndarray, head: np.ndarray, w: np.ndarray, hub_w: np.ndarray,

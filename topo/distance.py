@@ -76,7 +76,7 @@ from topo.assignment import (
     SOLVERS,
     LayerCost,
     Preference,
-    canonical_matching,
+    canonical_matching_path,
     choose_solver,
     dense_cost_wanted,
     jaccard_cost,
@@ -135,6 +135,14 @@ class NNSTDResult:
     tie_labels
         How the canonical colours of the tie rule were obtained: ``"refinement"`` or
         ``"bliss"`` (see :mod:`topo.canonical`), ``None`` when no layer had a tie.
+    kernels
+        Per layer, how a ``"core"`` layer's matching and optimal dual were found (one of
+        :data:`topo.assignment.KERNEL_PATHS`): ``"compiled"`` (topo's compiled solver,
+        its dual checked), ``"lapmod"`` (LAPMOD, the dual by the compiled label-correcting
+        search: wide layers of a sparse similarity graph), ``"numpy"`` (LAPMOD, the dual by
+        NumPy's Bellman-Ford rounds: the path of an install without the compiled module),
+        ``"lapmod (compiled dual not verified)"`` (the compiled dual failed its check, so
+        LAPMOD was used); ``""`` for the other paths. The values do not depend on it.
     """
 
     per_layer: np.ndarray
@@ -150,6 +158,7 @@ class NNSTDResult:
     solvers: list[str] = field(default_factory=list)
     tied_units: list[int] = field(default_factory=list)
     tie_labels: str | None = None
+    kernels: list[str] = field(default_factory=list)
 
     def to_frame(self) -> pandas.DataFrame:
         """One row per layer, input side first.
@@ -313,6 +322,7 @@ def nnstd(a: LayeredGraph, b: LayeredGraph, *, reference: bool = False,
     costs: list[float] = []
     matchings: list[np.ndarray | None] = []
     paths: list[str] = []
+    kernels: list[str] = []
     tied: list[int] = []
     labels = _LazyColours(masks_a, masks_b)
     # col_map[j] = column (aligned input index) of B's input unit j in A's frame
@@ -327,6 +337,7 @@ def nnstd(a: LayeredGraph, b: LayeredGraph, *, reference: bool = False,
             cost = float(diag.sum())
             matchings.append(None)
             paths.append("in place")
+            kernels.append("")
             tied.append(0)
             per_layer[k] = cost / n_a if n_a else 0.0
             costs.append(cost)
@@ -334,26 +345,29 @@ def nnstd(a: LayeredGraph, b: LayeredGraph, *, reference: bool = False,
         if reference:
             perm, cost = _reference_layer(ma, mb, col_map, n_cols)
             paths.append("scipy")
+            kernels.append("")
             tied.append(0)
             per_layer[k] = cost / n_a if n_a else 0.0
         else:
             preference = Preference(
                 _agreement(masks_a[k + 1], masks_b[k + 1], outputs=k + 1 == n_layers - 1),
                 lambda k=k: labels.layer(k))
-            perm, cost, path, n_tied = _canonical_layer(ma, mb, col_map, n_cols, solver,
-                                                        preference)
+            perm, cost, path, n_tied, kernel = _canonical_layer(ma, mb, col_map, n_cols,
+                                                                solver, preference)
             paths.append(path)
+            kernels.append(kernel)
             tied.append(n_tied)
             per_layer[k] = cost / max(n_a, n_b) if max(n_a, n_b) else 0.0
         matchings.append(perm)
         costs.append(cost)
         col_map, n_cols = _next_column_map(perm, n_a, n_b)
-    return _result(a, b, per_layer, matchings, costs, reference, paths, tied, labels.method)
+    return _result(a, b, per_layer, matchings, costs, reference, paths, tied, labels.method,
+                   kernels)
 
 
 def _result(a: LayeredGraph, b: LayeredGraph, per_layer: np.ndarray, matchings: list,
             matched_cost: list, reference: bool, paths: list, tied: list,
-            tie_labels: str) -> NNSTDResult:
+            tie_labels: str, kernels: list) -> NNSTDResult:
     """The result of a pair: per-layer values, their mean, and the mean over the layers that
     are not dense in both networks."""
     dense = [a.densities[k] == 1.0 and b.densities[k] == 1.0 for k in range(a.n_layers)]
@@ -372,6 +386,7 @@ def _result(a: LayeredGraph, b: LayeredGraph, per_layer: np.ndarray, matchings: 
         solvers=paths,
         tied_units=tied,
         tie_labels=tie_labels,
+        kernels=kernels,
     )
 
 
@@ -428,6 +443,7 @@ def _nnstd_unit_sets(a: LayeredGraph, b: LayeredGraph, solver: str) -> NNSTDResu
     perm_of: dict[int, np.ndarray | None] = {s: None for s in in_place}
     costs: dict[int, LayerCost] = {}
     paths = ["fixed"] * a.n_layers
+    kernels = [""] * a.n_layers
     tied = [0] * a.n_layers
 
     def element_frame(k: int) -> tuple[np.ndarray, int]:
@@ -447,10 +463,11 @@ def _nnstd_unit_sets(a: LayeredGraph, b: LayeredGraph, solver: str) -> NNSTDResu
                                   dense=_dense_cost(path, n_a, n_b, bound))
         preference = Preference(_set_agreement(a, b, masks_a, masks_b, s, in_place),
                                 lambda s=s: colours.of_set(s))
-        perm, n_tied = canonical_matching(
+        perm, n_tied, kernel = canonical_matching_path(
             unit_sets.combined_cost([costs[k] for k in layers]), path, preference)
         for k in layers:
             paths[k] = path
+            kernels[k] = kernel
         tied[layers[0]] = n_tied
         perm_of[s] = perm
         frame[s] = matching_column_map(perm, n_a, n_b)
@@ -474,7 +491,7 @@ def _nnstd_unit_sets(a: LayeredGraph, b: LayeredGraph, solver: str) -> NNSTDResu
             per_layer[k] = cost / max(n_a, n_b)
         matched_cost.append(cost)
     return _result(a, b, per_layer, [perm_of[w] for w in wiring.writes], matched_cost, False,
-                   paths, tied, colours.method)
+                   paths, tied, colours.method, kernels)
 
 
 def _set_agreement(a: LayeredGraph, b: LayeredGraph, masks_a: list[sp.csr_matrix],
@@ -539,18 +556,20 @@ def _reference_layer(ma: sp.csr_matrix, mb: sp.csr_matrix, col_map: np.ndarray, 
 
 
 def _canonical_layer(ma: sp.csr_matrix, mb: sp.csr_matrix, col_map: np.ndarray, n_cols: int,
-                     solver: str, preference: Preference) -> tuple[np.ndarray, float, str, int]:
+                     solver: str, preference: Preference
+                     ) -> tuple[np.ndarray, float, str, int, str]:
     """One layer of the default mode: the canonical optimal matching and its cost.
 
-    Returns the matching, the layer's cost (unmatched units at 1 each), the solver path used
-    and the number of A's units whose partner was chosen among tied optimal matchings.
+    Returns the matching, the layer's cost (unmatched units at 1 each), the solver path used,
+    the number of A's units whose partner was chosen among tied optimal matchings and the
+    kernel path (:func:`topo.assignment.canonical_matching_path`).
     """
     n_a, n_b = ma.shape[0], mb.shape[0]
     density = similarity_density_bound(ma, mb, col_map, n_cols)
     path = choose_solver(n_a, n_b, density) if solver == "auto" else solver
     cost = layer_cost(ma, mb, col_map, n_cols, dense=_dense_cost(path, n_a, n_b, density))
-    perm, n_tied = canonical_matching(cost, path, preference)
-    return perm, _matched_cost(cost, perm), path, n_tied
+    perm, n_tied, kernel = canonical_matching_path(cost, path, preference)
+    return perm, _matched_cost(cost, perm), path, n_tied, kernel
 
 
 def _dense_cost(path: str, n_a: int, n_b: int, density: float) -> bool:

@@ -3,7 +3,8 @@
 Run from the repository root (a quiet machine gives the numbers that count)::
 
     git worktree add /tmp/topo-previous <commit of the previous release>   # once
-    .venv/bin/python analysis/benchmarks/nnstd_pair.py --previous /tmp/topo-previous
+    env -u PYTHONDONTWRITEBYTECODE .venv/bin/python analysis/benchmarks/nnstd_pair.py \
+        --previous /tmp/topo-previous
 
 Writes ``analysis/results/nnstd_pair.json`` and ``analysis/results/nnstd_pair.md``.
 
@@ -11,7 +12,11 @@ For every width ``n`` in 250, 500, 1000, 2000, 4000 and epsilon in 5 and 20, two
 Erdős–Rényi masks with SET's density ``epsilon (n_in + n_out) / (n_in n_out)`` per layer
 (Mocanu et al. 2018; dense when that reaches 1) are compared with:
 
-- ``topo.nnstd(a, b)``: this tree, default mode, solver chosen per layer;
+- ``topo.nnstd(a, b)``: this tree, default mode, solver chosen per layer, with the compiled
+  kernels (``topo._nnstd_kernels``; the kernel path of each layer is recorded);
+- the same call on the NumPy path (``topo.assignment.compiled_kernels(False)``, what an
+  install without a C compiler runs), timed after this tree's repeats, and checked to give
+  the same per-layer values and matchings;
 - the floor of the previous release: :func:`scipy.optimize.linear_sum_assignment` alone on
   the three dense hidden-layer cost matrices (timed on precomputed costs);
 - the previous release's ``topo.nnstd(a, b)``, run in a worker process from the checkout given
@@ -47,6 +52,7 @@ import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 
 import topo
+from topo.assignment import compiled_kernels, kernels_available
 from topo.distance import jaccard_cost
 from topo.graph import LayeredGraph
 from topo.io.atomic import atomic_write_text
@@ -131,7 +137,7 @@ def hidden_costs(a: LayeredGraph, b: LayeredGraph) -> list[np.ndarray]:
 
 
 def repeats_for(n: int) -> int:
-    return 5 if n <= 1000 else 3 if n <= 2000 else 1
+    return 9 if n <= 1000 else 3 if n <= 2000 else 1
 
 
 def save_pair(a: LayeredGraph, b: LayeredGraph, prefix: str) -> None:
@@ -153,6 +159,9 @@ def main() -> None:
                         help="skip the dense SciPy floor for wider layers (at 4000 it alone "
                         "takes over a minute)")
     args = parser.parse_args()
+    if not kernels_available():
+        print("warning: topo._nnstd_kernels is not built (run `make install`); this tree is "
+              "measured on its NumPy path", file=sys.stderr)
     previous_commit = None
     worker = None
     if args.previous is not None:
@@ -174,7 +183,9 @@ def main() -> None:
                 topo.nnstd(a, b)  # warm-up
                 row = {"n": n, "epsilon": eps, "densities": a.densities,
                        "load_average": os.getloadavg()[0]}
-                times, cpu, previous = [], [], []
+                times, cpu, previous, numpy_times = [], [], [], []
+                with compiled_kernels(False):
+                    numpy_result = topo.nnstd(a, b)  # warm-up
                 for _ in range(repeats_for(n)):
                     t, c = time.perf_counter(), time.process_time()
                     result = topo.nnstd(a, b)
@@ -184,10 +195,20 @@ def main() -> None:
                         worker.stdin.write(f"{prefix} {a.n_layers}\n")
                         worker.stdin.flush()
                         previous.append(json.loads(worker.stdout.readline()))
+                with compiled_kernels(False):
+                    for _ in range(repeats_for(n)):
+                        t = time.perf_counter()
+                        numpy_result = topo.nnstd(a, b)
+                        numpy_times.append(time.perf_counter() - t)
                 row.update({
                     "topo_best_s": min(times), "topo_median_s": statistics.median(times),
                     "topo_cpu_best_s": min(cpu),
                     "per_layer": result.per_layer.tolist(), "solvers": result.solvers,
+                    "kernels": result.kernels, "numpy_path_best_s": min(numpy_times),
+                    "same_as_numpy_path": bool(
+                        np.array_equal(result.per_layer, numpy_result.per_layer)
+                        and all((x is None and y is None) or np.array_equal(x, y)
+                                for x, y in zip(result.matchings, numpy_result.matchings))),
                     "tied_units": result.tied_units, "tie_labels": result.tie_labels,
                     "load_average_after": os.getloadavg()[0],
                 })
@@ -234,23 +255,32 @@ def write(rows: list[dict], previous_commit: str | None, seconds: float) -> None
                         mine[1000][key], mine[4000][key], 1000, 4000)
     record = {"benchmark": "nnstd_pair", "rows": rows, "growth_exponents": growth,
               "previous_release_commit": previous_commit,
+              "compiled_kernels": kernels_available(),
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                           "numpy": np.__version__, "scipy": scipy.__version__,
                           "processor": platform.processor() or platform.machine()}}
     RESULTS.mkdir(parents=True, exist_ok=True)
     atomic_write_text(RESULTS / "nnstd_pair.json", json.dumps(record, indent=2) + "\n")
     md = ["# NNSTD, one pair of 784-n-n-n-10 SET networks", "",
-          "Made by `analysis/benchmarks/nnstd_pair.py` (wall time, best of 5 repeats up to "
+          "Made by `analysis/benchmarks/nnstd_pair.py` (wall time, best of 9 repeats up to "
           "width 1000, 3 at 2000, 1 at 4000; "
           f"{os.cpu_count()} CPUs shared with other work: the load average of each row says "
           "how much). Previous release: "
           f"{previous_commit or 'not measured'}; its time and this tree's were taken in turn. "
           f"Whole run: {seconds:.0f} s. `topo cpu` is the process CPU time of the best "
-          "repeat (less inflated than wall time when other work shares the CPUs).",
+          "repeat (less inflated than wall time when other work shares the CPUs). "
+          f"Compiled kernels built: {'yes' if kernels_available() else 'NO'}. `NumPy path` "
+          "is the same call without them (an install without a C compiler); `same` says "
+          "whether its per-layer values and matchings equal the compiled run's. `kernels`: "
+          "per hidden layer, `compiled` (topo's solver with its dual), `lapmod` (LAPMOD with "
+          "the compiled potentials; wide sparse layers), see "
+          "`topo.assignment.KERNEL_PATHS`.",
           "",
-          "| n | eps | load avg | topo (s) | topo cpu (s) | previous release (s) "
-          "| SciPy floor (s) | peak traced / max RSS (MiB) | target | solvers | tied units |",
-          "|---|---|---|---|---|---|---|---|---|---|---|"]
+          "| n | eps | load avg | topo (s) | topo cpu (s) | NumPy path (s) | same "
+          "| previous release (s) "
+          "| SciPy floor (s) | peak traced / max RSS (MiB) | target | solvers | kernels "
+          "| tied units |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         target = TARGETS.get((r["n"], r["epsilon"]))
         verdict = "" if target is None else (
@@ -260,10 +290,12 @@ def write(rows: list[dict], previous_commit: str | None, seconds: float) -> None
                         f"{'met' if r['max_rss_mib'] <= MEMORY_TARGET_MIB else 'NOT met'}")
         md.append(
             f"| {r['n']} | {r['epsilon']} | {r['load_average']:.1f} | {r['topo_best_s']:.3f} "
-            f"| {r['topo_cpu_best_s']:.3f} | {r.get('previous_best_s', float('nan')):.3f} "
+            f"| {r['topo_cpu_best_s']:.3f} | {r['numpy_path_best_s']:.3f} "
+            f"| {'yes' if r['same_as_numpy_path'] else 'NO'} "
+            f"| {r.get('previous_best_s', float('nan')):.3f} "
             f"| {r.get('scipy_floor_best_s', float('nan')):.3f} "
             f"| {r['peak_traced_mib']:.0f} / {r['max_rss_mib']:.0f} | {verdict} "
-            f"| {'/'.join(r['solvers'][:3])} "
+            f"| {'/'.join(r['solvers'][:3])} | {'/'.join(r['kernels'][:3])} "
             f"| {sum(r['tied_units'])} |")
     md += ["", "Growth exponents (slope of log time against log n):", ""]
     for key, val in growth.items():

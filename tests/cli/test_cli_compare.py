@@ -147,6 +147,9 @@ def test_compare_incompatible_inputs_is_one_line_error(tmp_path, capsys):
                    "layers must match\n")
 
 
+# start-up, end to end: the command in a fresh interpreter (as tests/train/test_startup.py);
+# `make test-slow` runs it, and CI runs both
+@pytest.mark.slow
 def test_compare_imports_neither_torch_nor_pandas_before_it_runs(tmp_path):
     a = write_topo(weights(0), tmp_path / "a.safetensors")
     b = write_nnstd_folder(weights(1), tmp_path / "b_npz")
@@ -350,6 +353,7 @@ def test_distance_heatmap_names_nnstd_and_runs_of_pruning_levels(tmp_path, write
         "set/epoch_0001"]
 
 
+@pytest.mark.xdist_group("scikit-learn")   # the embedding is sklearn MDS: imported on one worker
 def test_distances_embedding_states_its_fit_and_warns_when_poor(tmp_path, write_run, drawn,
                                                               capsys):
     rng = np.random.default_rng(0)

@@ -156,6 +156,9 @@ def test_a_missing_tensorboard_package_names_the_extra(tmp_path, capsys, write_r
     assert "pip install 'topo[tensorboard]'" in err and len(err.splitlines()) == 1
 
 
+# end to end: `python -m topo` in a fresh interpreter, where TensorBoard's first import would
+# print; `make test-slow` runs it, and CI runs both
+@pytest.mark.slow
 def test_the_command_writes_events_without_tensorflow_noise(tmp_path, write_run):
     run = write_run(tmp_path / "run", HAND)
     done = subprocess.run([sys.executable, "-m", "topo", "evolution", str(run),

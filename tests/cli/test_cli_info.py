@@ -111,6 +111,9 @@ def test_export_to_bad_format_writes_nothing(snapshot, tmp_path):
     assert not (tmp_path / "x.dot").exists()
 
 
+# start-up, end to end: the command in a fresh interpreter (as tests/train/test_startup.py);
+# `make test-slow` runs it, and CI runs both
+@pytest.mark.slow
 def test_info_on_safetensors_does_not_import_torch(snapshot):
     code = ("import sys; from topo.cli import main; main(['info', sys.argv[1]]); "
             "print(sorted(m for m in ('torch', 'pandas') if m in sys.modules))")
@@ -210,6 +213,9 @@ def test_info_key_option_and_checkpoint_metadata(tmp_path, capsys):
     assert len(err) == 1 and "no entry 'nothing'" in err[0]
 
 
+# start-up, end to end: the command in a fresh interpreter (as tests/train/test_startup.py);
+# `make test-slow` runs it, and CI runs both
+@pytest.mark.slow
 def test_info_on_keras_onnx_npz_does_not_import_torch(tmp_path):
     import sys as _sys
 

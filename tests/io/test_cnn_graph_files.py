@@ -125,6 +125,9 @@ def test_onnx_channel_padding_is_no_layer(tmp_path):
     assert any("a zero-padding shortcut" in n for n in g.metadata["reading"]["notes"])
 
 
+# start-up, end to end: the command in a fresh interpreter (as tests/train/test_startup.py);
+# `make test-slow` runs it, and CI runs both
+@pytest.mark.slow
 def test_info_on_cnn_keras_and_onnx_does_not_import_torch(tmp_path):
     ref = cnn_files.reference(8)
     (tmp_path / "a.onnx").write_bytes(cnn_files.onnx_bytes(ref))

@@ -30,8 +30,9 @@ def layered_graphs(draw) -> LayeredGraph:
 
 @settings(max_examples=40, deadline=None)
 @given(layered_graphs())
-def test_snapshot_roundtrip(graph):
-    with tempfile.TemporaryDirectory() as tmp:
+def test_snapshot_roundtrip(tmp_path_factory, graph):
+    # in the session's folder (a RAM file system where there is one: see tests/conftest.py)
+    with tempfile.TemporaryDirectory(dir=tmp_path_factory.getbasetemp()) as tmp:
         back = topo.load(topo.save_snapshot(graph, Path(tmp) / "g.safetensors"))
     assert back.same_structure(graph)
     for a, b in zip(graph.layers, back.layers):

@@ -146,9 +146,10 @@ def same_graph(g, ws, bs, masks):
 @settings(max_examples=int(os.environ.get("TOPO_PROPERTY_EXAMPLES", "12")), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(net=networks())
-def test_every_way_of_saving_gives_the_same_graph_or_a_clear_error(net):
+def test_every_way_of_saving_gives_the_same_graph_or_a_clear_error(tmp_path_factory, net):
     ws, bs, masks = net
-    with tempfile.TemporaryDirectory() as tmp:
+    # in the session's folder (a RAM file system where there is one: see tests/conftest.py)
+    with tempfile.TemporaryDirectory(dir=tmp_path_factory.getbasetemp()) as tmp:
         for way, path, expected in write_every_way(Path(tmp), ws, bs, masks):
             exp_ws, exp_bs, exp_masks = expectation(way, expected, ws, bs)
             try:
