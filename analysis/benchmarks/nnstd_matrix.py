@@ -3,7 +3,7 @@
 Run from the repository root (one command; a quiet machine gives the numbers that count)::
 
     .venv/bin/python analysis/benchmarks/nnstd_matrix.py [--snapshots 200] [--n-jobs 2]
-    .venv/bin/python analysis/benchmarks/nnstd_matrix.py --scaling-only   # part 3 alone
+    .venv/bin/python analysis/benchmarks/nnstd_matrix.py --scaling-only   # part 3 alone (3 rounds)
 
 Writes ``analysis/results/nnstd_matrix.json``, ``analysis/results/nnstd_matrix.md`` and the
 published-networks matrix ``analysis/results/nnstd_matrix_published_epoch190.csv``.
@@ -22,7 +22,10 @@ published-networks matrix ``analysis/results/nnstd_matrix_published_epoch190.csv
 3. Scaling (issue 15): a 100-snapshot matrix (4950 pairs) of the same process, timed with one
    worker (in process), two local workers (joblib) and a two-worker Dask ``LocalCluster``
    (one thread each); targets: two workers at least 1.8 times faster than one, Dask at least
-   1.6 times. Writes ``analysis/results/nnstd_matrix_scaling.json`` and ``.md``.
+   1.6 times. The three routes take turns for ``--repeats`` rounds (3 by default: single
+   runs on this machine vary by about 10 %) and each route's fastest run counts; every run,
+   with its CPU seconds per process and the other work on the machine, is in
+   ``analysis/results/nnstd_matrix_scaling.json`` (table in ``.md``).
 """
 
 from __future__ import annotations
@@ -256,7 +259,7 @@ def main() -> None:
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--scaling-only", action="store_true",
                         help="only part 3 (1 and 2 workers, Dask), 100 snapshots")
-    parser.add_argument("--repeats", type=int, default=1,
+    parser.add_argument("--repeats", type=int, default=3,
                         help="part 3: run the three routes in turn this many times and keep "
                              "each route's fastest run")
     args = parser.parse_args()
