@@ -63,7 +63,20 @@ def test_pair_blocks_cover_every_pair_once():
         assert {tuple(p) for p in pairs.tolist()} == want
         assert len(pairs) == len(want)
     assert len(pair_blocks(30, n_jobs=1)) == 1  # in this process: one task
-    assert len(pair_blocks(30, n_jobs=2)) == 8  # four per worker
+    assert pair_blocks(0, n_jobs=2) == [] and pair_blocks(1, n_jobs=2) == []
+
+
+def test_blocks_shrink_as_the_pairs_run_out():
+    # 4950 pairs, 2 workers: each block is a quarter of what is left (rounded up), and none
+    # below 4950 / 128 -> 39 pairs: 1238 = ceil(4950 / 4), 928 = ceil(3712 / 4), ...
+    sizes = [len(b) for b in pair_blocks(100, n_jobs=2)]
+    assert sizes == [1238, 928, 696, 522, 392, 294, 220, 165, 124, 93, 70, 52, 39, 39, 39, 39]
+    # the same rule for a cluster's thread count: 6 pairs, 3 threads
+    assert [len(b) for b in pair_blocks(4, scheduler="tcp://x:1", workers=3)] == [1, 1, 1, 1,
+                                                                                 1, 1]
+    assert [len(b) for b in pair_blocks(5, n_jobs=2)] == [3, 2, 2, 1, 1, 1]
+    with pytest.raises(ConfigError, match="without workers"):
+        pair_blocks(5, scheduler="tcp://x:1", workers=0)
 
 
 @pytest.mark.xdist_group("process-pool")   # joblib's worker processes start once
@@ -137,15 +150,15 @@ def test_workers_receive_paths_not_arrays(snapshot_files, monkeypatch):
     import topo.pairwise
 
     seen = []
-    real = topo.pairwise.run_tasks
+    real = topo.pairwise._run
 
     def spy(tasks, **kwargs):
         seen.extend(args for _, args in tasks)
         return real(tasks, **kwargs)
 
-    monkeypatch.setattr(topo.pairwise, "run_tasks", spy)
+    monkeypatch.setattr(topo.pairwise, "_run", spy)
     distance_matrix(topo.read_sequence(snapshot_files), n_jobs=2)
-    assert len(seen) == 6  # one block per pair here (4 networks, 6 pairs, 8 blocks asked)
+    assert len(seen) == 5  # blocks of 2, 1, 1, 1 and 1 of the 6 pairs
     tokens = set()
     for items, loader, pairs, _, _, token in seen:
         tokens.add(token)
@@ -192,9 +205,21 @@ def test_run_tasks_on_a_dask_cluster(dask_scheduler):
     assert set(ran_on) <= workers
 
 
-def test_distance_matrix_on_a_dask_cluster_equals_local(dask_scheduler, snapshot_files):
+def test_distance_matrix_on_a_dask_cluster_equals_local(dask_scheduler, snapshot_files,
+                                                       monkeypatch):
+    from topo import pairwise as pw
+
+    cut_for = []
+    real = pw.pair_blocks
+
+    def spy(n, **kwargs):
+        cut_for.append(kwargs["workers"])
+        return real(n, **kwargs)
+
     local = distance_matrix(snapshot_files, loader=topo.load)
+    monkeypatch.setattr(pw, "pair_blocks", spy)
     remote = distance_matrix(snapshot_files, loader=topo.load, scheduler=dask_scheduler)
+    assert cut_for == [2]  # blocks cut for the cluster's two threads
     assert np.array_equal(local[0].to_numpy(), remote[0].to_numpy())
     assert np.array_equal(local[1].to_numpy(), remote[1].to_numpy())
 
@@ -309,3 +334,71 @@ def test_a_worker_reads_each_network_once_per_call_across_its_tasks(monkeypatch)
     monkeypatch.setattr(pw, "_CACHE_BYTES", 1)  # room for one network only
     pw._block_worker({0: 0, 1: 1, 2: 2}, loader, block_1, fn, None, "call-3")
     assert reads == [0, 1, 0, 2]
+
+
+# ------------------------------------------------------------ the allocator during a task
+class RecordingLibc:
+    """Stands in for glibc: records what is asked of the allocator."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def mallopt(self, param: int, value: int) -> int:
+        self.calls.append(("mallopt", param, value))
+        return 1
+
+    def malloc_trim(self, pad: int) -> int:
+        self.calls.append(("malloc_trim", pad))
+        return 1
+
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
+
+
+@pytest.mark.parametrize("environ, restored", [
+    ({}, []),  # glibc's dynamic thresholds: left at their ceiling
+    ({"MALLOC_TRIM_THRESHOLD_": "65536"},  # Dask's nanny: fixed thresholds come back
+     [("mallopt", M_MMAP_THRESHOLD, 128 * 1024), ("mallopt", M_TRIM_THRESHOLD, 65536)]),
+    ({"MALLOC_MMAP_THRESHOLD_": "1000000"}, [("mallopt", M_MMAP_THRESHOLD, 1_000_000)]),
+])
+def test_a_task_holds_the_allocator_steady_and_gives_back_what_the_environment_set(
+        monkeypatch, environ, restored):
+    from topo import pairwise as pw
+
+    libc = RecordingLibc()
+    monkeypatch.setattr(pw, "_glibc", lambda: libc)
+    for name in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    held = [("mallopt", M_MMAP_THRESHOLD, 32 * 2**20), ("mallopt", M_TRIM_THRESHOLD, 64 * 2**20)]
+    with pw._steady_allocator():
+        with pw._steady_allocator():  # a second task in another thread of the same worker
+            assert libc.calls == held
+        assert libc.calls == held  # the first task is still running
+    assert libc.calls == held + restored + [("malloc_trim", 0)]
+    libc.calls.clear()
+    pw._block_worker({0: 0, 1: 1}, lambda i: random_net([4, 3, 2], 0.5, seed=i),
+                     np.array([[0, 1]]), functools.partial(record_pair, tag="t"))
+    assert libc.calls == held + restored + [("malloc_trim", 0)]
+
+
+def test_inside_a_task_a_freed_array_is_reused_without_page_faults():
+    import platform
+    import resource
+
+    from topo import pairwise as pw
+
+    if pw._glibc() is None:
+        pytest.skip(f"the allocator is only tuned on glibc ({platform.libc_ver()})")
+    pages = 8 * 2**20 // resource.getpagesize()
+    with pw._steady_allocator():
+        first = np.empty(2**20)  # 8 MiB: the size of a pair's largest arrays and more
+        first.fill(1.0)
+        del first
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        again = np.empty(2**20)
+        again.fill(1.0)
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+        del again
+    assert faults < pages // 10

@@ -18,11 +18,14 @@ cluster (joblib's ``dask`` backend with a :class:`distributed.Client`).
 from __future__ import annotations
 
 import collections
+import contextlib
+import ctypes
 import functools
 import os
+import platform
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -42,9 +45,8 @@ __all__ = ["pairwise", "distance_matrix", "nnstd_and_jaccard", "run_tasks", "pai
 
 Task = tuple[Callable[..., Any], tuple[Any, ...]]
 
-# Tasks per worker: more than one keeps workers busy when pairs differ in cost, few enough
-# that each task still reads each file once for many pairs.
-_TASKS_PER_WORKER = 4
+# The smallest block is 1 / (_SMALLEST_SHARE * workers) of all pairs (see pair_blocks).
+_SMALLEST_SHARE = 64
 _CLUSTER_WORKERS = 8
 # networks a worker process keeps for the later tasks of one call (bytes of their layers)
 _CACHE_BYTES = 512 * 2**20
@@ -104,20 +106,28 @@ def pairwise(
 
     Notes
     -----
-    The ``n (n - 1) / 2`` pairs are cut into contiguous row-major blocks (one per task: one
-    block in this process, four per local worker, 32 on a cluster). A worker process reads and
-    prepares each item it needs once per call and keeps it for the call's later tasks (up to
-    512 MiB of layers, least recently used dropped first; a new call starts afresh).
+    The ``n (n - 1) / 2`` pairs are cut into contiguous row-major blocks, one per task: one
+    block in this process, else blocks that shrink as the pairs run out, so that the workers
+    finish together (:func:`pair_blocks`; cut for the cluster's thread count with a
+    scheduler). A worker process reads and prepares each item it needs once per call and
+    keeps it for the call's later tasks (up to 512 MiB of layers, least recently used dropped
+    first; a new call starts afresh). While a task runs on glibc, the allocator keeps freed
+    memory for the next pair instead of handing it back to the kernel after each one.
     """
     items, loader = _sources(items, loader)
-    pairs_blocks = pair_blocks(len(items), n_jobs=n_jobs, scheduler=scheduler)
-    # each task carries only the items its block needs
-    # one token per call: a worker process keeps what it read for this call's later tasks
-    token = uuid.uuid4().hex if len(pairs_blocks) > 1 else None
-    tasks = [(_block_worker, ({int(i): items[i] for i in np.unique(block)}, loader, block,
-                              pair_function, prepare, token)) for block in pairs_blocks]
-    results = run_tasks(tasks, n_jobs=n_jobs, scheduler=scheduler, progress=progress,
-                        total_items=[len(b) for b in pairs_blocks], desc=desc)
+    if n_jobs == 0 or n_jobs < -1:
+        raise ConfigError(f"n_jobs must be a positive number of workers or -1, got {n_jobs}")
+    with _connected(scheduler) as client:
+        workers = _cluster_threads(client) if client is not None else None
+        pairs_blocks = pair_blocks(len(items), n_jobs=n_jobs, scheduler=scheduler,
+                                   workers=workers)
+        # each task carries only the items its block needs
+        # one token per call: a worker process keeps what it read for this call's later tasks
+        token = uuid.uuid4().hex if len(pairs_blocks) > 1 else None
+        tasks = [(_block_worker, ({int(i): items[i] for i in np.unique(block)}, loader, block,
+                                  pair_function, prepare, token)) for block in pairs_blocks]
+        results = _run(tasks, n_jobs=n_jobs, client=client, progress=progress,
+                       total_items=[len(b) for b in pairs_blocks], desc=desc)
     pairs = (np.concatenate(pairs_blocks) if pairs_blocks
              else np.zeros((0, 2), dtype=np.int64))
     return pairs, [r for block_results in results for r in block_results]
@@ -295,49 +305,84 @@ def run_tasks(
     ConfigError
         ``n_jobs`` is 0 or below -1, or the scheduler address cannot be reached.
     """
-    import joblib
-
     if n_jobs == 0 or n_jobs < -1:
         raise ConfigError(f"n_jobs must be a positive number of workers or -1, got {n_jobs}")
+    with _connected(scheduler) as client:
+        return _run(tasks, n_jobs=n_jobs, client=client, progress=progress,
+                    total_items=total_items, desc=desc)
+
+
+def _run(tasks: Sequence[Task], *, n_jobs: int, client: Any, progress: bool,
+         total_items: Sequence[int] | None, desc: str | None) -> list[Any]:
+    """:func:`run_tasks` on local processes, or on a connected Dask ``client``."""
+    import joblib
+
     sizes = list(total_items) if total_items is not None else [1] * len(tasks)
     calls = (joblib.delayed(func)(*args) for func, args in tasks)
     bar = _progress_bar(sum(sizes), desc) if progress else None
     try:
-        if scheduler:
-            client = _connect(scheduler)
-            try:
-                with joblib.parallel_config(backend="dask", client=client):
-                    results = _collect(joblib.Parallel(n_jobs=-1, return_as="generator"),
-                                       calls, sizes, bar)
-            finally:
-                client.close()
-        else:
-            jobs = effective_jobs(n_jobs)
-            parallel = joblib.Parallel(n_jobs=min(jobs, max(len(tasks), 1)),
-                                       return_as="generator")
-            results = _collect(parallel, calls, sizes, bar)
+        if client is not None:
+            with joblib.parallel_config(backend="dask", client=client):
+                return _collect(joblib.Parallel(n_jobs=-1, return_as="generator"),
+                                calls, sizes, bar)
+        jobs = effective_jobs(n_jobs)
+        parallel = joblib.Parallel(n_jobs=min(jobs, max(len(tasks), 1)),
+                                   return_as="generator")
+        return _collect(parallel, calls, sizes, bar)
     finally:
         if bar is not None:
             bar.close()
-    return results
 
 
-def pair_blocks(n: int, *, n_jobs: int = 1, scheduler: str | None = None) -> list[np.ndarray]:
+def pair_blocks(n: int, *, n_jobs: int = 1, scheduler: str | None = None,
+                workers: int | None = None) -> list[np.ndarray]:
     """The pairs ``i < j`` of ``n`` items, row-major, cut into contiguous blocks (one per task).
+
+    Parameters
+    ----------
+    n
+        Number of items.
+    n_jobs, scheduler
+        As for :func:`pairwise`: one block when running in this process.
+    workers
+        How many tasks run at once (a cluster's threads); by default ``n_jobs``'s worker
+        count, or 8 with a ``scheduler``.
 
     Returns
     -------
     list of numpy.ndarray
-        Arrays of shape ``(m, 2)`` whose rows are ``(i, j)``; together every pair once. One
-        block when running in this process, a few per worker otherwise.
+        Arrays of shape ``(m, 2)`` whose rows are ``(i, j)``; together every pair once, in
+        row-major order.
+
+    Notes
+    -----
+    Blocks shrink as the pairs run out (guided self-scheduling, Polychronopoulos and Kuck
+    1987): each is ``1 / (2 w)`` of the pairs left for ``w`` workers, and none is smaller than
+    ``1 / (64 w)`` of all pairs. Early blocks are large (few tasks, each reading its networks
+    once), and the last ones are small, so that workers that ran at different speeds (other
+    work on the machine, pairs of different cost) still finish together. That is about
+    ``2 w ln 32 + 2 w`` blocks whatever ``n`` (15-17 for two workers).
     """
     i, j = np.triu_indices(n, k=1)
     pairs = np.column_stack([i, j]).astype(np.int64)
-    # a cluster's size is not known before connecting: cut for a few dozen workers
-    workers = _CLUSTER_WORKERS if scheduler else effective_jobs(n_jobs)
-    n_blocks = 1 if workers == 1 and not scheduler else workers * _TASKS_PER_WORKER
-    n_blocks = max(1, min(n_blocks, len(pairs)))
-    return list(np.array_split(pairs, n_blocks))
+    if workers is None:
+        # a cluster's size is not known before connecting: cut for a few workers
+        workers = _CLUSTER_WORKERS if scheduler else effective_jobs(n_jobs)
+    if workers < 1:
+        raise ConfigError(f"a cluster without workers cannot run pairs (workers={workers})")
+    total = len(pairs)
+    if total == 0:
+        return []
+    if workers == 1 and not scheduler:
+        return [pairs]
+    smallest = -(-total // (_SMALLEST_SHARE * workers))
+    sizes = []
+    left = total
+    while left:
+        size = min(left, max(smallest, -(-left // (2 * workers))))
+        sizes.append(size)
+        left -= size
+    return np.split(pairs, np.cumsum(sizes)[:-1])
 
 
 def effective_jobs(n_jobs: int) -> int:
@@ -390,7 +435,77 @@ def _block_worker(items: dict[int, Any], loader: Callable[[Any], LayeredGraph] |
             cache.put(i, hit, _nbytes(graph))
         return hit
 
-    return [pair_function(get(int(i)), get(int(j))) for i, j in pairs]
+    with _steady_allocator():
+        return [pair_function(get(int(i)), get(int(j))) for i, j in pairs]
+
+
+# glibc's mallopt parameters (malloc.h) and the values a task runs under: the ceiling that
+# glibc's own dynamic thresholds reach (DEFAULT_MMAP_THRESHOLD_MAX on 64-bit, trim at twice it)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_DEFAULT_MMAP_THRESHOLD = 128 * 1024
+_TASK_MMAP_THRESHOLD = 32 * 2**20
+_TASK_TRIM_THRESHOLD = 64 * 2**20
+_ALLOCATOR_LOCK = threading.Lock()
+_ALLOCATOR_USERS = [0]
+
+
+@functools.cache
+def _glibc() -> Any:
+    """This process's C library when it is glibc (with ``mallopt``), else None."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    libc = ctypes.CDLL(None)
+    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+
+
+@contextlib.contextmanager
+def _steady_allocator() -> Iterator[None]:
+    """Let glibc reuse freed memory during a task instead of returning it to the kernel.
+
+    Each pair allocates and frees the same few arrays of 0.1-3 MB. With glibc's starting
+    thresholds (or Dask's ``MALLOC_TRIM_THRESHOLD_=65536``, which fixes them) every such
+    array is a fresh ``mmap`` or heap growth followed by ``munmap`` or a trim, and each of its
+    pages is faulted in and zeroed again: 10-25 % more CPU time for the same pairs, measured
+    in fresh worker processes (``analysis/benchmarks/nnstd_matrix.py``). During a task the
+    thresholds are held at the ceiling glibc's dynamic adjustment reaches by itself (arrays
+    up to 32 MiB from the heap, up to 64 MiB kept free at its top); afterwards thresholds
+    given by the environment (``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_``, as Dask's
+    nanny sets) are restored, others stay at that ceiling, and free memory is returned
+    (``malloc_trim``). Results do not depend on it; other C libraries are left alone.
+    """
+    libc = _glibc()
+    if libc is None:
+        yield
+        return
+    with _ALLOCATOR_LOCK:
+        _ALLOCATOR_USERS[0] += 1
+        if _ALLOCATOR_USERS[0] == 1:
+            libc.mallopt(_M_MMAP_THRESHOLD, _TASK_MMAP_THRESHOLD)
+            libc.mallopt(_M_TRIM_THRESHOLD, _TASK_TRIM_THRESHOLD)
+    try:
+        yield
+    finally:
+        with _ALLOCATOR_LOCK:
+            _ALLOCATOR_USERS[0] -= 1
+            if _ALLOCATOR_USERS[0] == 0:
+                _restore_allocator(libc)
+
+
+def _restore_allocator(libc: Any) -> None:
+    """Thresholds the environment asked for back in force; free memory returned."""
+    trim = _env_bytes("MALLOC_TRIM_THRESHOLD_")
+    mmap = _env_bytes("MALLOC_MMAP_THRESHOLD_")
+    if trim is not None or mmap is not None:
+        # glibc fixed its thresholds at start-up: back to those values
+        libc.mallopt(_M_MMAP_THRESHOLD, mmap if mmap is not None else _DEFAULT_MMAP_THRESHOLD)
+        if trim is not None:
+            libc.mallopt(_M_TRIM_THRESHOLD, trim)
+    libc.malloc_trim(0)
+
+
+def _env_bytes(name: str) -> int | None:
+    value = os.environ.get(name, "")
+    return int(value) if value.isdigit() else None
 
 
 class _Cache:
@@ -461,6 +576,26 @@ def _connect(address: str) -> Any:
         raise ConfigError(
             f"cannot reach the Dask scheduler at {address!r}: "
             f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+
+
+@contextlib.contextmanager
+def _connected(scheduler: str | None) -> Iterator[Any]:
+    """A Dask client of ``scheduler`` for the block (None without a scheduler)."""
+    if not scheduler:
+        yield None
+        return
+    client = _connect(scheduler)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _cluster_threads(client: Any) -> int | None:
+    """How many tasks a cluster runs at once (its workers' threads); None without workers
+    yet (then blocks are cut for a few)."""
+    threads = sum(client.nthreads().values())
+    return threads if threads > 0 else None
 
 
 def _progress_bar(total: int, desc: str | None) -> Any:

@@ -3,7 +3,7 @@
 Run from the repository root (one command; a quiet machine gives the numbers that count)::
 
     .venv/bin/python analysis/benchmarks/nnstd_matrix.py [--snapshots 200] [--n-jobs 2]
-    .venv/bin/python analysis/benchmarks/nnstd_matrix.py --scaling-only   # part 3 alone
+    .venv/bin/python analysis/benchmarks/nnstd_matrix.py --scaling-only   # part 3 alone (3 rounds)
 
 Writes ``analysis/results/nnstd_matrix.json``, ``analysis/results/nnstd_matrix.md`` and the
 published-networks matrix ``analysis/results/nnstd_matrix_published_epoch190.csv``.
@@ -22,7 +22,10 @@ published-networks matrix ``analysis/results/nnstd_matrix_published_epoch190.csv
 3. Scaling (issue 15): a 100-snapshot matrix (4950 pairs) of the same process, timed with one
    worker (in process), two local workers (joblib) and a two-worker Dask ``LocalCluster``
    (one thread each); targets: two workers at least 1.8 times faster than one, Dask at least
-   1.6 times. Writes ``analysis/results/nnstd_matrix_scaling.json`` and ``.md``.
+   1.6 times. The three routes take turns for ``--repeats`` rounds (3 by default: single
+   runs on this machine vary by about 10 %) and each route's fastest run counts; every run,
+   with its CPU seconds per process and the other work on the machine, is in
+   ``analysis/results/nnstd_matrix_scaling.json`` (table in ``.md``).
 """
 
 from __future__ import annotations
@@ -103,79 +106,148 @@ def time_matrix(paths, **kwargs) -> tuple[float, tuple]:
     return time.perf_counter() - t, out
 
 
-def cpu_seconds() -> float:
-    """CPU time used so far by this process and every process it started (workers, Dask's
-    nannies and workers), for the overhead of a route: the same work in more CPU seconds."""
+def cpu_by_process() -> dict[int, tuple[float, float]]:
+    """``(user + system, system)`` CPU seconds used so far by this process (key 0) and by
+    every process it started (workers; Dask's scheduler and nannies are threads of this
+    process), by process id."""
     import psutil
 
-    total = 0.0
+    out = {}
     for p in [psutil.Process(), *psutil.Process().children(recursive=True)]:
         try:
             t = p.cpu_times()
         except psutil.Error:
             continue
-        total += t.user + t.system
-    return total
+        out[0 if p.pid == os.getpid() else p.pid] = (t.user + t.system, t.system)
+    return out
 
 
-def timed_route(paths, **kwargs) -> tuple[float, tuple, float, float]:
-    """:func:`time_matrix` with the load average before and the CPU seconds of the route."""
+def machine_cpu() -> tuple[float, float]:
+    """Busy and stolen CPU seconds of the whole machine so far (``/proc/stat``; NaN elsewhere):
+    busy minus this benchmark's own CPU is what other work took during a route."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return float("nan"), float("nan")
+    ticks = [int(x) for x in fields]
+    hz = os.sysconf("SC_CLK_TCK")
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    steal = ticks[7] if len(ticks) > 7 else 0
+    busy = sum(ticks[:8]) - idle - steal
+    return busy / hz, steal / hz
+
+
+def timed_route(paths, **kwargs) -> tuple[float, tuple, dict]:
+    """:func:`time_matrix` with the CPU accounting of the route: the load average before and
+    after, the CPU seconds of this process and of each worker process (user + system, and
+    system alone), and the CPU seconds other work on the machine took meanwhile."""
     load = os.getloadavg()[0]
-    cpu = cpu_seconds()
+    cpu, machine = cpu_by_process(), machine_cpu()
     seconds, out = time_matrix(paths, **kwargs)
-    return seconds, out, load, cpu_seconds() - cpu
+    cpu_after, machine_after = cpu_by_process(), machine_cpu()
+    used = {pid: (t - cpu.get(pid, (0.0, 0.0))[0], s - cpu.get(pid, (0.0, 0.0))[1])
+            for pid, (t, s) in cpu_after.items()}
+    workers = sorted((t for pid, (t, _) in used.items() if pid and t > 0.5), reverse=True)
+    total = sum(t for t, _ in used.values())
+    busy = machine_after[0] - machine[0]
+    return seconds, out, {
+        "load_average_before": load, "load_average_after": os.getloadavg()[0],
+        "cpu_seconds": total, "cpu_seconds_this_process": used[0][0],
+        "cpu_seconds_workers": workers, "system_cpu_seconds": sum(s for _, s in used.values()),
+        "cpu_seconds_other_work": busy - total,
+        "cpu_seconds_stolen": machine_after[1] - machine[1]}
 
 
 # other work on the machine slows every timing: recorded beside the results
 LOAD = os.getloadavg()
+QUIET_LOAD = 1.5
+QUIET_OTHER = 0.05  # share of the CPUs that other work may take during a route
 
 
-def scaling(n_snapshots: int = 100) -> None:
-    """Part 3: one worker, two workers, a two-worker Dask LocalCluster on the same files."""
+def scaling(n_snapshots: int = 100, repeats: int = 1) -> None:
+    """Part 3: one worker, two workers, a two-worker Dask LocalCluster on the same files.
+
+    With ``repeats`` > 1 the three routes run in turn that many times and each route's
+    fastest run counts (every run is in the JSON)."""
     from distributed import Client, LocalCluster
 
     started = time.perf_counter()
+    load_start = os.getloadavg()
     rng = np.random.default_rng(11)
     series = rewired_series(n_snapshots, rng)
-    rows = {}
+    runs: dict[str, list] = {"1 worker": [], "2 workers": [], "Dask LocalCluster, 2 workers": []}
     with tempfile.TemporaryDirectory() as tmp:
         paths = [topo.save_snapshot(g, Path(tmp) / f"epoch_{i:04d}.safetensors")
                  for i, g in enumerate(series)]
         del series
         time_matrix(paths[:3])  # imports and first-call set-up
-        rows["1 worker"] = timed_route(paths)
-        time_matrix(paths[:4], n_jobs=2)  # start the loky workers
-        rows["2 workers"] = timed_route(paths, n_jobs=2)
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster):
-            time_matrix(paths[:4], scheduler=cluster.scheduler_address)
-            rows["Dask LocalCluster, 2 workers"] = timed_route(
-                paths, scheduler=cluster.scheduler_address)
-    base = rows["1 worker"][1][0].to_numpy()
-    for name, (_, (dist, _), _, _) in rows.items():
-        assert np.array_equal(dist.to_numpy(), base), name
+        time_matrix(paths[:4], n_jobs=2)  # start the loky workers (idle, they use no CPU)
+        for _ in range(repeats):
+            runs["1 worker"].append(timed_route(paths))
+            runs["2 workers"].append(timed_route(paths, n_jobs=2))
+            # the cluster lives for its own route only: even idle, its scheduler, nannies
+            # and workers use CPU time that would slow the other routes
+            with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                              dashboard_address=None) as cluster, Client(cluster):
+                time_matrix(paths[:4], scheduler=cluster.scheduler_address)  # imports
+                runs["Dask LocalCluster, 2 workers"].append(
+                    timed_route(paths, scheduler=cluster.scheduler_address))
+    base = runs["1 worker"][0][1][0].to_numpy()
+    for name, route_runs in runs.items():
+        for _, (dist, _), _ in route_runs:
+            assert np.array_equal(dist.to_numpy(), base), name  # bit-identical matrices
+    rows = {name: min(route_runs, key=lambda r: r[0]) for name, route_runs in runs.items()}
     one = rows["1 worker"][0]
     targets = {"2 workers": 1.8, "Dask LocalCluster, 2 workers": 1.6}
+    # the load average lags and counts this benchmark's own workers: the machine was quiet
+    # when it was at the start, and other work took little of the CPUs during every route
+    other = max(acc["cpu_seconds_other_work"] / (t * (os.cpu_count() or 1))
+                for rr in runs.values() for t, _, acc in rr)
+    quiet = load_start[0] < QUIET_LOAD and other < QUIET_OTHER
     record = {"snapshots": n_snapshots, "pairs": n_snapshots * (n_snapshots - 1) // 2,
-              "rows": {name: {"seconds": t, "speed_up": one / t, "load_average": load,
-                              "cpu_seconds_all_processes": cpu}
-                       for name, (t, _, load, cpu) in rows.items()},
-              "cpus": os.cpu_count(), "seconds_whole_run": time.perf_counter() - started}
+              "repeats": repeats,
+              "rows": {name: {"seconds": t, "speed_up": one / t, **acc}
+                       for name, (t, _, acc) in rows.items()},
+              "all_runs": {name: [{"seconds": t, **acc} for t, _, acc in route_runs]
+                           for name, route_runs in runs.items()},
+              "quiet": quiet, "load_average_at_start": load_start,
+              "largest_share_of_cpus_other_work": other,
+              "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                          "libc": " ".join(platform.libc_ver()), "numpy": np.__version__,
+                          "scipy": scipy.__version__},
+              "seconds_whole_run": time.perf_counter() - started}
     md = [f"# NNSTD matrix scaling: {n_snapshots} snapshots of a 784-300-100-10 network "
           f"({record['pairs']} pairs)", "",
-          "Made by `analysis/benchmarks/nnstd_matrix.py --scaling-only` (wall time, one run "
-          f"per route; {os.cpu_count()} CPUs; the load average before each row says how busy "
-          "the machine was; `cpu s` is the CPU time of this process and every process it "
-          "started during the route: a route's overhead shows as more CPU seconds for the "
-          "same work). Every route gives the identical matrix. Whole run: "
-          f"{record['seconds_whole_run']:.0f} s.", "",
-          "| route | load avg | seconds | cpu s | speed-up | target |",
-          "|---|---|---|---|---|---|"]
-    for name, (t, _, load, cpu) in rows.items():
+          "Made by `analysis/benchmarks/nnstd_matrix.py --scaling-only` (one command; "
+          f"{os.cpu_count()} CPUs; wall time; "
+          + (f"the fastest of {repeats} runs per route, the routes taking turns; "
+             if repeats > 1 else "one run per route; ")
+          + "every route gives the identical matrix). `cpu s` is the CPU time of this "
+          "process and every process it started during the route (a route's overhead shows "
+          "as more CPU seconds for the same work), split into this process and each worker; "
+          "`other` is the CPU time the rest of the machine used meanwhile (from "
+          "`/proc/stat`); the load average, taken before and after each route, counts the "
+          "benchmark's own workers too. Whole "
+          f"run: {record['seconds_whole_run']:.0f} s.", "",
+          (f"Quiet machine: load average {load_start[0]:.2f} at the start (under "
+           f"{QUIET_LOAD}), and other work took at most {100 * other:.1f} % of the CPUs "
+           f"during a route (under {100 * QUIET_OTHER:.0f} %)." if quiet else
+           f"**Not a valid measurement: load average {load_start[0]:.2f} at the start, and "
+           f"other work took up to {100 * other:.0f} % of the CPUs during a route (a quiet "
+           f"run needs under {QUIET_LOAD} and under {100 * QUIET_OTHER:.0f} %).**"), "",
+          "| route | load avg before/after | seconds | cpu s | this process | workers | "
+          "system | other | speed-up | target |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, (t, _, acc) in rows.items():
         target = targets.get(name)
         verdict = "" if target is None else (
             f">= {target}x: {'met' if one / t >= target else 'NOT met'}")
-        md.append(f"| {name} | {load:.1f} | {t:.1f} | {cpu:.1f} | {one / t:.2f} | {verdict} |")
+        workers = " + ".join(f"{w:.1f}" for w in acc["cpu_seconds_workers"]) or "-"
+        md.append(f"| {name} | {acc['load_average_before']:.2f} / "
+                  f"{acc['load_average_after']:.2f} | {t:.1f} | {acc['cpu_seconds']:.1f} | "
+                  f"{acc['cpu_seconds_this_process']:.1f} | {workers} | "
+                  f"{acc['system_cpu_seconds']:.1f} | {acc['cpu_seconds_other_work']:.1f} | "
+                  f"{one / t:.2f} | {verdict} |")
     atomic_write_text(RESULTS / "nnstd_matrix_scaling.json", json.dumps(record, indent=2) + "\n")
     atomic_write_text(RESULTS / "nnstd_matrix_scaling.md", "\n".join(md) + "\n")
     print("\n".join(md))
@@ -187,9 +259,12 @@ def main() -> None:
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--scaling-only", action="store_true",
                         help="only part 3 (1 and 2 workers, Dask), 100 snapshots")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="part 3: run the three routes in turn this many times and keep "
+                             "each route's fastest run")
     args = parser.parse_args()
     if args.scaling_only:
-        scaling()
+        scaling(repeats=args.repeats)
         return
     record: dict = {"benchmark": "nnstd_matrix", "n_jobs": args.n_jobs,
                     "machine": {"cpus": os.cpu_count(), "load_average_at_start": LOAD,
