@@ -341,7 +341,7 @@ def mlp_pairs(draw):
     return net(widths_a), net(widths_b)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pair=mlp_pairs())
 def test_one_position_per_unit_gives_the_chain_result(pair):
     a, b = pair

@@ -44,7 +44,7 @@ def er_network(widths, density, rng, empty=0.0) -> LayeredGraph:
     return LayeredGraph(layers)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(density=st.sampled_from([0.01, 0.03, 0.08, 0.2, 0.5, 0.9, 1.0]),
        widths=st.lists(st.integers(1, 40), min_size=3, max_size=5),
        empty=st.sampled_from([0.0, 0.3]), seed=st.integers(0, 2**32 - 1))
@@ -108,7 +108,7 @@ def padded(ma: sp.csr_matrix, mb: sp.csr_matrix) -> np.ndarray:
     return full
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(layer=small_layer())
 def test_face_holds_exactly_the_pairs_of_optimal_matchings(layer):
     ma, mb = layer
@@ -138,7 +138,7 @@ def test_face_holds_exactly_the_pairs_of_optimal_matchings(layer):
         del node_of_col
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(layer=small_layer(), data=st.data())
 def test_canonical_choice_is_the_same_from_every_optimal_matching(layer, data):
     ma, mb = layer

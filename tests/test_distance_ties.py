@@ -157,7 +157,7 @@ def test_one_dimensional_refinement_cannot_tell_but_canonical_labelling_can():
         assert result.tie_labels == "bliss"
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(masks=tied_masks(), data=st.data())
 def test_relabelled_copy_is_at_zero_in_every_layer(masks, data):
     seed = data.draw(st.integers(0, 2**32 - 1))
@@ -167,7 +167,7 @@ def test_relabelled_copy_is_at_zero_in_every_layer(masks, data):
     assert np.array_equal(result.per_layer, np.zeros(len(masks)))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(a=tied_masks(max_width=5, max_layers=3), data=st.data())
 def test_every_layer_is_the_optimum_given_the_previous_matching(a, data):
     # B: the same widths as A, its own random structure with ties of its own
@@ -186,7 +186,7 @@ def test_every_layer_is_the_optimum_given_the_previous_matching(a, data):
         frame = frame_of(perm, len(sa), len(sb))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(a=tied_masks(max_width=6, max_layers=3), data=st.data())
 def test_symmetric_and_blind_to_unit_numbering(a, data):
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
