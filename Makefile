@@ -30,9 +30,11 @@ lint: $(STAMP) typecheck
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# The site in docs/_build/html; warnings are errors, and the gallery's scripts run.
+# The site in docs/_build/html; warnings are errors, and the gallery's scripts run. The build
+# imports every topo module; with PYTHONDONTWRITEBYTECODE unset their bytecode is written then
+# and `make test`'s pytest workers load it instead of each compiling topo again.
 docs: $(DOCS_STAMP)
-	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
 
 # Build the sdist and wheel, install the wheel in a fresh environment, run it there.
 wheel-test: $(STAMP)
