@@ -653,6 +653,50 @@ static void vheap_remove(VHeap *h, i64 j)
     vheap_down(h, h->pos[last]);
 }
 
+/* A best-first walk down the v-heap keeps, in walk[0..size), a max-heap of v-heap positions
+   ordered by the v of their columns. walk_pop takes the position of largest v off it;
+   walk_push_children adds the two heap children of position p. */
+static i64 walk_pop(const VHeap *vh, i64 *walk, Py_ssize_t *size_io)
+{
+    const double *v = vh->v;
+    Py_ssize_t size = *size_io;
+    i64 p = walk[0], last = walk[--size];
+    Py_ssize_t k = 0;
+    for (;;) {
+        Py_ssize_t c = 2 * k + 1;
+        if (c >= size)
+            break;
+        if (c + 1 < size && v[vh->a[walk[c + 1]]] > v[vh->a[walk[c]]])
+            c++;
+        if (v[vh->a[walk[c]]] <= v[vh->a[last]])
+            break;
+        walk[k] = walk[c];
+        k = c;
+    }
+    if (size)
+        walk[k] = last;
+    *size_io = size;
+    return p;
+}
+
+static void walk_push_children(const VHeap *vh, i64 *walk, Py_ssize_t *size_io, i64 p)
+{
+    const double *v = vh->v;
+    Py_ssize_t size = *size_io;
+    for (i64 ch = 2 * p + 1; ch <= 2 * p + 2 && ch < vh->size; ch++) {
+        Py_ssize_t q = size++;
+        while (q > 0) {
+            Py_ssize_t parent = (q - 1) / 2;
+            if (v[vh->a[walk[parent]]] >= v[vh->a[ch]])
+                break;
+            walk[q] = walk[parent];
+            q = parent;
+        }
+        walk[q] = ch;
+    }
+    *size_io = size;
+}
+
 /* The two smallest reduced costs c_ij - v_j of row i over every column, listed pairs and
    implicit ones (cost 1; the best of these are the columns of largest v that row i does not
    list, found by a best-first walk down the v-heap). mark[j] == stamp flags row i's listed
@@ -684,21 +728,7 @@ static void two_smallest(Py_ssize_t i, Py_ssize_t n_a, const i64 *ptr, const i64
         walk[size++] = 0;
     while (size && found < 2) {
         /* pop the position of largest v */
-        i64 p = walk[0], last = walk[--size];
-        Py_ssize_t k = 0;
-        for (;;) {
-            Py_ssize_t c = 2 * k + 1;
-            if (c >= size)
-                break;
-            if (c + 1 < size && v[vh->a[walk[c + 1]]] > v[vh->a[walk[c]]])
-                c++;
-            if (v[vh->a[walk[c]]] <= v[vh->a[last]])
-                break;
-            walk[k] = walk[c];
-            k = c;
-        }
-        if (size)
-            walk[k] = last;
+        i64 p = walk_pop(vh, walk, &size);
         i64 j = vh->a[p];
         if (mark[j] != stamp) {
             found++;
@@ -713,17 +743,7 @@ static void two_smallest(Py_ssize_t i, Py_ssize_t n_a, const i64 *ptr, const i64
                 c2 = j;
             }
         }
-        for (i64 ch = 2 * p + 1; ch <= 2 * p + 2 && ch < vh->size; ch++) {
-            Py_ssize_t q = size++;
-            while (q > 0) {
-                Py_ssize_t parent = (q - 1) / 2;
-                if (v[vh->a[walk[parent]]] >= v[vh->a[ch]])
-                    break;
-                walk[q] = walk[parent];
-                q = parent;
-            }
-            walk[q] = ch;
-        }
+        walk_push_children(vh, walk, &size, p);
     }
     *u1 = b1;
     *j1 = c1;
@@ -735,39 +755,14 @@ static void two_smallest(Py_ssize_t i, Py_ssize_t n_a, const i64 *ptr, const i64
    past the scanned ones; walk holds at least 2 * n + 2 entries */
 static i64 max_unscanned(const VHeap *vh, const char *scanned, i64 *walk)
 {
-    const double *v = vh->v;
     Py_ssize_t size = 0;
     if (vh->size)
         walk[size++] = 0;
     while (size) {
-        i64 p = walk[0], last = walk[--size];
-        Py_ssize_t k = 0;
-        for (;;) {
-            Py_ssize_t c = 2 * k + 1;
-            if (c >= size)
-                break;
-            if (c + 1 < size && v[vh->a[walk[c + 1]]] > v[vh->a[walk[c]]])
-                c++;
-            if (v[vh->a[walk[c]]] <= v[vh->a[last]])
-                break;
-            walk[k] = walk[c];
-            k = c;
-        }
-        if (size)
-            walk[k] = last;
+        i64 p = walk_pop(vh, walk, &size);
         if (!scanned[vh->a[p]])
             return vh->a[p];
-        for (i64 ch = 2 * p + 1; ch <= 2 * p + 2 && ch < vh->size; ch++) {
-            Py_ssize_t q = size++;
-            while (q > 0) {
-                Py_ssize_t parent = (q - 1) / 2;
-                if (v[vh->a[walk[parent]]] >= v[vh->a[ch]])
-                    break;
-                walk[q] = walk[parent];
-                q = parent;
-            }
-            walk[q] = ch;
-        }
+        walk_push_children(vh, walk, &size, p);
     }
     return -1;
 }
