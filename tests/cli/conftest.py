@@ -27,3 +27,20 @@ def drawn(monkeypatch) -> dict[str, Any]:
     monkeypatch.setattr(output, "save_figure", keep)
     yield figures
     plt.close("all")
+
+
+@pytest.fixture
+def help_text(capsys, monkeypatch):
+    """``help_text("compare")``: what ``topo compare --help`` prints at an 80-column terminal
+    (the width argparse takes when no terminal is attached), its white space collapsed; the
+    command must exit 0."""
+    from topo.cli import main
+
+    def run(command: str) -> str:
+        monkeypatch.setenv("COLUMNS", "80")
+        with pytest.raises(SystemExit) as exited:
+            main([command, "--help"])
+        assert exited.value.code == 0
+        return " ".join(capsys.readouterr().out.split())
+
+    return run
