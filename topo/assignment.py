@@ -315,9 +315,7 @@ def _compiled_cost(kernels: ModuleType, mask_a: sp.csr_matrix, mask_b: sp.csr_ma
     out = kernels.jaccard(*args, int(n_cols), None)
     if out is False:
         return None
-    rows, cols, values = (np.frombuffer(b, dtype=t) for b, t in
-                          zip(out, (np.int64, np.int64, np.float64)))
-    return LayerCost(n_a, n_b, rows, cols, values)
+    return LayerCost(n_a, n_b, *_pair_arrays(out))
 
 
 def similarity_density_bound(mask_a: sp.csr_matrix, mask_b: sp.csr_matrix,
@@ -610,6 +608,15 @@ def _core_by_kernel(kernels: ModuleType, cost: LayerCost, preference: Preference
         return _choose(cost, col_of, _face_from_dual(col_of, u, v, pr, pc), preference)
 
 
+def _pair_arrays(buffers: tuple[bytes, bytes, bytes]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows, columns (int64) and values (float64) of pairs a compiled kernel returned as
+    three byte buffers."""
+    rows, cols, values = buffers
+    return (np.frombuffer(rows, dtype=np.int64), np.frombuffer(cols, dtype=np.int64),
+            np.frombuffer(values, dtype=np.float64))
+
+
 def _dense_core(kernels: ModuleType, cost: LayerCost, cap: float,
                 extra: np.ndarray | None) -> LayerCost:
     """:func:`core_pairs` of a dense cost by the compiled selection (the same pairs): those
@@ -619,10 +626,8 @@ def _dense_core(kernels: ModuleType, cost: LayerCost, cap: float,
     if n_a == 0 or n_b == 0:
         none = np.zeros(0, dtype=np.int64)
         return LayerCost(n_a, n_b, none, none, np.zeros(0))
-    rows, cols, values = (np.frombuffer(b, dtype=t) for b, t in zip(
-        kernels.reduced(cost.dense, n_b, None, None, None, cap, extra),
-        (np.int64, np.int64, np.float64)))
-    return LayerCost(n_a, n_b, rows, cols, values)
+    return LayerCost(n_a, n_b, *_pair_arrays(
+        kernels.reduced(cost.dense, n_b, None, None, None, cap, extra)))
 
 
 def _dense_left_out(kernels: ModuleType, cost: LayerCost, u: np.ndarray, v: np.ndarray,
@@ -637,10 +642,8 @@ def _dense_left_out(kernels: ModuleType, cost: LayerCost, u: np.ndarray, v: np.n
         return empty, empty, np.zeros(0)
     vb = np.ascontiguousarray(v[:n_b])
     rows = np.flatnonzero(cap - u[:n_a] - float(vb.max()) <= TOL).astype(np.int64)
-    k, j, red = (np.frombuffer(b, dtype=t) for b, t in zip(
-        kernels.reduced(cost.dense, n_b, rows, np.ascontiguousarray(u), vb, _MARGIN),
-        (np.int64, np.int64, np.float64)))
-    return k, j, red
+    return _pair_arrays(kernels.reduced(cost.dense, n_b, rows, np.ascontiguousarray(u), vb,
+                                        _MARGIN))
 
 
 def _solve_with_dual(kernels: ModuleType, core: LayerCost,
